@@ -1,0 +1,9 @@
+"""Pure-PyTorch core of mmwinwin: importable with torch alone (no mmcv/mmseg/mmdet)."""
+from .rope import RoPE2D, grid_positions
+from .vit import ARCH_SETTINGS, Attention, Block, PatchEmbed, RoPEVisionTransformer, resolve_arch
+from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
+                             load_vit_state_dict, unwrap_state_dict)
+
+__all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
+           'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
+           'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict']

@@ -1,0 +1,354 @@
+"""A plain Vision Transformer whose forward takes explicit token positions.
+
+Read top to bottom: ``PatchEmbed`` -> ``Attention`` / ``Mlp`` -> ``Block`` ->
+``RoPEVisionTransformer``. Parameter names follow timm's layout
+(``patch_embed.proj``, ``blocks.N.attn.qkv``, ``norm``), so timm / DeiT / MAE
+checkpoints load with little conversion (see ``vit_checkpoint.py``).
+
+Positions are what make the two methods of mmwinwin possible:
+
+* Win-Win runs the blocks on the tokens of a few windows only, each token carrying
+  its (y, x) coordinate in the full image;
+* Expedite runs the later blocks on clustered tokens at fractional positions.
+
+``forward(img)`` is the ordinary whole-image path; ``forward_tokens(tokens, pos)``
+runs any subset of tokens.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .rope import RoPE2D, grid_positions
+
+__all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'Block', 'DropPath',
+           'RoPEVisionTransformer', 'resolve_arch']
+
+ARCH_SETTINGS: dict[str, dict] = {
+    'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, mlp_ratio=4.0),
+    'small': dict(embed_dims=384, num_layers=12, num_heads=6, mlp_ratio=4.0),
+    'base': dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4.0),
+    'large': dict(embed_dims=1024, num_layers=24, num_heads=16, mlp_ratio=4.0),
+    'huge': dict(embed_dims=1280, num_layers=32, num_heads=16, mlp_ratio=4.0),
+}
+_ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio')
+
+
+def resolve_arch(arch: str | dict) -> dict:
+    """Turn a preset name or a dict of ``embed_dims/num_layers/num_heads[/mlp_ratio]``
+    into a full setting, with a clear error for anything else."""
+    if isinstance(arch, str):
+        key = arch.lower()
+        if key not in ARCH_SETTINGS:
+            raise KeyError(f'Unknown ViT arch {arch!r}. Choose one of '
+                           f'{sorted(ARCH_SETTINGS)} or pass a dict with keys {_ARCH_KEYS[:3]}.')
+        return dict(ARCH_SETTINGS[key])
+    if isinstance(arch, dict):
+        missing = [k for k in _ARCH_KEYS[:3] if k not in arch]
+        unknown = [k for k in arch if k not in _ARCH_KEYS]
+        if missing or unknown:
+            raise KeyError(f'A custom ViT arch dict needs keys {list(_ARCH_KEYS[:3])} '
+                           f'(optionally mlp_ratio); missing {missing}, unknown {unknown}.')
+        return dict(mlp_ratio=4.0, **arch)
+    raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}.')
+
+
+class PatchEmbed(nn.Module):
+    """Image to patch tokens. Inputs of any size are zero-padded (right, bottom) up
+    to a multiple of the patch size, so the token grid is ``ceil(H/p) x ceil(W/p)``."""
+
+    def __init__(self, patch_size: int = 16, in_channels: int = 3, embed_dims: int = 768) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.in_channels = in_channels
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        if img.dim() != 4:
+            raise ValueError(f'PatchEmbed expects a (B, C, H, W) image batch, got shape '
+                             f'{tuple(img.shape)}.')
+        if img.shape[1] != self.in_channels:
+            raise ValueError(
+                f'The backbone was built for {self.in_channels}-channel images but got '
+                f'{img.shape[1]} channels (input shape {tuple(img.shape)}). Set '
+                f'in_channels={img.shape[1]} in the backbone config or convert the images.')
+        p = self.patch_size
+        pad_h, pad_w = (-img.shape[2]) % p, (-img.shape[3]) % p
+        if pad_h or pad_w:
+            img = F.pad(img, (0, pad_w, 0, pad_h))
+        x = self.proj(img)
+        hw = (x.shape[2], x.shape[3])
+        return x.flatten(2).transpose(1, 2), hw
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with optional 2D RoPE on queries and keys.
+
+    The first ``num_prefix_tokens`` tokens (a cls token) are not rotated.
+    Fused attention (``F.scaled_dot_product_attention``) is always used.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, rope: RoPE2D | None = None) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f'embed_dims ({dim}) must be divisible by num_heads ({num_heads}).')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.rope = rope
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None,
+                num_prefix_tokens: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if self.rope is not None:
+            if pos is None:
+                raise ValueError('This ViT uses RoPE: pass token positions to forward.')
+            p = num_prefix_tokens
+            q = torch.cat([q[:, :, :p], self.rope(q[:, :, p:], pos)], dim=2)
+            k = torch.cat([k[:, :, :p], self.rope(k[:, :, p:], pos)], dim=2)
+        x = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0)
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class Mlp(nn.Module):
+    """Two linear layers with GELU in between."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 rope: RoPE2D | None = None, norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, rope)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None,
+                num_prefix_tokens: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), pos, num_prefix_tokens, attn_mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class RoPEVisionTransformer(nn.Module):
+    """Plain ViT with 2D RoPE, usable on whole images or on any subset of tokens.
+
+    Args:
+        arch: preset name (``tiny``, ``small``, ``base``, ``large``, ``huge``) or a dict
+            with ``embed_dims``, ``num_layers``, ``num_heads`` and optional ``mlp_ratio``.
+        img_size: pre-training image size; only sizes the learned absolute position
+            embedding (``use_abs_pos_embed=True``), which is resized to each input.
+        patch_size: patch size in pixels.
+        in_channels: image channels.
+        out_indices: block indices whose outputs are returned (negative counts from
+            the end); the last block's output gets the final norm when ``final_norm``.
+        use_rope: rotate queries and keys by 2D token positions.
+        rope_base: RoPE frequency base (100 in the Win-Win paper).
+        use_abs_pos_embed: add a learned absolute position embedding (for comparisons;
+            it does not transfer from windows to the whole image).
+        with_cls_token: prepend a cls token (not rotated, not returned in outputs).
+        drop_path_rate: stochastic depth, linearly increasing over the blocks.
+        with_cp: gradient checkpointing of each block, to save training memory.
+    """
+
+    def __init__(self, arch: str | dict = 'base', img_size: int | Sequence[int] = 224,
+                 patch_size: int = 16, in_channels: int = 3,
+                 out_indices: int | Sequence[int] = -1, qkv_bias: bool = True,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 use_rope: bool = True, rope_base: float = 100.0, use_abs_pos_embed: bool = False,
+                 with_cls_token: bool = False, final_norm: bool = True, with_cp: bool = False,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        setting = resolve_arch(arch)
+        self.embed_dims = dim = setting['embed_dims']
+        self.num_layers = setting['num_layers']
+        self.num_heads = setting['num_heads']
+        self.patch_size = patch_size
+        self.with_cp = with_cp
+        self.final_norm = final_norm
+        self.num_prefix_tokens = 1 if with_cls_token else 0
+        self.out_indices = self._normalize_out_indices(out_indices, self.num_layers)
+
+        self.patch_embed = PatchEmbed(patch_size, in_channels, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
+        if use_abs_pos_embed:
+            img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            self.pretrain_grid = (img_size[0] // patch_size, img_size[1] // patch_size)
+            n = self.pretrain_grid[0] * self.pretrain_grid[1] + self.num_prefix_tokens
+            self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
+        else:
+            self.pretrain_grid = None
+            self.pos_embed = None
+        self.pos_drop = nn.Dropout(drop_rate)
+        self.rope = RoPE2D(dim // self.num_heads, rope_base) if use_rope else None
+
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        self.blocks = nn.ModuleList([
+            Block(dim, self.num_heads, setting['mlp_ratio'], qkv_bias, drop_rate,
+                  attn_drop_rate, dpr[i], self.rope, norm_eps) for i in range(self.num_layers)])
+        self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
+        self.reset_parameters()
+
+    @staticmethod
+    def _normalize_out_indices(out_indices: int | Sequence[int], num_layers: int) -> tuple[int, ...]:
+        idx = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        out = []
+        for i in idx:
+            j = i + num_layers if i < 0 else i
+            if not 0 <= j < num_layers:
+                raise IndexError(f'out_indices entry {i} is outside the {num_layers} blocks '
+                                 f'(valid: -{num_layers} .. {num_layers - 1}).')
+            out.append(j)
+        return tuple(out)
+
+    def reset_parameters(self) -> None:
+        """timm-style init: truncated normal (std 0.02) for linear layers and tokens."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    # ----------------------------------------------------------------- tokens
+    def abs_pos_embed(self, pos: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        """Learned absolute embedding, resized (bicubic) to the full ``grid_size`` and
+        read at ``pos`` (bilinear, so fractional positions work). Returns (B, N, C)."""
+        gh, gw = self.pretrain_grid
+        table = self.pos_embed[:, self.num_prefix_tokens:]
+        table = table.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+        if (gh, gw) != tuple(grid_size):
+            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False)
+        H, W = grid_size
+        if pos.dim() == 2:
+            pos = pos.unsqueeze(0)
+        norm = torch.stack([(pos[..., 1] + 0.5) / W, (pos[..., 0] + 0.5) / H], dim=-1) * 2 - 1
+        sampled = F.grid_sample(table.expand(pos.shape[0], -1, -1, -1),
+                                norm.unsqueeze(1).to(table.dtype), mode='bilinear',
+                                align_corners=False)  # (B, C, 1, N)
+        return sampled.squeeze(2).transpose(1, 2)
+
+    def prepare_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
+                       grid_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Add the absolute embedding (if any) and prepend the cls token (if any)."""
+        if self.pos_embed is not None:
+            if grid_size is None:
+                grid_size = (int(pos[..., 0].max()) + 1, int(pos[..., 1].max()) + 1)
+            tokens = tokens + self.abs_pos_embed(pos, grid_size)
+        if self.cls_token is not None:
+            cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+            if self.pos_embed is not None:
+                cls = cls + self.pos_embed[:, :1]
+            tokens = torch.cat([cls, tokens], dim=1)
+        return self.pos_drop(tokens)
+
+    def run_block(self, index: int, x: torch.Tensor, pos: torch.Tensor,
+                  attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run block ``index``, with gradient checkpointing when asked for."""
+        blk = self.blocks[index]
+        if self.with_cp and self.training and x.requires_grad:
+            return checkpoint(blk, x, pos, self.num_prefix_tokens, attn_mask, use_reentrant=False)
+        return blk(x, pos, self.num_prefix_tokens, attn_mask)
+
+    def output_tokens(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens of block ``index``'s output (final norm after the last block)."""
+        if index == self.num_layers - 1:
+            x = self.norm(x)
+        return x[:, self.num_prefix_tokens:]
+
+    def forward_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
+                       grid_size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+        """Run the blocks on patch tokens at explicit positions.
+
+        Args:
+            tokens: ``(B, N, C)`` patch embeddings (any subset of an image's tokens).
+            pos: ``(B, N, 2)`` or ``(N, 2)`` (y, x) coordinates in the full token grid.
+            grid_size: the full image's token grid, needed only to read the absolute
+                position embedding (defaults to the extent of ``pos``).
+
+        Returns:
+            ``(B, N, C)`` patch tokens for each of ``out_indices``.
+        """
+        if pos.shape[-2] != tokens.shape[1] or pos.shape[-1] != 2:
+            raise ValueError(f'Got {tokens.shape[1]} tokens but positions of shape '
+                             f'{tuple(pos.shape)}; expected (B, {tokens.shape[1]}, 2).')
+        pos = pos.to(device=tokens.device)
+        x = self.prepare_tokens(tokens, pos, grid_size)
+        outs = []
+        for i in range(self.num_layers):
+            x = self.run_block(i, x, pos)
+            if i in self.out_indices:
+                outs.append(self.output_tokens(i, x))
+        return outs
+
+    # ------------------------------------------------------------------ image
+    def embed_image(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Patch tokens of a whole image, their grid positions and the grid size."""
+        tokens, hw = self.patch_embed(img)
+        return tokens, grid_positions(*hw, device=tokens.device), hw
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """Whole-image forward: ``(B, C, H, W)`` feature maps for each of ``out_indices``."""
+        tokens, pos, (h, w) = self.embed_image(img)
+        outs = self.forward_tokens(tokens, pos, (h, w))
+        return [o.transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs]
+
+    @property
+    def grid_stride(self) -> int:
+        return self.patch_size
+
+    def num_tokens(self, height: int, width: int) -> int:
+        return math.ceil(height / self.patch_size) * math.ceil(width / self.patch_size)

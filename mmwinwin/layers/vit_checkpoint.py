@@ -1,0 +1,155 @@
+"""Convert ViT checkpoints of the common layouts to ``RoPEVisionTransformer`` keys.
+
+Supported layouts: timm / DeiT / MAE (``blocks.N.attn.qkv``), mmseg / mmpretrain
+(``layers.N.attn.attn.in_proj_weight``, ``ffn.layers``), with or without a
+``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
+Classifier heads, distillation tokens and MAE decoders are dropped; absolute
+position embeddings are dropped with a warning when the target uses RoPE only.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Mapping
+
+import torch
+from torch import nn
+
+__all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
+           'unwrap_state_dict']
+
+_DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
+                  r'^mask_token$', r'^pre_logits', r'^head_drop')
+_PREFIXES = ('module.', 'backbone.', 'encoder.', 'model.')
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint does not fit the model (different width, depth or layout)."""
+
+
+def unwrap_state_dict(checkpoint: Mapping) -> dict:
+    """Take the weights out of a checkpoint dict (``state_dict``/``model``/``module``)."""
+    for key in ('state_dict', 'model', 'module'):
+        if key in checkpoint and isinstance(checkpoint[key], Mapping):
+            return dict(checkpoint[key])
+    return dict(checkpoint)
+
+
+def _strip_prefix(state: dict) -> dict:
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            return _strip_prefix({k[len(prefix):]: v for k, v in state.items()})
+    if any(k.startswith('backbone.') for k in state):  # a whole segmentor: keep the backbone
+        return {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    return state
+
+
+def _convert_mm_layout(state: dict) -> dict:
+    """mmseg / mmpretrain ViT keys -> timm keys."""
+    out = {}
+    for k, v in state.items():
+        k = k.replace('patch_embed.projection.', 'patch_embed.proj.')
+        m = re.match(r'^layers\.(\d+)\.(.*)$', k)
+        if m:
+            i, rest = m.groups()
+            rest = (rest.replace('ln1.', 'norm1.').replace('ln2.', 'norm2.')
+                    .replace('attn.attn.in_proj_weight', 'attn.qkv.weight')
+                    .replace('attn.attn.in_proj_bias', 'attn.qkv.bias')
+                    .replace('attn.attn.out_proj.', 'attn.proj.')
+                    .replace('ffn.layers.0.0.', 'mlp.fc1.').replace('ffn.layers.1.', 'mlp.fc2.'))
+            k = f'blocks.{i}.{rest}'
+        elif k.startswith('ln1.'):
+            k = 'norm.' + k[len('ln1.'):]
+        elif k.startswith('pre_norm.') or k.startswith('ln_pre.'):
+            continue
+        out[k] = v
+    return out
+
+
+def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) -> dict:
+    """Return a state dict in ``RoPEVisionTransformer`` keys.
+
+    When ``model`` is given, absolute position embedding and cls token are dropped
+    (with a warning) if the model has none, and resized if the grid differs.
+    """
+    state = _strip_prefix(unwrap_state_dict(checkpoint))
+    if any(re.match(r'^layers\.\d+\.', k) for k in state):
+        state = _convert_mm_layout(state)
+    state = {k: v for k, v in state.items()
+             if not any(re.match(p, k) for p in _DROP_PATTERNS)}
+    if model is None:
+        return state
+    target = model.state_dict()
+    if 'pos_embed' in state and 'pos_embed' not in target:
+        warnings.warn('The checkpoint has an absolute position embedding (pos_embed); this '
+                      'model uses RoPE only, so it is dropped. Set use_abs_pos_embed=True to '
+                      'keep it.', stacklevel=2)
+        state.pop('pos_embed')
+    if 'cls_token' in state and 'cls_token' not in target:
+        warnings.warn('The checkpoint has a cls_token; the model was built without one '
+                      '(with_cls_token=False), so it is dropped.', stacklevel=2)
+        state.pop('cls_token')
+    if 'pos_embed' in state and 'pos_embed' in target and state['pos_embed'].shape != target['pos_embed'].shape:
+        state['pos_embed'] = _resize_pos_embed(state['pos_embed'], target['pos_embed'],
+                                               int(getattr(model, 'num_prefix_tokens', 0)))
+    return state
+
+
+def _resize_pos_embed(src: torch.Tensor, dst: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    if src.shape[-1] != dst.shape[-1]:
+        return src  # left for the mismatch check to report
+    src_prefix = src.shape[1] - int(round((src.shape[1] - num_prefix) ** 0.5) ** 2)
+    grid_src = src[:, src_prefix:]
+    gs = int(round(grid_src.shape[1] ** 0.5))
+    n_dst = dst.shape[1] - num_prefix
+    gd = int(round(n_dst ** 0.5))
+    if gs * gs != grid_src.shape[1] or gd * gd != n_dst:
+        return src
+    grid = grid_src.reshape(1, gs, gs, -1).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid.float(), size=(gd, gd), mode='bicubic',
+                                           align_corners=False).to(src.dtype)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, gd * gd, -1)
+    prefix = src[:, :num_prefix] if src_prefix >= num_prefix else dst[:, :num_prefix]
+    return torch.cat([prefix, grid], dim=1)
+
+
+_OPTIONAL_KEYS = ('cls_token', 'pos_embed')
+
+
+def load_vit_state_dict(model: nn.Module, checkpoint: Mapping, strict: bool = True) -> dict:
+    """Convert ``checkpoint`` and load it into ``model``.
+
+    A cls token or absolute position embedding that the checkpoint lacks keeps its
+    fresh initialisation (with a warning); any other missing or unexpected key is an
+    error when ``strict``.
+
+    Raises:
+        CheckpointMismatchError: shapes differ, or (``strict``) keys are missing or
+            unexpected; the message names the offending keys.
+    """
+    state = convert_vit_state_dict(checkpoint, model)
+    target = model.state_dict()
+    shape_errors = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
+                    for k, v in state.items() if k in target and v.shape != target[k].shape]
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    optional_missing = [k for k in missing if k in _OPTIONAL_KEYS]
+    missing = [k for k in missing if k not in _OPTIONAL_KEYS]
+    if shape_errors or (strict and (missing or unexpected)):
+        lines = []
+        if shape_errors:
+            lines.append('shape mismatch (is the checkpoint for another width/arch?):\n  '
+                         + '\n  '.join(shape_errors[:10])
+                         + (f'\n  ... and {len(shape_errors) - 10} more' if len(shape_errors) > 10 else ''))
+        if missing:
+            lines.append(f'missing in checkpoint ({len(missing)}): {missing[:10]}')
+        if unexpected:
+            lines.append(f'unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
+        raise CheckpointMismatchError(
+            'The checkpoint does not match the ViT (check arch / patch_size / depth):\n'
+            + '\n'.join(lines))
+    if optional_missing:
+        warnings.warn(f'The checkpoint has no {optional_missing}; they keep their random '
+                      'initialisation.', stacklevel=2)
+    model.load_state_dict(state, strict=False)
+    return dict(missing=missing + optional_missing, unexpected=unexpected)

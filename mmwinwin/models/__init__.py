@@ -1,0 +1,2 @@
+"""OpenMMLab glue: registered backbones, segmentors, heads over the pure core."""
+from .backbones import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .rope_vit import RoPEViT
+
+__all__ = ['RoPEViT']

@@ -1,0 +1,59 @@
+"""mmwinwin's registries and the decorator that also registers into mmseg and mmdet.
+
+mmwinwin's own registries are children of mmengine's roots (scope ``mmwinwin``), so
+``type='mmwinwin.RoPEViT'`` resolves from any scope. Every module is also registered,
+under the same (unique) name, into mmseg's and mmdet's registries, so configs keep
+their host's ``default_scope`` and only add
+``custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)``.
+"""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from mmdet import registry as mmdet_registry
+from mmengine import registry as root
+from mmengine.registry import Registry
+from mmseg import registry as mmseg_registry
+
+__all__ = ['MODELS', 'TRANSFORMS', 'DATASETS', 'METRICS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+           'TASK_UTILS', 'LOOPS', 'register']
+
+MODELS = Registry('model', parent=root.MODELS, scope='mmwinwin', locations=['mmwinwin.models'])
+TRANSFORMS = Registry('transform', parent=root.TRANSFORMS, scope='mmwinwin',
+                      locations=['mmwinwin.datasets'])
+DATASETS = Registry('dataset', parent=root.DATASETS, scope='mmwinwin',
+                    locations=['mmwinwin.datasets'])
+METRICS = Registry('metric', parent=root.METRICS, scope='mmwinwin',
+                   locations=['mmwinwin.evaluation'])
+HOOKS = Registry('hook', parent=root.HOOKS, scope='mmwinwin', locations=['mmwinwin.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
+                                      parent=root.OPTIM_WRAPPER_CONSTRUCTORS, scope='mmwinwin',
+                                      locations=['mmwinwin.engine'])
+TASK_UTILS = Registry('task util', parent=root.TASK_UTILS, scope='mmwinwin',
+                      locations=['mmwinwin.models'])
+LOOPS = Registry('loop', parent=root.LOOPS, scope='mmwinwin', locations=['mmwinwin.engine'])
+
+_OWN = dict(MODELS=MODELS, TRANSFORMS=TRANSFORMS, DATASETS=DATASETS, METRICS=METRICS,
+            HOOKS=HOOKS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS,
+            TASK_UTILS=TASK_UTILS, LOOPS=LOOPS)
+
+T = TypeVar('T')
+
+
+def register(kind: str, name: str | None = None) -> Callable[[T], T]:
+    """Register a class into mmwinwin's, mmseg's and mmdet's ``kind`` registry.
+
+    Example::
+
+        @register('MODELS')
+        class RoPEViT(...): ...
+    """
+    if kind not in _OWN:
+        raise KeyError(f'Unknown registry kind {kind!r}; choose one of {sorted(_OWN)}.')
+
+    def decorator(cls: T) -> T:
+        for registry in (_OWN[kind], getattr(mmseg_registry, kind), getattr(mmdet_registry, kind)):
+            registry.register_module(name=name, module=cls)
+        return cls
+
+    return decorator
