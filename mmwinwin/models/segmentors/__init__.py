@@ -1,0 +1,4 @@
+"""Registered segmentors / estimators."""
+from .winwin import WinWinDepthEstimator, WinWinEncoderDecoder, WinWinMixin
+
+__all__ = ['WinWinEncoderDecoder', 'WinWinDepthEstimator', 'WinWinMixin']
