@@ -1,1 +1,7 @@
+"""Datasets, transforms and synthetic data generators (OpenMMLab glue)."""
+from . import synthetic  # noqa: F401
+from .synthetic_ade20k import SyntheticADE20KDataset
 from .transforms import *  # noqa: F401,F403
+from .transforms import WINWIN_META_KEYS, WinWinWindows
+
+__all__ = ['SyntheticADE20KDataset', 'WinWinWindows', 'WINWIN_META_KEYS']
