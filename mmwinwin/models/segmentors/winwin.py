@@ -167,4 +167,15 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
 
 @register('MODELS')
 class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
-    """mmseg ``DepthEstimator`` trained on Win-Win windows (``gt_depth_map`` cropped)."""
+    """mmseg ``DepthEstimator`` trained on Win-Win windows (``gt_depth_map`` cropped).
+
+    Inference: ``whole`` (one full-resolution pass), ``slide`` or ``slide_flip``.
+    (mmseg 1.2.2's ``DepthEstimator.inference`` runs ``whole`` when ``slide`` is asked
+    for; this class dispatches ``slide`` correctly.)
+    """
+
+    def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas)
+        return super().inference(inputs, batch_img_metas)
