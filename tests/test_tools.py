@@ -94,3 +94,14 @@ def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
     assert rank0 == rank1
     # the weights really moved away from initialisation (training happened on both)
     assert osp.isfile(osp.join(work_dir, 'iter_3.pth'))
+
+
+def test_amp_on_cpu_stops_with_a_clear_message():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert '--amp needs a CUDA GPU' in proc.stderr
