@@ -72,3 +72,26 @@ def test_nyu_generator_layout(tmp_path):
     assert np.corrcoef(gray.ravel(), depth.ravel())[0, 1] > 0.5
     with pytest.raises(ValueError, match='too small'):
         generate_nyu(str(tmp_path / 'x'), img_size=(16, 16))
+
+
+def test_winwin_configs_have_their_baselines_and_pack_the_windows():
+    import glob
+
+    from mmengine.config import Config
+
+    from mmwinwin.datasets.transforms import WINWIN_META_KEYS
+    files = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
+    assert len(files) == 6
+    for f in files:
+        cfg = Config.fromfile(f)
+        assert cfg.model.type in ('WinWinEncoderDecoder', 'WinWinDepthEstimator')
+        assert cfg.model.test_cfg.mode == 'whole'
+        pipe = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+        assert pipe[-2:] == ['WinWinWindows', 'PackSegInputs'], f
+        assert set(WINWIN_META_KEYS) <= set(cfg.train_dataloader.dataset.pipeline[-1].meta_keys)
+        # baselines beside it (same dataset and size): full resolution and a low-res crop
+        dataset_size = osp.basename(f).rsplit('_', 1)[1]
+        siblings = sorted(osp.basename(g) for g in glob.glob(osp.join(CFG, '*' + dataset_size))
+                          if not osp.basename(g).startswith('winwin'))
+        assert len(siblings) == 2, (f, siblings)
+        assert '_crop' in siblings[0] and '_fullres_' in siblings[1], siblings

@@ -67,12 +67,13 @@ def run(cfg: dict, title: str, show: bool = True):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--iters', type=int, default=600)
     parser.add_argument('--probe-iters', type=int, default=20,
                         help='full-resolution iterations timed for the cost ratio')
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--num-scenes', type=int, default=2)
     parser.add_argument('--num-train', type=int, default=64)
     parser.add_argument('--num-val', type=int, default=12)
     parser.add_argument('--threads', type=int, default=1)
@@ -93,11 +94,12 @@ def main() -> None:
     kept = 2 * args.window ** 2
     print(f'[1/4] generating {args.num_train}+{args.num_val} images of {H}x{W} in {work}/data')
     data = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
-                           num_val=args.num_val, img_size=(H, W), seed=0)
+                           num_val=args.num_val, img_size=(H, W), num_scenes=args.num_scenes,
+                           seed=0)
     print(f'[2/4] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
           f'{total} tokens per image, {args.iters} iterations x batch {args.batch_size}')
     cfg = build_cfg('winwin', data, osp.join(work, 'winwin'), (H, W), args.window, 0, args.iters,
-                    args.batch_size)
+                    args.batch_size, num_scenes=args.num_scenes)
     t0 = time.perf_counter()
     runner, ww_times = run(cfg, 'Win-Win')
     train_s = time.perf_counter() - t0
@@ -105,7 +107,7 @@ def main() -> None:
     metrics = runner.test()
     print(f'[4/4] timing {args.probe_iters} full-resolution training iterations of the same model')
     probe = build_cfg('fullres', data, osp.join(work, 'fullres_probe'), (H, W), args.window, 0,
-                      args.probe_iters, args.batch_size)
+                      args.probe_iters, args.batch_size, num_scenes=args.num_scenes)
     _, full_times = run(probe, 'full-res', show=True)
     skip = min(3, len(full_times) - 1)  # first iterations include start-up costs
     ww = statistics.median(ww_times[skip:])
