@@ -26,7 +26,7 @@ seed), one after the other in the same invocation:
 Needs torch only (the pure core ``mmwinwin.layers``), so it also runs on a GPU
 machine without mmcv::
 
-    PYTHONPATH=$PWD python tools/benchmark_winwin.py               # CPU, 2 threads
+    PYTHONPATH=$PWD python tools/benchmark_winwin.py               # CPU, 1 thread
     PYTHONPATH=$PWD python tools/benchmark_winwin.py --device cuda --iters 10
 """
 from __future__ import annotations
@@ -151,7 +151,8 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (1 is the most robust on a shared CPU)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--mode', choices=['winwin', 'fullres'], help=argparse.SUPPRESS)
     parser.add_argument('--measure', choices=['time', 'memory'], help=argparse.SUPPRESS)
