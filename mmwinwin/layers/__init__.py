@@ -1,5 +1,6 @@
 """Pure-PyTorch core of mmwinwin: importable with torch alone (no mmcv/mmseg/mmdet)."""
 from .clustering import ClusterResult, cluster_tokens
+from .expedite import ExpediteSettings, cluster_sequence, expedited_forward_tokens
 from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_cluster_grid
 from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct_tokens,
                              reconstruction_weights)
@@ -13,4 +14,4 @@ __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'P
            'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict',
            'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index', 'resolve_cluster_grid',
            'ReconstructionWeights', 'reconstruction_weights', 'reconstruct_tokens',
-           'reconstruct_map']
+           'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens']
