@@ -1,1 +1,1 @@
-
+"""Metrics (OpenMMLab glue)."""
