@@ -129,4 +129,4 @@ def reconstruct_map(refined: torch.Tensor, weights: ReconstructionWeights) -> to
                          f'{tuple(refined.shape)}.')
     B, D = refined.shape[:2]
     out = reconstruct_tokens(refined.flatten(2).transpose(1, 2), weights)
-    return out.transpose(1, 2).reshape(B, D, *weights.token_grid)
+    return out.transpose(1, 2).reshape(B, D, *weights.token_grid).contiguous()
