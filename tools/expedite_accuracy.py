@@ -6,7 +6,7 @@
 
 CONFIG is a plain mmseg / mmwinwin segmentation config (backbone ``VisionTransformer``
 or ``RoPEViT``) and CHECKPOINT its trained weights. For the baseline and every
-``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting, the backbone is swapped for its expedited
+``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature), the backbone is swapped for its expedited
 twin (same keys; the checkpoint is loaded strictly) and mmengine's test loop runs on the
 config's test set. Prints and writes a table of mIoU, GMACs (multiply-accumulates of
 one test-size forward, counted as in ``tools/benchmark_expedite.py``) and the test
@@ -47,8 +47,10 @@ def parse_args():
 
 def setting_dict(text: str, args) -> dict:
     alpha, _, grid = text.partition(':')
+    grid, _, temp = grid.partition(':')
     d = dict(alpha=int(alpha), iters=args.iters, window=args.window,
-             temperature=args.temperature, k=args.k, reconstruct=args.placement)
+             temperature=float(temp[1:]) if temp else args.temperature, k=args.k,
+             reconstruct=args.placement)
     if grid.startswith('s'):
         d['cluster_scale'] = float(grid[1:])
     else:
@@ -104,10 +106,11 @@ def main():
     rows = [('baseline', evaluate(cfg, args.checkpoint, None))]
     for text in args.settings:
         s = setting_dict(text, args)
-        rows.append((f'alpha={s["alpha"]}, ' + (f'scale {s["cluster_scale"]}' if
-                                                  'cluster_scale' in s else
-                                                  '{}x{}'.format(*s['cluster_grid'])),
-                     evaluate(cfg, args.checkpoint, s)))
+        name = f'alpha={s["alpha"]}, ' + (f'scale {s["cluster_scale"]}' if 'cluster_scale' in s
+                                          else '{}x{}'.format(*s['cluster_grid']))
+        if s['temperature'] != args.temperature:
+            name += f', t={s["temperature"]}'
+        rows.append((name, evaluate(cfg, args.checkpoint, s)))
     b = rows[0][1]
     lines = [f'`{os.path.basename(args.config)}`, one checkpoint, no fine-tuning; window '
              f'{args.window}, k {args.k}, t {args.temperature}, {args.iters} iterations, '
