@@ -21,7 +21,8 @@ it measures, in one process and on the same weights:
   measurement), on CUDA ``max_memory_allocated``;
 * the time and GMACs of clustering + reconstruction alone at the same shapes (random
   tokens: their cost depends on shapes only) and its share of the expedited forward,
-  and with ``--linear-size`` the same at a larger input, per token, to show linearity.
+  and with ``--linear-size`` the same at a larger input (a fixed cluster grid scaled with
+  the token grid), per token, to show linearity.
 
 Attention is torch's fused kernel in the baseline too (``use_fused_attention``). The
 baseline is the same model with ``expedite=None``: no clustering, the exact plain path.
@@ -195,6 +196,18 @@ def label(s) -> str:
     return f'alpha={s.alpha}, {g}'
 
 
+def scaled(s, size, big, model):
+    """The setting with a fixed cluster grid scaled from ``size`` to input ``big``."""
+    from dataclasses import replace
+    if not s.cluster_grid:
+        return s
+    p = model.backbone.patch_size
+    p = p if isinstance(p, int) else p[0]
+    fy = (-(-big[0] // p)) / (-(-size[0] // p))
+    fx = (-(-big[1] // p)) / (-(-size[1] // p))
+    return replace(s, cluster_grid=(round(s.cluster_grid[0] * fy), round(s.cluster_grid[1] * fx)))
+
+
 def cluster_cost(model, s, size, batch, reps, device):
     """Time / GMACs of clustering + reconstruction alone at the model's shapes."""
     from mmwinwin.layers import cluster_sequence, reconstruct_tokens
@@ -278,8 +291,8 @@ def main():
             row.update(cluster_seconds=cc['seconds'], cluster_gmacs=cc['gmacs'],
                        cluster_share=cc['seconds'] / t)
             if args.linear_size:
-                big = cluster_cost(model, s, tuple(args.linear_size), args.batch, args.reps,
-                                   device)
+                big = cluster_cost(model, scaled(s, size, tuple(args.linear_size), model),
+                                   tuple(args.linear_size), args.batch, args.reps, device)
                 row.update(linear=dict(
                     small=dict(tokens=cc['tokens'], seconds=cc['seconds'], gmacs=cc['gmacs']),
                     large=dict(tokens=big['tokens'], seconds=big['seconds'],
