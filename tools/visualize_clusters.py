@@ -2,6 +2,8 @@
 
     # clusters of a model's layer-alpha tokens (expedited config, optional checkpoint)
     python tools/visualize_clusters.py IMAGE --config CONFIG [--checkpoint CKPT] --out clusters.png
+    # a plain config + its checkpoint, clustered after layer 3 into 11x11
+    python tools/visualize_clusters.py IMAGE --config PLAIN_CFG --checkpoint CKPT --alpha 3 --grid 11 11
     # or clusters of the raw pixel patches (no model): shows the algorithm itself
     python tools/visualize_clusters.py IMAGE --patch 16 --grid 20 20 --out clusters.png
 
@@ -23,6 +25,9 @@ def parse_args():
     p.add_argument('--out', default='clusters.png')
     p.add_argument('--config', help='an expedited config (ExpeditedMMSegViT / ExpeditedRoPEViT)')
     p.add_argument('--checkpoint', help='weights for the config (random init without)')
+    p.add_argument('--alpha', type=int,
+                   help='model mode: cluster after this layer (turns a plain ViT config into '
+                        'its expedited twin; --grid, --iters, --window, --temperature apply)')
     p.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
                    help='resize the image first (default: as is, padded to the patch size)')
     p.add_argument('--patch', type=int, default=16, help='pixel mode: patch size')
@@ -34,7 +39,10 @@ def parse_args():
     return p.parse_args()
 
 
-def assignment_from_model(img_rgb: np.ndarray, config: str, checkpoint: str | None):
+EXPEDITED = {'VisionTransformer': 'ExpeditedMMSegViT', 'RoPEViT': 'ExpeditedRoPEViT'}
+
+
+def assignment_from_model(img_rgb: np.ndarray, config: str, checkpoint: str | None, args=None):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -44,18 +52,25 @@ def assignment_from_model(img_rgb: np.ndarray, config: str, checkpoint: str | No
     from mmseg.registry import MODELS
     cfg.model.pretrained = None
     cfg.model.backbone.pop('init_cfg', None)
+    if args is not None and args.alpha is not None:
+        bb = cfg.model.backbone
+        bb.type = EXPEDITED.get(bb.type, bb.type)
+        bb.expedite = dict(alpha=args.alpha, iters=args.iters, window=args.window,
+                           temperature=args.temperature, k=1)
+        if args.grid:
+            bb.expedite['cluster_grid'] = tuple(args.grid)
+        else:
+            bb.expedite['cluster_scale'] = 0.7
     model = MODELS.build(cfg.model).eval()
     if checkpoint:
         from mmwinwin.utils import load_checkpoint_strict
         load_checkpoint_strict(model, checkpoint)
     if getattr(model.backbone, 'expedite', None) is None:
         raise ValueError(f'{config} has no expedited backbone (backbone.expedite).')
-    pre = model.data_preprocessor
+    pre = model.data_preprocessor  # RGB in, normalised as the model was trained
     x = torch.from_numpy(img_rgb).permute(2, 0, 1).float()[None]
-    if getattr(pre, 'channel_conversion', False) is False and pre.mean is not None:
-        pass
-    x = (x - pre.mean.view(1, -1, 1, 1)) / pre.std.view(1, -1, 1, 1) if pre._enable_normalize \
-        else x
+    if getattr(pre, '_enable_normalize', False):
+        x = (x - pre.mean.view(1, -1, 1, 1)) / pre.std.view(1, -1, 1, 1)
     with torch.no_grad():
         _, weights = model.backbone.forward_expedited(x, reconstruct=False)
     if weights is None:
@@ -100,7 +115,7 @@ def main():
         bgr = cv2.resize(bgr, (args.size[1], args.size[0]), interpolation=cv2.INTER_AREA)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if args.config:
-        assign, grid = assignment_from_model(rgb, args.config, args.checkpoint)
+        assign, grid = assignment_from_model(rgb, args.config, args.checkpoint, args)
         p = rgb.shape[0] // assign.shape[0]
     else:
         assign, grid = assignment_from_pixels(rgb, args.patch, args.grid, args.iters,
