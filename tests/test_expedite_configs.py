@@ -38,7 +38,8 @@ def test_config_settings_valid(path):
 
 
 def test_paper_setting_segmenter_vit_l():
-    cfg = Config.fromfile(os.path.join(ROOT, 'segmenter-expedite_vit-l_mask-a10-28x28_ade20k-640x640.py'))
+    cfg = Config.fromfile(
+        os.path.join(ROOT, 'segmenter-expedite_vit-l_mask-a10-28x28_ade20k-640x640.py'))
     e = cfg.model.backbone.expedite
     assert (e.alpha, tuple(e.cluster_grid), e.iters, e.window, e.temperature, e.k) == \
         (10, (28, 28), 5, 5, 0.02, 20)

@@ -6,7 +6,8 @@
 
 CONFIG is a plain mmseg / mmwinwin segmentation config (backbone ``VisionTransformer``
 or ``RoPEViT``) and CHECKPOINT its trained weights. For the baseline and every
-``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature), the backbone is swapped for its expedited
+``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature),
+the backbone is swapped for its expedited
 twin (same keys; the checkpoint is loaded strictly) and mmengine's test loop runs on the
 config's test set. Prints and writes a table of mIoU, GMACs (multiply-accumulates of
 one test-size forward, counted as in ``tools/benchmark_expedite.py``) and the test

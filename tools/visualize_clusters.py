@@ -3,7 +3,8 @@
     # clusters of a model's layer-alpha tokens (expedited config, optional checkpoint)
     python tools/visualize_clusters.py IMAGE --config CONFIG [--checkpoint CKPT] --out clusters.png
     # a plain config + its checkpoint, clustered after layer 3 into 11x11
-    python tools/visualize_clusters.py IMAGE --config PLAIN_CFG --checkpoint CKPT --alpha 3 --grid 11 11
+    python tools/visualize_clusters.py IMAGE --config PLAIN_CFG --checkpoint CKPT \
+        --alpha 3 --grid 11 11
     # or clusters of the raw pixel patches (no model): shows the algorithm itself
     python tools/visualize_clusters.py IMAGE --patch 16 --grid 20 20 --out clusters.png
 

@@ -12,6 +12,7 @@ from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
 __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
            'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict',
-           'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index', 'resolve_cluster_grid',
+           'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index',
+           'resolve_cluster_grid',
            'ReconstructionWeights', 'reconstruction_weights', 'reconstruct_tokens',
            'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens']

@@ -13,8 +13,8 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01))
-param_scheduler = [dict(type='PolyLR', power=1.0, begin=0, end=200, eta_min=1e-5, by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
+param_scheduler = [dict(type='PolyLR', power=1.0, begin=0, end=120, eta_min=1e-5, by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=120, val_interval=120)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=120, max_keep_ckpts=1))
