@@ -1,4 +1,9 @@
 """Pure-PyTorch core of mmwinwin: importable with torch alone (no mmcv/mmseg/mmdet)."""
+from .clustering import ClusterResult, cluster_tokens
+from .expedite import ExpediteSettings, cluster_sequence, expedited_forward_tokens
+from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_cluster_grid
+from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct_tokens,
+                             reconstruction_weights)
 from .rope import RoPE2D, grid_positions
 from .vit import ARCH_SETTINGS, Attention, Block, PatchEmbed, RoPEVisionTransformer, resolve_arch
 from .windows import (Window, check_windows, embed_windows, crop_image_windows, crop_windows, gather_tokens,
@@ -15,4 +20,8 @@ __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'P
            'Window', 'check_windows', 'embed_windows', 'crop_image_windows', 'crop_windows', 'gather_tokens',
            'max_fitting_size', 'resolve_window_size', 'sample_grid_size', 'sample_random_tokens',
            'sample_windows', 'scatter_tokens', 'window_grids', 'window_pixel_boxes',
-           'window_positions', 'window_token_index', 'window_token_mask', 'windows_fit']
+           'window_positions', 'window_token_index', 'window_token_mask', 'windows_fit',
+           'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index',
+           'resolve_cluster_grid',
+           'ReconstructionWeights', 'reconstruction_weights', 'reconstruct_tokens',
+           'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens']
