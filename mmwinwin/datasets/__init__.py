@@ -1,1 +1,3 @@
 
+"""Datasets, formats and transforms (registered on import)."""
+from . import flow_datasets, flow_transforms  # noqa: F401  (optical flow)

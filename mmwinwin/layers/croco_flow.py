@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .flow_windows import pair_window_tokens, tokens_to_window_grids
+from .flow_windows import check_batch_windows, pair_window_tokens, tokens_to_window_grids
 from .rope import RoPE2D
 from .vit import Mlp, RoPEVisionTransformer
 
@@ -254,28 +254,30 @@ class CroCoFlowNet(nn.Module):
         return flow[..., :H, :W] * self.flow_scale
 
     # ------------------------------------------------------------ Win-Win
-    def forward_windows(self, img1: torch.Tensor, img2: torch.Tensor, boxes: torch.Tensor,
-                        size: int, margin: int = 0) -> torch.Tensor:
-        """Win-Win training pass on ``N`` windows per sample.
+    def forward_windows(self, img1: torch.Tensor, img2: torch.Tensor,
+                        batch_windows: Sequence[Sequence[Sequence[int]]],
+                        margin: int = 0) -> torch.Tensor:
+        """Win-Win training pass on ``N`` square windows per sample.
 
         Args:
-            boxes: ``(B, N, 2)`` top-left (y, x) token coordinates of square windows.
-            size: window side in tokens.
+            batch_windows: per sample, ``N`` windows ``(top, left, s, s)`` in tokens
+                (:func:`mmwinwin.layers.windows.sample_windows`); same ``N`` and ``s``
+                for the whole batch.
             margin: frame-2 pairing policy (0 = the same windows; see ``flow_windows.py``).
 
         Returns:
-            ``(B * N, 2, size * patch, size * patch)`` flow of each frame-1 window, in the
-            order of :func:`crop_windows`.
+            ``(B * N, 2, s * patch, s * patch)`` flow of each frame-1 window, in the order
+            of :func:`crop_pair_windows`.
         """
         tok1, pos, (h, w) = self.encoder.embed_image(img1)
         tok2, _, _ = self.encoder.embed_image(img2)
-        idx1, idx2, mask2 = pair_window_tokens(boxes, size, (h, w), margin)
+        n, size = check_batch_windows(batch_windows, (h, w))
+        idx1, idx2, mask2 = pair_window_tokens(batch_windows, (h, w), margin, tok1.device)
         C = tok1.shape[-1]
         t1 = tok1.gather(1, idx1[..., None].expand(-1, -1, C))
         t2 = tok2.gather(1, idx2[..., None].expand(-1, -1, C))
         p1, p2 = pos[idx1], pos[idx2]
         hooks = self.forward_tokens(t1, p1, t2, p2, mask2, shared=(margin == 0))
-        n = boxes.shape[1]
         maps = [tokens_to_window_grids(t, n, size) for t in hooks]
         s = size * self.patch_size
         return self.head(maps, (s, s)) * self.flow_scale

@@ -1,0 +1,1 @@
+"""Generators of small synthetic datasets written in real datasets' on-disk layouts."""
