@@ -1,3 +1,2 @@
-
-"""Metrics (registered on import)."""
+"""Metrics (OpenMMLab glue)."""
 from . import flow_metric  # noqa: F401  (optical flow)
