@@ -51,7 +51,7 @@ class WinWinFlowEstimator(BaseModel):
             unknown = set(windows) - set(_WINDOW_KEYS)
             if unknown:
                 raise KeyError(f'Unknown windows keys {sorted(unknown)}; allowed {_WINDOW_KEYS}.')
-            windows = dict(num_windows=2, margin=0, shrink_to_fit=False, **windows)
+            windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
             if windows.get('window_size') is None and windows.get('token_budget') is None:
                 raise ValueError('windows needs window_size (tokens per side) or token_budget.')
             if windows['margin'] < 0:
