@@ -20,7 +20,7 @@ from ...layers.flow_ops import endpoint_error, masked_epe_loss
 from ...layers.flow_windows import crop_pair_windows
 from ...layers.vit_checkpoint import load_vit_state_dict
 from ...layers.windows import resolve_window_size, sample_grid_size, sample_windows
-from ...registry import register
+from ...registry import MODELS, register
 
 __all__ = ['WinWinFlowEstimator']
 
@@ -45,6 +45,8 @@ class WinWinFlowEstimator(BaseModel):
                  init_cfg: dict | None = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='FlowDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # resolve in mmwinwin's registry, any scope
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = CroCoFlowNet(**net)
         if windows is not None:
