@@ -1,5 +1,5 @@
 # Tiny baseline on generated pairs (trains on CPU): whole 128x192 frames (8x12 tokens).
-# Data: python -m mmwinwin.datasets.synthetic.flow --out data/synthetic_flow --size 128 192
+# Data: python tools/dataset_converters/generate_synthetic.py sintel-flow data/synthetic_flow --size 128 192 --num-train 256 --num-val 8
 _base_ = ['../_base_/models/crocoflow_rope-vit-b16.py', '../_base_/datasets/synthetic_flow.py',
           '../_base_/default_runtime_flow.py']
 dims = 64

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..flow_io import write_flo, write_mask_png
 
-__all__ = ['make_texture', 'make_flow_pair', 'write_sintel_layout']
+__all__ = ['make_texture', 'make_flow_pair', 'write_sintel_layout', 'generate_sintel_flow']
 
 
 def make_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -123,6 +123,16 @@ def write_sintel_layout(root: str, num_scenes: int, size: tuple[int, int] = (96,
     return names
 
 
+def generate_sintel_flow(root: str, num_train: int = 16, num_val: int = 4,
+                         img_size: tuple[int, int] = (128, 192), seed: int = 0,
+                         max_flow: float = 8.0) -> str:
+    """Training pairs under ``root/train``, validation pairs under ``root/val`` (both in
+    the Sintel ``training/`` layout, different seeds). Returns ``root``."""
+    write_sintel_layout(osp.join(root, 'train'), num_train, tuple(img_size), max_flow, seed)
+    write_sintel_layout(osp.join(root, 'val'), num_val, tuple(img_size), max_flow, seed + 1)
+    return root
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description='Write generated flow pairs in the Sintel layout '
                                             '(train pairs under <out>/train, val under <out>/val).')
@@ -133,8 +143,7 @@ def main() -> None:
     p.add_argument('--max-flow', type=float, default=8.0)
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args()
-    write_sintel_layout(osp.join(a.out, 'train'), a.num_train, tuple(a.size), a.max_flow, a.seed)
-    write_sintel_layout(osp.join(a.out, 'val'), a.num_val, tuple(a.size), a.max_flow, a.seed + 1)
+    generate_sintel_flow(a.out, a.num_train, a.num_val, tuple(a.size), a.seed, a.max_flow)
     print(f'wrote {a.num_train} training and {a.num_val} validation pairs under {a.out}')
 
 
