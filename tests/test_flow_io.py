@@ -241,6 +241,13 @@ def test_resize_scales_vectors(kw):
     assert unscaled['gt_flow'].shape == out['gt_flow'].shape
 
 
+def test_resize_keep_gt_resizes_frames_only():
+    r = _pair_results(2)
+    out = FlowResize(scale=(32, 48), keep_gt=True)(dict(r))
+    assert out['img1'].shape == (32, 48, 3) and out['gt_flow'].shape == (64, 96, 2)
+    assert out['scale_factor'] == (0.5, 0.5)
+
+
 def test_crop_and_pack():
     np.random.seed(0)
     r = _pair_results(3)

@@ -176,3 +176,19 @@ def test_estimator_full_resolution_baseline_and_bad_config():
         big(**big.data_preprocessor(_batch(1), training=True), mode='loss')
     with pytest.raises(ValueError, match='RoPE'):
         CroCoFlowNet(**{**TINY, 'encoder': dict(TINY['encoder'], use_rope=False)})
+
+
+def test_predict_undoes_test_time_resize():
+    torch.manual_seed(0)
+    model = WinWinFlowEstimator(net=TINY).eval()
+    d = model.data_preprocessor(_batch(1, 32, 48))
+    s = d['data_samples'][0]
+    s.set_metainfo(dict(ori_shape=(64, 72), scale_factor=(48 / 72, 0.5)))
+    with torch.no_grad():
+        raw = model(d['inputs'], mode='tensor')[0]
+        out = model(**d, mode='predict')[0].pred_flow
+    assert out.shape == (2, 64, 72)
+    want = torch.nn.functional.interpolate(raw[None], size=(64, 72), mode='bilinear',
+                                           align_corners=False)[0]
+    torch.testing.assert_close(out[0], want[0] * 72 / 48)
+    torch.testing.assert_close(out[1], want[1] * 2.0)

@@ -113,14 +113,19 @@ class FlowResize(BaseTransform):
     Flow vectors are multiplied by the per-axis scale. Dense flow is resized bilinearly;
     sparse flow (some invalid pixels, e.g. KITTI) by nearest neighbour so that no
     valid vector is mixed with an invalid one.
+
+    ``keep_gt=True`` (test time) resizes the frames only: the model's prediction is
+    resized back to ``ori_shape`` (vectors rescaled) and evaluated on the original GT.
     """
 
     def __init__(self, scale: tuple[int, int] | None = None,
-                 scale_factor: float | tuple[float, float] | None = None) -> None:
+                 scale_factor: float | tuple[float, float] | None = None,
+                 keep_gt: bool = False) -> None:
         if (scale is None) == (scale_factor is None):
             raise ValueError('FlowResize needs exactly one of scale=(h, w) or scale_factor.')
         self.scale = scale
         self.scale_factor = scale_factor
+        self.keep_gt = keep_gt
 
     def transform(self, results: dict) -> dict:
         H, W = results['img1'].shape[:2]
@@ -133,7 +138,7 @@ class FlowResize(BaseTransform):
         sy, sx = nh / H, nw / W
         for k in ('img1', 'img2'):
             results[k] = cv2.resize(results[k], (nw, nh), interpolation=cv2.INTER_LINEAR)
-        if 'gt_flow' in results:
+        if 'gt_flow' in results and not self.keep_gt:
             valid = results['gt_valid']
             sparse = not bool(valid.all())
             interp = cv2.INTER_NEAREST if sparse else cv2.INTER_LINEAR
@@ -142,7 +147,7 @@ class FlowResize(BaseTransform):
             results['gt_flow'] = flow.astype(np.float32)
             results['gt_valid'] = cv2.resize(valid.astype(np.uint8), (nw, nh),
                                              interpolation=cv2.INTER_NEAREST) > 0
-        if 'gt_occ' in results:
+        if 'gt_occ' in results and not self.keep_gt:
             results['gt_occ'] = cv2.resize(results['gt_occ'].astype(np.uint8), (nw, nh),
                                            interpolation=cv2.INTER_NEAREST) > 0
         results['img_shape'] = (nh, nw)

@@ -140,9 +140,9 @@ class WinWinFlowEstimator(BaseModel):
         for f, s in zip(flow, data_samples):
             h, w = s.metainfo.get('img_shape', f.shape[-2:])
             f = f[:, :h, :w]
-            ori = s.metainfo.get('ori_shape', (h, w))
-            if tuple(ori) != (h, w):  # undo a test-time resize, scaling the vectors
-                f = F.interpolate(f[None], size=tuple(ori), mode='bilinear',
+            ori = tuple(s.metainfo.get('ori_shape', (h, w)))
+            if 'scale_factor' in s.metainfo and ori != (h, w):  # undo FlowResize
+                f = F.interpolate(f[None], size=ori, mode='bilinear',
                                   align_corners=False)[0]
                 f = f * f.new_tensor([ori[1] / w, ori[0] / h]).view(2, 1, 1)
             s.pred_flow = f.detach()
