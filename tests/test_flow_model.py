@@ -125,7 +125,8 @@ def test_data_preprocessor_normalises_and_pads():
     x = d['inputs'][0].float()
     out = pre(d)
     assert out['inputs'].shape == (1, 2, 3, 32, 48)
-    want = (x - torch.tensor([10., 20, 30]).view(1, 3, 1, 1)) / torch.tensor([2., 4, 5]).view(1, 3, 1, 1)
+    mean, std = torch.tensor([10., 20, 30]), torch.tensor([2., 4, 5])
+    want = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     torch.testing.assert_close(out['inputs'][0, :, :, :30, :40], want)
     assert (out['inputs'][0, :, :, 30:] == 0).all()
     assert out['data_samples'][0].pad_shape == (32, 48)
@@ -192,3 +193,30 @@ def test_predict_undoes_test_time_resize():
                                            align_corners=False)[0]
     torch.testing.assert_close(out[0], want[0] * 72 / 48)
     torch.testing.assert_close(out[1], want[1] * 2.0)
+
+
+def test_configs_match_their_names_and_windows_fit():
+    import glob
+    import os.path as osp
+    import re
+
+    from mmengine.config import Config
+
+    from mmwinwin.layers.windows import sample_grid_size, windows_fit
+    frames = {'spring-1920x1080': (1080, 1920), 'sintel-1024x436': (436, 1024),
+              'synthetic-flow-128x192': (128, 192)}
+    files = sorted(glob.glob(osp.join(osp.dirname(__file__), '..', 'configs', 'winwin_flow',
+                                      '*.py')))
+    assert len(files) == 9
+    for f in files:
+        name = osp.basename(f)
+        cfg = Config.fromfile(f)
+        assert cfg.default_scope == 'mmwinwin' and cfg.model.type == 'WinWinFlowEstimator'
+        m = re.match(r'winwin-(\d+)x(\d+)_', name)
+        if name.startswith('fullres'):
+            assert cfg.model.windows is None
+            continue
+        n, s = int(m.group(1)), int(m.group(2))
+        assert (cfg.model.windows.num_windows, cfg.model.windows.window_size) == (n, s)
+        size = next(v for k, v in frames.items() if k in name)
+        assert windows_fit(sample_grid_size(size, 16), n, s), name

@@ -138,7 +138,8 @@ def read_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
         valid = np.isfinite(flow).all(-1)
     else:
         raise ValueError(f'Unknown flow file extension {ext!r} for {path!r}; '
-                         f'supported: .flo (Middlebury/Sintel/Chairs), .png (KITTI), .flo5 (Spring).')
+                         f'supported: .flo (Middlebury/Sintel/Chairs), .png (KITTI), '
+                         f'.flo5 (Spring).')
     flow = np.where(valid[..., None], flow, 0.0).astype(np.float32)
     return flow, valid
 
