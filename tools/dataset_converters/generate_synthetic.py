@@ -2,12 +2,15 @@
 
     python tools/dataset_converters/generate_synthetic.py ade20k data/synthetic_ade20k \
         --size 512 512 --num-train 16 --num-val 4
+    python tools/dataset_converters/generate_synthetic.py sintel-flow data/synthetic_flow \
+        --size 128 192 --num-train 256 --num-val 8
 """
 import argparse
 
 from mmwinwin.datasets.synthetic import generate_ade20k, generate_nyu
+from mmwinwin.datasets.synthetic.flow import generate_sintel_flow
 
-GENERATORS = {'ade20k': generate_ade20k, 'nyu': generate_nyu}
+GENERATORS = {'ade20k': generate_ade20k, 'nyu': generate_nyu, 'sintel-flow': generate_sintel_flow}
 
 
 def main():

@@ -1,0 +1,80 @@
+"""Optical-flow metric on valid pixels: EPE, 1/3/5 px outliers, KITTI Fl-all.
+
+Conventions (all computed only where the ground truth is valid -- Sintel ``invalid``
+masks, KITTI's sparse valid channel, Spring's NaNs are excluded):
+
+* ``EPE``: mean end-point error (px). ``average='pixel'`` pools all valid pixels of the
+  dataset (Sintel, Spring); ``average='image'`` averages per-image means (KITTI's usual
+  EPE).
+* ``1px`` / ``3px`` / ``5px``: % of valid pixels with EPE above 1 / 3 / 5 px, pooled.
+  ``1px`` is Spring's ranking metric.
+* ``Fl-all``: KITTI 2015, % of valid pixels with EPE > 3 px **and** > 5 % of |GT|, pooled.
+* with occlusion masks (Sintel): ``EPE-noc`` / ``EPE-occ`` on non-occluded / occluded
+  valid pixels (Sintel's "matched" / "unmatched").
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from mmengine.evaluator import BaseMetric
+
+from ..layers.flow_ops import flow_error_stats
+from ..registry import register
+
+__all__ = ['FlowMetric']
+
+
+@register('METRICS')
+class FlowMetric(BaseMetric):
+    """Args:
+        average: ``'pixel'`` (pooled EPE) or ``'image'`` (mean of per-image EPE).
+        prefix: metric name prefix (default ``'flow'``).
+    """
+
+    default_prefix = 'flow'
+
+    def __init__(self, average: str = 'pixel', collect_device: str = 'cpu',
+                 prefix: str | None = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if average not in ('pixel', 'image'):
+            raise ValueError(f"average must be 'pixel' or 'image', got {average!r}.")
+        self.average = average
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for s in data_samples:
+            if 'gt_flow' not in s:
+                raise KeyError('FlowMetric needs ground truth (gt_flow) in the data samples; '
+                               'the test split has none -- use a split with flow files.')
+            pred = s['pred_flow'].float().cpu()[None]
+            gt = s['gt_flow'].float().cpu()[None]
+            if pred.shape != gt.shape:
+                raise ValueError(f'pred_flow {tuple(pred.shape)} and gt_flow {tuple(gt.shape)} '
+                                 f'differ in size ({s.get("img1_path", "")}).')
+            valid = s['gt_valid'].bool().cpu()[None]
+            st = {k: float(v) for k, v in flow_error_stats(pred, gt, valid).items()}
+            if 'gt_occ' in s:
+                occ = s['gt_occ'].bool().cpu()[None]
+                for tag, m in (('noc', valid & ~occ), ('occ', valid & occ)):
+                    sub = flow_error_stats(pred, gt, m)
+                    st[f'count_{tag}'] = float(sub['count'])
+                    st[f'epe_{tag}'] = float(sub['epe'])
+            self.results.append(st)
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        n = sum(r['count'] for r in results)
+        if n == 0:
+            raise ValueError('FlowMetric found no valid ground-truth pixel in the whole split.')
+        pct = lambda k: 100.0 * sum(r[k] for r in results) / n  # noqa: E731
+        if self.average == 'pixel':
+            epe = sum(r['epe'] for r in results) / n
+        else:
+            per = [r['epe'] / r['count'] for r in results if r['count'] > 0]
+            epe = sum(per) / len(per)
+        out = {'EPE': epe, '1px': pct('out1px'), '3px': pct('out3px'), '5px': pct('out5px'),
+               'Fl-all': pct('fl')}
+        for tag in ('noc', 'occ'):
+            c = sum(r.get(f'count_{tag}', 0.0) for r in results)
+            if c > 0:
+                out[f'EPE-{tag}'] = sum(r.get(f'epe_{tag}', 0.0) for r in results) / c
+        return {k: round(float(v), 4) for k, v in out.items()}

@@ -1,0 +1,171 @@
+"""Win-Win for optical flow: training cost per iteration (windows vs full resolution) and
+full-HD single-pass inference time and memory, side by side in one run.
+
+Every measurement runs in its own fresh subprocess so that its peak memory is its own:
+on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size of the
+process (``ru_maxrss``) minus the resident size right after the model was built, i.e.
+the activations, gradients and optimizer state of that step.
+
+Examples::
+
+    # GPU, the paper's setting: ViT-B, Spring 1920x1080
+    python tools/benchmark_flow.py --device cuda --reps 5
+    # shared CPU: one repetition, Sintel-size training, full-HD inference
+    python tools/benchmark_flow.py --threads 2 --reps 1 --train-size 436 1024
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import time
+
+ARCHS = {
+    # CroCo-Flow-style ViT-B/16 (the Win-Win flow model): 12+12 blocks, 768 wide
+    'base': dict(encoder=dict(arch='base'), dec_embed_dims=768, dec_num_layers=12,
+                 dec_num_heads=12, head_hooks=(0, 6, 9, 12)),
+    'small': dict(encoder=dict(arch='small'), dec_embed_dims=384, dec_num_layers=8,
+                  dec_num_heads=6, head_hooks=(0, 4, 6, 8), head_features=128,
+                  head_layer_dims=(48, 96, 192, 384)),
+    'tiny': dict(encoder=dict(arch=dict(embed_dims=64, num_layers=2, num_heads=2)),
+                 dec_embed_dims=64, dec_num_layers=2, dec_num_heads=2, head_hooks=(0, 1, 2, 2),
+                 head_features=32, head_layer_dims=(16, 32, 64, 64)),
+}
+
+
+def _rss_mb() -> float:
+    import psutil
+    return psutil.Process().memory_info().rss / 2 ** 20
+
+
+def _measure(job: dict, queue) -> None:
+    import torch
+    torch.set_num_threads(job['threads'])
+    torch.manual_seed(0)
+    from mmwinwin.layers.croco_flow import CroCoFlowNet
+    from mmwinwin.layers.flow_ops import masked_epe_loss
+    from mmwinwin.layers.flow_windows import crop_pair_windows
+    from mmwinwin.layers.windows import sample_grid_size, sample_windows
+    dev = torch.device(job['device'])
+    net = CroCoFlowNet(**ARCHS[job['arch']]).to(dev)
+    H, W = job['size']
+    B = job['batch']
+    g = torch.Generator().manual_seed(0)
+    img1 = torch.randn(B, 3, H, W, generator=g).to(dev)
+    img2 = torch.randn(B, 3, H, W, generator=g).to(dev)
+    gt = torch.randn(B, 2, H, W, generator=g).to(dev)
+    valid = torch.ones(B, H, W, dtype=torch.bool, device=dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-5) if job['mode'] == 'train' else None
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+
+    def step():
+        if job['mode'] == 'infer':
+            with torch.no_grad():
+                net.eval()
+                net(img1, img2)
+            return
+        net.train()
+        if job['windows'] is None:
+            pred, tgt, val = net(img1, img2), gt, valid
+        else:
+            n, s = job['windows']
+            grid = sample_grid_size((H, W), net.patch_size)
+            bw = [sample_windows(grid, n, s, generator=g) for _ in range(B)]
+            pred = net.forward_windows(img1, img2, bw)
+            tgt = crop_pair_windows(gt, bw, net.patch_size)
+            val = crop_pair_windows(valid[:, None].float(), bw, net.patch_size)[:, 0] > 0.5
+        loss = masked_epe_loss(pred, tgt, val)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    base_rss = _rss_mb()
+    for _ in range(job['warmup']):
+        step()
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    sync()
+    times = []
+    for _ in range(job['reps']):
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+    if dev.type == 'cuda':
+        mem = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+    tokens = (-(-H // net.patch_size)) * (-(-W // net.patch_size))
+    kept = tokens if job['windows'] is None else job['windows'][0] * job['windows'][1] ** 2
+    queue.put(dict(seconds=min(times), memory_mb=mem, tokens=kept, all_tokens=tokens))
+
+
+def run(job: dict) -> dict:
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(job, q))
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        raise RuntimeError(f'measurement {job} failed (exit code {p.exitcode}).')
+    return q.get()
+
+
+def parse_windows(spec: str) -> list[tuple[int, int]]:
+    out = []
+    for item in spec.split(','):
+        n, s = item.lower().split('x')
+        out.append((int(n), int(s)))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--arch', default='base', choices=sorted(ARCHS))
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--reps', type=int, default=1, help='timed repetitions (min is reported)')
+    p.add_argument('--warmup', type=int, default=0)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--train-size', type=int, nargs=2, default=(1080, 1920), metavar=('H', 'W'))
+    p.add_argument('--infer-size', type=int, nargs=2, default=(1080, 1920), metavar=('H', 'W'))
+    p.add_argument('--windows', default='2x10,4x7', help='NxS list: N windows of SxS tokens')
+    p.add_argument('--skip-full-train', action='store_true',
+                   help='omit the full-resolution training step (slow on CPU)')
+    p.add_argument('--json', help='also write the rows to this file')
+    a = p.parse_args()
+    common = dict(arch=a.arch, device=a.device, threads=a.threads, reps=a.reps,
+                  warmup=a.warmup, batch=a.batch)
+    rows = []
+    train_jobs = [None] + parse_windows(a.windows)
+    if a.skip_full_train:
+        train_jobs = train_jobs[1:]
+    for w in train_jobs:
+        r = run(dict(common, mode='train', size=tuple(a.train_size), windows=w))
+        name = 'full resolution' if w is None else f'Win-Win {w[0]}x{w[1]}x{w[1]}'
+        rows.append(dict(r, what=f'train step, {name}', size=tuple(a.train_size)))
+        print(json.dumps(rows[-1]), flush=True)
+    r = run(dict(common, mode='infer', size=tuple(a.infer_size), windows=None))
+    rows.append(dict(r, what='inference, whole frame, one pass', size=tuple(a.infer_size)))
+    print(json.dumps(rows[-1]), flush=True)
+
+    full = next((x for x in rows if x['what'] == 'train step, full resolution'), None)
+    mem_kind = 'GPU peak alloc' if a.device.startswith('cuda') else 'CPU peak RSS increase'
+    print(f'\nViT arch={a.arch}, device={a.device}, threads={a.threads}, batch={a.batch}, '
+          f'reps={a.reps} (min), warmup={a.warmup}')
+    print(f'| what | input | tokens kept | s / iter | speed-up vs full | {mem_kind} (MiB) |')
+    print('|---|---|---|---|---|---|')
+    for x in rows:
+        sp = f'{full["seconds"] / x["seconds"]:.2f}x' if full and x['what'].startswith(
+            'train') else '-'
+        print(f'| {x["what"]} | {x["size"][1]}x{x["size"][0]} | {x["tokens"]}/{x["all_tokens"]} '
+              f'| {x["seconds"]:.3f} | {sp} | {x["memory_mb"]:.0f} |')
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
