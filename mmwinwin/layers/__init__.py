@@ -7,3 +7,8 @@ from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
 __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
            'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict']
+from .window_attention import window_key_mask, window_partition, window_unpartition  # noqa: E402
+from .windowed_vit import WindowedVisionTransformer  # noqa: E402
+
+__all__ += ['window_partition', 'window_unpartition', 'window_key_mask',
+            'WindowedVisionTransformer']
