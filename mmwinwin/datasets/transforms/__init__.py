@@ -1,0 +1,3 @@
+from .panoptic_loading import WinWinLoadPanopticAnnotations
+
+__all__ = ['WinWinLoadPanopticAnnotations']
