@@ -14,8 +14,8 @@ if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2
   pip_install "torch==2.13.0"
 fi
 
-# 2. build prerequisites (setuptools<82 keeps pkg_resources for mmcv and mmengine)
-pip_install "setuptools<82" wheel ninja psutil
+# 2. build prerequisites (setuptools<81 keeps pkg_resources, which mmcv and mmengine need, without deprecation noise)
+pip_install "setuptools<81" wheel ninja psutil
 
 # 3. mmcv 2.1.0 *full* (with compiled ops): prebuilt wheel from find-links, else from source
 if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__version__ != '2.1.0')" 2>/dev/null; then

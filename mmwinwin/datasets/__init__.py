@@ -1,2 +1,7 @@
-"""Registered datasets and transforms; generators of small datasets in ``synthetic``."""
+"""Datasets, transforms and synthetic data generators (OpenMMLab glue)."""
+from . import synthetic  # noqa: F401
+from .synthetic_ade20k import SyntheticADE20KDataset
 from .transforms import *  # noqa: F401,F403
+from .transforms import WinWinLoadPanopticAnnotations
+
+__all__ = ['SyntheticADE20KDataset', 'WinWinLoadPanopticAnnotations']

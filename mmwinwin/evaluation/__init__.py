@@ -1,2 +1,2 @@
-"""Registered metrics (OpenMMLab glue) over the pure math in ``functional``."""
+"""Metrics (OpenMMLab glue) over the pure math in ``functional``."""
 from .metrics import *  # noqa: F401,F403

@@ -54,7 +54,7 @@ def resolve_arch(arch: str | dict) -> dict:
         if missing or unknown:
             raise KeyError(f'A custom ViT arch dict needs keys {list(_ARCH_KEYS[:3])} '
                            f'(optionally mlp_ratio); missing {missing}, unknown {unknown}.')
-        return dict(mlp_ratio=4.0, **arch)
+        return {'mlp_ratio': 4.0, **arch}
     raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}.')
 
 

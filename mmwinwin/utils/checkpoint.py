@@ -1,8 +1,11 @@
 """Let torch >= 2.6 (``weights_only=True`` by default) load mmengine Runner checkpoints.
 
 A Runner checkpoint holds, besides tensors, the message hub's ``HistoryBuffer``
-objects and numpy arrays / scalars. Rather than switching the safe loader off, the
-few classes mmengine writes are added to torch's allow-list of safe globals, so
+objects and numpy arrays / scalars. A ``HistoryBuffer`` pickles its statistics
+methods as ``getattr(HistoryBuffer, 'mean')``. Allowing the real ``getattr`` would
+make the safe loader unsafe (any attribute chain becomes reachable), so a
+*restricted* ``getattr`` is registered under that name: it resolves only
+``HistoryBuffer``'s own statistics methods. With these few classes allowed,
 ``--resume``, ``load_from`` and ``tools/test.py CONFIG CKPT`` work while arbitrary
 pickled code is still refused.
 """
@@ -11,25 +14,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ['allow_mmengine_checkpoints', 'mmengine_safe_globals', 'restricted_getattr']
 
-def _numpy_globals() -> list:
-    from numpy._core import multiarray
-    allowed = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
-    # numpy >= 1.25 pickles dtypes by their class (numpy.dtypes.Float64DType, ...)
-    allowed += [type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64,
-                                             np.uint8, np.uint16, np.uint32, np.uint64,
-                                             np.float16, np.float32, np.float64, np.str_)]
-    return allowed
+
+def restricted_getattr(obj, name: str):
+    """``getattr`` limited to ``HistoryBuffer``'s statistics methods."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    # the four built-in statistics plus any registered with HistoryBuffer.register_statistics
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise torch.serialization.pickle.UnpicklingError(
+        f'Refusing getattr({obj!r}, {name!r}) while loading a checkpoint: only '
+        'HistoryBuffer statistics methods are allowed.')
 
 
 def mmengine_safe_globals() -> list:
-    """The non-tensor classes an mmengine Runner checkpoint contains."""
+    """The non-tensor globals an mmengine Runner checkpoint contains."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    return [HistoryBuffer] + _numpy_globals()
+    from numpy._core import multiarray
+    dtype_classes = [type(np.dtype(t)) for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+        np.uint64, np.float16, np.float32, np.float64)]
+    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes, (restricted_getattr, 'builtins.getattr')]
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Add mmengine's checkpoint classes to torch's safe globals (idempotent)."""
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch < 2.4 loads everything anyway
-        add(mmengine_safe_globals())
+    """Add mmengine's checkpoint globals to torch's safe globals (idempotent)."""
+    torch.serialization.add_safe_globals(mmengine_safe_globals())

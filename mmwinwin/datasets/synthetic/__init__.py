@@ -1,4 +1,6 @@
-"""Generators of small datasets in the real on-disk formats."""
+"""Generators of small datasets in the real on-disk layouts, for tests and demos."""
+from .ade20k import generate_ade20k, synthetic_ade20k_classes
 from .coco import COCO_SYNTH_CATEGORIES, COCO_SYNTH_METAINFO, generate_coco
 
-__all__ = ['generate_coco', 'COCO_SYNTH_CATEGORIES', 'COCO_SYNTH_METAINFO']
+__all__ = ['generate_ade20k', 'synthetic_ade20k_classes', 'generate_coco',
+           'COCO_SYNTH_CATEGORIES', 'COCO_SYNTH_METAINFO']

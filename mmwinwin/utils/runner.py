@@ -1,0 +1,120 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: turning command-line flags into
+a checked mmengine config, distributed set-up that also works on CPU (gloo), and a
+strict checkpoint load with an error that names the mismatching keys."""
+from __future__ import annotations
+
+import difflib
+import os
+import os.path as osp
+from typing import Any, Mapping
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+__all__ = ['check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
+           'load_checkpoint_strict', 'CheckpointMismatchError']
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model built from the config."""
+
+
+def _suggest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, [str(o) for o in options], n=3)
+    return f' Did you mean {close}?' if close else f' Available: {sorted(map(str, options))[:20]}'
+
+
+def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
+    """Refuse ``--cfg-options`` keys whose *parent* does not exist in the config.
+
+    A new leaf under an existing dict is allowed (e.g. a backbone kwarg the config did
+    not spell out; the module's constructor validates it), but a typo in the path
+    (``model.backbon.depth``) would otherwise be silently added and ignored.
+    """
+    for dotted in options:
+        node: Any = cfg
+        parts = dotted.split('.')
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, (list, tuple)) and part.isdigit():
+                if int(part) >= len(node):
+                    raise KeyError(f'--cfg-options {dotted}: index {part} is out of range '
+                                   f'(the list at {".".join(parts[:depth]) or "top"} has {len(node)} items).')
+                node = node[int(part)]
+                continue
+            if not isinstance(node, (dict, Config, ConfigDict)) or part not in node:
+                where = '.'.join(parts[:depth]) or 'the top level'
+                keys = list(node.keys()) if isinstance(node, (dict, Config, ConfigDict)) else []
+                raise KeyError(f'--cfg-options {dotted}: the config has no key {part!r} at '
+                               f'{where}.{_suggest(part, keys)}')
+            node = node[part]
+
+
+def apply_common_flags(cfg: Config, args) -> Config:
+    """``--cfg-options``, ``--work-dir`` and ``--launcher``, the OpenMMLab way."""
+    if getattr(args, 'cfg_options', None):
+        check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        setup_cpu_distributed(cfg)
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in DDP
+    with ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On CPU, start
+    the process group with gloo here (the Runner then skips its own set-up) and wrap
+    the model in DDP without device ids."""
+    import torch.distributed as dist
+    if 'RANK' not in os.environ:
+        raise RuntimeError('--launcher pytorch needs torch.distributed.run (RANK, WORLD_SIZE '
+                           'unset); use tools/dist_train.sh / tools/dist_test.sh.')
+    if not dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+        import datetime
+        dist.init_process_group(backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg', None) or ConfigDict(type='MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+
+
+def load_checkpoint_strict(model: torch.nn.Module, filename: str) -> dict:
+    """Load a checkpoint into ``model``, refusing any missing, unexpected or
+    wrongly-shaped key (mmengine's default only logs them and tests garbage)."""
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    if not osp.isfile(filename) and '://' not in filename:
+        raise FileNotFoundError(f'Checkpoint {filename!r} does not exist.')
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    if is_model_wrapper(model):
+        model = model.module
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+              for k in own if k in state and hasattr(state[k], 'shape') and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f'{len(shapes)} shape mismatches, e.g. {shapes[:5]}')
+        if missing:
+            parts.append(f'{len(missing)} keys missing from the checkpoint, e.g. {missing[:5]}')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected keys in the checkpoint, e.g. {unexpected[:5]}')
+        raise CheckpointMismatchError(
+            f'Checkpoint {filename} does not match the model built from the config: '
+            + '; '.join(parts) + '. Use the config the checkpoint was trained with, or convert '
+            'the checkpoint (tools/model_converters/).')
+    model.load_state_dict(state, strict=True)
+    return checkpoint
