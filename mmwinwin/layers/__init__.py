@@ -1,4 +1,9 @@
 """Pure-PyTorch core of mmwinwin: importable with torch alone (no mmcv/mmseg/mmdet)."""
+from .clustering import ClusterResult, cluster_tokens
+from .expedite import ExpediteSettings, cluster_sequence, expedited_forward_tokens
+from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_cluster_grid
+from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct_tokens,
+                             reconstruction_weights)
 from .rope import RoPE2D, grid_positions
 from .vit import ARCH_SETTINGS, Attention, Block, PatchEmbed, RoPEVisionTransformer, resolve_arch
 from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
@@ -6,7 +11,10 @@ from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
 
 __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
-           'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict']
+           'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict',
+           'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index', 'resolve_cluster_grid',
+           'ReconstructionWeights', 'reconstruction_weights', 'reconstruct_tokens',
+           'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens']
 from .window_attention import window_key_mask, window_partition, window_unpartition  # noqa: E402
 from .windowed_vit import WindowedVisionTransformer  # noqa: E402
 

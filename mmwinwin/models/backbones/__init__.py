@@ -1,4 +1,6 @@
+from .expedited_vit import ExpeditedMMSegViT, ExpeditedRoPEViT, use_fused_attention
 from .rope_vit import RoPEViT
 from .windowed_rope_vit import WindowedRoPEViT
 
-__all__ = ['RoPEViT', 'WindowedRoPEViT']
+__all__ = ['RoPEViT', 'WindowedRoPEViT', 'ExpeditedRoPEViT', 'ExpeditedMMSegViT',
+           'use_fused_attention']

@@ -1,0 +1,4 @@
+"""Registered segmentors."""
+from .expedited_encoder_decoder import ExpeditedEncoderDecoder
+
+__all__ = ['ExpeditedEncoderDecoder']
