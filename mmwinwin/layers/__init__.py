@@ -20,3 +20,14 @@ from .windowed_vit import WindowedVisionTransformer  # noqa: E402
 
 __all__ += ['window_partition', 'window_unpartition', 'window_key_mask',
             'WindowedVisionTransformer']
+from .window_clustering import (WindowClusters, cluster_grid_of_windows,  # noqa: E402
+                                cluster_windows, reconstruct_windows,
+                                relative_position_index, resize_relative_position_bias,
+                                windows_of_cluster_grid)
+
+__all__ += ['WindowClusters', 'cluster_windows', 'reconstruct_windows',
+            'cluster_grid_of_windows', 'windows_of_cluster_grid', 'relative_position_index',
+            'resize_relative_position_bias']
+from .expedite_windowed import expedited_windowed_forward  # noqa: E402
+
+__all__ += ['expedited_windowed_forward']
