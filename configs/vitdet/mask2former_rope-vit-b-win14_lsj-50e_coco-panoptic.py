@@ -46,7 +46,7 @@ train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipelin
 val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(_delete_=True, type='WinWinCocoPanopticMetric',
+    dict(type='WinWinCocoPanopticMetric',
          ann_file=data_root + 'annotations/panoptic_val2017.json',
          seg_prefix=data_root + 'annotations/panoptic_val2017/'),
 ]
