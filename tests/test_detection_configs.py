@@ -66,3 +66,28 @@ def test_tiny_expedited_panoptic_model_uses_plain_checkpoint():
     res = exp.load_state_dict(plain.state_dict())
     assert not res.missing_keys and not res.unexpected_keys
     assert type(exp.backbone).__name__ == 'ExpeditedWindowedRoPEViT'
+
+
+def test_mmseg_mask2former_ade20k_config_predicts():
+    """The ADE20K Mask2Former config (mmseg) builds with the windowed backbone and simple
+    FPN and predicts a 150-class map (backbone narrowed to stay fast on CPU)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'vitdet', 'mask2former_rope-vit-b-win14_8xb2-160k_ade20k-512x512.py'))
+    assert cfg.model.backbone.type == 'WindowedRoPEViT'
+    cfg.model.backbone.arch = dict(embed_dims=64, num_layers=2, num_heads=2)
+    cfg.model.backbone.global_indices = [1]
+    cfg.model.neck.in_channels = 64
+    cfg.model.decode_head.pixel_decoder.encoder.num_layers = 1
+    cfg.model.decode_head.transformer_decoder.num_layers = 1
+    model = MODELS.build(cfg.model)
+    model.eval()
+    meta = dict(img_shape=(96, 128), ori_shape=(96, 128), pad_shape=(96, 128),
+                batch_input_shape=(96, 128))
+    with torch.no_grad():
+        out = model.predict(torch.randn(1, 3, 96, 128), [SegDataSample(metainfo=meta)])
+    seg = out[0].pred_sem_seg.data
+    assert seg.shape == (1, 96, 128) and int(seg.max()) < 150
