@@ -233,3 +233,52 @@ def test_registered_metric_on_real_coco_examples():
     samples[0]['pred_panoptic_seg']['sem_seg'][:] = len(classes)
     metric.process({}, samples)
     assert metric.evaluate(2)['coco_panoptic/RQ'] < 100.0
+
+
+def test_registered_metric_with_dataset_ground_truth(tmp_path):
+    """Without ann_file the metric reads mmdet's CocoPanopticDataset sample fields
+    (segments_info with is_thing=False for crowd things, seg_map_path); with ann_file it
+    reads the JSON. Both give 100 for predictions equal to the ground truth, and the same
+    numbers for a degraded prediction."""
+    import mmcv
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    from mmdet.registry import DATASETS, METRICS
+    from mmengine.registry import init_default_scope
+    import mmwinwin  # noqa: F401
+    from mmwinwin.datasets.synthetic import COCO_SYNTH_METAINFO, generate_coco
+    init_default_scope('mmdet')
+    root = str(tmp_path)
+    generate_coco(root, num_train=1, num_val=2, img_size=(48, 64), seed=3)
+    ds = DATASETS.build(dict(
+        type='CocoPanopticDataset', data_root=root, ann_file='annotations/panoptic_val2017.json',
+        data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'),
+        metainfo=COCO_SYNTH_METAINFO, test_mode=True, pipeline=[]))
+    metrics = [METRICS.build(dict(type='WinWinCocoPanopticMetric')),
+               METRICS.build(dict(type='WinWinCocoPanopticMetric',
+                                  ann_file=osp.join(root, 'annotations/panoptic_val2017.json'),
+                                  seg_prefix=osp.join(root, 'annotations/panoptic_val2017')))]
+    for degrade in (False, True):
+        results = []
+        for metric in metrics:
+            metric.dataset_meta = ds.metainfo
+            samples = []
+            for i in range(len(ds)):
+                info = ds.get_data_info(i)
+                ids = rgb_to_id(mmcv.imread(info['seg_map_path'], channel_order='rgb'))
+                pan = np.full(ids.shape, 4, np.int64)  # void = number of classes
+                for k, s in enumerate(info['segments_info']):
+                    if s['category'] < 2 and not s['is_thing']:
+                        continue  # crowd: left unassigned
+                    pan[ids == s['id']] = s['category'] + (k + 1) * INSTANCE_OFFSET
+                if degrade:
+                    pan[: ids.shape[0] // 2] = 2  # top half predicted as sky (stuff)
+                samples.append(dict(img_id=info['img_id'], seg_map_path=info['seg_map_path'],
+                                    segments_info=info['segments_info'],
+                                    pred_panoptic_seg=dict(sem_seg=torch.from_numpy(pan)[None])))
+            metric.process({}, samples)
+            results.append(metric.evaluate(len(samples)))
+        assert results[0] == results[1]
+        if not degrade:
+            assert results[0]['coco_panoptic/PQ'] == pytest.approx(100.0)
+        else:
+            assert results[0]['coco_panoptic/PQ'] < 100.0
