@@ -43,7 +43,12 @@ def build(path: str):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(path if path.startswith('mmdet::') else osp.join(ROOT, path))
+    if path.startswith('mmdet::'):  # a config shipped inside the mmdet package
+        import mmdet
+        path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', path[len('mmdet::'):])
+    else:
+        path = osp.join(ROOT, path)
+    cfg = Config.fromfile(path)
     init_default_scope('mmdet')
     cfg.model.backbone.pop('init_cfg', None)
     cfg.model.backbone['init_cfg'] = None
