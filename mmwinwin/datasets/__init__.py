@@ -2,6 +2,7 @@
 from . import synthetic  # noqa: F401
 from .synthetic_ade20k import SyntheticADE20KDataset
 from .transforms import *  # noqa: F401,F403
-from .transforms import WinWinLoadPanopticAnnotations
+from .transforms import WINWIN_META_KEYS, WinWinLoadPanopticAnnotations, WinWinWindows
 
-__all__ = ['SyntheticADE20KDataset', 'WinWinLoadPanopticAnnotations']
+__all__ = ['SyntheticADE20KDataset', 'WinWinWindows', 'WINWIN_META_KEYS',
+           'WinWinLoadPanopticAnnotations']

@@ -1,4 +1,5 @@
 """Training glue: optimizer constructors, hooks."""
+from .hooks import ParamSyncCheckHook
 from .optimizers import ViTLayerDecayOptimizerConstructor
 
-__all__ = ['ViTLayerDecayOptimizerConstructor']
+__all__ = ['ParamSyncCheckHook', 'ViTLayerDecayOptimizerConstructor']

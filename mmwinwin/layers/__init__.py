@@ -6,6 +6,11 @@ from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct
                              reconstruction_weights)
 from .rope import RoPE2D, grid_positions
 from .vit import ARCH_SETTINGS, Attention, Block, PatchEmbed, RoPEVisionTransformer, resolve_arch
+from .windows import (Window, check_windows, embed_windows, crop_image_windows, crop_windows, gather_tokens,
+                      max_fitting_size, resolve_window_size, sample_grid_size,
+                      sample_random_tokens, sample_windows, scatter_tokens, window_grids,
+                      window_pixel_boxes, window_positions, window_token_index,
+                      window_token_mask, windows_fit)
 from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
                              load_vit_state_dict, unwrap_state_dict)
 
@@ -14,7 +19,11 @@ __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'P
            'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict',
            'ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index', 'resolve_cluster_grid',
            'ReconstructionWeights', 'reconstruction_weights', 'reconstruct_tokens',
-           'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens']
+           'reconstruct_map', 'ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens',
+           'Window', 'check_windows', 'embed_windows', 'crop_image_windows', 'crop_windows', 'gather_tokens',
+           'max_fitting_size', 'resolve_window_size', 'sample_grid_size', 'sample_random_tokens',
+           'sample_windows', 'scatter_tokens', 'window_grids', 'window_pixel_boxes',
+           'window_positions', 'window_token_index', 'window_token_mask', 'windows_fit']
 from .window_attention import window_key_mask, window_partition, window_unpartition  # noqa: E402
 from .windowed_vit import WindowedVisionTransformer  # noqa: E402
 

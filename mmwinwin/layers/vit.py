@@ -191,6 +191,8 @@ class RoPEVisionTransformer(nn.Module):
         use_abs_pos_embed: add a learned absolute position embedding (for comparisons;
             it does not transfer from windows to the whole image).
         with_cls_token: prepend a cls token (not rotated, not returned in outputs).
+            Note: an unrotated cls token sees the patches' absolute positions, so a
+            RoPE ViT is exactly translation-invariant only without it (the default).
         drop_path_rate: stochastic depth, linearly increasing over the blocks.
         with_cp: gradient checkpointing of each block, to save training memory.
     """

@@ -80,6 +80,10 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     if model is None:
         return state
     target = model.state_dict()
+    if ('patch_embed.proj.weight' in state and 'patch_embed.proj.bias' not in state
+            and 'patch_embed.proj.bias' in target):
+        # mmseg's ViT defaults to patch_bias=False: a zero bias is exactly equivalent
+        state['patch_embed.proj.bias'] = torch.zeros_like(target['patch_embed.proj.bias'])
     if 'pos_embed' in state and 'pos_embed' not in target:
         warnings.warn('The checkpoint has an absolute position embedding (pos_embed); this '
                       'model uses RoPE only, so it is dropped. Set use_abs_pos_embed=True to '

@@ -5,9 +5,9 @@
 """
 import argparse
 
-from mmwinwin.datasets.synthetic import generate_ade20k
+from mmwinwin.datasets.synthetic import generate_ade20k, generate_nyu
 
-GENERATORS = {'ade20k': generate_ade20k}
+GENERATORS = {'ade20k': generate_ade20k, 'nyu': generate_nyu}
 
 
 def main():

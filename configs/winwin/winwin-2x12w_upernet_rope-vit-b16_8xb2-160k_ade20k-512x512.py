@@ -1,0 +1,22 @@
+# Win-Win on ADE20K: 2 windows of 12x12 tokens out of each 512x512 crop (288 of 1024 tokens,
+# 28 %), test whole (short side 512) in one pass.
+# Baselines: ../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py (full resolution) and
+# upernet_rope-vit-b16_crop272_8xb2-160k_ade20k-512x512.py (one low-resolution crop, same budget).
+_base_ = ['../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py']
+model = dict(type='WinWinEncoderDecoder')
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16, shrink_to_fit=True),
+    dict(type='PackSegInputs',
+         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
+                   'winwin_patch_size')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

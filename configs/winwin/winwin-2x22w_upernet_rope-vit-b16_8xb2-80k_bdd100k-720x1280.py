@@ -1,0 +1,23 @@
+# Win-Win: train on 2 random windows of 22x22 tokens per image (968 of 3600 tokens,
+# 27 %), test on whole 720x1280 images in one pass. BDD100K 720x1280 (the paper's setting).
+# Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py (full resolution)
+# and upernet_rope-vit-b16_crop496_8xb2-80k_bdd100k-720x1280.py (one low-resolution crop, same budget).
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py']
+model = dict(type='WinWinEncoderDecoder')
+crop_size = (720, 1280)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(1280, 720), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    # after the geometric augmentations; shrink_to_fit for down-scaled images
+    dict(type='WinWinWindows', num_windows=2, window_size=22, patch_size=16, shrink_to_fit=True),
+    dict(type='PackSegInputs',
+         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
+                   'winwin_patch_size')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

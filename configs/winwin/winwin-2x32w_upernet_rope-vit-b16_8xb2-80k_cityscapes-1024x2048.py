@@ -1,0 +1,23 @@
+# Win-Win: train on 2 random windows of 32x32 tokens per image (2048 of 8192 tokens,
+# 25 %), test on whole 1024x2048 images in one pass. Cityscapes 1024x2048.
+# Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py (full resolution)
+# and upernet_rope-vit-b16_crop720_8xb2-80k_cityscapes-1024x2048.py (one low-resolution crop, same budget).
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py']
+model = dict(type='WinWinEncoderDecoder')
+crop_size = (1024, 2048)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    # after the geometric augmentations; shrink_to_fit for down-scaled images
+    dict(type='WinWinWindows', num_windows=2, window_size=32, patch_size=16, shrink_to_fit=True),
+    dict(type='PackSegInputs',
+         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
+                   'winwin_patch_size')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

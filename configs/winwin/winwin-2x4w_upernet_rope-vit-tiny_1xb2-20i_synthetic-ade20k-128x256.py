@@ -1,0 +1,16 @@
+# Tiny Win-Win: 2 windows of 4x4 tokens of each 128x256 image (32 of 128 tokens), test whole.
+# Data: python tools/dataset_converters/generate_synthetic.py ade20k data/synthetic_ade20k_128x256 --size 128 256
+_base_ = ['./upernet_rope-vit-tiny_fullres_1xb2-20i_synthetic-ade20k-128x256.py']
+model = dict(type='WinWinEncoderDecoder')
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),
+    dict(type='PackSegInputs',
+         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
+                   'winwin_patch_size')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
