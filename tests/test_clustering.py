@@ -28,7 +28,8 @@ def dense_cluster(x, H, W, h, w, iters, window, t, pos=None):
     x = x.double()
     B, N, C = x.shape
     mask = dense_candidate_mask(H, W, h, w, window)
-    c = F.adaptive_avg_pool2d(x.transpose(1, 2).reshape(B, C, H, W), (h, w)).flatten(2).transpose(1, 2)
+    c = F.adaptive_avg_pool2d(x.transpose(1, 2).reshape(B, C, H, W), (h, w))
+    c = c.flatten(2).transpose(1, 2)
     A = None
     for _ in range(iters):
         D = ((x[:, :, None] - c[:, None]) ** 2).sum(-1)  # (B, N, M)

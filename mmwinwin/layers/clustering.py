@@ -11,8 +11,9 @@ tokens that the remaining layers process instead (Liang et al., NeurIPS 2022):
 
 Only local token-candidate products are computed (``K = window**2`` candidates per
 token, batched per tile of cells, see ``local_neighbors.py``), so time and memory grow
-linearly with the number of tokens. Distances and softmax are computed in fp32 with autocast disabled, so fp16 /
-bf16 models are safe; the centres come back in the input dtype. Nothing is stored on
+linearly with the number of tokens. Distances and softmax are computed in fp32 with
+autocast disabled, so fp16 / bf16 models are safe; the centres come back in the input
+dtype. Nothing is stored on
 any module: :func:`cluster_tokens` returns a :class:`ClusterResult` with everything
 reconstruction needs.
 

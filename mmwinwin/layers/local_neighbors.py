@@ -148,7 +148,8 @@ class LocalPlan:
         return self.cluster_grid[0] * self.cluster_grid[1]
 
 
-def _axis_blocks(extent: int, size: int, window: int, tile: int, device) -> tuple[torch.Tensor, int]:
+def _axis_blocks(extent: int, size: int, window: int, tile: int,
+                 device) -> tuple[torch.Tensor, int]:
     """Start of the reachable block of cells, per tile along one axis, and its length."""
     n_tiles = math.ceil(extent / tile)
     first = torch.arange(n_tiles, device=device) * tile

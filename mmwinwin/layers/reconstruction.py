@@ -59,6 +59,12 @@ class ReconstructionWeights:
     def num_clusters(self) -> int:
         return self.plan.num_clusters
 
+    def nearest(self) -> torch.Tensor:
+        """``(B, N)`` index of each token's nearest centre (largest weight), i.e. the
+        hard cluster assignment after clustering (for visualisation)."""
+        best = self.weight.argmax(-1, keepdim=True)
+        return self.plan.index.expand(best.shape[0], -1, -1).gather(2, best)[..., 0]
+
     def topk(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(index, weight)``, each ``(B, N, k)``: the kept centres and their weights."""
         w, sel = self.weight.topk(self.k, dim=-1)
@@ -129,4 +135,4 @@ def reconstruct_map(refined: torch.Tensor, weights: ReconstructionWeights) -> to
                          f'{tuple(refined.shape)}.')
     B, D = refined.shape[:2]
     out = reconstruct_tokens(refined.flatten(2).transpose(1, 2), weights)
-    return out.transpose(1, 2).reshape(B, D, *weights.token_grid)
+    return out.transpose(1, 2).reshape(B, D, *weights.token_grid).contiguous()

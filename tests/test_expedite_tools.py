@@ -1,0 +1,56 @@
+"""Expedite tools: MAC counting (incl. fused attention and clustering) and the cluster picture."""
+import os
+import sys
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+from benchmark_expedite import count_macs  # noqa: E402
+
+
+def test_count_macs_linear_sdpa_and_mha():
+    q = torch.randn(2, 3, 50, 8)
+    macs, _ = count_macs(lambda: F.scaled_dot_product_attention(q, q, q))
+    assert macs == 2 * 3 * 50 * 50 * (8 + 8)  # QK^T and AV
+    mha = torch.nn.MultiheadAttention(24, 3, batch_first=True).eval()
+    x = torch.randn(2, 10, 24)
+    with torch.no_grad():
+        macs, _ = count_macs(lambda: mha(x, x, x, need_weights=False))
+    assert macs == 2 * 10 * 24 * 24 * 4 + 2 * 10 * 10 * 24 * 2
+    lin = torch.nn.Linear(16, 4)
+    macs, _ = count_macs(lambda: lin(torch.randn(5, 16)))
+    assert macs == 5 * 16 * 4
+
+
+def test_clustering_macs_linear_in_tokens():
+    from mmwinwin.layers import cluster_tokens
+    small, _ = count_macs(lambda: cluster_tokens(torch.randn(1, 20 * 20, 8), (20, 20), (14, 14)))
+    large, _ = count_macs(lambda: cluster_tokens(torch.randn(1, 40 * 80, 8), (40, 80), (28, 56)))
+    assert small > 0
+    # MACs per token bounded (tiles at the border are relatively more wasteful on small grids)
+    assert 0.5 < (large / 3200) / (small / 400) <= 1.0
+
+
+def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    img = np.zeros((96, 128, 3), np.uint8)
+    img[:, :64] = (200, 30, 30)
+    img[:, 64:] = (30, 30, 200)
+    img = (img + rng.integers(0, 20, img.shape)).astype(np.uint8)
+    path, out = str(tmp_path / 'img.png'), str(tmp_path / 'clusters.png')
+    cv2.imwrite(path, img)
+    import visualize_clusters
+    monkeypatch.setattr(sys, 'argv', ['visualize_clusters.py', path, '--patch', '16', '--grid',
+                                      '4', '6', '--out', out])
+    visualize_clusters.main()
+    pic = cv2.imread(out)
+    assert pic.shape == (96, 128 * 2 + 8, 3)
+    assert '6x8 tokens -> 4x6 clusters' in capsys.readouterr().out
+    # the two colour halves never share a cluster: the painted map has both colours
+    right = pic[:, 136:]
+    assert right[:, :60, 0].mean() > 150 and right[:, -60:, 2].mean() > 150  # BGR on disk
