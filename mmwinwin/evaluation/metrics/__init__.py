@@ -1,0 +1,3 @@
+from .panoptic_metric import WinWinCocoPanopticMetric
+
+__all__ = ['WinWinCocoPanopticMetric']

@@ -1,0 +1,3 @@
+from .simple_fpn import WinWinSimpleFPN
+
+__all__ = ['WinWinSimpleFPN']
