@@ -37,3 +37,15 @@ def synthetic_ade20k(tmp_path_factory) -> str:
 
 def data_root_options(root: str) -> list[str]:
     return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+
+
+@pytest.fixture(autouse=True)
+def isolate_default_scope():
+    """Each test sees the default scope it started with. A Runner built inside a test
+    (in-process tool runs) makes its scope ('mmdet', 'mmseg', ...) the current one for
+    the rest of the session, which would send later registry look-ups to the wrong host."""
+    from mmengine.registry import DefaultScope
+    before = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)

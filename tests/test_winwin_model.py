@@ -190,10 +190,12 @@ def test_depth_estimator_window_loss_and_whole_predict():
 
 def test_transform_in_an_mmdet_pipeline():
     from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
+    from mmengine.registry import DefaultScope
 
-    t = DET_TRANSFORMS.build(dict(type='WinWinWindows', window_size=2, patch_size=16, seed=1))
-    pack = DET_TRANSFORMS.build(dict(type='PackDetInputs',
-                                     meta_keys=('img_shape',) + WINWIN_META_KEYS))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        t = DET_TRANSFORMS.build(dict(type='WinWinWindows', window_size=2, patch_size=16, seed=1))
+        pack = DET_TRANSFORMS.build(dict(type='PackDetInputs',
+                                         meta_keys=('img_shape',) + WINWIN_META_KEYS))
     res = dict(img=np.zeros((64, 96, 3), np.uint8), img_shape=(64, 96),
                gt_bboxes=np.zeros((0, 4), np.float32), gt_bboxes_labels=np.zeros((0,), np.int64))
     meta = pack(t(res))['data_samples'].metainfo
