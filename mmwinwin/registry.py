@@ -33,6 +33,24 @@ TASK_UTILS = Registry('task util', parent=root.TASK_UTILS, scope='mmwinwin',
                       locations=['mmwinwin.models'])
 LOOPS = Registry('loop', parent=root.LOOPS, scope='mmwinwin', locations=['mmwinwin.engine'])
 
+# The rest of mmengine's roots get an mmwinwin child too, so a config with
+# default_scope='mmwinwin' (optical flow) finds optimizers, schedulers, visualizers ...
+# without mmengine's "falls back to the root registry" warnings.
+OPTIMIZERS = Registry('optimizer', parent=root.OPTIMIZERS, scope='mmwinwin')
+OPTIM_WRAPPERS = Registry('optim wrapper', parent=root.OPTIM_WRAPPERS, scope='mmwinwin')
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=root.PARAM_SCHEDULERS, scope='mmwinwin')
+VISUALIZERS = Registry('visualizer', parent=root.VISUALIZERS, scope='mmwinwin')
+VISBACKENDS = Registry('vis_backend', parent=root.VISBACKENDS, scope='mmwinwin')
+LOG_PROCESSORS = Registry('log_processor', parent=root.LOG_PROCESSORS, scope='mmwinwin')
+DATA_SAMPLERS = Registry('data sampler', parent=root.DATA_SAMPLERS, scope='mmwinwin')
+EVALUATOR = Registry('evaluator', parent=root.EVALUATOR, scope='mmwinwin')
+MODEL_WRAPPERS = Registry('model_wrapper', parent=root.MODEL_WRAPPERS, scope='mmwinwin')
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=root.WEIGHT_INITIALIZERS,
+                               scope='mmwinwin')
+RUNNERS = Registry('runner', parent=root.RUNNERS, scope='mmwinwin')
+RUNNER_CONSTRUCTORS = Registry('runner constructor', parent=root.RUNNER_CONSTRUCTORS,
+                               scope='mmwinwin')
+
 _OWN = dict(MODELS=MODELS, TRANSFORMS=TRANSFORMS, DATASETS=DATASETS, METRICS=METRICS,
             HOOKS=HOOKS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS,
             TASK_UTILS=TASK_UTILS, LOOPS=LOOPS)
