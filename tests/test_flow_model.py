@@ -220,3 +220,49 @@ def test_configs_match_their_names_and_windows_fit():
         assert (cfg.model.windows.num_windows, cfg.model.windows.window_size) == (n, s)
         size = next(v for k, v in frames.items() if k in name)
         assert windows_fit(sample_grid_size(size, 16), n, s), name
+
+
+def test_cross_attention_offset_readout_is_expected_key_displacement():
+    """The readout gives, per head, sum_j softmax(q.k)_j * (pos_y_j - pos_x): checked
+    against attention probabilities computed by hand (RoPE applied, padded keys masked)."""
+    from mmwinwin.layers.croco_flow import CrossAttention
+    from mmwinwin.layers.rope import RoPE2D
+    torch.manual_seed(0)
+    dim, heads = 16, 2
+    ca = CrossAttention(dim, heads, rope=RoPE2D(dim // heads), offset_readout=True)
+    with torch.no_grad():
+        ca.proj.weight.zero_()
+        ca.proj.bias.zero_()
+        ca.offset_proj.weight.zero_()
+        ca.offset_proj.weight[:2 * heads].copy_(torch.eye(2 * heads))
+        ca.offset_proj.bias.zero_()
+    B, N, M = 2, 5, 7
+    x, y = torch.randn(B, N, dim), torch.randn(B, M, dim)
+    pos_x, pos_y = torch.rand(B, N, 2) * 6, torch.rand(B, M, 2) * 6
+    mask = torch.ones(B, M, dtype=torch.bool)
+    mask[1, -2:] = False
+    with torch.no_grad():
+        out = ca(x, y, pos_x, pos_y, mask)[..., :2 * heads].reshape(B, N, heads, 2)
+        q = ca.rope(ca.q(x).reshape(B, N, heads, -1).transpose(1, 2), pos_x)
+        k = ca.kv(y)[..., :dim].reshape(B, M, heads, -1).transpose(1, 2)
+        k = ca.rope(k, pos_y)
+        logits = q @ k.transpose(-1, -2) / (dim // heads) ** 0.5
+        logits = logits.masked_fill(~mask[:, None, None], float('-inf'))
+        p = logits.softmax(-1)  # (B, heads, N, M)
+        ref = torch.einsum('bhnm,bmc->bnhc', p, pos_y) - pos_x[:, :, None]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('margin', [0, 2])
+def test_offset_readout_windows_equal_full_pass_and_matching_init(margin):
+    torch.manual_seed(0)
+    net = CroCoFlowNet(**TINY, dec_offset_readout=True).eval()
+    for blk in net.dec_blocks:  # matching init: q and k projections start equal
+        d = blk.cross_attn.q.weight.shape[0]
+        assert torch.equal(blk.cross_attn.q.weight, blk.cross_attn.kv.weight[:d])
+        assert blk.cross_attn.q.weight.std() > 0.2  # not the 0.02 init (uniform attention)
+    a, b = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        full = net(a, b)
+        win = net.forward_windows(a, b, [[(0, 0, 4, 4)]], margin=margin)
+    torch.testing.assert_close(win, full, atol=1e-4, rtol=1e-4)

@@ -31,10 +31,18 @@ __all__ = ['CrossAttention', 'DecoderBlock', 'DPTFlowHead', 'CroCoFlowNet']
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention from ``x`` (queries) to ``y`` (keys/values), RoPE on both."""
+    """Multi-head attention from ``x`` (queries) to ``y`` (keys/values), RoPE on both.
+
+    ``offset_readout=True`` also returns *where* each head looked: the key positions are
+    appended to the values, so the attention output carries the attention-weighted key
+    position; minus the query position this is a soft displacement (tokens, per head),
+    projected and added to the output. RoPE alone puts the offset into the attention
+    *weights* only -- position-free values cannot tell the decoder which neighbour matched,
+    which a from-scratch model then has to infer indirectly (slow to learn).
+    """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
-                 rope: RoPE2D | None = None) -> None:
+                 rope: RoPE2D | None = None, offset_readout: bool = False) -> None:
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f'decoder embed_dims ({dim}) must be divisible by num_heads '
@@ -45,6 +53,7 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.rope = rope
+        self.offset_proj = nn.Linear(2 * num_heads, dim) if offset_readout else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, pos_x: torch.Tensor,
                 pos_y: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,22 +64,30 @@ class CrossAttention(nn.Module):
         if self.rope is not None:
             q, k = self.rope(q, pos_x), self.rope(k, pos_y)
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        if self.offset_proj is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        py = pos_y.to(v.dtype).expand(B, M, 2)[:, None].expand(B, self.num_heads, M, 2)
+        out = F.scaled_dot_product_attention(q, k, torch.cat([v, py], -1), attn_mask=mask)
+        px = pos_x.to(v.dtype).expand(B, N, 2)[:, None]
+        offset = (out[..., -2:] - px).transpose(1, 2).reshape(B, N, 2 * self.num_heads)
+        out = out[..., :-2].transpose(1, 2).reshape(B, N, C)
+        return self.proj(out) + self.offset_proj(offset)
 
 
 class DecoderBlock(nn.Module):
     """Self-attention on frame 1, cross-attention to frame 2, MLP (all pre-norm)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 rope: RoPE2D | None = None, norm_eps: float = 1e-6) -> None:
+                 rope: RoPE2D | None = None, norm_eps: float = 1e-6,
+                 offset_readout: bool = False) -> None:
         super().__init__()
         from .vit import Attention
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, rope=rope)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.norm_y = nn.LayerNorm(dim, eps=norm_eps)
-        self.cross_attn = CrossAttention(dim, num_heads, rope=rope)
+        self.cross_attn = CrossAttention(dim, num_heads, rope=rope, offset_readout=offset_readout)
         self.norm3 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
@@ -165,13 +182,19 @@ class CroCoFlowNet(nn.Module):
             whose tokens feed the head (CroCo-Flow: ``(0, L//2, 3L//4, L)``).
         head_features, head_layer_dims: DPT head widths.
         flow_scale: the head's output is multiplied by this (pixels per unit).
+        dec_offset_readout: cross-attention also outputs the attention-weighted
+            displacement to the frame-2 keys (see :class:`CrossAttention`), and its query and
+            key projections start equal (std ``2 / sqrt(dim)``), so attention logits start as
+            a content similarity between frame-1 and frame-2 tokens instead of ~0 (uniform
+            attention, no matching signal). Off = plain CroCo. A from-scratch model learns
+            motion with it and not without it (docs/flow.md, measured on generated pairs).
     """
 
     def __init__(self, encoder: dict | None = None, dec_embed_dims: int = 768,
                  dec_num_layers: int = 12, dec_num_heads: int = 12, dec_mlp_ratio: float = 4.0,
                  head_hooks: Sequence[int] | None = None, head_features: int = 256,
                  head_layer_dims: Sequence[int] = (96, 192, 384, 768),
-                 flow_scale: float = 1.0) -> None:
+                 flow_scale: float = 1.0, dec_offset_readout: bool = False) -> None:
         super().__init__()
         enc_cfg = dict(arch='base', patch_size=16)
         enc_cfg.update(encoder or {})
@@ -186,7 +209,8 @@ class CroCoFlowNet(nn.Module):
         self.decoder_embed = nn.Linear(enc_dim, dec_embed_dims)
         self.dec_rope = RoPE2D(dec_embed_dims // dec_num_heads, rope_base)
         self.dec_blocks = nn.ModuleList([
-            DecoderBlock(dec_embed_dims, dec_num_heads, dec_mlp_ratio, self.dec_rope)
+            DecoderBlock(dec_embed_dims, dec_num_heads, dec_mlp_ratio, self.dec_rope,
+                         offset_readout=dec_offset_readout)
             for _ in range(dec_num_layers)])
         self.dec_norm = nn.LayerNorm(dec_embed_dims, eps=1e-6)
         L = dec_num_layers
@@ -205,6 +229,12 @@ class CroCoFlowNet(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if dec_offset_readout:
+            for blk in self.dec_blocks:
+                ca = blk.cross_attn
+                nn.init.normal_(ca.q.weight, std=2.0 / dec_embed_dims ** 0.5)
+                with torch.no_grad():
+                    ca.kv.weight[:dec_embed_dims].copy_(ca.q.weight)
 
     # ------------------------------------------------------------ token path
     def _encode(self, tokens: torch.Tensor, pos: torch.Tensor,

@@ -22,9 +22,16 @@ def main():
     parser.add_argument('--num-train', type=int, default=16)
     parser.add_argument('--num-val', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--max-flow', type=float, default=None,
+                        help='sintel-flow only: largest motion in pixels (default 8)')
     args = parser.parse_args()
+    extra = {}
+    if args.max_flow is not None:
+        if args.layout != 'sintel-flow':
+            parser.error('--max-flow applies to the sintel-flow layout only.')
+        extra['max_flow'] = args.max_flow
     root = GENERATORS[args.layout](args.root, num_train=args.num_train, num_val=args.num_val,
-                                   img_size=tuple(args.size), seed=args.seed)
+                                   img_size=tuple(args.size), seed=args.seed, **extra)
     print(f'wrote a synthetic {args.layout} dataset to {root}')
 
 

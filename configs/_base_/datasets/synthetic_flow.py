@@ -1,6 +1,6 @@
 # Generated flow pairs in the Sintel layout (smooth background + moving object).
 # Data: python tools/dataset_converters/generate_synthetic.py sintel-flow \
-#     data/synthetic_flow --size 128 192 --num-train 256 --num-val 8
+#     data/synthetic_flow --size 128 192 --num-train 256 --num-val 8 --max-flow 24
 data_root = 'data/synthetic_flow'
 train_pipeline = [
     dict(type='LoadFlowPair'),
