@@ -39,13 +39,19 @@ def data_root_options(root: str) -> list[str]:
     return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
 
 
-@pytest.fixture(autouse=True)
-def isolate_default_scope():
-    """Each test sees the default scope it started with. A Runner built inside a test
-    (in-process tool runs) makes its scope ('mmdet', 'mmseg', ...) the current one for
-    the rest of the session, which would send later registry look-ups to the wrong host."""
+def _restore_default_scope_after():
     from mmengine.registry import DefaultScope
     before = DefaultScope._instance_dict.copy()
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(before)
+
+
+# Each test, and each test module, ends with the default scope it started with. A Runner
+# or ``init_default_scope`` inside a test or a module fixture makes its scope ('mmdet',
+# 'mmseg', ...) the current one for the rest of the session, which would send later
+# registry look-ups to the wrong host. (Autouse module fixtures are set up before the
+# module's other fixtures, so the module guard also covers module-scoped set-ups.)
+isolate_default_scope = pytest.fixture(autouse=True)(_restore_default_scope_after)
+isolate_default_scope_per_module = pytest.fixture(autouse=True, scope='module')(
+    _restore_default_scope_after)
