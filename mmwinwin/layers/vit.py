@@ -16,7 +16,6 @@ runs any subset of tokens.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -347,10 +346,3 @@ class RoPEVisionTransformer(nn.Module):
         tokens, pos, (h, w) = self.embed_image(img)
         outs = self.forward_tokens(tokens, pos, (h, w))
         return [o.transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs]
-
-    @property
-    def grid_stride(self) -> int:
-        return self.patch_size
-
-    def num_tokens(self, height: int, width: int) -> int:
-        return math.ceil(height / self.patch_size) * math.ceil(width / self.patch_size)

@@ -11,12 +11,10 @@ from typing import Any, Mapping
 import torch
 from mmengine.config import Config, ConfigDict
 
+from ..layers.vit_checkpoint import CheckpointMismatchError
+
 __all__ = ['check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
            'load_checkpoint_strict', 'CheckpointMismatchError']
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint's weights do not fit the model built from the config."""
 
 
 def _suggest(key: str, options) -> str:
