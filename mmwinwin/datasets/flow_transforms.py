@@ -18,6 +18,7 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import BaseDataElement
 
+from ..layers.flow_ops import subpixel_gt
 from ..registry import register
 from .flow_io import read_flow, read_image_rgb, read_mask_png
 
@@ -33,8 +34,16 @@ class LoadFlowPair(BaseTransform):
     ``invalid_path`` (Sintel: non-zero = no valid flow) is removed from ``gt_valid``;
     ``occ_path`` is loaded into ``gt_occ``. A ground truth at twice the image size
     (Spring's super-resolved GT) is subsampled to the image grid (``[::2, ::2]``; Spring
-    flow values are already in image pixels).
+    flow values are already in image pixels) for training.
+
+    Args:
+        keep_subpixel_gt: also keep the whole 2x ground truth as ``gt_flow_hr`` (Spring
+            evaluation: ``FlowMetric(convention='spring')`` compares each estimated pixel
+            with its four ground-truth sub-pixels). Needs a 2x ground truth.
     """
+
+    def __init__(self, keep_subpixel_gt: bool = False) -> None:
+        self.keep_subpixel_gt = bool(keep_subpixel_gt)
 
     def transform(self, results: dict) -> dict:
         img1 = read_image_rgb(results['img1_path'])
@@ -46,6 +55,14 @@ class LoadFlowPair(BaseTransform):
         results.update(img1=img1, img2=img2, img_shape=(H, W), ori_shape=(H, W))
         if results.get('flow_path'):
             flow, valid = read_flow(results['flow_path'])
+            if self.keep_subpixel_gt:
+                if flow.shape[:2] != (2 * H, 2 * W):
+                    raise ValueError(
+                        f'LoadFlowPair(keep_subpixel_gt=True) needs a ground truth at twice the '
+                        f'frame size (Spring), but {results["flow_path"]} is {flow.shape[:2]} '
+                        f'for frames {(H, W)}; drop keep_subpixel_gt for this dataset.')
+                results['gt_flow_hr'] = np.where(valid[..., None], flow,
+                                                 np.float32(np.nan)).astype(np.float32)
             if flow.shape[:2] == (2 * H, 2 * W):
                 flow, valid = flow[::2, ::2], valid[::2, ::2]
             if flow.shape[:2] != (H, W):
@@ -78,6 +95,9 @@ class FlowRandomCrop(BaseTransform):
         for k in _MAPS:
             if k in results:
                 results[k] = np.ascontiguousarray(results[k][y0:y0 + ch, x0:x0 + cw])
+        if 'gt_flow_hr' in results:  # the sub-pixels of the same pixels
+            results['gt_flow_hr'] = np.ascontiguousarray(
+                results['gt_flow_hr'][2 * y0:2 * (y0 + ch), 2 * x0:2 * (x0 + cw)])
         results['img_shape'] = (ch, cw)
         return results
 
@@ -97,11 +117,12 @@ class FlowRandomFlip(BaseTransform):
         if np.random.rand() >= self.prob:
             return results
         axis, comp = (1, 0) if self.direction == 'horizontal' else (0, 1)
-        for k in _MAPS:
+        for k in _MAPS + ('gt_flow_hr',):  # mirroring the 2x grid mirrors the sub-pixels too
             if k in results:
                 results[k] = np.ascontiguousarray(np.flip(results[k], axis=axis))
-        if 'gt_flow' in results:
-            results['gt_flow'][..., comp] *= -1
+        for k in ('gt_flow', 'gt_flow_hr'):
+            if k in results:
+                results[k][..., comp] *= -1
         results.setdefault('flip_directions', []).append(self.direction)
         return results
 
@@ -128,6 +149,10 @@ class FlowResize(BaseTransform):
         self.keep_gt = keep_gt
 
     def transform(self, results: dict) -> dict:
+        if 'gt_flow_hr' in results and not self.keep_gt:
+            raise ValueError('FlowResize cannot resize the 2x sub-pixel ground truth '
+                             '(LoadFlowPair(keep_subpixel_gt=True)): use keep_gt=True to '
+                             'evaluate at the original resolution, or drop keep_subpixel_gt.')
         H, W = results['img1'].shape[:2]
         if self.scale is not None:
             nh, nw = int(self.scale[0]), int(self.scale[1])
@@ -159,7 +184,8 @@ class FlowResize(BaseTransform):
 class PackFlowInputs(BaseTransform):
     """Pack to ``inputs`` (uint8 ``(2, 3, H, W)``: frame 1, frame 2) and a ``data_samples``
     :class:`BaseDataElement` with ``gt_flow (2, H, W)``, ``gt_valid (H, W)`` (and
-    ``gt_occ``) plus meta information."""
+    ``gt_occ``; ``gt_flow_subpixels (4, 2, H, W)`` from ``gt_flow_hr``) plus meta
+    information."""
 
     META_KEYS = ('img1_path', 'img2_path', 'flow_path', 'ori_shape', 'img_shape',
                  'scale_factor', 'flip_directions', 'sample_idx')
@@ -175,4 +201,7 @@ class PackFlowInputs(BaseTransform):
             sample.gt_valid = torch.from_numpy(np.ascontiguousarray(results['gt_valid']))
         if 'gt_occ' in results:
             sample.gt_occ = torch.from_numpy(np.ascontiguousarray(results['gt_occ']))
+        if 'gt_flow_hr' in results:
+            hr = torch.from_numpy(np.ascontiguousarray(results['gt_flow_hr'].transpose(2, 0, 1)))
+            sample.gt_flow_subpixels = subpixel_gt(hr)
         return dict(inputs=inputs, data_samples=sample)

@@ -11,6 +11,13 @@ masks, KITTI's sparse valid channel, Spring's NaNs are excluded):
 * ``Fl-all``: KITTI 2015, % of valid pixels with EPE > 3 px **and** > 5 % of |GT|, pooled.
 * with occlusion masks (Sintel): ``EPE-noc`` / ``EPE-occ`` on non-occluded / occluded
   valid pixels (Sintel's "matched" / "unmatched").
+
+``convention='spring'`` follows the Spring benchmark instead: the 2x super-resolved ground
+truth (``LoadFlowPair(keep_subpixel_gt=True)``) gives four sub-pixels per estimated pixel
+and each pixel keeps the smallest of its four errors; ``EPE``, ``1px`` (the ranking
+metric), ``Fl`` (> 3 px and > 5 % of the largest sub-pixel magnitude) and ``WAUC`` are
+pooled over all pixels whose four sub-pixels have ground truth, plus ``EPE`` / ``1px``
+per speed band ``s0-10`` / ``s10-40`` / ``s40+`` (mean sub-pixel magnitude, px).
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from collections.abc import Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
-from ..layers.flow_ops import flow_error_stats
+from ..layers.flow_ops import SPRING_SPEED_BANDS, flow_error_stats, spring_error_stats, spring_wauc
 from ..registry import register
 
 __all__ = ['FlowMetric']
@@ -29,19 +36,30 @@ __all__ = ['FlowMetric']
 class FlowMetric(BaseMetric):
     """Args:
         average: ``'pixel'`` (pooled EPE) or ``'image'`` (mean of per-image EPE).
+        convention: ``'standard'`` (Sintel / KITTI / FlyingChairs) or ``'spring'``
+            (four ground-truth sub-pixels per pixel, see the module docstring; pooled per
+            pixel).
         prefix: metric name prefix (default ``'flow'``).
     """
 
     default_prefix = 'flow'
 
-    def __init__(self, average: str = 'pixel', collect_device: str = 'cpu',
-                 prefix: str | None = None) -> None:
+    def __init__(self, average: str = 'pixel', convention: str = 'standard',
+                 collect_device: str = 'cpu', prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if average not in ('pixel', 'image'):
             raise ValueError(f"average must be 'pixel' or 'image', got {average!r}.")
+        if convention not in ('standard', 'spring'):
+            raise ValueError(f"convention must be 'standard' or 'spring', got {convention!r}.")
+        if convention == 'spring' and average != 'pixel':
+            raise ValueError("Spring pools all pixels of the split: use average='pixel' with "
+                             "convention='spring'.")
         self.average = average
+        self.convention = convention
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if self.convention == 'spring':
+            return self._process_spring(data_samples)
         for s in data_samples:
             if 'gt_flow' not in s:
                 raise KeyError('FlowMetric needs ground truth (gt_flow) in the data samples; '
@@ -61,10 +79,42 @@ class FlowMetric(BaseMetric):
                     st[f'epe_{tag}'] = float(sub['epe'])
             self.results.append(st)
 
+    def _process_spring(self, data_samples: Sequence[dict]) -> None:
+        for s in data_samples:
+            if 'gt_flow_subpixels' not in s:
+                raise KeyError("FlowMetric(convention='spring') needs the 2x ground truth: "
+                               "load it with LoadFlowPair(keep_subpixel_gt=True) in the test "
+                               "pipeline (Spring .flo5 files are 2x the frame size).")
+            pred = s['pred_flow'].float().cpu()
+            gt_sub = s['gt_flow_subpixels'].float().cpu()
+            if pred.shape != gt_sub.shape[1:]:
+                raise ValueError(f'pred_flow {tuple(pred.shape)} is not on the grid of the '
+                                 f'ground-truth sub-pixels {tuple(gt_sub.shape)} '
+                                 f'({s.get("img1_path", "")}).')
+            st = spring_error_stats(pred, gt_sub)
+            hits = st.pop('wauc_hits')
+            out = {k: float(v) for k, v in st.items()}
+            out['wauc_hits'] = hits.tolist()
+            self.results.append(out)
+
+    def _compute_spring(self, results: list[dict], n: float) -> dict[str, float]:
+        total = lambda k: sum(r[k] for r in results)  # noqa: E731
+        hits = torch.tensor([r['wauc_hits'] for r in results], dtype=torch.float64).sum(0)
+        out = {'EPE': total('epe') / n, '1px': 100.0 * total('out1px') / n,
+               'Fl': 100.0 * total('fl') / n, 'WAUC': spring_wauc(hits, n)}
+        for band in SPRING_SPEED_BANDS:
+            c = total(f'count_{band}')
+            if c > 0:
+                out[f'EPE-{band}'] = total(f'epe_{band}') / c
+                out[f'1px-{band}'] = 100.0 * total(f'out1px_{band}') / c
+        return {k: round(float(v), 4) for k, v in out.items()}
+
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         n = sum(r['count'] for r in results)
         if n == 0:
             raise ValueError('FlowMetric found no valid ground-truth pixel in the whole split.')
+        if self.convention == 'spring':
+            return self._compute_spring(results, n)
         pct = lambda k: 100.0 * sum(r[k] for r in results) / n  # noqa: E731
         if self.average == 'pixel':
             epe = sum(r['epe'] for r in results) / n

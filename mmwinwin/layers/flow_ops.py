@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ['backward_warp', 'endpoint_error', 'flow_error_stats', 'masked_epe_loss']
+__all__ = ['backward_warp', 'endpoint_error', 'flow_error_stats', 'masked_epe_loss',
+           'subpixel_gt', 'spring_error_stats', 'spring_wauc', 'SPRING_WAUC_THRESHOLDS', 'SPRING_SPEED_BANDS']
 
 
 def backward_warp(img2: torch.Tensor, flow: torch.Tensor,
@@ -69,6 +70,77 @@ def flow_error_stats(pred: torch.Tensor, gt: torch.Tensor,
     return dict(count=torch.tensor(float(e.numel()), dtype=torch.float64),
                 epe=e.sum(), out1px=(e > 1).sum().double(), out3px=(e > 3).sum().double(),
                 out5px=(e > 5).sum().double(), fl=((e > 3) & (e > 0.05 * m)).sum().double())
+
+
+#: Spring's WAUC: thresholds 0.05, 0.10, ..., 5.00 px with linearly falling weights 1 .. 0.01.
+SPRING_WAUC_THRESHOLDS = torch.arange(1, 101, dtype=torch.float64) / 20.0
+_SPRING_WAUC_WEIGHTS = 1.0 - (torch.arange(1, 101, dtype=torch.float64) - 1) / 100.0
+#: Spring's speed bands, by the mean ground-truth magnitude of a pixel's sub-pixels (px).
+SPRING_SPEED_BANDS = {'s0-10': (0.0, 10.0), 's10-40': (10.0, 40.0), 's40+': (40.0, float('inf'))}
+
+
+def subpixel_gt(flow_hr: torch.Tensor) -> torch.Tensor:
+    """Split a 2x super-resolved ground truth into the four sub-pixels of each pixel.
+
+    Args:
+        flow_hr: ``(2, 2H, 2W)`` flow (Spring's ``.flo5``, NaN = no ground truth).
+
+    Returns:
+        ``(4, 2, H, W)``: sub-pixels (top-left, top-right, bottom-left, bottom-right) of
+        every pixel of the ``H x W`` image grid.
+    """
+    if flow_hr.dim() != 3 or flow_hr.shape[0] != 2 or flow_hr.shape[1] % 2 or flow_hr.shape[2] % 2:
+        raise ValueError(f'subpixel_gt needs a (2, 2H, 2W) flow with even sides, got '
+                         f'{tuple(flow_hr.shape)}.')
+    _, H2, W2 = flow_hr.shape
+    sub = flow_hr.reshape(2, H2 // 2, 2, W2 // 2, 2)  # (c, H, dy, W, dx)
+    return sub.permute(2, 4, 0, 1, 3).reshape(4, 2, H2 // 2, W2 // 2)
+
+
+def spring_error_stats(pred: torch.Tensor, gt_sub: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Spring's flow conventions, as sums so that a split can be pooled per pixel.
+
+    The Spring ground truth is 2x super-resolved; each estimated pixel is compared with
+    the four ground-truth sub-pixels it covers and keeps the **smallest** end-point error.
+    A pixel counts only when all four sub-pixels have ground truth (finite). Outliers:
+    ``1px`` (error > 1 px, Spring's ranking metric) and ``Fl`` (error > 3 px and > 5 % of
+    the largest sub-pixel magnitude); ``WAUC`` is the weighted area under the curve of the
+    share of pixels within 0.05 .. 5 px. Speed bands use the mean sub-pixel magnitude.
+
+    Args:
+        pred: ``(2, H, W)`` estimated flow on the image grid.
+        gt_sub: ``(4, 2, H, W)`` ground-truth sub-pixels (:func:`subpixel_gt`).
+
+    Returns:
+        float64 sums: ``count``, ``epe``, ``out1px``, ``fl``, ``wauc_hits`` (100 counts of
+        pixels within each WAUC threshold) and ``count_<band>`` / ``epe_<band>`` /
+        ``out1px_<band>`` for each speed band.
+    """
+    if gt_sub.dim() != 4 or gt_sub.shape[:2] != (4, 2) or pred.shape != gt_sub.shape[1:]:
+        raise ValueError(f'spring_error_stats needs pred (2, H, W) and gt_sub (4, 2, H, W) on '
+                         f'the same grid, got {tuple(pred.shape)} and {tuple(gt_sub.shape)}.')
+    gt = gt_sub.double()
+    err = torch.linalg.vector_norm(pred.double()[None] - gt, dim=1)  # (4, H, W)
+    valid = torch.isfinite(gt).all(dim=1).all(dim=0) & torch.isfinite(pred.double()).all(dim=0)
+    e = err.min(dim=0).values[valid]
+    mag = torch.linalg.vector_norm(gt, dim=1)  # (4, H, W)
+    mag_max, mag_mean = mag.max(dim=0).values[valid], mag.mean(dim=0)[valid]
+    thr = SPRING_WAUC_THRESHOLDS.to(e.device)
+    out = dict(count=torch.tensor(float(e.numel()), dtype=torch.float64), epe=e.sum(),
+               out1px=(e > 1).sum().double(), fl=((e > 3) & (e > 0.05 * mag_max)).sum().double(),
+               wauc_hits=(e[:, None] <= thr).sum(dim=0).double())
+    for band, (lo, hi) in SPRING_SPEED_BANDS.items():
+        m = (mag_mean >= lo) & (mag_mean < hi)
+        out[f'count_{band}'] = m.sum().double()
+        out[f'epe_{band}'] = e[m].sum()
+        out[f'out1px_{band}'] = (e[m] > 1).sum().double()
+    return out
+
+
+def spring_wauc(wauc_hits: torch.Tensor, count: float) -> float:
+    """Spring's WAUC (%) from the per-threshold counts of :func:`spring_error_stats`."""
+    w = _SPRING_WAUC_WEIGHTS.to(wauc_hits.device)
+    return float(100.0 * (w * wauc_hits.double()).sum() / (count * w.sum()))
 
 
 def masked_epe_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
