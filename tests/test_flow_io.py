@@ -310,3 +310,15 @@ def test_flow_metric_matches_numpy():
     assert img.compute_metrics(img.results)['EPE'] == pytest.approx(np.mean(per_image), abs=1e-3)
     with pytest.raises(ValueError, match='average'):
         FlowMetric(average='scene')
+
+
+@pytest.mark.parametrize('ext', ['.flo', '.flo5', '.png'])
+def test_write_flow_by_extension_round_trip(tmp_path, ext):
+    from mmwinwin.datasets.flow_io import write_flow
+    flow = np.random.default_rng(6).normal(scale=30, size=(5, 7, 2)).astype(np.float32)
+    write_flow(str(tmp_path / f'f{ext}'), flow)
+    back, valid = read_flow(str(tmp_path / f'f{ext}'))
+    assert valid.all()
+    np.testing.assert_allclose(back, flow, atol=1 / 64 if ext == '.png' else 0)
+    with pytest.raises(ValueError, match='extension'):
+        write_flow(str(tmp_path / 'f.npy'), flow)

@@ -178,3 +178,40 @@ def test_spring_evaluator_on_dataset_layout(tmp_path):
     res = ev.evaluate(1)
     assert res['flow/EPE'] == pytest.approx(0.0, abs=1e-6) and res['flow/1px'] == 0.0
     assert res['flow/WAUC'] == pytest.approx(100.0)
+
+
+def test_spring_cameras_directions_and_submission_files(tmp_path):
+    """Both cameras and directions are listed; format_only writes the submission layout."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / 'spring'
+    for cam in ('left', 'right'):
+        d = root / 'test' / '0003' / f'frame_{cam}'
+        d.mkdir(parents=True)
+        for i in (1, 2, 3):
+            cv2.imwrite(str(d / f'frame_{cam}_{i:04d}.png'),
+                        rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
+    ds = SpringFlowDataset(data_root=str(root), split='test', camera=['left', 'right'],
+                           direction=['FW', 'BW'], test_mode=True,
+                           pipeline=[dict(type='mmwinwin.LoadFlowPair', keep_subpixel_gt=True),
+                                     dict(type='mmwinwin.PackFlowInputs')])
+    assert len(ds) == 8  # 2 cameras x 2 directions x 2 pairs
+    names = sorted(ds.get_data_info(i)['out_name'] for i in range(len(ds)))
+    assert names[0] == '0003/flow_BW_left/flow_BW_left_0002.flo5'
+    assert names[-1] == '0003/flow_FW_right/flow_FW_right_0002.flo5'
+    samples = []
+    for i in range(len(ds)):
+        s = ds[i]['data_samples']
+        s.pred_flow = torch.full((2, 6, 8), float(i))
+        samples.append(s)
+    ev = Evaluator(dict(type='mmwinwin.FlowMetric', convention='spring',
+                        output_dir=str(tmp_path / 'sub'), format_only=True))
+    ev.process(samples, None)
+    assert ev.evaluate(len(ds)) == {}
+    from mmwinwin.datasets.flow_io import read_flo5
+    for i, s in enumerate(samples):
+        got = read_flo5(str(tmp_path / 'sub' / s.out_name))
+        assert got.shape == (6, 8, 2) and (got == i).all()
+    with pytest.raises(ValueError, match='output_dir'):
+        FlowMetric(format_only=True)
+    with pytest.raises(ValueError, match="'left'/'right'"):
+        SpringFlowDataset(data_root=str(root), camera=['centre'], lazy_init=True)

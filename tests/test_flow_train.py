@@ -6,8 +6,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from mmwinwin.datasets.flow_io import read_flo, read_flow
 from mmwinwin.datasets.synthetic.flow import write_sintel_layout
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,12 +44,25 @@ def test_train_windows_then_test_full_resolution(tmp_path):
     assert val, out[-3000:]
     ckpt = work / 'iter_4.pth'
     assert ckpt.is_file()
+    sub = tmp_path / 'submission'
     out = _run(['tools/test.py', osp.join(CFG_DIR, cfg), str(ckpt), '--work-dir',
-                str(tmp_path / 'test')] + opts[:1] + opts[3:4], ROOT)
+                str(tmp_path / 'test')] + opts[:1] + opts[3:4]
+               + [f'test_evaluator.output_dir={sub}'], ROOT)
     test = EPE.findall(out)
     assert test, out[-3000:]
     # the reloaded checkpoint evaluates the 96x128 frames in one pass to the same EPE
     assert float(test[-1]) == pytest.approx(float(val[-1]), abs=1e-3)
     for key in ('1px', '3px', '5px', 'Fl-all', 'EPE-noc'):
         assert f'flow/{key}:' in out
+    # the estimated flows were also written in Sintel's submission layout; their EPE
+    # against the ground truth, computed here, is the EPE the tool printed
+    written = sorted(sub.glob('clean/*/frame_*.flo'))
+    assert len(written) == 2, list(sub.rglob('*'))
+    errs = []
+    for f in written:
+        pred = read_flo(str(f))
+        gt, valid = read_flow(str(data / 'val' / 'training' / 'flow' / f.parent.name / f.name))
+        assert pred.shape == gt.shape == (96, 128, 2)
+        errs.append(np.sqrt(((pred - gt) ** 2).sum(-1))[valid])
+    assert float(np.concatenate(errs).mean()) == pytest.approx(float(test[-1]), abs=1e-3)
     print(f'{cfg}: full-resolution EPE after 4 window iterations = {test[-1]}')

@@ -1,6 +1,8 @@
 """Optical-flow datasets in their official on-disk layouts (mmengine ``BaseDataset``).
 
-Each data item names ``img1_path``, ``img2_path`` and, where ground truth exists,
+Each data item names ``img1_path``, ``img2_path``, ``out_name`` (where the benchmark's
+submission format wants the estimated flow, relative to the submission folder:
+``FlowMetric(output_dir=...)`` writes it there) and, where ground truth exists,
 ``flow_path`` (+ ``invalid_path`` / ``occ_path`` for Sintel); :class:`LoadFlowPair`
 reads them.
 """
@@ -57,7 +59,8 @@ class SintelFlowDataset(BaseDataset):
                 frames = sorted(glob.glob(osp.join(root, p, scene, 'frame_*.png')))
                 for f1, f2 in zip(frames[:-1], frames[1:]):
                     name = osp.splitext(osp.basename(f1))[0]
-                    item = dict(img1_path=f1, img2_path=f2, scene=scene, pass_name=p)
+                    item = dict(img1_path=f1, img2_path=f2, scene=scene, pass_name=p,
+                                out_name=f'{p}/{scene}/{name}.flo')
                     flo = osp.join(root, 'flow', scene, name + '.flo')
                     if osp.isfile(flo):
                         item['flow_path'] = flo
@@ -108,7 +111,8 @@ class FlyingChairsDataset(BaseDataset):
         for f1 in firsts:
             stem = f1[:-len('_img1.ppm')]
             items.append(dict(img1_path=f1, img2_path=stem + '_img2.ppm',
-                              flow_path=stem + '_flow.flo'))
+                              flow_path=stem + '_flow.flo',
+                              out_name=osp.basename(stem) + '_flow.flo'))
         if not items:
             raise FileNotFoundError(f'No FlyingChairs pairs (*_img1.ppm) in {d!r}.')
         return items
@@ -119,43 +123,61 @@ class SpringFlowDataset(BaseDataset):
     """Spring (full HD): ``{split}/SCENE/frame_{cam}/frame_{cam}_XXXX.png`` and forward
     flow ``{split}/SCENE/flow_FW_{cam}/flow_FW_{cam}_XXXX.flo5`` (frame i -> i+1) or
     backward ``flow_BW_{cam}`` (frame i -> i-1). The GT is super-resolved (2x in each
-    axis, NaN = no GT); :class:`LoadFlowPair` subsamples it to the 1920x1080 grid.
+    axis, NaN = no GT); :class:`LoadFlowPair` subsamples it to the 1920x1080 grid, or keeps
+    all four sub-pixels for Spring's evaluation (``keep_subpixel_gt=True``).
+
+    ``camera`` and ``direction`` take one value or a list: the benchmark's test submission
+    covers both cameras and both directions (``camera=['left', 'right'],
+    direction=['FW', 'BW']``); ``out_name`` is then the submission layout
+    ``SCENE/flow_{dir}_{cam}/flow_{dir}_{cam}_XXXX.flo5``.
     """
 
     METAINFO = dict(dataset='Spring')
 
-    def __init__(self, *args, split: str = 'train', camera: str = 'left',
-                 direction: str = 'FW', **kwargs) -> None:
-        if camera not in ('left', 'right') or direction not in ('FW', 'BW'):
-            raise ValueError(f"Spring camera is 'left'/'right' and direction 'FW'/'BW', got "
-                             f'{camera!r}, {direction!r}.')
-        self.split, self.camera, self.direction = split, camera, direction
+    def __init__(self, *args, split: str = 'train', camera: str | list[str] = 'left',
+                 direction: str | list[str] = 'FW', **kwargs) -> None:
+        self.cameras = [camera] if isinstance(camera, str) else list(camera)
+        self.directions = [direction] if isinstance(direction, str) else list(direction)
+        if (not self.cameras or not self.directions
+                or set(self.cameras) - {'left', 'right'} or set(self.directions) - {'FW', 'BW'}):
+            raise ValueError(f"Spring camera is 'left'/'right' and direction 'FW'/'BW' (one or "
+                             f'a list), got {camera!r}, {direction!r}.')
+        self.split = split
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
         root = osp.join(self.data_root, self.split)
         _need_dir(root, 'SpringFlowDataset')
-        cam, step = self.camera, (1 if self.direction == 'FW' else -1)
         items = []
         for scene in sorted(os.listdir(root)):
-            fdir = osp.join(root, scene, f'frame_{cam}')
-            if not osp.isdir(fdir):
-                continue
-            frames = {int(osp.splitext(f)[0].rsplit('_', 1)[1]): osp.join(fdir, f)
-                      for f in os.listdir(fdir) if f.endswith('.png')}
-            for i in sorted(frames):
-                if i + step not in frames:
+            for cam in self.cameras:
+                fdir = osp.join(root, scene, f'frame_{cam}')
+                if not osp.isdir(fdir):
                     continue
-                item = dict(img1_path=frames[i], img2_path=frames[i + step], scene=scene)
-                flo = osp.join(root, scene, f'flow_{self.direction}_{cam}',
-                               f'flow_{self.direction}_{cam}_{i:04d}.flo5')
-                if osp.isfile(flo):
-                    item['flow_path'] = flo
-                elif self.split == 'train':
-                    raise FileNotFoundError(f'Spring train frame {frames[i]} has no flow {flo}.')
-                items.append(item)
+                frames = {int(osp.splitext(f)[0].rsplit('_', 1)[1]): osp.join(fdir, f)
+                          for f in os.listdir(fdir) if f.endswith('.png')}
+                for d in self.directions:
+                    items += self._pairs(root, scene, cam, d, frames)
         if not items:
-            raise FileNotFoundError(f'No Spring frame pairs under {root!r} (camera {cam}).')
+            raise FileNotFoundError(f'No Spring frame pairs under {root!r} (cameras '
+                                    f'{self.cameras}).')
+        return items
+
+    def _pairs(self, root: str, scene: str, cam: str, d: str, frames: dict) -> list[dict]:
+        step = 1 if d == 'FW' else -1
+        items = []
+        for i in sorted(frames):
+            if i + step not in frames:
+                continue
+            name = f'flow_{d}_{cam}/flow_{d}_{cam}_{i:04d}.flo5'
+            item = dict(img1_path=frames[i], img2_path=frames[i + step], scene=scene,
+                        out_name=f'{scene}/{name}')
+            flo = osp.join(root, scene, name)
+            if osp.isfile(flo):
+                item['flow_path'] = flo
+            elif self.split == 'train':
+                raise FileNotFoundError(f'Spring train frame {frames[i]} has no flow {flo}.')
+            items.append(item)
         return items
 
 
@@ -178,7 +200,8 @@ class KittiFlowDataset(BaseDataset):
         items = []
         for f1 in sorted(glob.glob(osp.join(d, '*_10.png'))):
             name = osp.basename(f1)
-            item = dict(img1_path=f1, img2_path=f1[:-len('_10.png')] + '_11.png')
+            item = dict(img1_path=f1, img2_path=f1[:-len('_10.png')] + '_11.png',
+                        out_name=f'flow/{name}')
             flo = osp.join(self.data_root, self.split, self.gt_dir, name)
             if osp.isfile(flo):
                 item['flow_path'] = flo

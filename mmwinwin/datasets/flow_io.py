@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 __all__ = ['FLO_MAGIC', 'read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow',
-           'read_flo5', 'write_flo5', 'read_flow', 'read_mask_png', 'write_mask_png',
+           'read_flo5', 'write_flo5', 'read_flow', 'write_flow', 'read_mask_png', 'write_mask_png',
            'read_image_rgb']
 
 FLO_MAGIC = 202021.25
@@ -142,6 +142,17 @@ def read_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
                          f'.flo5 (Spring).')
     flow = np.where(valid[..., None], flow, 0.0).astype(np.float32)
     return flow, valid
+
+
+def write_flow(path: str, flow: np.ndarray) -> None:
+    """Write a ``(H, W, 2)`` flow in the format named by the extension (benchmark
+    submissions): ``.flo`` (Sintel, FlyingChairs), ``.flo5`` (Spring), ``.png`` (KITTI)."""
+    writers = {'.flo': write_flo, '.flo5': write_flo5, '.png': write_kitti_flow}
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in writers:
+        raise ValueError(f'Unknown flow file extension {ext!r} for {path!r}; supported: '
+                         f'{sorted(writers)}.')
+    writers[ext](path, flow)
 
 
 def read_mask_png(path: str) -> np.ndarray:

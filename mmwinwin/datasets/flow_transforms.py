@@ -187,7 +187,7 @@ class PackFlowInputs(BaseTransform):
     ``gt_occ``; ``gt_flow_subpixels (4, 2, H, W)`` from ``gt_flow_hr``) plus meta
     information."""
 
-    META_KEYS = ('img1_path', 'img2_path', 'flow_path', 'ori_shape', 'img_shape',
+    META_KEYS = ('img1_path', 'img2_path', 'flow_path', 'out_name', 'ori_shape', 'img_shape',
                  'scale_factor', 'flip_directions', 'sample_idx')
 
     def transform(self, results: dict) -> dict:

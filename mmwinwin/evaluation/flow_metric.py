@@ -18,13 +18,23 @@ and each pixel keeps the smallest of its four errors; ``EPE``, ``1px`` (the rank
 metric), ``Fl`` (> 3 px and > 5 % of the largest sub-pixel magnitude) and ``WAUC`` are
 pooled over all pixels whose four sub-pixels have ground truth, plus ``EPE`` / ``1px``
 per speed band ``s0-10`` / ``s10-40`` / ``s40+`` (mean sub-pixel magnitude, px).
+
+``output_dir`` writes every estimated flow in its benchmark's submission format and
+layout (the dataset's ``out_name``: Sintel ``clean/SCENE/frame_XXXX.flo``, Spring
+``SCENE/flow_FW_left/flow_FW_left_XXXX.flo5``, KITTI ``flow/XXXXXX_10.png``), ready for the
+benchmark's own packing tool; ``format_only=True`` only writes them (test splits have no
+ground truth).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import os.path as osp
+
 import torch
+from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 
 from ..layers.flow_ops import SPRING_SPEED_BANDS, flow_error_stats, spring_error_stats, spring_wauc
 from ..registry import register
@@ -39,12 +49,16 @@ class FlowMetric(BaseMetric):
         convention: ``'standard'`` (Sintel / KITTI / FlyingChairs) or ``'spring'``
             (four ground-truth sub-pixels per pixel, see the module docstring; pooled per
             pixel).
+        output_dir: write each estimated flow to ``output_dir/<out_name>`` (submission
+            formats, see the module docstring).
+        format_only: only write the flows (needs ``output_dir``); no metric is computed.
         prefix: metric name prefix (default ``'flow'``).
     """
 
     default_prefix = 'flow'
 
     def __init__(self, average: str = 'pixel', convention: str = 'standard',
+                 output_dir: str | None = None, format_only: bool = False,
                  collect_device: str = 'cpu', prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if average not in ('pixel', 'image'):
@@ -54,10 +68,30 @@ class FlowMetric(BaseMetric):
         if convention == 'spring' and average != 'pixel':
             raise ValueError("Spring pools all pixels of the split: use average='pixel' with "
                              "convention='spring'.")
+        if format_only and not output_dir:
+            raise ValueError('FlowMetric(format_only=True) needs output_dir, the folder the '
+                             'submission files are written to.')
         self.average = average
         self.convention = convention
+        self.output_dir = output_dir
+        self.format_only = format_only
+
+    def _write(self, data_samples: Sequence[dict]) -> None:
+        from ..datasets.flow_io import write_flow  # data I/O stays out of the metric's import
+        for s in data_samples:
+            name = s.get('out_name')
+            if not name:
+                raise KeyError('FlowMetric(output_dir=...) needs out_name in the data samples '
+                               '(the flow datasets set it; keep PackFlowInputs meta keys).')
+            flow = s['pred_flow'].float().cpu().numpy().transpose(1, 2, 0)
+            write_flow(osp.join(self.output_dir, name), flow)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if self.output_dir:
+            self._write(data_samples)
+        if self.format_only:
+            self.results.extend({} for _ in data_samples)
+            return
         if self.convention == 'spring':
             return self._process_spring(data_samples)
         for s in data_samples:
@@ -110,6 +144,11 @@ class FlowMetric(BaseMetric):
         return {k: round(float(v), 4) for k, v in out.items()}
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        if self.format_only:
+            if is_main_process():
+                print_log(f'FlowMetric: {len(results)} flows written to {self.output_dir} '
+                          f'(format_only, no metric).', logger='current')
+            return {}
         n = sum(r['count'] for r in results)
         if n == 0:
             raise ValueError('FlowMetric found no valid ground-truth pixel in the whole split.')
