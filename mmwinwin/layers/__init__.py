@@ -2,11 +2,13 @@
 
 * ViT: ``rope`` (2D RoPE), ``vit`` (the ViT with explicit token positions),
   ``vit_checkpoint`` (key conversion), ``window_attention`` / ``windowed_vit`` (ViTDet-style).
+* Flow: ``croco_flow`` (binocular ViT), ``croco_checkpoint`` (CroCo encoder+decoder weights).
 * Win-Win: ``windows`` (sampling, gather, per-window grids, label crops).
 * Expedite: ``clustering``, ``reconstruction``, ``local_neighbors``, ``expedite`` and,
   per attention window, ``window_clustering`` / ``expedite_windowed``.
 """
 from .clustering import ClusterResult, cluster_tokens
+from .croco_checkpoint import convert_croco_state_dict, load_croco_state_dict
 from .expedite import ExpediteSettings, cluster_sequence, expedited_forward_tokens
 from .expedite_windowed import expedited_windowed_forward
 from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_cluster_grid
@@ -32,6 +34,7 @@ __all__ = [
     'RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
     'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
     'convert_vit_state_dict', 'load_vit_state_dict', 'unwrap_state_dict',
+    'convert_croco_state_dict', 'load_croco_state_dict',
     'window_partition', 'window_unpartition', 'window_key_mask', 'WindowedVisionTransformer',
     # Win-Win
     'Window', 'check_windows', 'embed_windows', 'crop_image_windows', 'crop_windows',

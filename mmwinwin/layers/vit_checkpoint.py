@@ -1,9 +1,10 @@
 """Convert ViT checkpoints of the common layouts to ``RoPEVisionTransformer`` keys.
 
 Supported layouts: timm / DeiT / MAE (``blocks.N.attn.qkv``), mmseg / mmpretrain
-(``layers.N.attn.attn.in_proj_weight``, ``ffn.layers``), with or without a
-``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
-Classifier heads, distillation tokens and MAE decoders are dropped; absolute
+(``layers.N.attn.attn.in_proj_weight``, ``ffn.layers``), CroCo / CroCo-v2 (``enc_blocks.N``,
+``enc_norm``; its decoder is dropped here, ``croco_checkpoint.py`` maps it), with or without
+a ``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
+Classifier heads, distillation tokens and MAE / CroCo decoders are dropped; absolute
 position embeddings are dropped with a warning when the target uses RoPE only.
 """
 from __future__ import annotations
@@ -66,6 +67,30 @@ def _convert_mm_layout(state: dict) -> dict:
     return out
 
 
+# CroCo's pre-training (and CroCo-Flow) keys beside the encoder: decoder, mask token,
+# pixel head, fixed cosine decoder positions, downstream DPT head.
+_CROCO_NON_ENCODER = (r'^dec_blocks\.', r'^dec_norm\.', r'^decoder_embed\.', r'^dec_pos_embed$',
+                      r'^prediction_head\.', r'^mask_token$', r'^head\.')
+
+
+def _convert_croco_layout(state: dict) -> dict:
+    """CroCo encoder keys -> timm keys (``enc_blocks.N`` -> ``blocks.N``, ``enc_norm`` ->
+    ``norm``); CroCo v1's fixed cosine ``enc_pos_embed`` ``(N, C)`` becomes ``pos_embed``
+    ``(1, N, C)`` so the usual drop-with-warning / resize applies. The rest is dropped."""
+    out = {}
+    for k, v in state.items():
+        if any(re.match(p, k) for p in _CROCO_NON_ENCODER):
+            continue
+        if k.startswith('enc_blocks.'):
+            k = 'blocks.' + k[len('enc_blocks.'):]
+        elif k.startswith('enc_norm.'):
+            k = 'norm.' + k[len('enc_norm.'):]
+        elif k == 'enc_pos_embed':
+            k, v = 'pos_embed', v[None] if v.dim() == 2 else v
+        out[k] = v
+    return out
+
+
 def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) -> dict:
     """Return a state dict in ``RoPEVisionTransformer`` keys.
 
@@ -75,6 +100,8 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     state = _strip_prefix(unwrap_state_dict(checkpoint))
     if any(re.match(r'^layers\.\d+\.', k) for k in state):
         state = _convert_mm_layout(state)
+    elif any(re.match(r'^enc_blocks\.\d+\.', k) for k in state):
+        state = _convert_croco_layout(state)
     state = {k: v for k, v in state.items()
              if not any(re.match(p, k) for p in _DROP_PATTERNS)}
     if model is None:

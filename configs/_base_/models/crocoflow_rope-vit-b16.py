@@ -9,4 +9,8 @@ model = dict(
         dec_embed_dims=768, dec_num_layers=12, dec_num_heads=12, dec_mlp_ratio=4.0,
         head_hooks=(0, 6, 9, 12), head_features=256, head_layer_dims=(96, 192, 384, 768)),
     windows=None,  # full-resolution training; Win-Win configs set dict(num_windows, window_size)
-    pretrained_encoder=None)
+    # Start from CroCo-v2 pre-training (encoder + decoder) as in the paper; the net above
+    # matches CroCo_V2_ViTBase_BaseDecoder (ViT-B encoder, 768 x 12 decoder, 12 heads, RoPE100):
+    # pretrained='checkpoints/CroCo_V2_ViTBase_BaseDecoder.pth',
+    pretrained=None,
+    pretrained_encoder=None)  # encoder only (timm / MAE / CroCo keys); not with pretrained

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
+from ...layers.croco_checkpoint import CROCO_SAFE_GLOBALS, load_croco_state_dict
 from ...layers.croco_flow import CroCoFlowNet
 from ...layers.flow_ops import endpoint_error, masked_epe_loss
 from ...layers.flow_windows import crop_pair_windows
@@ -35,14 +36,22 @@ class WinWinFlowEstimator(BaseModel):
             (``window_size`` may be a ``(min, max)`` range or replaced by
             ``token_budget``; ``shrink_to_fit=True`` shrinks windows that do not fit);
             ``None`` trains on whole crops.
-        pretrained_encoder: optional checkpoint path for the ViT encoder
-            (timm / DeiT / MAE / CroCo-style keys, see ``vit_checkpoint.py``).
+        pretrained: optional CroCo / CroCo-v2 pre-training checkpoint (e.g.
+            ``CroCo_V2_ViTBase_BaseDecoder.pth``): encoder *and* decoder are loaded, the
+            DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
+        pretrained_encoder: optional checkpoint path for the ViT encoder only
+            (timm / DeiT / MAE / CroCo keys, see ``vit_checkpoint.py``). Not with ``pretrained``.
         data_preprocessor: defaults to :class:`FlowDataPreprocessor`.
     """
 
-    def __init__(self, net: dict, windows: dict | None = None,
+    def __init__(self, net: dict, windows: dict | None = None, pretrained: str | None = None,
                  pretrained_encoder: str | None = None, data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
+        if pretrained and pretrained_encoder:
+            raise ValueError(
+                f'Set either pretrained (a CroCo checkpoint: encoder + decoder, here '
+                f'{pretrained!r}) or pretrained_encoder (encoder only, here '
+                f'{pretrained_encoder!r}), not both.')
         if data_preprocessor is None:
             data_preprocessor = dict(type='FlowDataPreprocessor')
         if isinstance(data_preprocessor, dict):  # resolve in mmwinwin's registry, any scope
@@ -59,13 +68,27 @@ class WinWinFlowEstimator(BaseModel):
             if windows['margin'] < 0:
                 raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
         self.windows = windows
+        self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder
 
     def init_weights(self) -> None:
         super().init_weights()
-        if self.pretrained_encoder:
-            from mmengine.runner.checkpoint import _load_checkpoint
-            ckpt = _load_checkpoint(self.pretrained_encoder, map_location='cpu')
+        path = self.pretrained or self.pretrained_encoder
+        if not path:
+            return
+        from mmengine.logging import print_log
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        # weights_only loading; official CroCo files also hold the script's argparse args
+        with torch.serialization.safe_globals(list(CROCO_SAFE_GLOBALS)):
+            ckpt = _load_checkpoint(path, map_location='cpu')
+        if self.pretrained:
+            report = load_croco_state_dict(self.net, ckpt)
+            print_log(f'Loaded CroCo encoder + decoder from {path}: {len(report["loaded"])} '
+                      f'tensors; dropped {report["dropped"]}; {len(report["kept_init"])} '
+                      'tensors (DPT head, offset_proj) keep their init.',
+                      logger='current')
+        else:
             load_vit_state_dict(self.net.encoder, ckpt)
 
     # ----------------------------------------------------------------- helpers
