@@ -205,19 +205,21 @@ def test_configs_match_their_names_and_windows_fit():
     from mmwinwin.layers.windows import sample_grid_size, windows_fit
     frames = {'spring-1920x1080': (1080, 1920), 'sintel-1024x436': (436, 1024),
               'synthetic-flow-128x192': (128, 192)}
-    files = sorted(glob.glob(osp.join(osp.dirname(__file__), '..', 'configs', 'winwin_flow',
-                                      '*.py')))
+    cfg_dir = osp.join(osp.dirname(__file__), '..', 'configs', 'winwin_flow')
+    files = sorted(glob.glob(osp.join(cfg_dir, '*.py')))
     assert len(files) == 9
+    files += sorted(glob.glob(osp.join(cfg_dir, 'experiments', '*.py')))
     for f in files:
         name = osp.basename(f)
         cfg = Config.fromfile(f)
         assert cfg.default_scope == 'mmwinwin' and cfg.model.type == 'WinWinFlowEstimator'
-        m = re.match(r'winwin-(\d+)x(\d+)_', name)
+        m = re.match(r'winwin-(\d+)x(\d+)(-margin(\d+))?_', name)
         if name.startswith('fullres'):
             assert cfg.model.windows is None
             continue
         n, s = int(m.group(1)), int(m.group(2))
         assert (cfg.model.windows.num_windows, cfg.model.windows.window_size) == (n, s)
+        assert cfg.model.windows.margin == int(m.group(4) or cfg.model.windows.margin)
         size = next(v for k, v in frames.items() if k in name)
         assert windows_fit(sample_grid_size(size, 16), n, s), name
 
