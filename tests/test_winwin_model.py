@@ -200,3 +200,32 @@ def test_transform_in_an_mmdet_pipeline():
                gt_bboxes=np.zeros((0, 4), np.float32), gt_bboxes_labels=np.zeros((0,), np.int64))
     meta = pack(t(res))['data_samples'].metainfo
     assert meta['winwin_grid'] == (4, 6) and len(meta['winwin_windows']) == 2
+
+
+def test_winwin_packers_carry_the_window_metainfo():
+    """WinWinPackSegInputs / WinWinPackDetInputs = the host packer's meta_keys + WinWin's."""
+    from mmdet.datasets.transforms import PackDetInputs
+    from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
+    from mmseg.datasets.transforms import PackSegInputs
+    t = TRANSFORMS.build(dict(type='WinWinWindows', num_windows=2, window_size=2, patch_size=P,
+                              seed=0))
+    res = dict(img=np.zeros((48, 64, 3), np.uint8), img_shape=(48, 64), ori_shape=(48, 64),
+               img_path='a.jpg', gt_seg_map=np.zeros((48, 64), np.uint8))
+    seg = TRANSFORMS.build(dict(type='WinWinPackSegInputs'))
+    assert seg.meta_keys == PackSegInputs().meta_keys + WINWIN_META_KEYS
+    meta = seg(t(dict(res)))['data_samples'].metainfo
+    assert meta['winwin_grid'] == (48 // P, 64 // P) and len(meta['winwin_windows']) == 2
+    assert meta['img_path'] == 'a.jpg'
+    depth_keys = ('img_path', 'depth_map_path', 'img_shape', 'category_id')
+    depth = TRANSFORMS.build(dict(type='WinWinPackSegInputs', meta_keys=depth_keys))
+    assert depth.meta_keys == depth_keys + WINWIN_META_KEYS
+    assert TRANSFORMS.build(dict(type='WinWinPackSegInputs', meta_keys=('img_shape',) +
+                                 WINWIN_META_KEYS)).meta_keys == ('img_shape',) + WINWIN_META_KEYS
+    det = DET_TRANSFORMS.build(dict(type='mmwinwin.WinWinPackDetInputs'))
+    assert det.meta_keys == PackDetInputs().meta_keys + WINWIN_META_KEYS
+    res = dict(img=np.zeros((48, 64, 3), np.uint8), img_shape=(48, 64), ori_shape=(48, 64),
+               img_id=0, img_path='a.jpg', scale_factor=(1.0, 1.0), flip=False,
+               flip_direction=None, gt_bboxes=np.zeros((0, 4), np.float32),
+               gt_bboxes_labels=np.zeros((0,), np.int64))
+    meta = det(t(res))['data_samples'].metainfo
+    assert meta['winwin_patch_size'] == P and len(meta['winwin_windows']) == 2

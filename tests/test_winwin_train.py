@@ -79,6 +79,8 @@ def test_winwin_configs_have_their_baselines_and_pack_the_windows():
 
     from mmengine.config import Config
 
+    from mmseg.registry import TRANSFORMS
+
     from mmwinwin.datasets.transforms import WINWIN_META_KEYS
     files = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
     assert len(files) == 6
@@ -87,8 +89,9 @@ def test_winwin_configs_have_their_baselines_and_pack_the_windows():
         assert cfg.model.type in ('WinWinEncoderDecoder', 'WinWinDepthEstimator')
         assert cfg.model.test_cfg.mode == 'whole'
         pipe = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
-        assert pipe[-2:] == ['WinWinWindows', 'PackSegInputs'], f
-        assert set(WINWIN_META_KEYS) <= set(cfg.train_dataloader.dataset.pipeline[-1].meta_keys)
+        assert pipe[-2:] == ['WinWinWindows', 'WinWinPackSegInputs'], f
+        packer = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[-1])
+        assert set(WINWIN_META_KEYS) <= set(packer.meta_keys)
         # baselines beside it (same dataset and size): full resolution and a low-res crop
         dataset_size = osp.basename(f).rsplit('_', 1)[1]
         siblings = sorted(osp.basename(g) for g in glob.glob(osp.join(CFG, '*' + dataset_size))

@@ -12,9 +12,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'category_id',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+                   'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_evaluator = dict(type='DepthMetric', min_depth_eval=1e-3, max_depth_eval=10.0,

@@ -7,8 +7,6 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=(96, 96)),
     dict(type='PackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'category_id',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+                   'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

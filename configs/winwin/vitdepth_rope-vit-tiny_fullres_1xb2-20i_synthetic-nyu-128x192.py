@@ -17,9 +17,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'category_id',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+                   'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -14,10 +14,6 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     # after the geometric augmentations; shrink_to_fit for down-scaled images
     dict(type='WinWinWindows', num_windows=2, window_size=32, patch_size=16, shrink_to_fit=True),
-    dict(type='PackSegInputs',
-         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+    dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -7,10 +7,6 @@ train_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),
-    dict(type='PackSegInputs',
-         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+    dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -7,10 +7,8 @@ train_pipeline = [
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),
-    dict(type='PackSegInputs',
+    dict(type='WinWinPackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'category_id',
-                   'winwin_windows', 'winwin_token_index', 'winwin_grid',
-                   'winwin_patch_size')),
+                   'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

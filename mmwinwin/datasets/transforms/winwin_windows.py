@@ -19,7 +19,8 @@ from ...registry import register
 
 __all__ = ['WinWinWindows', 'WINWIN_META_KEYS']
 
-#: metainfo keys written by WinWinWindows; add them to PackSegInputs' meta_keys.
+#: metainfo keys written by WinWinWindows; WinWinPackSegInputs / WinWinPackDetInputs pack them
+#: (or add them to PackSegInputs' / PackDetInputs' meta_keys).
 WINWIN_META_KEYS = ('winwin_windows', 'winwin_token_index', 'winwin_grid', 'winwin_patch_size')
 
 

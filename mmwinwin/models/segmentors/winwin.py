@@ -30,9 +30,9 @@ __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
 
 _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
             "dict(type='WinWinWindows', ...) to the training pipeline after the geometric "
-            "augmentations and pass meta_keys including 'winwin_windows', "
-            "'winwin_token_index', 'winwin_grid', 'winwin_patch_size' to PackSegInputs "
-            '(mmwinwin.datasets.transforms.WINWIN_META_KEYS).')
+            "augmentations, and pack with dict(type='WinWinPackSegInputs') (or pass "
+            "meta_keys including 'winwin_windows', 'winwin_token_index', 'winwin_grid', "
+            "'winwin_patch_size' to PackSegInputs: mmwinwin.datasets.WINWIN_META_KEYS).")
 
 
 class WinWinMixin:
