@@ -1,5 +1,6 @@
 """Win-Win for optical flow: training cost per iteration (windows vs full resolution) and
-full-HD single-pass inference time and memory, side by side in one run.
+full-HD single-pass inference time and memory, side by side in one run, beside
+CroCo-Flow-style tiled inference (the paper's comparison; ``--tile 0 0`` skips it).
 
 Every measurement runs in its own fresh subprocess so that its peak memory is its own:
 on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size of the
@@ -45,6 +46,7 @@ def _measure(job: dict, queue) -> None:
     torch.manual_seed(0)
     from mmwinwin.layers.croco_flow import CroCoFlowNet
     from mmwinwin.layers.flow_ops import masked_epe_loss
+    from mmwinwin.layers.flow_tiling import tiled_flow
     from mmwinwin.layers.flow_windows import crop_pair_windows
     from mmwinwin.layers.windows import sample_grid_size, sample_windows
     dev = torch.device(job['device'])
@@ -63,7 +65,10 @@ def _measure(job: dict, queue) -> None:
         if job['mode'] == 'infer':
             with torch.no_grad():
                 net.eval()
-                net(img1, img2)
+                if job.get('tile'):
+                    tiled_flow(net, img1, img2, job['tile'], job['overlap'])
+                else:
+                    net(img1, img2)
             return
         net.train()
         if job['windows'] is None:
@@ -132,6 +137,9 @@ def main() -> None:
     p.add_argument('--train-size', type=int, nargs=2, default=(1080, 1920), metavar=('H', 'W'))
     p.add_argument('--infer-size', type=int, nargs=2, default=(1080, 1920), metavar=('H', 'W'))
     p.add_argument('--windows', default='2x10,4x7', help='NxS list: N windows of SxS tokens')
+    p.add_argument('--tile', type=int, nargs=2, default=(384, 512), metavar=('H', 'W'),
+                   help='tile of the tiled-inference row (a training-crop size); 0 0 skips it')
+    p.add_argument('--tile-overlap', type=float, default=0.5)
     p.add_argument('--skip-full-train', action='store_true',
                    help='omit the full-resolution training step (slow on CPU)')
     p.add_argument('--json', help='also write the rows to this file')
@@ -150,16 +158,31 @@ def main() -> None:
     r = run(dict(common, mode='infer', size=tuple(a.infer_size), windows=None))
     rows.append(dict(r, what='inference, whole frame, one pass', size=tuple(a.infer_size)))
     print(json.dumps(rows[-1]), flush=True)
+    if a.tile[0] > 0 and a.tile[1] > 0:
+        from mmwinwin.layers.flow_tiling import tile_offsets
+        tile = (min(a.tile[0], a.infer_size[0]), min(a.tile[1], a.infer_size[1]))
+        n = (len(tile_offsets(a.infer_size[0], tile[0], a.tile_overlap))
+             * len(tile_offsets(a.infer_size[1], tile[1], a.tile_overlap)))
+        r = run(dict(common, mode='infer', size=tuple(a.infer_size), windows=None, tile=tile,
+                     overlap=a.tile_overlap))
+        rows.append(dict(r, what=f'inference, tiled {tile[1]}x{tile[0]} overlap '
+                         f'{a.tile_overlap:g} ({n} tiles)', size=tuple(a.infer_size)))
+        print(json.dumps(rows[-1]), flush=True)
 
     full = next((x for x in rows if x['what'] == 'train step, full resolution'), None)
     mem_kind = 'GPU peak alloc' if a.device.startswith('cuda') else 'CPU peak RSS increase'
     print(f'\nViT arch={a.arch}, device={a.device}, threads={a.threads}, batch={a.batch}, '
           f'reps={a.reps} (min), warmup={a.warmup}')
-    print(f'| what | input | tokens kept | s / iter | speed-up vs full | {mem_kind} (MiB) |')
+    print(f'| what | input | tokens kept | s / iter | speed-up | {mem_kind} (MiB) |')
     print('|---|---|---|---|---|---|')
+    one_pass = next(x for x in rows if x['what'] == 'inference, whole frame, one pass')
     for x in rows:
-        sp = f'{full["seconds"] / x["seconds"]:.2f}x' if full and x['what'].startswith(
-            'train') else '-'
+        if x['what'].startswith('train'):
+            sp = f'{full["seconds"] / x["seconds"]:.2f}x' if full else '-'
+        elif x is not one_pass:  # tiled: how much slower than the one pass
+            sp = f'one pass {x["seconds"] / one_pass["seconds"]:.2f}x faster'
+        else:
+            sp = '-'
         print(f'| {x["what"]} | {x["size"][1]}x{x["size"][0]} | {x["tokens"]}/{x["all_tokens"]} '
               f'| {x["seconds"]:.3f} | {sp} | {x["memory_mb"]:.0f} |')
     if a.json:

@@ -2,7 +2,8 @@
 
 * ViT: ``rope`` (2D RoPE), ``vit`` (the ViT with explicit token positions),
   ``vit_checkpoint`` (key conversion), ``window_attention`` / ``windowed_vit`` (ViTDet-style).
-* Flow: ``croco_flow`` (binocular ViT), ``croco_checkpoint`` (CroCo encoder+decoder weights).
+* Flow: ``croco_flow`` (binocular ViT), ``croco_checkpoint`` (CroCo encoder+decoder weights),
+  ``flow_windows`` (window pairing), ``flow_ops`` (warp, errors, loss), ``flow_tiling``.
 * Win-Win: ``windows`` (sampling, gather, per-window grids, label crops).
 * Expedite: ``clustering``, ``reconstruction``, ``local_neighbors``, ``expedite`` and,
   per attention window, ``window_clustering`` / ``expedite_windowed``.

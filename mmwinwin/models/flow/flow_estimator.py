@@ -6,7 +6,9 @@ image (:func:`mmwinwin.layers.windows.sample_windows`); both frames keep the tok
 those windows (frame 2 optionally with a ``margin``, see ``flow_windows.py``), the flow
 target and its valid mask are cropped to the windows and the EPE loss is computed there
 only. With ``windows=None`` it trains on whole crops (the full-resolution baseline).
-Prediction is always one full-resolution pass on the whole frames.
+Prediction is one full-resolution pass on the whole frames (``test_cfg=dict(mode='whole')``,
+the default and Win-Win's point); ``mode='tiled'`` runs CroCo-Flow's tiled inference
+instead (``flow_tiling.py``), the baseline the paper compares with.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from mmengine.structures import BaseDataElement
 from ...layers.croco_checkpoint import CROCO_SAFE_GLOBALS, load_croco_state_dict
 from ...layers.croco_flow import CroCoFlowNet
 from ...layers.flow_ops import endpoint_error, masked_epe_loss
+from ...layers.flow_tiling import tiled_flow
 from ...layers.flow_windows import crop_pair_windows
 from ...layers.vit_checkpoint import load_vit_state_dict
 from ...layers.windows import resolve_window_size, sample_grid_size, sample_windows
@@ -26,6 +29,7 @@ from ...registry import MODELS, register
 __all__ = ['WinWinFlowEstimator']
 
 _WINDOW_KEYS = ('num_windows', 'window_size', 'token_budget', 'margin', 'shrink_to_fit')
+_TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 
 
 @register('MODELS')
@@ -41,12 +45,16 @@ class WinWinFlowEstimator(BaseModel):
             DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
         pretrained_encoder: optional checkpoint path for the ViT encoder only
             (timm / DeiT / MAE / CroCo keys, see ``vit_checkpoint.py``). Not with ``pretrained``.
+        test_cfg: ``dict(mode='whole')`` (default: one pass on whole frames) or
+            ``dict(mode='tiled', tile_size=(h, w), overlap=0.5, weight='uniform')``
+            (CroCo-Flow-style tiles of the training-crop size, blended; ``weight='tent'``
+            trusts tile centres more).
         data_preprocessor: defaults to :class:`FlowDataPreprocessor`.
     """
 
     def __init__(self, net: dict, windows: dict | None = None, pretrained: str | None = None,
-                 pretrained_encoder: str | None = None, data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None) -> None:
+                 pretrained_encoder: str | None = None, test_cfg: dict | None = None,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         if pretrained and pretrained_encoder:
             raise ValueError(
                 f'Set either pretrained (a CroCo checkpoint: encoder + decoder, here '
@@ -68,6 +76,7 @@ class WinWinFlowEstimator(BaseModel):
             if windows['margin'] < 0:
                 raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
         self.windows = windows
+        self.test_cfg = self._check_test_cfg(test_cfg)
         self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder
 
@@ -92,6 +101,33 @@ class WinWinFlowEstimator(BaseModel):
             load_vit_state_dict(self.net.encoder, ckpt)
 
     # ----------------------------------------------------------------- helpers
+    def _check_test_cfg(self, test_cfg: dict | None) -> dict:
+        cfg = {**dict(mode='whole', overlap=0.5, weight='uniform'), **(test_cfg or {})}
+        unknown = set(cfg) - set(_TEST_KEYS)
+        if unknown:
+            raise KeyError(f'Unknown test_cfg keys {sorted(unknown)}; allowed {_TEST_KEYS}.')
+        if cfg['mode'] not in ('whole', 'tiled'):
+            raise ValueError(f"test_cfg.mode must be 'whole' or 'tiled', got {cfg['mode']!r}.")
+        if cfg['mode'] == 'tiled':
+            p = self.net.patch_size
+            ts = cfg.get('tile_size')
+            if ts is None or len(ts) != 2 or any(int(t) <= 0 or int(t) % p for t in ts):
+                raise ValueError(f"test_cfg mode='tiled' needs tile_size=(h, w) in pixels, "
+                                 f'positive multiples of the patch size {p} (e.g. the training '
+                                 f'crop), got {ts!r}.')
+            if not 0 <= cfg['overlap'] < 1:
+                raise ValueError(f'test_cfg.overlap must be in [0, 1), got {cfg["overlap"]}.')
+            if cfg['weight'] not in ('uniform', 'tent'):
+                raise ValueError(f"test_cfg.weight must be 'uniform' or 'tent', got "
+                                 f"{cfg['weight']!r}.")
+        return cfg
+
+    def _infer(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        cfg = self.test_cfg
+        if cfg['mode'] == 'whole':
+            return self.net(img1, img2)
+        return tiled_flow(self.net, img1, img2, cfg['tile_size'], cfg['overlap'], cfg['weight'])
+
     @staticmethod
     def _targets(data_samples: list[BaseDataElement], shape: tuple[int, int],
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +171,7 @@ class WinWinFlowEstimator(BaseModel):
         if mode == 'predict':
             return self.predict(img1, img2, data_samples)
         if mode == 'tensor':
-            return self.net(img1, img2)
+            return self._infer(img1, img2)
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}.")
 
     def loss(self, img1: torch.Tensor, img2: torch.Tensor,
@@ -157,7 +193,7 @@ class WinWinFlowEstimator(BaseModel):
 
     def predict(self, img1: torch.Tensor, img2: torch.Tensor,
                 data_samples: list[BaseDataElement] | None) -> list[BaseDataElement]:
-        flow = self.net(img1, img2)
+        flow = self._infer(img1, img2)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(flow.shape[0])]
         for f, s in zip(flow, data_samples):
