@@ -47,7 +47,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .vit_checkpoint import CheckpointMismatchError, convert_vit_state_dict, unwrap_state_dict
+from .vit_checkpoint import (CheckpointMismatchError, convert_vit_state_dict, mismatch_report,
+                             unwrap_state_dict)
 
 __all__ = ['convert_croco_state_dict', 'load_croco_state_dict', 'croco_kwargs_of',
            'croco_arch_of', 'CROCO_SAFE_GLOBALS']
@@ -268,24 +269,13 @@ def load_croco_state_dict(net: nn.Module, checkpoint: Mapping) -> dict[str, Any]
     state, dropped = convert_croco_state_dict(checkpoint, net, return_dropped=True)
     arch = croco_arch_of(checkpoint)
     target = net.state_dict()
-    shape_errors = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
-                    for k, v in state.items() if k in target and v.shape != target[k].shape]
     optional = {'encoder.cls_token', 'encoder.pos_embed'}
     missing = sorted(k for k in target if k not in state and not _kept_at_init(k)
                      and k not in optional)
     unexpected = sorted(k for k in state if k not in target or _kept_at_init(k))
-    kw_errors = _check_kwargs(net, kwargs) if kwargs is not None else []
-    if shape_errors or missing or unexpected or kw_errors:
-        lines = []
-        if shape_errors:
-            lines.append('shape mismatch:\n  ' + '\n  '.join(shape_errors[:10])
-                         + (f'\n  ... and {len(shape_errors) - 10} more'
-                            if len(shape_errors) > 10 else ''))
-        if missing:
-            lines.append(f'missing in checkpoint ({len(missing)}): {missing[:10]}')
-        if unexpected:
-            lines.append(f'unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
-        lines += kw_errors
+    lines = mismatch_report(state, target, missing, unexpected)
+    lines += _check_kwargs(net, kwargs) if kwargs is not None else []
+    if lines:
         raise CheckpointMismatchError(
             'The CroCo checkpoint does not match CroCoFlowNet:\n' + '\n'.join(lines) + '\n'
             + _config_hint(net, arch, kwargs))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
-           'unwrap_state_dict']
+           'unwrap_state_dict', 'mismatch_report']
 
 _DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
                   r'^mask_token$', r'^pre_logits', r'^head_drop')
@@ -147,6 +147,24 @@ def _resize_pos_embed(src: torch.Tensor, dst: torch.Tensor, num_prefix: int) -> 
 _OPTIONAL_KEYS = ('cls_token', 'pos_embed')
 
 
+def mismatch_report(state: Mapping, target: Mapping, missing: list[str],
+                    unexpected: list[str]) -> list[str]:
+    """Lines naming the shape mismatches between ``state`` and ``target`` and the given
+    missing / unexpected keys (first 10 of each); empty when the checkpoint fits."""
+    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
+              for k, v in state.items() if k in target and v.shape != target[k].shape]
+    lines = []
+    if shapes:
+        more = f'\n  ... and {len(shapes) - 10} more' if len(shapes) > 10 else ''
+        lines.append('shape mismatch (is the checkpoint for another width/arch?):\n  '
+                     + '\n  '.join(shapes[:10]) + more)
+    if missing:
+        lines.append(f'missing in checkpoint ({len(missing)}): {missing[:10]}')
+    if unexpected:
+        lines.append(f'unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
+    return lines
+
+
 def load_vit_state_dict(model: nn.Module, checkpoint: Mapping, strict: bool = True) -> dict:
     """Convert ``checkpoint`` and load it into ``model``.
 
@@ -160,22 +178,13 @@ def load_vit_state_dict(model: nn.Module, checkpoint: Mapping, strict: bool = Tr
     """
     state = convert_vit_state_dict(checkpoint, model)
     target = model.state_dict()
-    shape_errors = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
-                    for k, v in state.items() if k in target and v.shape != target[k].shape]
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
     optional_missing = [k for k in missing if k in _OPTIONAL_KEYS]
     missing = [k for k in missing if k not in _OPTIONAL_KEYS]
-    if shape_errors or (strict and (missing or unexpected)):
-        lines = []
-        if shape_errors:
-            lines.append('shape mismatch (is the checkpoint for another width/arch?):\n  '
-                         + '\n  '.join(shape_errors[:10])
-                         + (f'\n  ... and {len(shape_errors) - 10} more' if len(shape_errors) > 10 else ''))
-        if missing:
-            lines.append(f'missing in checkpoint ({len(missing)}): {missing[:10]}')
-        if unexpected:
-            lines.append(f'unexpected in checkpoint ({len(unexpected)}): {unexpected[:10]}')
+    lines = mismatch_report(state, target, missing if strict else [],
+                            unexpected if strict else [])
+    if lines:
         raise CheckpointMismatchError(
             'The checkpoint does not match the ViT (check arch / patch_size / depth):\n'
             + '\n'.join(lines))
