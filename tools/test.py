@@ -24,7 +24,7 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, load_checkpoint_strict
+    from mmwinwin.utils import apply_common_flags, load_checkpoint_strict, teardown_distributed
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     cfg.load_from = None  # loaded strictly below instead of mmengine's lenient load
@@ -32,9 +32,14 @@ def main():
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    runner = Runner.from_cfg(cfg)
-    load_checkpoint_strict(runner.model, args.checkpoint)
-    runner.test()
+    succeeded = False
+    try:
+        runner = Runner.from_cfg(cfg)
+        load_checkpoint_strict(runner.model, args.checkpoint)
+        runner.test()
+        succeeded = True
+    finally:
+        teardown_distributed(succeeded)
 
 
 if __name__ == '__main__':

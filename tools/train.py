@@ -26,7 +26,7 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags
+    from mmwinwin.utils import apply_common_flags, teardown_distributed
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     if args.amp:
@@ -47,8 +47,13 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    succeeded = False
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        succeeded = True
+    finally:
+        teardown_distributed(succeeded)
 
 
 if __name__ == '__main__':

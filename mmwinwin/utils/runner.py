@@ -14,7 +14,7 @@ from mmengine.config import Config, ConfigDict
 from ..layers.vit_checkpoint import CheckpointMismatchError
 
 __all__ = ['check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
-           'load_checkpoint_strict', 'CheckpointMismatchError']
+           'teardown_distributed', 'load_checkpoint_strict', 'CheckpointMismatchError']
 
 
 def _suggest(key: str, options) -> str:
@@ -83,6 +83,24 @@ def setup_cpu_distributed(cfg: Config) -> None:
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def teardown_distributed(succeeded: bool = True) -> None:
+    """End a torch.distributed run cleanly: wait for every rank, then destroy the
+    process group so its communication threads are joined before the interpreter exits.
+
+    Left to interpreter shutdown, the gloo process group's threads can be destroyed while
+    still joinable, and one rank then aborts after training with ``terminate called
+    without an active exception`` (SIGABRT, exit code -6) although training succeeded.
+    After a failure the barrier is skipped (the other ranks may never reach it)."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if succeeded:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def load_checkpoint_strict(model: torch.nn.Module, filename: str) -> dict:
