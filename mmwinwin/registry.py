@@ -58,8 +58,14 @@ _OWN = dict(MODELS=MODELS, TRANSFORMS=TRANSFORMS, DATASETS=DATASETS, METRICS=MET
 T = TypeVar('T')
 
 
-def register(kind: str, name: str | None = None) -> Callable[[T], T]:
-    """Register a class into mmwinwin's, mmseg's and mmdet's ``kind`` registry.
+def register(kind: str, name: str | None = None, hosts: bool = True) -> Callable[[T], T]:
+    """Register a class into mmwinwin's ``kind`` registry and, with ``hosts=True``, into
+    mmseg's and mmdet's too, so configs of either host name it without a scope.
+
+    A class whose name a host already uses (``CocoPanopticMetric``,
+    ``LoadPanopticAnnotations``, ViTDet's ``SimpleFPN``) is registered with
+    ``hosts=False``: it lives in mmwinwin's scope only, and configs name it
+    ``type='mmwinwin.X'`` (the mmyolo way), instead of carrying a prefix in its name.
 
     Example::
 
@@ -70,7 +76,10 @@ def register(kind: str, name: str | None = None) -> Callable[[T], T]:
         raise KeyError(f'Unknown registry kind {kind!r}; choose one of {sorted(_OWN)}.')
 
     def decorator(cls: T) -> T:
-        for registry in (_OWN[kind], getattr(mmseg_registry, kind), getattr(mmdet_registry, kind)):
+        targets = [_OWN[kind]]
+        if hosts:
+            targets += [getattr(mmseg_registry, kind), getattr(mmdet_registry, kind)]
+        for registry in targets:
             registry.register_module(name=name, module=cls)
         return cls
 

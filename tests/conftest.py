@@ -35,6 +35,15 @@ def synthetic_ade20k(tmp_path_factory) -> str:
     return generate_ade20k(root, num_train=6, num_val=2, img_size=(128, 128), seed=0)
 
 
+def free_port() -> str:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a torch.distributed run
+    (a fixed port fails when another run, e.g. a parallel test session, holds it)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
 def data_root_options(root: str) -> list[str]:
     return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
 

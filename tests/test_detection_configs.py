@@ -65,7 +65,7 @@ def test_tiny_expedited_panoptic_model_uses_plain_checkpoint():
         'mask2former_rope-vit-tiny-win4-expedite-a2-c4_2iter_coco-synth-panoptic-128x128.py')).model)
     res = exp.load_state_dict(plain.state_dict())
     assert not res.missing_keys and not res.unexpected_keys
-    assert type(exp.backbone).__name__ == 'ExpeditedWindowedRoPEViT'
+    assert type(exp.backbone).__name__ == 'ExpeditedRoPEViTDet'
 
 
 def test_mmseg_mask2former_ade20k_config_predicts():
@@ -77,7 +77,7 @@ def test_mmseg_mask2former_ade20k_config_predicts():
     init_default_scope('mmseg')
     cfg = Config.fromfile(osp.join(
         ROOT, 'configs', 'vitdet', 'mask2former_rope-vit-b-win14_8xb2-160k_ade20k-512x512.py'))
-    assert cfg.model.backbone.type == 'WindowedRoPEViT'
+    assert cfg.model.backbone.type == 'RoPEViTDet'
     cfg.model.backbone.arch = dict(embed_dims=64, num_layers=2, num_heads=2)
     cfg.model.backbone.global_indices = [1]
     cfg.model.neck.in_channels = 64

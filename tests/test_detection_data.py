@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mmwinwin  # noqa: F401
-from mmwinwin.datasets._panoptic_io import read_panoptic_png
+from mmwinwin.fileio.panoptic import read_panoptic_png
 from mmwinwin.datasets.synthetic import COCO_SYNTH_METAINFO, generate_coco
 
 
@@ -70,7 +70,7 @@ def test_read_by_mmdet_datasets(coco):
         type='CocoPanopticDataset', data_root=root, ann_file='annotations/panoptic_val2017.json',
         data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'),
         metainfo=COCO_SYNTH_METAINFO,
-        pipeline=[dict(type='LoadImageFromFile'), dict(type='WinWinLoadPanopticAnnotations')]))
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='mmwinwin.LoadPanopticAnnotations')]))
     d = ds[0]
     seg = d['gt_seg_map']
     # labels: things 0, 1; stuff 2 (sky, top row) and 3 (ground, bottom row)
@@ -82,11 +82,11 @@ def test_read_by_mmdet_datasets(coco):
 def test_registered_backbone_and_neck_shapes():
     from mmdet.registry import MODELS
     from mmseg.registry import MODELS as SEG_MODELS
-    cfg = dict(type='WindowedRoPEViT', arch=dict(embed_dims=64, num_layers=4, num_heads=2),
+    cfg = dict(type='RoPEViTDet', arch=dict(embed_dims=64, num_layers=4, num_heads=2),
                window_size=4, global_indices=[1, 3])
     backbone = MODELS.build(cfg)
-    assert type(SEG_MODELS.build(cfg)).__name__ == 'WindowedRoPEViT'
-    neck = MODELS.build(dict(type='WinWinSimpleFPN', in_channels=[64], out_channels=32,
+    assert type(SEG_MODELS.build(cfg)).__name__ == 'RoPEViTDet'
+    neck = MODELS.build(dict(type='mmwinwin.SimpleFPN', in_channels=[64], out_channels=32,
                              num_outs=5))
     feats = backbone(torch.randn(2, 3, 80, 112))
     assert isinstance(feats, tuple) and feats[0].shape == (2, 64, 5, 7)
@@ -94,6 +94,6 @@ def test_registered_backbone_and_neck_shapes():
     assert [tuple(o.shape[-2:]) for o in outs] == [(20, 28), (10, 14), (5, 7), (2, 3), (1, 2)]
     assert all(o.shape[:2] == (2, 32) for o in outs)
     with pytest.raises(ValueError, match='one input map'):
-        MODELS.build(dict(type='WinWinSimpleFPN', in_channels=[64, 64]))
+        MODELS.build(dict(type='mmwinwin.SimpleFPN', in_channels=[64, 64]))
     with pytest.raises(ValueError, match='scales'):
-        MODELS.build(dict(type='WinWinSimpleFPN', in_channels=64, scales=(3.0,)))
+        MODELS.build(dict(type='mmwinwin.SimpleFPN', in_channels=64, scales=(3.0,)))

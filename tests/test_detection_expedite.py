@@ -8,10 +8,10 @@ import mmwinwin  # noqa: F401
 from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
-from mmwinwin.layers import (ExpediteSettings, WindowedVisionTransformer, cluster_windows,
-                             reconstruct_windows, relative_position_index,
+from mmwinwin.layers import (ExpediteSettings, ViTDetVisionTransformer, cluster_partitions,
+                             reconstruct_partitions, relative_position_index,
                              resize_relative_position_bias)
-from mmwinwin.models.backbones.expedited_windowed import swin_block_forward
+from mmwinwin.models.expedite.partitioned import swin_block_forward
 
 init_default_scope('mmdet')
 VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
@@ -31,10 +31,10 @@ def test_cluster_windows_shapes_and_padding():
     torch.manual_seed(0)
     s = ExpediteSettings(alpha=1, num_clusters=4, window=3, temperature=0.05, k=3)
     x = torch.randn(2, 7, 10, 8)  # 7x10 is not a multiple of the window 4
-    c = cluster_windows(x, 4, s)
+    c = cluster_partitions(x, 4, s)
     assert c.padded_hw == (8, 12) and c.cluster_grid == (2, 2)
     assert c.centers.shape == (2 * 2 * 3, 4, 8)
-    out = reconstruct_windows(c.centers, c)
+    out = reconstruct_partitions(c.centers, c)
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
@@ -45,7 +45,7 @@ def test_cluster_windows_is_per_window():
     x = torch.randn(1, 8, 8, 8)
     y = x.clone()
     y[:, :4, 4:] += 5.0  # change window (0, 1) only
-    a, b = cluster_windows(x, 4, s).centers, cluster_windows(y, 4, s).centers
+    a, b = cluster_partitions(x, 4, s).centers, cluster_partitions(y, 4, s).centers
     changed = [(a[i] - b[i]).abs().max().item() > 1e-4 for i in range(4)]
     assert changed == [False, True, False, False]
 
@@ -68,11 +68,11 @@ def test_relative_position_bias_index_and_resize():
 # ------------------------------------------------------------- ViTDet-style
 def test_expedited_windowed_vit_checkpoint_shapes_identity():
     torch.manual_seed(0)
-    plain = _build(dict(type='WindowedRoPEViT', **VIT))
+    plain = _build(dict(type='RoPEViTDet', **VIT))
     ckpt = plain.state_dict()
     img = torch.randn(2, 3, 112, 144)  # 7x9 tokens: windows padded
     exp_cfg = dict(alpha=2, num_clusters=4, window=3, temperature=0.05, k=3)
-    exp = _build(dict(type='ExpeditedWindowedRoPEViT', expedite=exp_cfg, **VIT))
+    exp = _build(dict(type='ExpeditedRoPEViTDet', expedite=exp_cfg, **VIT))
     res = exp.load_state_dict(ckpt, strict=True)
     assert not res.missing_keys and not res.unexpected_keys
     assert set(exp.state_dict()) == set(ckpt)
@@ -82,10 +82,10 @@ def test_expedited_windowed_vit_checkpoint_shapes_identity():
         assert a[0].shape == b[0].shape and a[0].dtype == b[0].dtype
         assert torch.isfinite(b[0]).all() and not torch.allclose(a[0], b[0])
         # identity: alpha = number of blocks (no block runs on clusters) and expedite=None
-        ident = _build(dict(type='ExpeditedWindowedRoPEViT', expedite=dict(exp_cfg, alpha=4),
+        ident = _build(dict(type='ExpeditedRoPEViTDet', expedite=dict(exp_cfg, alpha=4),
                             **VIT))
         ident.load_state_dict(ckpt)
-        none = _build(dict(type='ExpeditedWindowedRoPEViT', expedite=None, **VIT))
+        none = _build(dict(type='ExpeditedRoPEViTDet', expedite=None, **VIT))
         none.load_state_dict(ckpt)
         torch.testing.assert_close(ident(img)[0], a[0])
         torch.testing.assert_close(none(img)[0], a[0])
@@ -95,9 +95,9 @@ def test_expedited_windowed_vit_clusters_follow_reference():
     """Independent computation: cluster per window, then the remaining blocks by hand
     (window block on each window's clusters, global block on all clusters)."""
     torch.manual_seed(0)
-    vit = WindowedVisionTransformer(**VIT).eval()
+    vit = ViTDetVisionTransformer(**VIT).eval()
     s = ExpediteSettings(alpha=2, num_clusters=4, window=3, temperature=0.05, k=3)
-    exp = _build(dict(type='ExpeditedWindowedRoPEViT', expedite=s.to_dict(), **VIT))
+    exp = _build(dict(type='ExpeditedRoPEViTDet', expedite=s.to_dict(), **VIT))
     exp.load_state_dict(vit.state_dict())
     img = torch.randn(1, 3, 128, 128)  # 8x8 tokens, 4 windows of 4x4
     with torch.no_grad():
@@ -106,11 +106,11 @@ def test_expedited_windowed_vit_clusters_follow_reference():
         pos = grid_positions(*hw)
         x = vit.run_windowed_block(0, tokens, pos, hw)
         x = vit.blocks[1](x, pos)  # block 1 is global
-        c = cluster_windows(x.view(1, 8, 8, 32), 4, s, pos=pos.view(1, 8, 8, 2))
+        c = cluster_partitions(x.view(1, 8, 8, 32), 4, s, pos=pos.view(1, 8, 8, 2))
         y = torch.stack([vit.blocks[2](c.centers[w:w + 1], c.pos[w:w + 1])[0]
                          for w in range(4)])  # windowed block, per window
         y = vit.blocks[3](y.reshape(1, 16, 32), c.pos.reshape(1, 16, 2)).reshape(4, 4, 32)
-        ref = reconstruct_windows(vit.norm(y), c)
+        ref = reconstruct_partitions(vit.norm(y), c)
         out = exp(img)[0]
     torch.testing.assert_close(out, ref.permute(0, 3, 1, 2), atol=1e-5, rtol=1e-5)
 
@@ -155,7 +155,7 @@ def test_expedite_bad_settings():
     with pytest.raises(ValueError, match='alpha'):
         MODELS.build(dict(type='ExpeditedSwinTransformer', expedite=dict(alpha=40), **SWIN))
     with pytest.raises(KeyError, match='Unknown Expedite'):
-        MODELS.build(dict(type='ExpeditedWindowedRoPEViT', expedite=dict(alpa=2), **VIT))
+        MODELS.build(dict(type='ExpeditedRoPEViTDet', expedite=dict(alpa=2), **VIT))
     with pytest.raises(ValueError, match='square'):
         MODELS.build(dict(type='ExpeditedSwinTransformer',
                           expedite=dict(alpha=6, cluster_grid=(2, 3), window=3, k=4), **SWIN))

@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmwinwin  # noqa: F401  (registers)
-from mmwinwin.models.backbones import use_fused_attention
+from mmwinwin.models.expedite import use_fused_attention
 
 register_all_modules(init_default_scope=True)
 CFG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmwinwin.datasets.flow_datasets import (FlyingChairsDataset, KittiFlowDataset,
+from mmwinwin.datasets.flow.datasets import (FlyingChairsDataset, KittiFlowDataset,
                                              SintelFlowDataset, SpringFlowDataset)
-from mmwinwin.datasets.flow_io import (read_flo, read_flo5, read_flow, read_kitti_flow,
+from mmwinwin.fileio.flow import (read_flo, read_flo5, read_flow, read_kitti_flow,
                                        read_mask_png, write_flo, write_flo5, write_kitti_flow)
-from mmwinwin.datasets.flow_transforms import (FlowRandomCrop, FlowRandomFlip, FlowResize,
+from mmwinwin.datasets.flow.transforms import (FlowRandomCrop, FlowRandomFlip, FlowResize,
                                                LoadFlowPair, PackFlowInputs)
 from mmwinwin.datasets.synthetic.flow import make_flow_pair, write_sintel_layout
-from mmwinwin.evaluation.flow_metric import FlowMetric
+from mmwinwin.evaluation.metrics.flow_metric import FlowMetric
 
 SINTEL = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'data', 'sintel_clean3')
 if not osp.isdir(SINTEL):
@@ -314,7 +314,7 @@ def test_flow_metric_matches_numpy():
 
 @pytest.mark.parametrize('ext', ['.flo', '.flo5', '.png'])
 def test_write_flow_by_extension_round_trip(tmp_path, ext):
-    from mmwinwin.datasets.flow_io import write_flow
+    from mmwinwin.fileio.flow import write_flow
     flow = np.random.default_rng(6).normal(scale=30, size=(5, 7, 2)).astype(np.float32)
     write_flow(str(tmp_path / f'f{ext}'), flow)
     back, valid = read_flow(str(tmp_path / f'f{ext}'))

@@ -3,9 +3,9 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from mmwinwin.layers.croco_flow import CroCoFlowNet
-from mmwinwin.layers.flow_ops import backward_warp, flow_error_stats, masked_epe_loss
-from mmwinwin.layers.flow_windows import crop_pair_windows, pair_window_tokens
+from mmwinwin.layers.flow.croco import CroCoFlowNet
+from mmwinwin.layers.flow.ops import backward_warp, flow_error_stats, masked_epe_loss
+from mmwinwin.layers.winwin.pair_windows import crop_pair_windows, pair_window_tokens
 from mmwinwin.models.flow import FlowDataPreprocessor, WinWinFlowEstimator
 
 TINY = dict(encoder=dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2, mlp_ratio=2.0)),
@@ -202,7 +202,7 @@ def test_configs_match_their_names_and_windows_fit():
 
     from mmengine.config import Config
 
-    from mmwinwin.layers.windows import sample_grid_size, windows_fit
+    from mmwinwin.layers.winwin.windows import sample_grid_size, windows_fit
     frames = {'spring-1920x1080': (1080, 1920), 'sintel-1024x436': (436, 1024),
               'synthetic-flow-128x192': (128, 192)}
     cfg_dir = osp.join(osp.dirname(__file__), '..', 'configs', 'winwin_flow')
@@ -227,8 +227,8 @@ def test_configs_match_their_names_and_windows_fit():
 def test_cross_attention_offset_readout_is_expected_key_displacement():
     """The readout gives, per head, sum_j softmax(q.k)_j * (pos_y_j - pos_x): checked
     against attention probabilities computed by hand (RoPE applied, padded keys masked)."""
-    from mmwinwin.layers.croco_flow import CrossAttention
-    from mmwinwin.layers.rope import RoPE2D
+    from mmwinwin.layers.flow.croco import CrossAttention
+    from mmwinwin.layers.vit.rope import RoPE2D
     torch.manual_seed(0)
     dim, heads = 16, 2
     ca = CrossAttention(dim, heads, rope=RoPE2D(dim // heads), offset_readout=True)

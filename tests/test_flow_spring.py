@@ -1,7 +1,7 @@
 """Spring conventions: four ground-truth sub-pixels per estimated pixel.
 
 The reference below is written from the benchmark's definition, pixel by pixel with
-numpy, independently of ``mmwinwin.layers.flow_ops``.
+numpy, independently of ``mmwinwin.layers.flow.ops``.
 """
 import cv2
 import numpy as np
@@ -10,12 +10,12 @@ import torch
 from mmengine.evaluator import Evaluator
 
 import mmwinwin  # noqa: F401  (registers the transforms and the metric)
-from mmwinwin.datasets.flow_datasets import SpringFlowDataset
-from mmwinwin.datasets.flow_io import write_flo5
-from mmwinwin.datasets.flow_transforms import (FlowRandomCrop, FlowRandomFlip, FlowResize,
+from mmwinwin.datasets.flow.datasets import SpringFlowDataset
+from mmwinwin.fileio.flow import write_flo5
+from mmwinwin.datasets.flow.transforms import (FlowRandomCrop, FlowRandomFlip, FlowResize,
                                                LoadFlowPair, PackFlowInputs)
-from mmwinwin.evaluation.flow_metric import FlowMetric
-from mmwinwin.layers.flow_ops import subpixel_gt
+from mmwinwin.evaluation.metrics.flow_metric import FlowMetric
+from mmwinwin.layers.flow.ops import subpixel_gt
 
 
 def _reference(preds, hrs):
@@ -157,7 +157,7 @@ def test_resize_refuses_subpixel_gt_and_sintel_refuses_flag(tmp_path):
     with pytest.raises(ValueError, match='keep_gt=True'):
         FlowResize(scale=(6, 8))(r)
     assert FlowResize(scale=(6, 8), keep_gt=True)(r)['img1'].shape == (6, 8, 3)
-    from mmwinwin.datasets.flow_io import write_flo
+    from mmwinwin.fileio.flow import write_flo
     write_flo(str(tmp_path / 'f.flo'), np.zeros((12, 16, 2), np.float32))
     item = dict(img1_path=r['img1_path'], img2_path=r['img2_path'],
                 flow_path=str(tmp_path / 'f.flo'))
@@ -207,7 +207,7 @@ def test_spring_cameras_directions_and_submission_files(tmp_path):
                         output_dir=str(tmp_path / 'sub'), format_only=True))
     ev.process(samples, None)
     assert ev.evaluate(len(ds)) == {}
-    from mmwinwin.datasets.flow_io import read_flo5
+    from mmwinwin.fileio.flow import read_flo5
     for i, s in enumerate(samples):
         got = read_flo5(str(tmp_path / 'sub' / s.out_name))
         assert got.shape == (6, 8, 2) and (got == i).all()

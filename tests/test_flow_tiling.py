@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from mmwinwin.layers.croco_flow import CroCoFlowNet
-from mmwinwin.layers.flow_tiling import tile_offsets, tile_weight, tiled_flow
+from mmwinwin.layers.flow.croco import CroCoFlowNet
+from mmwinwin.layers.flow.tiling import tile_offsets, tile_weight, tiled_flow
 
 TINY = dict(encoder=dict(arch=dict(embed_dims=32, num_layers=1, num_heads=2)),
             dec_embed_dims=32, dec_num_layers=1, dec_num_heads=2, head_hooks=(0, 1, 1, 1),
@@ -65,7 +65,7 @@ def test_tiling_with_one_whole_frame_tile_equals_the_whole_pass():
 
 
 def test_estimator_tiled_test_mode():
-    from mmwinwin.models.flow.flow_estimator import WinWinFlowEstimator
+    from mmwinwin.models.flow.estimator import WinWinFlowEstimator
     torch.manual_seed(0)
     whole = WinWinFlowEstimator(net=TINY).eval()
     tiled = WinWinFlowEstimator(net=TINY, test_cfg=dict(mode='tiled', tile_size=(32, 48),

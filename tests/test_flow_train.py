@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mmwinwin.datasets.flow_io import read_flo, read_flow
+from mmwinwin.fileio.flow import read_flo, read_flow
 from mmwinwin.datasets.synthetic.flow import write_sintel_layout
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

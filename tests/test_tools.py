@@ -85,7 +85,7 @@ def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
                     '--cfg-options', *data_root_options(synthetic_ade20k),
                     'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
                     'default_hooks.checkpoint.interval=3'],
-                   env=dict(PORT='29533', OMP_NUM_THREADS='1'))
+                   env=dict(PORT=free_port(), OMP_NUM_THREADS='1'))
     assert 'Distributed launcher: pytorch' in out or 'world_size' in out.lower()
     report = json.load(open(osp.join(work_dir, 'param_sync.json')))
     assert report['world_size'] == 2 and report['iter'] == 3

@@ -9,8 +9,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
 import mmwinwin  # noqa: F401
-from mmwinwin.datasets.transforms import WINWIN_META_KEYS
-from mmwinwin.layers import embed_windows
+from mmwinwin.datasets.winwin import WINWIN_META_KEYS
 
 P = 8
 BACKBONE = dict(type='RoPEViT', arch=dict(embed_dims=32, num_layers=2, num_heads=2),
@@ -90,9 +89,21 @@ def test_window_features_and_label_crops_line_up():
     model.loss(img, samples)
     feats, crops = captured['feats'], captured['samples']
     assert feats[-1].shape == (4, 32, 3, 3) and len(crops) == 4
-    # independent computation: tokens of each image's windows through the backbone
-    tok, pos = embed_windows(model.backbone.patch_embed, img, wins, P)
-    ref = model.backbone.forward_tokens(tok, pos, (H // P, W // P))[-1]
+    # independent reference, written here: each window's pixels cropped by slicing, patch-
+    # embedded with the conv weights directly, tokens in row-major order at their full-image
+    # (y, x); both windows of an image together through the backbone's blocks
+    proj = model.backbone.patch_embed.proj
+    toks, poss = [], []
+    for b in range(2):
+        tb, pb = [], []
+        for (t, l, h, w) in wins[b]:
+            crop = img[b:b + 1, :, t * P:(t + h) * P, l * P:(l + w) * P]
+            emb = torch.nn.functional.conv2d(crop, proj.weight, proj.bias, stride=P)
+            tb.append(emb[0].reshape(emb.shape[1], -1).T)
+            pb += [(t + i, l + j) for i in range(h) for j in range(w)]
+        toks.append(torch.cat(tb))
+        poss.append(torch.tensor(pb, dtype=torch.float32))
+    ref = model.backbone.forward_tokens(torch.stack(toks), torch.stack(poss), (H // P, W // P))[-1]
     k = 0
     for b in range(2):
         for j, (t, l, h, w) in enumerate(wins[b]):

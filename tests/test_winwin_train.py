@@ -81,7 +81,7 @@ def test_winwin_configs_have_their_baselines_and_pack_the_windows():
 
     from mmseg.registry import TRANSFORMS
 
-    from mmwinwin.datasets.transforms import WINWIN_META_KEYS
+    from mmwinwin.datasets.winwin import WINWIN_META_KEYS
     files = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
     assert len(files) == 6
     for f in files:

@@ -158,7 +158,7 @@ def build_model(cfg_path: str, checkpoint: str | None, device):
     from mmengine.config import Config
 
     import mmwinwin  # noqa: F401
-    from mmwinwin.models.backbones import use_fused_attention
+    from mmwinwin.models.expedite import use_fused_attention
     cfg = Config.fromfile(cfg_path)
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -44,11 +44,11 @@ def _measure(job: dict, queue) -> None:
     import torch
     torch.set_num_threads(job['threads'])
     torch.manual_seed(0)
-    from mmwinwin.layers.croco_flow import CroCoFlowNet
-    from mmwinwin.layers.flow_ops import masked_epe_loss
-    from mmwinwin.layers.flow_tiling import tiled_flow
-    from mmwinwin.layers.flow_windows import crop_pair_windows
-    from mmwinwin.layers.windows import sample_grid_size, sample_windows
+    from mmwinwin.layers.flow.croco import CroCoFlowNet
+    from mmwinwin.layers.flow.ops import masked_epe_loss
+    from mmwinwin.layers.flow.tiling import tiled_flow
+    from mmwinwin.layers.winwin.pair_windows import crop_pair_windows
+    from mmwinwin.layers.winwin.windows import sample_grid_size, sample_windows
     dev = torch.device(job['device'])
     net = CroCoFlowNet(**ARCHS[job['arch']]).to(dev)
     H, W = job['size']
@@ -159,7 +159,7 @@ def main() -> None:
     rows.append(dict(r, what='inference, whole frame, one pass', size=tuple(a.infer_size)))
     print(json.dumps(rows[-1]), flush=True)
     if a.tile[0] > 0 and a.tile[1] > 0:
-        from mmwinwin.layers.flow_tiling import tile_offsets
+        from mmwinwin.layers.flow.tiling import tile_offsets
         tile = (min(a.tile[0], a.infer_size[0]), min(a.tile[1], a.infer_size[1]))
         n = (len(tile_offsets(a.infer_size[0], tile[0], a.tile_overlap))
              * len(tile_offsets(a.infer_size[1], tile[1], a.tile_overlap)))

@@ -23,7 +23,7 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from mmdet.registry import MODELS
-    from mmwinwin.layers.rope import grid_positions
+    from mmwinwin.layers.vit.rope import grid_positions
     from mmwinwin.utils import load_checkpoint_strict
     cfg = Config.fromfile(cfg_path)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -31,7 +31,7 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
     load_checkpoint_strict(model, checkpoint)
     vit = model.backbone
     if not hasattr(vit, 'run_windowed_block'):
-        raise ValueError(f'{type(vit).__name__} is not a windowed RoPE ViT (WindowedRoPEViT); '
+        raise ValueError(f'{type(vit).__name__} is not a windowed RoPE ViT (RoPEViTDet); '
                          'this tool reads windowed ViTDet-style backbones only.')
     ws = vit.window_size
     if not 1 <= grid <= ws:

@@ -4,5 +4,5 @@
 _base_ = ['../vitdet/mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py']
 model = dict(
     backbone=dict(
-        type='ExpeditedWindowedRoPEViT',
+        type='ExpeditedRoPEViTDet',
         expedite=dict(alpha=6, num_clusters=64, iters=5, window=5, temperature=0.02, k=20)))

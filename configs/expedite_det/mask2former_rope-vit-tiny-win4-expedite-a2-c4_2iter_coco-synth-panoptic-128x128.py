@@ -3,5 +3,5 @@
 _base_ = ['../vitdet/mask2former_rope-vit-tiny-win4_2iter_coco-synth-panoptic-128x128.py']
 model = dict(
     backbone=dict(
-        type='ExpeditedWindowedRoPEViT',
+        type='ExpeditedRoPEViTDet',
         expedite=dict(alpha=2, num_clusters=4, iters=5, window=3, temperature=0.05, k=3)))

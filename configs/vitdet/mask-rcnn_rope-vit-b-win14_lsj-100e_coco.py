@@ -17,7 +17,7 @@ model = dict(
     data_preprocessor=dict(pad_size_divisor=32, batch_augments=batch_augments),
     backbone=dict(
         _delete_=True,
-        type='WindowedRoPEViT',
+        type='RoPEViTDet',
         arch='base',
         patch_size=16,
         window_size=14,
@@ -27,7 +27,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
     neck=dict(
         _delete_=True,
-        type='WinWinSimpleFPN',
+        type='mmwinwin.SimpleFPN',
         in_channels=768,
         out_channels=256,
         scales=(4.0, 2.0, 1.0, 0.5),

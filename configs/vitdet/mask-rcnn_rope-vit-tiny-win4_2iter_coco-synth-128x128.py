@@ -1,5 +1,5 @@
 # Tiny Mask R-CNN + ViTDet-style RoPE ViT on generated COCO data (CPU smoke run):
-# python -m mmwinwin.datasets.synthetic.coco data/coco_synth
+# python tools/dataset_converters/generate_synthetic.py coco data/coco_synth
 _base_ = ['./mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py', './_tiny_synth_runtime.py']
 data_root = 'data/coco_synth/'
 image_size = (128, 128)

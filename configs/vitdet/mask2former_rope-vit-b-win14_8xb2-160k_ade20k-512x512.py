@@ -8,12 +8,12 @@ pretrained = None  # a ViT-B/16 checkpoint (timm / MAE / mmseg layout)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='WindowedRoPEViT',
+        type='RoPEViTDet',
         arch='base',
         window_size=14,
         global_indices=[2, 5, 8, 11],
         out_indices=[-1],
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
-    neck=dict(type='WinWinSimpleFPN', in_channels=768, out_channels=256, num_outs=4),
+    neck=dict(type='mmwinwin.SimpleFPN', in_channels=768, out_channels=256, num_outs=4),
     decode_head=dict(in_channels=[256, 256, 256, 256]))

@@ -1,6 +1,6 @@
 # Mask2Former (COCO panoptic) with a ViTDet-style plain RoPE ViT-B/16 and a simple FPN.
-# Panoptic GT loads without panopticapi (WinWinLoadPanopticAnnotations) and is scored by
-# WinWinCocoPanopticMetric (COCO PQ conventions, no panopticapi).
+# Panoptic GT loads without panopticapi (LoadPanopticAnnotations) and is scored by
+# CocoPanopticMetric (COCO PQ conventions, no panopticapi).
 _base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py']
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
@@ -13,19 +13,19 @@ backend_args = None
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='WindowedRoPEViT',
+        type='RoPEViTDet',
         arch='base',
         window_size=14,
         global_indices=[2, 5, 8, 11],
         out_indices=[-1],
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
-    neck=dict(type='WinWinSimpleFPN', in_channels=768, out_channels=256, num_outs=4),
+    neck=dict(type='mmwinwin.SimpleFPN', in_channels=768, out_channels=256, num_outs=4),
     panoptic_head=dict(in_channels=[256, 256, 256, 256]))
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
-    dict(type='WinWinLoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True,
+    dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True,
          backend_args=backend_args),
     dict(type='RandomFlip', prob=0.5),
     # large scale jittering
@@ -38,7 +38,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='WinWinLoadPanopticAnnotations', backend_args=backend_args),
+    dict(type='mmwinwin.LoadPanopticAnnotations', backend_args=backend_args),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
@@ -46,7 +46,7 @@ train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipelin
 val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='WinWinCocoPanopticMetric',
+    dict(type='mmwinwin.CocoPanopticMetric',
          ann_file=data_root + 'annotations/panoptic_val2017.json',
          seg_prefix=data_root + 'annotations/panoptic_val2017/'),
 ]

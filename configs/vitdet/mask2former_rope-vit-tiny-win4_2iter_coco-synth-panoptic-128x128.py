@@ -1,5 +1,5 @@
 # Tiny Mask2Former panoptic + ViTDet-style RoPE ViT on generated COCO data (CPU smoke run):
-# python -m mmwinwin.datasets.synthetic.coco data/coco_synth
+# python tools/dataset_converters/generate_synthetic.py coco data/coco_synth
 _base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py', './_tiny_synth_runtime.py']
 data_root = 'data/coco_synth/'
 image_size = (128, 128)
@@ -33,7 +33,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True),
-    dict(type='WinWinLoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True),
+    dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.5, 2.0), resize_type='Resize',
          keep_ratio=True),
@@ -44,7 +44,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='WinWinLoadPanopticAnnotations'),
+    dict(type='mmwinwin.LoadPanopticAnnotations'),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
@@ -64,7 +64,7 @@ val_dataloader = dict(
                  data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'),
                  test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='WinWinCocoPanopticMetric',
+val_evaluator = [dict(type='mmwinwin.CocoPanopticMetric',
                       ann_file=data_root + 'annotations/panoptic_val2017.json',
                       seg_prefix=data_root + 'annotations/panoptic_val2017/')]
 test_evaluator = val_evaluator

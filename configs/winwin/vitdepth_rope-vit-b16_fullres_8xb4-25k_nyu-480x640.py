@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/models/vitdepth_rope-vit-b16.py',
     'mmseg::_base_/datasets/nyu.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_25k.py',
+    '../_base_/schedules/adamw-layer-decay_poly_25k.py',
 ]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -18,14 +18,4 @@ train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_evaluator = dict(type='DepthMetric', min_depth_eval=1e-3, max_depth_eval=10.0,
                      crop_type='nyu_crop')
 test_evaluator = val_evaluator
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='ViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=12, decay_rate=0.65))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1000),
-    dict(type='PolyLR', power=1.0, begin=1000, end=25000, eta_min=0.0, by_epoch=False),
-]
 default_hooks = dict(visualization=dict(type='SegVisualizationHook', draw=False))

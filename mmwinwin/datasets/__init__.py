@@ -1,9 +1,11 @@
-"""Datasets, transforms and synthetic data generators (OpenMMLab glue)."""
+"""Datasets, transforms and synthetic data generators (OpenMMLab glue):
+``winwin`` (the window transform and packers), ``flow`` (flow datasets and transforms),
+``panoptic`` (panoptic annotation loading), ``synthetic`` (generators in the real layouts)."""
 from . import synthetic  # noqa: F401
-from . import flow_datasets, flow_transforms  # noqa: F401  (optical flow)
-from .synthetic_ade20k import SyntheticADE20KDataset
-from .transforms import *  # noqa: F401,F403
-from .transforms import WINWIN_META_KEYS, WinWinLoadPanopticAnnotations, WinWinWindows
+from .flow import *  # noqa: F401,F403
+from .panoptic import LoadPanopticAnnotations
+from .synthetic.ade20k_dataset import SyntheticADE20KDataset
+from .winwin import WINWIN_META_KEYS, WinWinPackDetInputs, WinWinPackSegInputs, WinWinWindows
 
 __all__ = ['SyntheticADE20KDataset', 'WinWinWindows', 'WINWIN_META_KEYS',
-           'WinWinLoadPanopticAnnotations']
+           'WinWinPackSegInputs', 'WinWinPackDetInputs', 'LoadPanopticAnnotations']

@@ -1,6 +1,8 @@
-"""OpenMMLab glue: registered backbones, necks, heads, segmentors over the pure core."""
-from .backbones import *  # noqa: F401,F403
-from .decode_heads import *  # noqa: F401,F403
+"""OpenMMLab glue, mirroring the core: ``vit`` (RoPE ViT / ViTDet backbones, simple FPN),
+``winwin`` (Win-Win segmentors), ``expedite`` (expedited backbones and host adapters),
+``flow`` (the flow estimator), ``heads``."""
+from .expedite import *  # noqa: F401,F403
 from .flow import *  # noqa: F401,F403
-from .necks import *  # noqa: F401,F403
-from .segmentors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .vit import *  # noqa: F401,F403
+from .winwin import *  # noqa: F401,F403

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import torch
 from mmengine.config import Config, ConfigDict
 
-from ..layers.vit_checkpoint import CheckpointMismatchError
+from ..layers.vit.checkpoint import CheckpointMismatchError
 
 __all__ = ['check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
            'teardown_distributed', 'load_checkpoint_strict', 'CheckpointMismatchError']

@@ -4,13 +4,19 @@
         --size 512 512 --num-train 16 --num-val 4
     python tools/dataset_converters/generate_synthetic.py sintel-flow data/synthetic_flow \
         --size 128 192 --num-train 256 --num-val 8
+    python tools/dataset_converters/generate_synthetic.py nyu data/synthetic_nyu --size 128 192
+    python tools/dataset_converters/generate_synthetic.py coco data/coco_synth --size 128 128
+
+Layouts: ADE20K (ADEChallengeData2016), NYU depth (mmseg's NYU layout), MPI-Sintel flow, and
+COCO 2017 instances + panoptic (``annotations/instances_*.json``, ``panoptic_*.json`` and PNGs).
 """
 import argparse
 
-from mmwinwin.datasets.synthetic import generate_ade20k, generate_nyu
+from mmwinwin.datasets.synthetic import generate_ade20k, generate_coco, generate_nyu
 from mmwinwin.datasets.synthetic.flow import generate_sintel_flow
 
-GENERATORS = {'ade20k': generate_ade20k, 'nyu': generate_nyu, 'sintel-flow': generate_sintel_flow}
+GENERATORS = {'ade20k': generate_ade20k, 'nyu': generate_nyu, 'sintel-flow': generate_sintel_flow,
+              'coco': generate_coco}
 
 
 def main():
@@ -30,9 +36,12 @@ def main():
         if args.layout != 'sintel-flow':
             parser.error('--max-flow applies to the sintel-flow layout only.')
         extra['max_flow'] = args.max_flow
-    root = GENERATORS[args.layout](args.root, num_train=args.num_train, num_val=args.num_val,
-                                   img_size=tuple(args.size), seed=args.seed, **extra)
-    print(f'wrote a synthetic {args.layout} dataset to {root}')
+    written = GENERATORS[args.layout](args.root, num_train=args.num_train, num_val=args.num_val,
+                                      img_size=tuple(args.size), seed=args.seed, **extra)
+    print(f'wrote a synthetic {args.layout} dataset to {args.root}')
+    if isinstance(written, dict):  # coco: the annotation files and image folders
+        for key, path in written.items():
+            print(f'  {key}: {path}')
 
 
 if __name__ == '__main__':

@@ -10,14 +10,14 @@ The output holds ``{'state_dict': {'net.encoder.*', 'net.decoder_embed.*',
 ``tools/test.py CONFIG DST``. Without conversion, ``model.pretrained=SRC`` in a config does
 the same at ``init_weights`` and also checks head counts and widths against the model.
 Dropped: ``mask_token``, ``prediction_head.*``, CroCo v1's cosine position buffers and a
-CroCo-Flow ``head.*`` (see ``mmwinwin/layers/croco_checkpoint.py``).
+CroCo-Flow ``head.*`` (see ``mmwinwin/layers/flow/croco_checkpoint.py``).
 """
 import argparse
 import os.path as osp
 
 import torch
 
-from mmwinwin.layers.croco_checkpoint import (CROCO_SAFE_GLOBALS, convert_croco_state_dict,
+from mmwinwin.layers.flow.croco_checkpoint import (CROCO_SAFE_GLOBALS, convert_croco_state_dict,
                                               croco_arch_of, croco_kwargs_of)
 
 

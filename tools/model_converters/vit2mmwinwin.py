@@ -13,7 +13,7 @@ import os.path as osp
 
 import torch
 
-from mmwinwin.layers.vit_checkpoint import convert_vit_state_dict
+from mmwinwin.layers.vit.checkpoint import convert_vit_state_dict
 
 
 def main():

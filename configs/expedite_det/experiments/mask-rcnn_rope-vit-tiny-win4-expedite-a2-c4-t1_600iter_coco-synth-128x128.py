@@ -5,5 +5,5 @@
 _base_ = ['../../vitdet/experiments/mask-rcnn_rope-vit-tiny-win4_600iter_coco-synth-128x128.py']
 model = dict(
     backbone=dict(
-        type='ExpeditedWindowedRoPEViT',
+        type='ExpeditedRoPEViTDet',
         expedite=dict(alpha=2, num_clusters=4, iters=5, window=3, temperature=1.0, k=3)))

@@ -131,7 +131,7 @@ def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
         paths of the written annotation files.
     """
     import mmcv
-    from .._panoptic_io import write_panoptic_png
+    from ...fileio.panoptic import write_panoptic_png
     if num_train < 1 or num_val < 1:
         raise ValueError(f'Need at least one image per split, got num_train={num_train}, '
                          f'num_val={num_val}.')
@@ -174,21 +174,3 @@ def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
         written[f'instances_{split}'] = inst_path
         written[f'panoptic_{split}'] = pan_path
     return written
-
-
-def main() -> None:  # python -m mmwinwin.datasets.synthetic.coco OUT_DIR
-    import argparse
-    p = argparse.ArgumentParser(description='Write a generated COCO instances + panoptic set.')
-    p.add_argument('out_dir')
-    p.add_argument('--num-train', type=int, default=4)
-    p.add_argument('--num-val', type=int, default=2)
-    p.add_argument('--size', type=int, nargs=2, default=(96, 128), metavar=('H', 'W'))
-    p.add_argument('--seed', type=int, default=0)
-    a = p.parse_args()
-    for k, v in generate_coco(a.out_dir, a.num_train, a.num_val, tuple(a.size),
-                              seed=a.seed).items():
-        print(k, v)
-
-
-if __name__ == '__main__':
-    main()

@@ -16,18 +16,17 @@ are written as occluded (``occlusions/``); ``invalid/`` masks are all zero.
 
 Usage::
 
-    python -m mmwinwin.datasets.synthetic.flow --out data/synthflow --num-train 16 \
-        --num-val 4 --size 96 128
+    python tools/dataset_converters/generate_synthetic.py sintel-flow data/synthflow \
+        --num-train 16 --num-val 4 --size 96 128
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 
 import cv2
 import numpy as np
 
-from ..flow_io import write_flo, write_mask_png
+from ...fileio.flow import write_flo, write_mask_png
 
 __all__ = ['make_texture', 'make_flow_pair', 'write_sintel_layout', 'generate_sintel_flow']
 
@@ -131,21 +130,3 @@ def generate_sintel_flow(root: str, num_train: int = 16, num_val: int = 4,
     write_sintel_layout(osp.join(root, 'train'), num_train, tuple(img_size), max_flow, seed)
     write_sintel_layout(osp.join(root, 'val'), num_val, tuple(img_size), max_flow, seed + 1)
     return root
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description='Write generated flow pairs in the Sintel layout '
-                                            '(train pairs under <out>/train, val under <out>/val).')
-    p.add_argument('--out', required=True)
-    p.add_argument('--num-train', type=int, default=16)
-    p.add_argument('--num-val', type=int, default=4)
-    p.add_argument('--size', type=int, nargs=2, default=(96, 128), metavar=('H', 'W'))
-    p.add_argument('--max-flow', type=float, default=8.0)
-    p.add_argument('--seed', type=int, default=0)
-    a = p.parse_args()
-    generate_sintel_flow(a.out, a.num_train, a.num_val, tuple(a.size), a.seed, a.max_flow)
-    print(f'wrote {a.num_train} training and {a.num_val} validation pairs under {a.out}')
-
-
-if __name__ == '__main__':
-    main()

@@ -23,25 +23,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ...fileio.panoptic import id_to_rgb, rgb_to_id  # noqa: F401  (re-exported)
+
 __all__ = ['pq_image_stats', 'pq_summary', 'rgb_to_id', 'id_to_rgb', 'PQStats']
 
 PQStats = dict  # category_id -> np.ndarray([tp, fp, fn, iou_sum], float64)
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """COCO panoptic PNG colour (H, W, 3, RGB order) -> segment id R + 256 G + 256^2 B."""
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f'Expected an (H, W, 3) RGB panoptic image, got shape {rgb.shape}.')
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-    """Segment ids (H, W) -> COCO panoptic colour (H, W, 3) uint8, RGB order."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if (ids < 0).any() or (ids >= 256 ** 3).any():
-        raise ValueError('Panoptic segment ids must lie in [0, 256^3).')
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
 
 
 def _segments(segments: Iterable[Mapping], what: str) -> dict[int, Mapping]:

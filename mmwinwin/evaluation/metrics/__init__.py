@@ -1,3 +1,4 @@
-from .panoptic_metric import WinWinCocoPanopticMetric
+from .flow_metric import FlowMetric
+from .panoptic_metric import CocoPanopticMetric
 
-__all__ = ['WinWinCocoPanopticMetric']
+__all__ = ['CocoPanopticMetric', 'FlowMetric']

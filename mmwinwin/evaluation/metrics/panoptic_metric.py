@@ -1,4 +1,4 @@
-"""``WinWinCocoPanopticMetric``: COCO panoptic PQ / SQ / RQ without ``panopticapi``.
+"""``CocoPanopticMetric``: COCO panoptic PQ / SQ / RQ without ``panopticapi``.
 
 Consumes mmdet's panoptic predictions (``pred_panoptic_seg.sem_seg`` holding
 ``label + instance * INSTANCE_OFFSET``, void = ``len(classes)``) and the ground truth of
@@ -18,12 +18,13 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from ...fileio.panoptic import rgb_to_id
 from ...registry import register
-from ..functional.panoptic_quality import accumulate, pq_image_stats, pq_summary, rgb_to_id
+from ..functional.panoptic_quality import accumulate, pq_image_stats, pq_summary
 
 
-@register('METRICS')
-class WinWinCocoPanopticMetric(BaseMetric):
+@register('METRICS', hosts=False)  # mmdet has the name: configs say mmwinwin.CocoPanopticMetric
+class CocoPanopticMetric(BaseMetric):
     """Panoptic quality with the COCO conventions, for mmdet panoptic models.
 
     Args:
@@ -41,9 +42,9 @@ class WinWinCocoPanopticMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         unknown = set(kwargs) - {'outfile_prefix', 'format_only', 'nproc', 'backend_args'}
         if unknown:
-            raise KeyError(f'Unknown arguments {sorted(unknown)} for WinWinCocoPanopticMetric.')
+            raise KeyError(f'Unknown arguments {sorted(unknown)} for CocoPanopticMetric.')
         if kwargs.get('format_only'):
-            raise ValueError('WinWinCocoPanopticMetric computes PQ; format_only is not supported.')
+            raise ValueError('CocoPanopticMetric computes PQ; format_only is not supported.')
         self.classwise = classwise
         self.seg_prefix = seg_prefix
         self._gt = None

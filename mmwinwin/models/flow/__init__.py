@@ -1,5 +1,5 @@
 """Optical flow on mmengine: a binocular RoPE ViT trained with Win-Win windows."""
 from .data_preprocessor import FlowDataPreprocessor
-from .flow_estimator import WinWinFlowEstimator
+from .estimator import WinWinFlowEstimator
 
 __all__ = ['FlowDataPreprocessor', 'WinWinFlowEstimator']

@@ -1,0 +1,4 @@
+"""COCO panoptic annotation loading."""
+from .loading import LoadPanopticAnnotations
+
+__all__ = ['LoadPanopticAnnotations']

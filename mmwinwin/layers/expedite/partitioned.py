@@ -1,0 +1,136 @@
+"""Expedite inside windowed attention: clusters kept per window (pure PyTorch).
+
+For backbones whose blocks attend inside windows (ViTDet-style ViTs, Swin), the paper
+clusters each window's tokens separately (Mask2Former Swin-L: 12x12 tokens -> 64 = 8x8
+clusters per window), so the later blocks still attend inside windows -- of clusters.
+
+* :func:`cluster_partitions`: split a ``(B, H, W, C)`` grid into ``window x window``
+  windows (edge-replicated padding when ``H`` or ``W`` is not a multiple, so padded
+  tokens are copies of real ones and do not drag centres towards zero), cluster every
+  window to a ``(ch, cw)`` grid in one batched call, and compute the reconstruction
+  weights (both from ``clustering.py`` / ``reconstruction.py``).
+* :func:`cluster_grid_of_partitions` / :func:`partitions_of_cluster_grid`: lay the windows'
+  cluster grids side by side as one ``(B, nWh*ch, nWw*cw, C)`` map (and back), so a
+  Swin stage can keep running (shifted) window attention on it with window ``ch``.
+* :func:`reconstruct_partitions`: rebuild the full ``(B, H, W, C)`` grid from refined
+  clusters (the padding is cropped).
+* :func:`resize_relative_position_bias`: a Swin relative-position-bias table for a
+  ``w x w`` window resized to a smaller window of clusters (an offset of one cluster
+  cell spans ``window / clusters`` tokens).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .clustering import cluster_tokens
+from .plugin import ExpediteSettings
+from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
+from ..vit.partition import partition_tokens, unpartition_tokens
+
+__all__ = ['PartitionClusters', 'cluster_partitions', 'reconstruct_partitions',
+           'cluster_grid_of_partitions', 'partitions_of_cluster_grid',
+           'resize_relative_position_bias', 'relative_position_index']
+
+
+@dataclass
+class PartitionClusters:
+    """Clusters of every window, folded into the batch: ``centers (B*nW, ch*cw, C)``,
+    their positions (or None), the reconstruction weights and the grid bookkeeping."""
+    centers: torch.Tensor
+    pos: torch.Tensor | None
+    weights: ReconstructionWeights
+    window_size: int
+    cluster_grid: tuple[int, int]
+    hw: tuple[int, int]
+    padded_hw: tuple[int, int]
+    batch_size: int
+
+    @property
+    def num_windows(self) -> tuple[int, int]:
+        return self.padded_hw[0] // self.window_size, self.padded_hw[1] // self.window_size
+
+
+def _pad_replicate(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    H, W = x.shape[1:3]
+    pad_h, pad_w = (-H) % window_size, (-W) % window_size
+    if not (pad_h or pad_w):
+        return x
+    x = x.permute(0, 3, 1, 2)
+    x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
+    return x.permute(0, 2, 3, 1)
+
+
+def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSettings,
+                    pos: torch.Tensor | None = None) -> PartitionClusters:
+    """Cluster each ``window_size`` window of a ``(B, H, W, C)`` grid separately.
+
+    The cluster grid per window comes from ``settings`` (``num_clusters=64`` -> 8x8 for a
+    12x12 window); ``pos`` (``(B, H, W, 2)`` or ``(H, W, 2)``) gives RoPE models the
+    clusters' mean positions.
+    """
+    if x.dim() != 4:
+        raise ValueError(f'cluster_partitions expects a (B, H, W, C) grid, got {tuple(x.shape)}.')
+    B, H, W, C = x.shape
+    ws = window_size
+    grid = settings.grid_for((ws, ws))
+    padded = _pad_replicate(x, ws)
+    windows, padded_hw = partition_tokens(padded, ws)
+    pos_win = None
+    if pos is not None:
+        pos = pos.expand(B, H, W, 2).to(torch.float32)
+        pos_win, _ = partition_tokens(_pad_replicate(pos, ws), ws)
+    res = cluster_tokens(windows, (ws, ws), cluster_grid=grid, iters=settings.iters,
+                         window=settings.window, temperature=settings.temperature, pos=pos_win)
+    weights = reconstruction_weights(windows, res, k=settings.k,
+                                     temperature=settings.recon_temperature, norm=settings.norm)
+    return PartitionClusters(res.centers, res.pos, weights, ws, grid, (H, W), padded_hw, B)
+
+
+def reconstruct_partitions(refined: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:
+    """Refined ``(B*nW, ch*cw, C)`` clusters -> the full ``(B, H, W, C)`` grid."""
+    tokens = reconstruct_tokens(refined, clusters.weights)  # (B*nW, ws*ws, C)
+    return unpartition_tokens(tokens, clusters.window_size, clusters.padded_hw, clusters.hw)
+
+
+def cluster_grid_of_partitions(centers: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:
+    """``(B*nW, ch*cw, C)`` -> ``(B, nWh*ch, nWw*cw, C)``: windows' cluster grids side by
+    side (square cluster grids only, as window attention needs)."""
+    ch, cw = clusters.cluster_grid
+    if ch != cw:
+        raise ValueError(f'Window attention over clusters needs a square cluster grid per '
+                         f'window, got {ch}x{cw}; give num_clusters as a square (e.g. 64).')
+    nh, nw = clusters.num_windows
+    return unpartition_tokens(centers, ch, (nh * ch, nw * cw), (nh * ch, nw * cw))
+
+
+def partitions_of_cluster_grid(grid: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:
+    """Inverse of :func:`cluster_grid_of_partitions`."""
+    return partition_tokens(grid, clusters.cluster_grid[0])[0]
+
+
+def relative_position_index(window: int, device: torch.device | None = None) -> torch.Tensor:
+    """Swin's ``(w*w, w*w)`` index into a ``(2w-1)^2`` relative-position-bias table."""
+    ys, xs = torch.meshgrid(torch.arange(window, device=device),
+                            torch.arange(window, device=device), indexing='ij')
+    coords = torch.stack([ys.reshape(-1), xs.reshape(-1)])  # (2, w*w)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: int
+                                  ) -> torch.Tensor:
+    """Resize a ``((2w-1)^2, heads)`` bias table to ``((2w'-1)^2, heads)`` (bicubic,
+    corners aligned: the largest offsets map onto each other)."""
+    n = 2 * window - 1
+    if table.shape[0] != n * n:
+        raise ValueError(f'A relative position bias table for window {window} has {n * n} '
+                         f'rows, got {table.shape[0]}.')
+    if new_window == window:
+        return table
+    m = 2 * new_window - 1
+    t = table.t().reshape(1, -1, n, n)
+    t = F.interpolate(t.float(), size=(m, m), mode='bicubic', align_corners=True)
+    return t.reshape(-1, m * m).t().to(table.dtype)

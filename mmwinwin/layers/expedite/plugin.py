@@ -1,0 +1,187 @@
+"""Expedite plug-in logic shared by every expedited backbone (pure PyTorch).
+
+One place for what all expedited ViTs do (mmwinwin's RoPE ViT here, mmseg's
+``VisionTransformer`` in ``mmwinwin/models/expedite/vit.py``, windowed
+ViTs / Swin elsewhere):
+
+* :class:`ExpediteSettings` -- where and how to cluster: after layer ``alpha`` (counted
+  from 1: layers ``1..alpha`` see all tokens, layers ``alpha+1..L`` see the clusters),
+  the cluster grid, ``iters``, ``window``, ``temperature``, ``k``, and where to rebuild
+  the full token grid (``reconstruct='backbone'``, default, or ``'logits'`` after a
+  head that keeps the token grid, e.g. Segmenter's mask transformer);
+* :func:`cluster_sequence` -- cluster the patch part of a ``[prefix | patches]`` token
+  sequence (a cls token is set aside and put back in front);
+* :func:`expedited_forward_tokens` -- the expedited forward of a
+  :class:`~mmwinwin.layers.RoPEVisionTransformer` (clusters get the assignment-weighted
+  mean ``(y, x)`` of their tokens as RoPE positions).
+
+``alpha == num_layers`` leaves no layer to run on clusters: nothing is clustered and
+the outputs are exactly the plain model's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from .clustering import ClusterResult, cluster_tokens
+from .local_neighbors import num_candidates, resolve_cluster_grid
+from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
+
+__all__ = ['ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens',
+           'normalize_indices']
+
+_PLACEMENTS = ('backbone', 'logits')
+
+
+@dataclass
+class ExpediteSettings:
+    """Hyper-parameters of Expedite (defaults: Segmenter ViT-L/16 ADE20K 640).
+
+    Give exactly one of ``cluster_grid`` (``(h, w)`` or int), ``num_clusters`` (a count,
+    the grid follows the token grid's aspect) or ``cluster_scale`` (a fraction of the
+    token grid per axis, for inputs of varying size, e.g. 0.7 -> 40x40 tokens to 28x28).
+    """
+    alpha: int = 10
+    cluster_grid: int | tuple[int, int] | None = None
+    num_clusters: int | None = None
+    cluster_scale: float | None = None
+    iters: int = 5
+    window: int = 5
+    temperature: float = 0.02
+    k: int = 20
+    recon_temperature: float | None = None
+    norm: str = 'l2'
+    reconstruct: str = 'backbone'
+
+    @classmethod
+    def build(cls, cfg: 'ExpediteSettings | dict | None') -> 'ExpediteSettings | None':
+        if cfg is None or isinstance(cfg, ExpediteSettings):
+            return cfg
+        if not isinstance(cfg, dict):
+            raise TypeError(f'expedite must be a dict of settings, got {type(cfg).__name__}.')
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise KeyError(f'Unknown Expedite settings {unknown}; allowed: {sorted(known)}.')
+        cfg = dict(cfg)
+        if isinstance(cfg.get('cluster_grid'), list):
+            cfg['cluster_grid'] = tuple(cfg['cluster_grid'])
+        return cls(**cfg)
+
+    def __post_init__(self) -> None:
+        given = [n for n in ('cluster_grid', 'num_clusters', 'cluster_scale')
+                 if getattr(self, n) is not None]
+        if len(given) == 0:
+            self.cluster_grid = (28, 28)
+        elif len(given) > 1:
+            raise ValueError(f'Give only one of cluster_grid, num_clusters, cluster_scale; '
+                             f'got {given}.')
+        if self.cluster_scale is not None and not 0 < self.cluster_scale <= 1:
+            raise ValueError(f'cluster_scale must be in (0, 1], got {self.cluster_scale}.')
+        if self.reconstruct not in _PLACEMENTS:
+            raise ValueError(f'reconstruct must be one of {_PLACEMENTS}, got '
+                             f'{self.reconstruct!r}.')
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f'k must be a positive int, got {self.k!r}.')
+        if not isinstance(self.iters, int) or self.iters < 0:
+            raise ValueError(f'iters must be an int >= 0, got {self.iters!r}.')
+        if not self.temperature > 0:
+            raise ValueError(f'temperature must be > 0, got {self.temperature!r}.')
+        if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f'window must be a positive odd int, got {self.window!r}.')
+        if isinstance(self.cluster_grid, int):
+            self.cluster_grid = (self.cluster_grid, self.cluster_grid)
+        if isinstance(self.cluster_grid, tuple):
+            h, w = self.cluster_grid
+            if self.k > h * w:
+                raise ValueError(f'k={self.k} is larger than the {h}x{w} = {h * w} clusters. '
+                                 f'Use k <= {h * w}.')
+            if self.k > num_candidates((h, w), self.window):
+                raise ValueError(
+                    f'k={self.k} is larger than the {num_candidates((h, w), self.window)} '
+                    f'local candidate centres of each token (window {self.window}). Use '
+                    f'k <= window**2 or a larger window.')
+        if self.num_clusters is not None and self.k > self.num_clusters:
+            raise ValueError(f'k={self.k} is larger than num_clusters={self.num_clusters}.')
+
+    def check_alpha(self, num_layers: int) -> None:
+        """Raise unless ``1 <= alpha <= num_layers``."""
+        if not isinstance(self.alpha, int) or not 1 <= self.alpha <= num_layers:
+            raise ValueError(
+                f'Expedite alpha={self.alpha!r} is outside the network: clustering happens '
+                f'after layer alpha, counted from 1, so alpha must be in 1..{num_layers} for '
+                f'this {num_layers}-layer ViT ({num_layers} = no layer runs on clusters).')
+
+    def grid_for(self, token_grid: tuple[int, int]) -> tuple[int, int]:
+        """Cluster grid ``(h, w)`` for a token grid (validated)."""
+        if self.cluster_scale is not None:
+            H, W = token_grid
+            grid = (max(1, round(H * self.cluster_scale)), max(1, round(W * self.cluster_scale)))
+            return resolve_cluster_grid(token_grid, cluster_grid=grid)
+        return resolve_cluster_grid(token_grid, self.cluster_grid, self.num_clusters)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cluster_sequence(x: torch.Tensor, num_prefix_tokens: int, token_grid: tuple[int, int],
+                     settings: ExpediteSettings, pos: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, ClusterResult,
+                                ReconstructionWeights]:
+    """Cluster ``x = [prefix | patches]`` (B, p + H*W, C).
+
+    Returns ``([prefix | clusters], cluster positions or None, the cluster result,
+    the reconstruction weights)``. The weights use the patch tokens of ``x`` (layer
+    alpha) and the centres right after clustering, as in the paper.
+    """
+    p = num_prefix_tokens
+    patches = x[:, p:]
+    res = cluster_tokens(patches, token_grid, cluster_grid=settings.grid_for(token_grid),
+                         iters=settings.iters, window=settings.window,
+                         temperature=settings.temperature, pos=pos)
+    weights = reconstruction_weights(patches, res, k=settings.k,
+                                     temperature=settings.recon_temperature, norm=settings.norm)
+    return torch.cat([x[:, :p], res.centers], dim=1), res.pos, res, weights
+
+
+def expedited_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,
+                             grid_size: tuple[int, int], settings: ExpediteSettings,
+                             reconstruct: bool = True
+                             ) -> tuple[list[torch.Tensor], ReconstructionWeights | None]:
+    """Expedited ``forward_tokens`` of a :class:`~mmwinwin.layers.RoPEVisionTransformer`.
+
+    Args:
+        vit: the (unchanged) ViT.
+        tokens: ``(B, H*W, C)`` patch embeddings of a full ``grid_size`` grid.
+        pos: ``(H*W, 2)`` or ``(B, H*W, 2)`` token positions.
+        settings: the Expedite settings.
+        reconstruct: rebuild the outputs of layers after alpha on the full grid (else they
+            stay on the cluster grid and the caller applies the returned weights).
+
+    Returns:
+        ``(outputs for out_indices as (B, n, C), reconstruction weights or None)``.
+    """
+    settings.check_alpha(vit.num_layers)
+    p = vit.num_prefix_tokens
+    pos = pos.to(device=tokens.device)
+    x = vit.prepare_tokens(tokens, pos, grid_size)
+    weights = None
+    outs = []
+    for i in range(vit.num_layers):
+        x = vit.run_block(i, x, pos)
+        if i in vit.out_indices:
+            out = vit.output_tokens(i, x)
+            if reconstruct and weights is not None:
+                out = reconstruct_tokens(out, weights)
+            outs.append(out)
+        if i == settings.alpha - 1 and settings.alpha < vit.num_layers:
+            x, pos, _, weights = cluster_sequence(x, p, grid_size, settings, pos=pos)
+    return outs, weights
+
+
+def normalize_indices(indices: int | Sequence[int], num_layers: int) -> list[int]:
+    """Non-negative layer indices (``-1`` = last)."""
+    idx = [indices] if isinstance(indices, int) else list(indices)
+    return [i + num_layers if i < 0 else i for i in idx]

@@ -1,0 +1,150 @@
+"""Expedited ViT backbones: token clustering + reconstruction inside a trained ViT.
+
+Each class subclasses the original backbone and adds no parameter, so state-dict keys
+are unchanged and existing checkpoints load as they are. A config only changes the
+backbone ``type`` and adds an ``expedite`` dict::
+
+    model = dict(backbone=dict(
+        type='ExpeditedMMSegViT',            # was 'VisionTransformer' (mmseg)
+        expedite=dict(alpha=10, cluster_grid=(28, 28), iters=5, window=5,
+                      temperature=0.02, k=20)))
+
+``expedite=None`` gives the plain model. The settings are
+:class:`mmwinwin.layers.ExpediteSettings`; the math lives in ``mmwinwin/layers``.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from mmseg.models.backbones.vit import VisionTransformer
+from torch import nn
+
+from ...layers import ExpediteSettings, cluster_sequence, expedited_forward_tokens
+from ...layers.expedite.reconstruction import ReconstructionWeights, reconstruct_tokens
+from ...registry import register
+from ..vit.rope_vit import RoPEViT
+
+__all__ = ['ExpeditedRoPEViT', 'ExpeditedMMSegViT', 'use_fused_attention']
+
+
+def use_fused_attention(model: nn.Module) -> int:
+    """Make every ``nn.MultiheadAttention`` in ``model`` (mmcv's attention wraps one)
+    skip returning attention weights, so that torch takes its fused
+    ``scaled_dot_product_attention`` path. Weights and keys are untouched; the
+    outputs are the same up to float rounding. Returns the number of modules changed."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention) and not isinstance(m.forward, partial):
+            m.forward = partial(nn.MultiheadAttention.forward, m, need_weights=False)
+            n += 1
+    return n
+
+
+@register('MODELS')
+class ExpeditedRoPEViT(RoPEViT):
+    """mmwinwin's :class:`RoPEViT` with Expedite; clusters take the assignment-weighted
+    mean ``(y, x)`` of their tokens as RoPE positions.
+
+    Args:
+        expedite: dict of :class:`~mmwinwin.layers.ExpediteSettings` (``None``: plain).
+        *args, **kwargs: those of :class:`RoPEViT`.
+    """
+
+    def __init__(self, *args, expedite: dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.expedite = ExpediteSettings.build(expedite)
+        if self.expedite is not None:
+            self.expedite.check_alpha(self.num_layers)
+
+    def forward_expedited(self, img: torch.Tensor, reconstruct: bool = True
+                          ) -> tuple[list[torch.Tensor], ReconstructionWeights | None]:
+        """Feature maps and the reconstruction weights. With ``reconstruct=False`` the
+        levels after alpha stay on the ``(h, w)`` cluster grid."""
+        tokens, pos, (h, w) = self.embed_image(img)
+        if self.expedite is None:
+            outs, weights = self.forward_tokens(tokens, pos, (h, w)), None
+        else:
+            outs, weights = expedited_forward_tokens(self, tokens, pos, (h, w), self.expedite,
+                                                     reconstruct=reconstruct)
+        maps = []
+        for o in outs:
+            gh, gw = (h, w)
+            if weights is not None and o.shape[1] != h * w:
+                gh, gw = weights.cluster_grid
+            maps.append(o.transpose(1, 2).reshape(o.shape[0], -1, gh, gw))
+        return maps, weights
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_expedited(img, reconstruct=True)[0]
+
+
+@register('MODELS')
+class ExpeditedMMSegViT(VisionTransformer):
+    """mmseg's ``VisionTransformer`` (Segmenter, UPerNet-ViT, DPT) with Expedite.
+
+    Same arguments and parameters as mmseg's class plus:
+
+    Args:
+        expedite: dict of :class:`~mmwinwin.layers.ExpediteSettings` (``None``: plain).
+        fused_attention: run mmcv's attention through torch's fused SDPA kernel
+            (``need_weights=False``); numerically the same model.
+    """
+
+    def __init__(self, *args, expedite: dict | None = None, fused_attention: bool = True,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.expedite = ExpediteSettings.build(expedite)
+        if self.expedite is not None:
+            self.expedite.check_alpha(len(self.layers))
+        if fused_attention:
+            use_fused_attention(self)
+
+    def _format_output(self, x: torch.Tensor, num_prefix: int, hw: tuple[int, int],
+                       weights: ReconstructionWeights | None, reconstruct: bool):
+        out = x[:, num_prefix:]
+        grid = hw
+        if weights is not None:
+            if reconstruct:
+                out = reconstruct_tokens(out, weights)
+            else:
+                grid = weights.cluster_grid
+        B, _, C = out.shape
+        out = out.reshape(B, grid[0], grid[1], C).permute(0, 3, 1, 2).contiguous()
+        if self.output_cls_token:
+            out = [out, x[:, 0]]
+        return out
+
+    def forward_expedited(self, inputs: torch.Tensor, reconstruct: bool = True
+                          ) -> tuple[tuple, ReconstructionWeights | None]:
+        """mmseg's forward with clustering after layer alpha. Returns the outputs and the
+        reconstruction weights; with ``reconstruct=False`` the levels after alpha stay
+        on the cluster grid (for reconstruction after the head)."""
+        B = inputs.shape[0]
+        x, hw_shape = self.patch_embed(inputs)
+        cls_tokens = self.cls_token.expand(B, -1, -1)
+        x = torch.cat((cls_tokens, x), dim=1)
+        x = self._pos_embeding(x, hw_shape, self.pos_embed)
+        if not self.with_cls_token:
+            x = x[:, 1:]
+        if self.pre_norm:
+            x = self.pre_ln(x)
+        p = 1 if self.with_cls_token else 0
+        hw = tuple(hw_shape)
+        s = self.expedite
+        num_layers = len(self.layers)
+        outs, weights = [], None
+        if self.out_origin:
+            outs.append(self._format_output(x, p, hw, None, reconstruct))
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i == num_layers - 1 and self.final_norm:
+                x = self.norm1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, p, hw, weights, reconstruct))
+            if s is not None and i == s.alpha - 1 and s.alpha < num_layers:
+                x, _, _, weights = cluster_sequence(x, p, hw, s)
+        return tuple(outs), weights
+
+    def forward(self, inputs: torch.Tensor) -> tuple:
+        return self.forward_expedited(inputs, reconstruct=True)[0]

@@ -1,0 +1,208 @@
+"""Registered optical-flow model: :class:`CroCoFlowNet` + Win-Win training, on mmengine.
+
+Training (``mode='loss'``) with ``windows`` set: per sample, ``num_windows`` square,
+non-overlapping windows of ``window_size`` tokens are sampled inside the (unpadded)
+image (:func:`mmwinwin.layers.winwin.windows.sample_windows`); both frames keep the tokens of
+those windows (frame 2 optionally with a ``margin``, see ``flow_windows.py``), the flow
+target and its valid mask are cropped to the windows and the EPE loss is computed there
+only. With ``windows=None`` it trains on whole crops (the full-resolution baseline).
+Prediction is one full-resolution pass on the whole frames (``test_cfg=dict(mode='whole')``,
+the default and Win-Win's point); ``mode='tiled'`` runs CroCo-Flow's tiled inference
+instead (``flow_tiling.py``), the baseline the paper compares with.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+
+from ...layers.flow.croco_checkpoint import CROCO_SAFE_GLOBALS, load_croco_state_dict
+from ...layers.flow.croco import CroCoFlowNet
+from ...layers.flow.ops import endpoint_error, masked_epe_loss
+from ...layers.flow.tiling import tiled_flow
+from ...layers.winwin.pair_windows import crop_pair_windows
+from ...layers.vit.checkpoint import load_vit_state_dict
+from ...layers.winwin.windows import resolve_window_size, sample_grid_size, sample_windows
+from ...registry import MODELS, register
+
+__all__ = ['WinWinFlowEstimator']
+
+_WINDOW_KEYS = ('num_windows', 'window_size', 'token_budget', 'margin', 'shrink_to_fit')
+_TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
+
+
+@register('MODELS')
+class WinWinFlowEstimator(BaseModel):
+    """Args:
+        net: keyword arguments of :class:`CroCoFlowNet` (encoder, decoder, head).
+        windows: ``dict(num_windows=2, window_size=10, margin=0)`` for Win-Win training
+            (``window_size`` may be a ``(min, max)`` range or replaced by
+            ``token_budget``; ``shrink_to_fit=True`` shrinks windows that do not fit);
+            ``None`` trains on whole crops.
+        pretrained: optional CroCo / CroCo-v2 pre-training checkpoint (e.g.
+            ``CroCo_V2_ViTBase_BaseDecoder.pth``): encoder *and* decoder are loaded, the
+            DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
+        pretrained_encoder: optional checkpoint path for the ViT encoder only
+            (timm / DeiT / MAE / CroCo keys, see ``vit_checkpoint.py``). Not with ``pretrained``.
+        test_cfg: ``dict(mode='whole')`` (default: one pass on whole frames) or
+            ``dict(mode='tiled', tile_size=(h, w), overlap=0.5, weight='uniform')``
+            (CroCo-Flow-style tiles of the training-crop size, blended; ``weight='tent'``
+            trusts tile centres more).
+        data_preprocessor: defaults to :class:`FlowDataPreprocessor`.
+    """
+
+    def __init__(self, net: dict, windows: dict | None = None, pretrained: str | None = None,
+                 pretrained_encoder: str | None = None, test_cfg: dict | None = None,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+        if pretrained and pretrained_encoder:
+            raise ValueError(
+                f'Set either pretrained (a CroCo checkpoint: encoder + decoder, here '
+                f'{pretrained!r}) or pretrained_encoder (encoder only, here '
+                f'{pretrained_encoder!r}), not both.')
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='FlowDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # resolve in mmwinwin's registry, any scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.net = CroCoFlowNet(**net)
+        if windows is not None:
+            unknown = set(windows) - set(_WINDOW_KEYS)
+            if unknown:
+                raise KeyError(f'Unknown windows keys {sorted(unknown)}; allowed {_WINDOW_KEYS}.')
+            windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
+            if windows.get('window_size') is None and windows.get('token_budget') is None:
+                raise ValueError('windows needs window_size (tokens per side) or token_budget.')
+            if windows['margin'] < 0:
+                raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
+        self.windows = windows
+        self.test_cfg = self._check_test_cfg(test_cfg)
+        self.pretrained = pretrained
+        self.pretrained_encoder = pretrained_encoder
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        path = self.pretrained or self.pretrained_encoder
+        if not path:
+            return
+        from mmengine.logging import print_log
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        # weights_only loading; official CroCo files also hold the script's argparse args
+        with torch.serialization.safe_globals(list(CROCO_SAFE_GLOBALS)):
+            ckpt = _load_checkpoint(path, map_location='cpu')
+        if self.pretrained:
+            report = load_croco_state_dict(self.net, ckpt)
+            print_log(f'Loaded CroCo encoder + decoder from {path}: {len(report["loaded"])} '
+                      f'tensors; dropped {report["dropped"]}; {len(report["kept_init"])} '
+                      'tensors (DPT head, offset_proj) keep their init.',
+                      logger='current')
+        else:
+            load_vit_state_dict(self.net.encoder, ckpt)
+
+    # ----------------------------------------------------------------- helpers
+    def _check_test_cfg(self, test_cfg: dict | None) -> dict:
+        cfg = {**dict(mode='whole', overlap=0.5, weight='uniform'), **(test_cfg or {})}
+        unknown = set(cfg) - set(_TEST_KEYS)
+        if unknown:
+            raise KeyError(f'Unknown test_cfg keys {sorted(unknown)}; allowed {_TEST_KEYS}.')
+        if cfg['mode'] not in ('whole', 'tiled'):
+            raise ValueError(f"test_cfg.mode must be 'whole' or 'tiled', got {cfg['mode']!r}.")
+        if cfg['mode'] == 'tiled':
+            p = self.net.patch_size
+            ts = cfg.get('tile_size')
+            if ts is None or len(ts) != 2 or any(int(t) <= 0 or int(t) % p for t in ts):
+                raise ValueError(f"test_cfg mode='tiled' needs tile_size=(h, w) in pixels, "
+                                 f'positive multiples of the patch size {p} (e.g. the training '
+                                 f'crop), got {ts!r}.')
+            if not 0 <= cfg['overlap'] < 1:
+                raise ValueError(f'test_cfg.overlap must be in [0, 1), got {cfg["overlap"]}.')
+            if cfg['weight'] not in ('uniform', 'tent'):
+                raise ValueError(f"test_cfg.weight must be 'uniform' or 'tent', got "
+                                 f"{cfg['weight']!r}.")
+        return cfg
+
+    def _infer(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+        cfg = self.test_cfg
+        if cfg['mode'] == 'whole':
+            return self.net(img1, img2)
+        return tiled_flow(self.net, img1, img2, cfg['tile_size'], cfg['overlap'], cfg['weight'])
+
+    @staticmethod
+    def _targets(data_samples: list[BaseDataElement], shape: tuple[int, int],
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        H, W = shape
+        flows, valids = [], []
+        for s in data_samples:
+            if 'gt_flow' not in s:
+                raise KeyError('Training needs gt_flow in every data sample (LoadFlowPair with '
+                               'a flow_path, then PackFlowInputs).')
+            f, v = s.gt_flow.float(), s.gt_valid.bool()
+            v = v & torch.isfinite(f).all(0)
+            f = torch.nan_to_num(f)
+            flows.append(F.pad(f, (0, W - f.shape[-1], 0, H - f.shape[-2])))
+            valids.append(F.pad(v, (0, W - v.shape[-1], 0, H - v.shape[-2])))
+        return torch.stack(flows).to(device), torch.stack(valids).to(device)
+
+    def sample_batch_windows(self, data_samples: list[BaseDataElement],
+                             generator: torch.Generator | None = None) -> list[list[tuple]]:
+        """Windows of one training step: one size for the batch, positions per sample."""
+        cfg, p = self.windows, self.net.patch_size
+        shapes = [tuple(s.metainfo.get('img_shape', s.gt_flow.shape[-2:])) for s in data_samples]
+        grid = sample_grid_size((min(h for h, _ in shapes), min(w for _, w in shapes)), p)
+        size = resolve_window_size(cfg.get('window_size'), cfg.get('token_budget'),
+                                   cfg['num_windows'], generator)
+        out = [sample_windows(grid, cfg['num_windows'], size, None, cfg['shrink_to_fit'],
+                              generator) for _ in data_samples]
+        side = min(w[0][2] for w in out)  # shrink_to_fit gives the same side for one grid
+        return out if all(w[0][2] == side for w in out) else [
+            sample_windows(grid, cfg['num_windows'], side, None, False, generator)
+            for _ in data_samples]
+
+    # ----------------------------------------------------------------- modes
+    def forward(self, inputs: torch.Tensor, data_samples: list | None = None,
+                mode: str = 'tensor'):
+        if inputs.dim() != 5 or inputs.shape[1] != 2:
+            raise ValueError(f'inputs must be (B, 2, 3, H, W) image pairs, got '
+                             f'{tuple(inputs.shape)}.')
+        img1, img2 = inputs[:, 0], inputs[:, 1]
+        if mode == 'loss':
+            return self.loss(img1, img2, data_samples)
+        if mode == 'predict':
+            return self.predict(img1, img2, data_samples)
+        if mode == 'tensor':
+            return self._infer(img1, img2)
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}.")
+
+    def loss(self, img1: torch.Tensor, img2: torch.Tensor,
+             data_samples: list[BaseDataElement]) -> dict[str, torch.Tensor]:
+        gt, valid = self._targets(data_samples, img1.shape[-2:], img1.device)
+        if self.windows is None:
+            pred = self.net(img1, img2)
+        else:
+            bw = self.sample_batch_windows(data_samples)
+            pred = self.net.forward_windows(img1, img2, bw, self.windows['margin'])
+            p = self.net.patch_size
+            gt = crop_pair_windows(gt, bw, p)
+            valid = crop_pair_windows(valid[:, None].float(), bw, p)[:, 0] > 0.5
+        loss = masked_epe_loss(pred, gt, valid)
+        with torch.no_grad():
+            epe = endpoint_error(pred, gt)[valid]
+            train_epe = epe.mean() if epe.numel() else pred.new_zeros(())
+        return dict(loss_flow=loss, train_epe=train_epe.detach())
+
+    def predict(self, img1: torch.Tensor, img2: torch.Tensor,
+                data_samples: list[BaseDataElement] | None) -> list[BaseDataElement]:
+        flow = self._infer(img1, img2)
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(flow.shape[0])]
+        for f, s in zip(flow, data_samples):
+            h, w = s.metainfo.get('img_shape', f.shape[-2:])
+            f = f[:, :h, :w]
+            ori = tuple(s.metainfo.get('ori_shape', (h, w)))
+            if 'scale_factor' in s.metainfo and ori != (h, w):  # undo FlowResize
+                f = F.interpolate(f[None], size=ori, mode='bilinear',
+                                  align_corners=False)[0]
+                f = f * f.new_tensor([ori[1] / w, ori[0] / h]).view(2, 1, 1)
+            s.pred_flow = f.detach()
+        return data_samples

@@ -1,3 +1,0 @@
-from .simple_fpn import WinWinSimpleFPN
-
-__all__ = ['WinWinSimpleFPN']

@@ -1,0 +1,181 @@
+"""Win-Win segmentor and depth estimator: train on window tokens, test whole images.
+
+Training (``loss``): the backbone runs only on the tokens of the windows that
+:class:`~mmwinwin.datasets.winwin.WinWinWindows` recorded in each sample's metainfo,
+each token at its true (y, x) position in the full image. Each window's output
+tokens become a small ``(C, h, w)`` feature grid of its own; the neck and an
+*unchanged* mmseg decode head run on these grids, with every ``gt_*`` pixel map of the
+sample (label, depth) cropped to the same window, so the loss uses the windows only.
+
+Inference is the host's: ``whole`` runs the full-resolution image in one pass,
+``slide`` stays available.
+
+The "random tokens" ablation (``winwin_token_index`` in the metainfo) runs the
+backbone on the kept tokens, scatters them back into the full grid (zeros elsewhere)
+and masks the labels outside the kept tokens (ignore index / zero depth).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
+
+from ...layers.winwin.windows import (check_windows, crop_windows, embed_windows, gather_tokens,
+                               scatter_tokens, window_grids)
+from ...registry import register
+
+__all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
+
+_MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
+            "dict(type='WinWinWindows', ...) to the training pipeline after the geometric "
+            "augmentations, and pack with dict(type='WinWinPackSegInputs') (or pass "
+            "meta_keys including 'winwin_windows', 'winwin_token_index', 'winwin_grid', "
+            "'winwin_patch_size' to PackSegInputs: mmwinwin.datasets.WINWIN_META_KEYS).")
+
+
+class WinWinMixin:
+    """Window-token training for an mmseg ``EncoderDecoder``-family model."""
+
+    def _check_backbone(self) -> int:
+        bb = self.backbone
+        for attr in ('patch_embed', 'forward_tokens', 'patch_size'):
+            if not hasattr(bb, attr):
+                raise TypeError(f'Win-Win needs a token backbone with `{attr}` (e.g. RoPEViT); '
+                                f'got {type(bb).__name__}.')
+        return int(bb.patch_size)
+
+    def _window_feats(self, inputs: torch.Tensor, batch_windows: list) -> list[list[torch.Tensor]]:
+        """Per sample, per window: list over backbone levels of (C, h, w) grids."""
+        p = self._check_backbone()
+        grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
+        groups = defaultdict(list)
+        for i, wins in enumerate(batch_windows):
+            check_windows(wins, grid)
+            groups[tuple((h, w) for _, _, h, w in wins)].append(i)
+        out: list = [None] * len(batch_windows)
+        for idxs in groups.values():
+            wins = [batch_windows[i] for i in idxs]
+            tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
+            levels = self.backbone.forward_tokens(tok, pos, grid)
+            per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
+            for k, i in enumerate(idxs):
+                out[i] = [[per_level[l][j][k] for l in range(len(levels))]
+                          for j in range(len(wins[0]))]
+        return out
+
+    @staticmethod
+    def _crop_sample(sample, win: tuple, p: int):
+        """A copy of ``sample`` whose ``gt_*`` pixel maps are cropped to ``win``."""
+        new = sample.__class__()
+        meta = dict(sample.metainfo)
+        size = (win[2] * p, win[3] * p)
+        meta.update(img_shape=size, pad_shape=size, ori_shape=size, winwin_crop=tuple(win))
+        meta.pop('flip', None)
+        new.set_metainfo(meta)
+        for key in sample.keys():
+            value = getattr(sample, key)
+            if key.startswith('gt_') and isinstance(value, PixelData):
+                new.set_data({key: PixelData(data=crop_windows(value.data, [win], p)[0])})
+        return new
+
+    def _heads_loss(self, feats: list[torch.Tensor], samples: list) -> dict:
+        if self.with_neck:
+            feats = self.neck(feats)
+        losses = self._decode_head_forward_train(feats, samples)
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(feats, samples))
+        return losses
+
+    def _window_loss(self, inputs: torch.Tensor, data_samples: list,
+                     batch_windows: list) -> dict:
+        p = self._check_backbone()
+        per_sample = self._window_feats(inputs, batch_windows)
+        by_size = defaultdict(lambda: ([], []))  # (h, w) -> (feature lists, cropped samples)
+        for sample, wins, feats in zip(data_samples, batch_windows, per_sample):
+            for win, f in zip(wins, feats):
+                bucket = by_size[(win[2], win[3])]
+                bucket[0].append(f)
+                bucket[1].append(self._crop_sample(sample, win, p))
+        total = sum(len(v[1]) for v in by_size.values())
+        losses: dict = {}
+        for feats, samples in by_size.values():
+            stacked = [torch.stack([f[l] for f in feats]) for l in range(len(feats[0]))]
+            part = self._heads_loss(stacked, samples)
+            weight = len(samples) / total
+            for k, v in part.items():
+                losses[k] = losses.get(k, 0) + v * weight if len(by_size) > 1 else v
+        return losses
+
+    def _token_loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        """Random-token ablation: scatter kept tokens to the full grid, mask labels."""
+        p = self._check_backbone()
+        tokens, _, grid = self.backbone.embed_image(inputs)
+        index = []
+        for s in data_samples:
+            sgh, sgw = s.metainfo['winwin_grid']
+            idx = torch.as_tensor(s.metainfo['winwin_token_index'], device=inputs.device)
+            index.append((idx // sgw) * grid[1] + idx % sgw)
+        if len({len(i) for i in index}) != 1:
+            raise ValueError('random_tokens mode needs the same token budget for every image '
+                             'of a batch; use a fixed window_size or token_budget.')
+        index = torch.stack(index)
+        gy, gx = index // grid[1], index % grid[1]
+        pos = torch.stack([gy, gx], -1).float()
+        levels = self.backbone.forward_tokens(gather_tokens(tokens, index), pos, grid)
+        n = grid[0] * grid[1]
+        feats = [scatter_tokens(lv, index, n).transpose(1, 2).reshape(
+            lv.shape[0], lv.shape[2], *grid) for lv in levels]
+        masked = []
+        for s, idx in zip(data_samples, index):
+            keep = torch.zeros(n, dtype=torch.bool, device=inputs.device)
+            keep[idx] = True
+            keep = keep.view(*grid).repeat_interleave(p, 0).repeat_interleave(p, 1)
+            new = s.__class__()
+            new.set_metainfo(dict(s.metainfo))
+            for key in s.keys():
+                value = getattr(s, key)
+                if key.startswith('gt_') and isinstance(value, PixelData):
+                    data = value.data
+                    k = keep[:data.shape[-2], :data.shape[-1]]
+                    if data.shape[-2] > k.shape[0] or data.shape[-1] > k.shape[1]:
+                        k = torch.nn.functional.pad(k, (0, data.shape[-1] - k.shape[1],
+                                                        0, data.shape[-2] - k.shape[0]))
+                    fill = 0 if key == 'gt_depth_map' else self.decode_head.ignore_index
+                    new.set_data({key: PixelData(data=torch.where(k, data,
+                                                                  torch.full_like(data, fill)))})
+            masked.append(new)
+        return self._heads_loss(feats, masked)
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        if not data_samples:
+            raise ValueError('Win-Win training needs data samples carrying the windows.')
+        metas = [s.metainfo for s in data_samples]
+        if all('winwin_windows' in m for m in metas):
+            return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas])
+        if all('winwin_token_index' in m for m in metas):
+            return self._token_loss(inputs, data_samples)
+        raise KeyError(_MISSING)
+
+
+@register('MODELS')
+class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
+    """mmseg ``EncoderDecoder`` trained on Win-Win windows; inference unchanged
+    (``test_cfg=dict(mode='whole')`` for one full-resolution pass, or ``'slide'``)."""
+
+
+@register('MODELS')
+class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
+    """mmseg ``DepthEstimator`` trained on Win-Win windows (``gt_depth_map`` cropped).
+
+    Inference: ``whole`` (one full-resolution pass), ``slide`` or ``slide_flip``.
+    (mmseg 1.2.2's ``DepthEstimator.inference`` runs ``whole`` when ``slide`` is asked
+    for; this class dispatches ``slide`` correctly.)
+    """
+
+    def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas)
+        return super().inference(inputs, batch_img_metas)
