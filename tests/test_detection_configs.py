@@ -59,10 +59,10 @@ def test_tiny_expedited_panoptic_model_uses_plain_checkpoint():
     init_default_scope('mmdet')
     d = osp.join(ROOT, 'configs')
     plain = MODELS.build(Config.fromfile(osp.join(
-        d, 'vitdet', 'mask2former_rope-vit-tiny-win4_2iter_coco-synth-panoptic-128x128.py')).model)
+        d, 'vitdet', 'mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')).model)
     exp = MODELS.build(Config.fromfile(osp.join(
         d, 'expedite_det',
-        'mask2former_rope-vit-tiny-win4-expedite-a2-c4_2iter_coco-synth-panoptic-128x128.py')).model)
+        'mask2former_rope-vit-tiny-win4-expedite-a2-c4_2i_coco-synth-panoptic-128x128.py')).model)
     res = exp.load_state_dict(plain.state_dict())
     assert not res.missing_keys and not res.unexpected_keys
     assert type(exp.backbone).__name__ == 'ExpeditedRoPEViTDet'

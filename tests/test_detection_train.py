@@ -57,17 +57,17 @@ def _train_and_test(cfg_name, cwd, metric_keys):
 
 
 def test_mask_rcnn_train_test(coco_dir):
-    _train_and_test('mask-rcnn_rope-vit-tiny-win4_2iter_coco-synth-128x128.py', coco_dir,
+    _train_and_test('mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py', coco_dir,
                     ['coco/bbox_mAP', 'coco/segm_mAP'])
 
 
 def test_mask2former_panoptic_train_test(coco_dir):
-    out = _train_and_test('mask2former_rope-vit-tiny-win4_2iter_coco-synth-panoptic-128x128.py',
+    out = _train_and_test('mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py',
                           coco_dir, ['coco_panoptic/PQ', 'coco_panoptic/PQ_th',
                                      'coco_panoptic/PQ_st'])
     assert 'Panoptic evaluation' in out
 
 
 def test_mask2former_instance_train_test(coco_dir):
-    _train_and_test('mask2former_rope-vit-tiny-win4_2iter_coco-synth-128x128.py', coco_dir,
+    _train_and_test('mask2former_rope-vit-tiny-win4_2i_coco-synth-128x128.py', coco_dir,
                     ['coco/bbox_mAP', 'coco/segm_mAP'])

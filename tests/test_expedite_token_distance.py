@@ -8,7 +8,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 CFG = osp.join(ROOT, 'configs', 'vitdet', 'experiments',
-               'mask-rcnn_rope-vit-tiny-win4_600iter_coco-synth-128x128.py')
+               'mask-rcnn_rope-vit-tiny-win4_600i_coco-synth-128x128.py')
 
 
 @pytest.fixture(scope='module')

@@ -31,7 +31,7 @@ def _opts(root, iters=2):
 def test_train_winwin_segmentation_then_test(tmp_path, capsys):
     data = generate_ade20k(str(tmp_path / 'ade'), num_train=4, num_val=2, img_size=(128, 256))
     work = tmp_path / 'work'
-    cfg = osp.join(CFG, 'winwin-2x4w_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
+    cfg = osp.join(CFG, 'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
     _run('train.py', [cfg, '--work-dir', work] + _opts(data))
     ckpt = work / 'iter_2.pth'
     assert ckpt.exists()
@@ -48,7 +48,7 @@ def test_train_winwin_segmentation_then_test(tmp_path, capsys):
 def test_train_winwin_depth(tmp_path, capsys):
     data = generate_nyu(str(tmp_path / 'nyu'), num_train=4, num_val=2, img_size=(128, 192))
     work = tmp_path / 'work'
-    cfg = osp.join(CFG, 'winwin-2x4w_vitdepth_rope-vit-tiny_1xb2-20i_synthetic-nyu-128x192.py')
+    cfg = osp.join(CFG, 'winwin-2x4_vitdepth_rope-vit-tiny_1xb2-20i_synthetic-nyu-128x192.py')
     _run('train.py', [cfg, '--work-dir', work] + _opts(data))
     assert (work / 'iter_2.pth').exists()
     out = capsys.readouterr()

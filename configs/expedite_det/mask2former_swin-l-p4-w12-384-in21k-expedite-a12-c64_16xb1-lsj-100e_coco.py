@@ -2,7 +2,7 @@
 # 12, 64 = 8x8 clusters per 12x12 window (5 iterations, 11x11 candidate neighbourhood,
 # t = 0.01), reconstruction with k = 60 at the end of stage 3. Same checkpoint as
 # ./mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco.py.
-_base_ = ['./mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco.py']
+_base_ = ['../_base_/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco.py']
 model = dict(
     backbone=dict(
         type='ExpeditedSwinTransformer',

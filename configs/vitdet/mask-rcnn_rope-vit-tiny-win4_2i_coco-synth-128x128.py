@@ -1,6 +1,6 @@
 # Tiny Mask R-CNN + ViTDet-style RoPE ViT on generated COCO data (CPU smoke run):
 # python tools/dataset_converters/generate_synthetic.py coco data/coco_synth
-_base_ = ['./mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py', './_tiny_synth_runtime.py']
+_base_ = ['./mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py', '../_base_/default_runtime_tiny-coco-synth.py']
 data_root = 'data/coco_synth/'
 image_size = (128, 128)
 metainfo = dict(classes={{_base_.synth_metainfo.thing_classes}})

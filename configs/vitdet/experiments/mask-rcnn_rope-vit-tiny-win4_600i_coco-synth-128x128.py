@@ -1,7 +1,7 @@
 # Tiny Mask R-CNN + windowed RoPE ViT trained long enough on generated COCO data to score a
 # non-trivial bbox/segm AP on CPU, for the baseline-vs-Expedite accuracy table in docs/detection.md:
 # python tools/dataset_converters/generate_synthetic.py coco data/coco_synth_det --num-train 400 --num-val 40 --size 128 128
-_base_ = ['../mask-rcnn_rope-vit-tiny-win4_2iter_coco-synth-128x128.py']
+_base_ = ['../mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
 data_root = 'data/coco_synth_det/'
 image_size = (128, 128)
 max_iters = 600
