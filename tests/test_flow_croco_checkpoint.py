@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from mmwinwin.layers.flow.croco_checkpoint import (convert_croco_state_dict, croco_kwargs_of,
                                               load_croco_state_dict)
 from mmwinwin.layers.flow.croco import CroCoFlowNet
-from mmwinwin.layers.vit.vision_transformer.rope import grid_positions
-from mmwinwin.layers.vit.vision_transformer.checkpoint import CheckpointMismatchError, load_vit_state_dict
+from mmwinwin.layers.vit.rope import grid_positions
+from mmwinwin.layers.vit.checkpoint import CheckpointMismatchError, load_vit_state_dict
 
 PATCH = 8
 ENC = dict(dim=64, depth=2, heads=2)    # head_dim 32
