@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from conftest import data_root_options, run_tool
+from conftest import data_root_options, free_port, run_tool
 
 CONFIG = 'configs/rope_vit/upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'
 

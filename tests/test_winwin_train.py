@@ -82,14 +82,19 @@ def test_winwin_configs_have_their_baselines_and_pack_the_windows():
     from mmseg.registry import TRANSFORMS
 
     from mmwinwin.datasets.winwin import WINWIN_META_KEYS
+    import re
     files = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
-    assert len(files) == 6
+    assert files
     for f in files:
         cfg = Config.fromfile(f)
         assert cfg.model.type in ('WinWinEncoderDecoder', 'WinWinDepthEstimator')
         assert cfg.model.test_cfg.mode == 'whole'
         pipe = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
         assert pipe[-2:] == ['WinWinWindows', 'WinWinPackSegInputs'], f
+        # the name's winwin-{N}x{S} is what the window transform does
+        n, s = map(int, re.match(r'winwin-(\d+)x(\d+)_', osp.basename(f)).groups())
+        windows = cfg.train_dataloader.dataset.pipeline[-2]
+        assert (windows['num_windows'], windows['window_size']) == (n, s), f
         packer = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[-1])
         assert set(WINWIN_META_KEYS) <= set(packer.meta_keys)
         # baselines beside it (same dataset and size): full resolution and a low-res crop
