@@ -48,6 +48,20 @@ def test_test_tool_evaluates_checkpoint(trained, synthetic_ade20k):
     assert 'scene0_disc' in out  # per-class table of the synthetic classes
 
 
+def test_two_process_evaluation_matches_one_process(trained, synthetic_ade20k):
+    """tools/dist_test.sh: two ranks split the validation set and gather it; the metric
+    equals the single-process one, and both ranks exit cleanly."""
+    work_dir, _ = trained
+    ckpt = osp.join(work_dir, 'iter_6.pth')
+    opts = ['--cfg-options', *data_root_options(synthetic_ade20k)]
+    one = run_tool(['tools/test.py', CONFIG, ckpt, '--work-dir', work_dir + '/one', *opts])
+    two = run_tool(['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir',
+                    work_dir + '/two', *opts], env=dict(PORT=free_port(), OMP_NUM_THREADS='1'))
+    miou = [re.search(r'Iter\(test\).*mIoU: (\d+\.\d+)', out).group(1) for out in (one, two)]
+    assert miou[0] == miou[1]
+    assert 'world_size: 2' in two or "'world_size': 2" in two or 'Distributed launcher: pytorch' in two
+
+
 def test_test_tool_refuses_mismatching_checkpoint(trained, synthetic_ade20k):
     import subprocess
     import sys

@@ -1,30 +1,21 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``."""
-import argparse
-import os
-
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Test (evaluate) an mmwinwin / mmseg / mmdet model')
-    parser.add_argument('config', help='test config file path')
+    from mmwinwin.utils import parse_tool_args, tool_parser
+    parser = tool_parser('Test (evaluate) an mmwinwin / mmseg / mmdet model',
+                         'directory for logs and metrics', 'test_dataloader.batch_size=1')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='directory for logs and metrics')
     parser.add_argument('--out', help='dump raw predictions to this pickle file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_dataloader.batch_size=1')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_tool_args(parser)
 
 
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, load_checkpoint_strict, teardown_distributed
+    from mmwinwin.utils import apply_common_flags, distributed_session
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     cfg.load_from = None  # loaded strictly below instead of mmengine's lenient load
@@ -32,14 +23,17 @@ def main():
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    succeeded = False
-    try:
-        runner = Runner.from_cfg(cfg)
-        load_checkpoint_strict(runner.model, args.checkpoint)
-        runner.test()
-        succeeded = True
-    finally:
-        teardown_distributed(succeeded)
+    with distributed_session():
+        run_test(cfg, args.checkpoint)
+
+
+def run_test(cfg, checkpoint: str) -> None:
+    """Build the Runner, load the checkpoint strictly and test; the Runner is released
+    when this returns, before the distributed teardown."""
+    from mmwinwin.utils import load_checkpoint_strict
+    runner = Runner.from_cfg(cfg)
+    load_checkpoint_strict(runner.model, checkpoint)
+    runner.test()
 
 
 if __name__ == '__main__':

@@ -1,32 +1,25 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]``."""
-import argparse
 import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Train an mmwinwin / mmseg / mmdet model')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    from mmwinwin.utils import parse_tool_args, tool_parser
+    parser = tool_parser('Train an mmwinwin / mmseg / mmdet model',
+                         'directory for logs and checkpoints', 'train_cfg.max_iters=100')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in work_dir '
                              'when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_cfg.max_iters=100')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_tool_args(parser)
 
 
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, teardown_distributed
+    from mmwinwin.utils import apply_common_flags, distributed_session
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     if args.amp:
@@ -47,13 +40,14 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    succeeded = False
-    try:
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        succeeded = True
-    finally:
-        teardown_distributed(succeeded)
+    with distributed_session():
+        train(cfg)
+
+
+def train(cfg) -> None:
+    """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
+    group) is released when this returns, before the distributed teardown."""
+    Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

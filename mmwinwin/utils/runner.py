@@ -3,6 +3,7 @@ a checked mmengine config, distributed set-up that also works on CPU (gloo), and
 strict checkpoint load with an error that names the mismatching keys."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import os.path as osp
@@ -13,8 +14,8 @@ from mmengine.config import Config, ConfigDict
 
 from ..layers.vit.checkpoint import CheckpointMismatchError
 
-__all__ = ['check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
-           'teardown_distributed', 'load_checkpoint_strict', 'CheckpointMismatchError']
+__all__ = ['tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
+           'teardown_distributed', 'distributed_session', 'load_checkpoint_strict', 'CheckpointMismatchError']
 
 
 def _suggest(key: str, options) -> str:
@@ -45,6 +46,30 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
                 raise KeyError(f'--cfg-options {dotted}: the config has no key {part!r} at '
                                f'{where}.{_suggest(part, keys)}')
             node = node[part]
+
+
+def tool_parser(description: str, work_dir_help: str, cfg_options_example: str):
+    """The argument set-up ``tools/train.py`` and ``tools/test.py`` share: ``config``,
+    ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``. A tool adds its own
+    arguments to the returned parser and parses with :func:`parse_tool_args`."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config keys, e.g. {cfg_options_example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_tool_args(parser):
+    """Parse, and export ``LOCAL_RANK`` for launchers that pass ``--local-rank``."""
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def apply_common_flags(cfg: Config, args) -> Config:
@@ -86,14 +111,20 @@ def setup_cpu_distributed(cfg: Config) -> None:
 
 
 def teardown_distributed(succeeded: bool = True) -> None:
-    """End a torch.distributed run cleanly: wait for every rank, then destroy the
-    process group so its communication threads are joined before the interpreter exits.
+    """End a torch.distributed run cleanly: free what still holds the process group,
+    wait for every rank, then destroy the group so its threads are joined before the
+    interpreter exits.
 
-    Left to interpreter shutdown, the gloo process group's threads can be destroyed while
-    still joinable, and one rank then aborts after training with ``terminate called
-    without an active exception`` (SIGABRT, exit code -6) although training succeeded.
-    After a failure the barrier is skipped (the other ranks may never reach it)."""
+    Left to interpreter shutdown, the gloo process group (kept alive by the DDP wrapper's
+    reducer) is destroyed while its threads are still joinable, and one rank then aborts
+    after training with ``terminate called without an active exception`` (SIGABRT,
+    exit code -6) although training succeeded. Call this after the runner is released
+    (see :func:`distributed_session`). After a failure the barrier is skipped (the other
+    ranks may never reach it)."""
+    import gc
+
     import torch.distributed as dist
+    gc.collect()  # the DDP wrapper and its reducer hold the process group
     if not (dist.is_available() and dist.is_initialized()):
         return
     try:
@@ -101,6 +132,20 @@ def teardown_distributed(succeeded: bool = True) -> None:
             dist.barrier()
     finally:
         dist.destroy_process_group()
+        gc.collect()
+
+
+@contextlib.contextmanager
+def distributed_session():
+    """``with distributed_session(): run(cfg)`` -- build and use the Runner inside
+    ``run`` (so it is released when ``run`` returns), then tear torch.distributed down
+    cleanly with :func:`teardown_distributed`, on success and on error alike."""
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        teardown_distributed(succeeded)
 
 
 def load_checkpoint_strict(model: torch.nn.Module, filename: str) -> dict:
