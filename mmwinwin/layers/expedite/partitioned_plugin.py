@@ -1,7 +1,7 @@
 """Expedited forward of a ViTDet-style windowed ViT: clusters per window (pure PyTorch).
 
 After block ``alpha`` every attention window's tokens are clustered separately
-(``window_clustering.py``); windowed blocks then attend among the clusters of one
+(``layers/expedite/partitioned.py``); windowed blocks then attend among the clusters of one
 window, global blocks among all clusters of the image; each cluster carries the
 assignment-weighted mean ``(y, x)`` of its tokens for RoPE. Outputs after ``alpha``
 are rebuilt on the full token grid by the reconstruction layer.

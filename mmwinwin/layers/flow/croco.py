@@ -11,7 +11,7 @@
   residual conv units and upsampled to a dense 2-channel flow at full resolution.
 
 Win-Win: :meth:`CroCoFlowNet.forward_windows` runs the same network on the tokens of a
-few windows only (frame-2 tokens chosen by the pairing policy of ``flow_windows.py``),
+few windows only (frame-2 tokens chosen by the pairing policy of ``layers/winwin/pair_windows.py``),
 and the head sees each window as a small dense grid of its own. :meth:`forward` is the
 single full-resolution pass on whole frames.
 """
@@ -293,7 +293,7 @@ class CroCoFlowNet(nn.Module):
             batch_windows: per sample, ``N`` windows ``(top, left, s, s)`` in tokens
                 (:func:`mmwinwin.layers.winwin.windows.sample_windows`); same ``N`` and ``s``
                 for the whole batch.
-            margin: frame-2 pairing policy (0 = the same windows; see ``flow_windows.py``).
+            margin: frame-2 pairing policy (0 = the same windows; see ``layers/winwin/pair_windows.py``).
 
         Returns:
             ``(B * N, 2, s * patch, s * patch)`` flow of each frame-1 window, in the order

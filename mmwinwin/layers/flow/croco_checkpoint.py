@@ -2,7 +2,7 @@
 :class:`~mmwinwin.layers.flow.croco.CroCoFlowNet`.
 
 Why: the Win-Win paper fine-tunes a CroCo-v2 pre-trained ViT-B encoder and its
-cross-attention decoder for optical flow; the encoder-only path (``vit_checkpoint.py``)
+cross-attention decoder for optical flow; the encoder-only path (``layers/vit/checkpoint.py``)
 leaves the decoder random. What: the official layout (naver/croco ``models/croco.py`` and
 ``models/blocks.py``) differs from ours only in names and in the cross-attention's key /
 value projections:

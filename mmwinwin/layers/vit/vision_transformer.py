@@ -3,7 +3,7 @@
 Read top to bottom: ``PatchEmbed`` -> ``Attention`` / ``Mlp`` -> ``Block`` ->
 ``RoPEVisionTransformer``. Parameter names follow timm's layout
 (``patch_embed.proj``, ``blocks.N.attn.qkv``, ``norm``), so timm / DeiT / MAE
-checkpoints load with little conversion (see ``vit_checkpoint.py``).
+checkpoints load with little conversion (see ``layers/vit/checkpoint.py``).
 
 Positions are what make the two methods of mmwinwin possible:
 

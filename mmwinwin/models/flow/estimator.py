@@ -3,12 +3,12 @@
 Training (``mode='loss'``) with ``windows`` set: per sample, ``num_windows`` square,
 non-overlapping windows of ``window_size`` tokens are sampled inside the (unpadded)
 image (:func:`mmwinwin.layers.winwin.windows.sample_windows`); both frames keep the tokens of
-those windows (frame 2 optionally with a ``margin``, see ``flow_windows.py``), the flow
+those windows (frame 2 optionally with a ``margin``, see ``layers/winwin/pair_windows.py``), the flow
 target and its valid mask are cropped to the windows and the EPE loss is computed there
 only. With ``windows=None`` it trains on whole crops (the full-resolution baseline).
 Prediction is one full-resolution pass on the whole frames (``test_cfg=dict(mode='whole')``,
 the default and Win-Win's point); ``mode='tiled'`` runs CroCo-Flow's tiled inference
-instead (``flow_tiling.py``), the baseline the paper compares with.
+instead (``layers/flow/tiling.py``), the baseline the paper compares with.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class WinWinFlowEstimator(BaseModel):
             ``CroCo_V2_ViTBase_BaseDecoder.pth``): encoder *and* decoder are loaded, the
             DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
         pretrained_encoder: optional checkpoint path for the ViT encoder only
-            (timm / DeiT / MAE / CroCo keys, see ``vit_checkpoint.py``). Not with ``pretrained``.
+            (timm / DeiT / MAE / CroCo keys, see ``layers/vit/checkpoint.py``). Not with ``pretrained``.
         test_cfg: ``dict(mode='whole')`` (default: one pass on whole frames) or
             ``dict(mode='tiled', tile_size=(h, w), overlap=0.5, weight='uniform')``
             (CroCo-Flow-style tiles of the training-crop size, blended; ``weight='tent'``
