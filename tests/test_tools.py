@@ -90,10 +90,30 @@ def test_unknown_cfg_option_path_is_refused(synthetic_ade20k):
 
 
 def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
+    """tools/dist_train.sh on 2 CPU ranks, SyncBN heads: starting from known weights, the
+    weights move, and both ranks end with identical parameters and buffers (the check
+    hook compares them) equal to the saved checkpoint's."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
     from conftest import REPO
     work_dir = str(tmp_path)
+    # the initial weights, written as a real checkpoint that the run starts from
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(osp.join(REPO, CONFIG)).model)
+    model.init_weights()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    init_ckpt = osp.join(work_dir, 'init.pth')
+    torch.save(dict(state_dict=initial), init_ckpt)
+
     config = tmp_path / 'with_sync_check.py'
     config.write_text(f"_base_ = '{osp.join(REPO, CONFIG)}'\n"
+                      "norm_cfg = dict(type='SyncBN', requires_grad=True)\n"
+                      "model = dict(decode_head=dict(norm_cfg=norm_cfg), "
+                      "auxiliary_head=dict(norm_cfg=norm_cfg))\n"
+                      f"load_from = '{init_ckpt}'\n"
                       "custom_hooks = [dict(type='ParamSyncCheckHook')]\n")
     out = run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work_dir,
                     '--cfg-options', *data_root_options(synthetic_ade20k),
@@ -103,11 +123,22 @@ def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
     assert 'Distributed launcher: pytorch' in out or 'world_size' in out.lower()
     report = json.load(open(osp.join(work_dir, 'param_sync.json')))
     assert report['world_size'] == 2 and report['iter'] == 3
-    assert report['max_abs_diff'] == 0.0
+    assert report['max_abs_diff'] == 0.0 and report['differing'] == []
     rank0, rank1 = report['checksums']
     assert rank0 == rank1
-    # the weights really moved away from initialisation (training happened on both)
-    assert osp.isfile(osp.join(work_dir, 'iter_3.pth'))
+    trained = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu')['state_dict']
+    assert trained.keys() == initial.keys()
+    # the saved weights and buffers are what both ranks hold (sum, sum of squares)
+    for name, t in trained.items():
+        d = t.double()
+        assert rank1[name] == pytest.approx([float(d.sum()), float((d * d).sum())],
+                                            rel=1e-9, abs=1e-9), name
+    # and training moved them: every trained parameter, and the BatchNorm statistics
+    params = [k for k, v in model.named_parameters() if v.requires_grad]
+    unchanged = [k for k in params if torch.equal(trained[k], initial[k])]
+    assert len(unchanged) <= len(params) // 20, f'{len(unchanged)}/{len(params)} unchanged'
+    bn_vars = [k for k in trained if k.endswith('running_var')]
+    assert bn_vars and all(not torch.equal(trained[k], initial[k]) for k in bn_vars)
 
 
 def test_amp_on_cpu_stops_with_a_clear_message():
