@@ -196,8 +196,9 @@ class RNGStateHook(Hook):
                                                            loop.iter, restore)
         else:
             restore()
-        runner.logger.info(f'RNGStateHook: RNG states of iteration {loop.iter} restored '
-                           'for the resumed run.')
+        runner.logger.info(f'RNGStateHook: the RNG states saved at iteration {loop.iter} are '
+                           'restored before the first new batch (after the dataloader '
+                           'replay).')
 
     # ------------------------------------------------- validation leaves RNG alone
     def before_val(self, runner) -> None:
