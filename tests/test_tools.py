@@ -11,6 +11,14 @@ from conftest import data_root_options, free_port, run_tool
 CONFIG = 'configs/rope_vit/upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'
 
 
+def _repo_env() -> dict:
+    """This checkout's mmwinwin first on the path (as run_tool does), not an installed one."""
+    import os
+
+    from conftest import REPO
+    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+
+
 @pytest.fixture(scope='module')
 def trained(synthetic_ade20k, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('train'))
@@ -71,7 +79,7 @@ def test_test_tool_refuses_mismatching_checkpoint(trained, synthetic_ade20k):
     proc = subprocess.run(
         [sys.executable, 'tools/test.py', CONFIG, osp.join(work_dir, 'iter_6.pth'),
          '--cfg-options', 'model.backbone.arch.embed_dims=48', *data_root_options(synthetic_ade20k)],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, env=_repo_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert 'does not match the model built from the config' in proc.stderr
     assert 'backbone.patch_embed.proj.weight: checkpoint (64, 3, 16, 16) vs model (48' in proc.stderr
@@ -83,17 +91,37 @@ def test_unknown_cfg_option_path_is_refused(synthetic_ade20k):
 
     from conftest import REPO
     proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--cfg-options',
-                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, capture_output=True,
+                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, env=_repo_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "no key 'backbon' at model. Did you mean ['backbone']" in proc.stderr
 
 
 def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
+    """tools/dist_train.sh on 2 CPU ranks, SyncBN heads: starting from known weights, the
+    weights move, and both ranks end with identical parameters and buffers (the check
+    hook compares them) equal to the saved checkpoint's."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
     from conftest import REPO
     work_dir = str(tmp_path)
+    # the initial weights, written as a real checkpoint that the run starts from
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(osp.join(REPO, CONFIG)).model)
+    model.init_weights()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    init_ckpt = osp.join(work_dir, 'init.pth')
+    torch.save(dict(state_dict=initial), init_ckpt)
+
     config = tmp_path / 'with_sync_check.py'
     config.write_text(f"_base_ = '{osp.join(REPO, CONFIG)}'\n"
+                      "norm_cfg = dict(type='SyncBN', requires_grad=True)\n"
+                      "model = dict(decode_head=dict(norm_cfg=norm_cfg), "
+                      "auxiliary_head=dict(norm_cfg=norm_cfg))\n"
+                      f"load_from = '{init_ckpt}'\n"
                       "custom_hooks = [dict(type='ParamSyncCheckHook')]\n")
     out = run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work_dir,
                     '--cfg-options', *data_root_options(synthetic_ade20k),
@@ -103,11 +131,22 @@ def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
     assert 'Distributed launcher: pytorch' in out or 'world_size' in out.lower()
     report = json.load(open(osp.join(work_dir, 'param_sync.json')))
     assert report['world_size'] == 2 and report['iter'] == 3
-    assert report['max_abs_diff'] == 0.0
+    assert report['max_abs_diff'] == 0.0 and report['differing'] == []
     rank0, rank1 = report['checksums']
     assert rank0 == rank1
-    # the weights really moved away from initialisation (training happened on both)
-    assert osp.isfile(osp.join(work_dir, 'iter_3.pth'))
+    trained = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu')['state_dict']
+    assert trained.keys() == initial.keys()
+    # the saved weights and buffers are what both ranks hold (sum, sum of squares)
+    for name, t in trained.items():
+        d = t.double()
+        assert rank1[name] == pytest.approx([float(d.sum()), float((d * d).sum())],
+                                            rel=1e-9, abs=1e-9), name
+    # and training moved them: every trained parameter, and the BatchNorm statistics
+    params = [k for k, v in model.named_parameters() if v.requires_grad]
+    unchanged = [k for k in params if torch.equal(trained[k], initial[k])]
+    assert len(unchanged) <= len(params) // 20, f'{len(unchanged)}/{len(params)} unchanged'
+    bn_vars = [k for k in trained if k.endswith('running_var')]
+    assert bn_vars and all(not torch.equal(trained[k], initial[k]) for k in bn_vars)
 
 
 def test_amp_on_cpu_stops_with_a_clear_message():
@@ -115,7 +154,7 @@ def test_amp_on_cpu_stops_with_a_clear_message():
     import sys
 
     from conftest import REPO
-    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO,
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO, env=_repo_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert '--amp needs a CUDA GPU' in proc.stderr

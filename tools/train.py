@@ -19,9 +19,9 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, distributed_session
+    from mmwinwin.utils import add_rng_state_hook, apply_common_flags, distributed_session
 
-    cfg = apply_common_flags(Config.fromfile(args.config), args)
+    cfg = add_rng_state_hook(apply_common_flags(Config.fromfile(args.config), args))
     if args.amp:
         import torch
         if not torch.cuda.is_available():

@@ -7,14 +7,17 @@ One folder per concept, layered bottom-up (each imports only the ones above it):
 * ``winwin``: Win-Win's windows (sampling, gather / scatter, crops; image pairs).
 * ``expedite``: Expedite's token clustering and reconstruction and their plug-in.
 * ``flow``: the binocular flow network, CroCo weights, flow ops and tiled inference.
+* ``norm``: a synchronised batch norm that also runs on CPU (gloo).
 """
 from .expedite import *  # noqa: F401,F403
 from .expedite import __all__ as _expedite_all
 from .flow import *  # noqa: F401,F403
 from .flow import __all__ as _flow_all
+from .norm import *  # noqa: F401,F403
+from .norm import __all__ as _norm_all
 from .vit import *  # noqa: F401,F403
 from .vit import __all__ as _vit_all
 from .winwin import *  # noqa: F401,F403
 from .winwin import __all__ as _winwin_all
 
-__all__ = [*_vit_all, *_winwin_all, *_expedite_all, *_flow_all]
+__all__ = [*_vit_all, *_winwin_all, *_expedite_all, *_flow_all, *_norm_all]

@@ -14,7 +14,7 @@ from mmengine.config import Config, ConfigDict
 
 from ..layers.vit.checkpoint import CheckpointMismatchError
 
-__all__ = ['tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
+__all__ = ['add_rng_state_hook', 'tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
            'teardown_distributed', 'distributed_session', 'load_checkpoint_strict', 'CheckpointMismatchError']
 
 
@@ -87,11 +87,23 @@ def apply_common_flags(cfg: Config, args) -> Config:
     return cfg
 
 
+def add_rng_state_hook(cfg: Config) -> Config:
+    """Add ``RNGStateHook`` to ``cfg.custom_hooks`` (unless there): checkpoints then hold
+    every RNG state and ``--resume`` continues a run bit-identically."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == 'RNGStateHook' for h in hooks):
+        hooks.append(ConfigDict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+    return cfg
+
+
 def setup_cpu_distributed(cfg: Config) -> None:
     """mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in DDP
     with ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On CPU, start
     the process group with gloo here (the Runner then skips its own set-up) and wrap
-    the model in DDP without device ids."""
+    the model in DDP without device ids, with ``CPUDistributedDataParallel``, which turns
+    every ``SyncBN`` into :class:`~mmwinwin.layers.norm.CPUSyncBatchNorm` (batch statistics
+    all-reduced over gloo) since DDP refuses ``nn.SyncBatchNorm`` on CPU."""
     import torch.distributed as dist
     if 'RANK' not in os.environ:
         raise RuntimeError('--launcher pytorch needs torch.distributed.run (RANK, WORLD_SIZE '
@@ -104,6 +116,10 @@ def setup_cpu_distributed(cfg: Config) -> None:
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg', None) or ConfigDict(type='MMDistributedDataParallel')
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        # DDP refuses nn.SyncBatchNorm (SyncBN) in a CPU module; this wrapper converts it
+        # to CPUSyncBatchNorm (statistics all-reduced over gloo) first.
+        wrapper.type = 'mmwinwin.CPUDistributedDataParallel'
     wrapper.device_ids = None  # CPU modules: DDP refuses device ids
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))

@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.utils.data
 from mmcv.transforms import BaseTransform
+from mmengine.dist import get_rank
 
-from ...layers.winwin.windows import sample_grid_size, sample_random_tokens, sample_windows
+from ...layers.winwin.windows import (sample_grid_size, sample_random_tokens, sample_windows,
+                                      window_stream_generator)
 from ...registry import register
 
 __all__ = ['WinWinWindows', 'WINWIN_META_KEYS']
@@ -37,8 +40,14 @@ class WinWinWindows(BaseTransform):
             largest size that does instead of raising a ``ValueError``.
         mode: ``'windows'`` (Win-Win) or ``'random_tokens'`` (ablation: the same number
             of tokens, ``N * side^2``, drawn uniformly at random over the image).
-        seed: optional seed of a private generator (default: torch's global RNG, which
-            mmengine seeds per run and per dataloader worker).
+        seed: seed of the window stream (default: the run's seed, i.e. mmengine's
+            ``randomness.seed``, read from ``torch.initial_seed()`` when the transform is
+            built). Windows come from a private generator seeded from this seed, the
+            distributed rank and the dataloader worker id
+            (:func:`~mmwinwin.layers.winwin.windows.window_stream_seed`), so the stream is
+            reproducible and no two ranks or workers draw the same windows. It does not
+            touch the global RNGs; on ``--resume`` mmengine replays the data pipeline up to
+            the resumed iteration, which replays this stream exactly.
 
     Adds to ``results``: ``winwin_windows`` (list of ``(top, left, h, w)`` tokens) or
     ``winwin_token_index`` (list of row-major token indices), ``winwin_grid`` (token
@@ -63,7 +72,22 @@ class WinWinWindows(BaseTransform):
         self.shrink_to_fit = shrink_to_fit
         self.mode = mode
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        # The run seed: mmengine's set_random_seed seeds torch with it before the datasets
+        # (and so this transform) are built; the rank is known then too.
+        self.base_seed = int(seed) if seed is not None else torch.initial_seed()
+        self.rank = get_rank()
+        self._worker = None  # which process the generator is for (None: main process)
+        self.generator = window_stream_generator(self.base_seed, self.rank, None)
+
+    def _stream(self) -> torch.Generator:
+        """This process's generator: a dataloader worker (a forked copy of the transform)
+        re-seeds it once from its worker id, so workers do not repeat each other."""
+        info = torch.utils.data.get_worker_info()
+        worker = None if info is None else info.id
+        if worker != self._worker:
+            self._worker = worker
+            self.generator = window_stream_generator(self.base_seed, self.rank, worker)
+        return self.generator
 
     def transform(self, results: dict) -> dict:
         if 'img' not in results:
@@ -71,9 +95,10 @@ class WinWinWindows(BaseTransform):
                            'and the geometric augmentations.')
         img_hw = results['img'].shape[:2]
         grid = sample_grid_size(img_hw, self.patch_size)
+        generator = self._stream()
         try:
             windows = sample_windows(grid, self.num_windows, self.window_size, self.token_budget,
-                                     self.shrink_to_fit, self.generator)
+                                     self.shrink_to_fit, generator)
         except ValueError as err:
             raise ValueError(f'WinWinWindows on image {results.get("img_path", "")} of '
                              f'{img_hw[0]}x{img_hw[1]} px (patch {self.patch_size}): {err}') from err
@@ -84,7 +109,7 @@ class WinWinWindows(BaseTransform):
         else:
             budget = sum(h * w for _, _, h, w in windows)
             results['winwin_token_index'] = sample_random_tokens(
-                grid, budget, self.generator).tolist()
+                grid, budget, generator).tolist()
         return results
 
     def __repr__(self) -> str:

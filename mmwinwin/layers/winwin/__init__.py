@@ -7,11 +7,12 @@ from .windows import (Window, check_windows, crop_image_windows, crop_windows, e
                       gather_tokens, max_fitting_size, resolve_window_size, sample_grid_size,
                       sample_random_tokens, sample_windows, scatter_tokens, window_grids,
                       window_pixel_boxes, window_positions, window_token_index,
-                      window_token_mask, windows_fit)
+                      window_stream_generator, window_stream_seed, window_token_mask,
+                      windows_fit)
 
 __all__ = ['Window', 'check_windows', 'embed_windows', 'crop_image_windows', 'crop_windows',
            'gather_tokens', 'max_fitting_size', 'resolve_window_size', 'sample_grid_size',
            'sample_random_tokens', 'sample_windows', 'scatter_tokens', 'window_grids',
            'window_pixel_boxes', 'window_positions', 'window_token_index', 'window_token_mask',
            'windows_fit', 'check_batch_windows', 'pair_window_tokens', 'tokens_to_window_grids',
-           'crop_pair_windows']
+           'crop_pair_windows', 'window_stream_seed', 'window_stream_generator']

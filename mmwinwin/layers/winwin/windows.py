@@ -29,6 +29,8 @@ API:
 * :func:`sample_windows` -- N windows, uniform over all valid (non-overlapping)
   placements; a clear ``ValueError`` when they cannot fit, or ``shrink_to_fit``.
 * :func:`sample_random_tokens` -- the "random tokens, same budget" ablation.
+* :func:`window_stream_generator` -- a private generator whose stream is reproducible
+  from a run seed and independent per rank and per dataloader worker.
 * :func:`embed_windows` -- patch-embed only the windows' pixels of a batch (equal to
   gathering those tokens from the whole image's embedding) with their positions.
 * :func:`window_token_index`, :func:`window_positions`, :func:`window_token_mask`,
@@ -43,6 +45,7 @@ offsets (always valid, still random). There is never an unbounded retry loop.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Sequence
 
@@ -52,7 +55,7 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'sample_windows', 'sample_random_tokens', 'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
-           'check_windows', 'embed_windows']
+           'check_windows', 'embed_windows', 'window_stream_seed', 'window_stream_generator']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -63,6 +66,23 @@ _REJECTION_ROUNDS = 8
 def _randint(low: int, high: int, generator: torch.Generator | None, size=()) -> torch.Tensor:
     """Integers uniform in [low, high] (inclusive)."""
     return torch.randint(low, high + 1, size, generator=generator)
+
+
+def window_stream_seed(seed: int, rank: int = 0, worker: int | None = None) -> int:
+    """A 63-bit seed for the window stream of one (rank, dataloader worker) of a run.
+
+    Distinct ``(seed, rank, worker)`` give unrelated streams (a hash, not ``seed + k``,
+    so ``seed=0, rank=1`` and ``seed=1, rank=0`` do not coincide); the same triple always
+    gives the same stream. ``worker=None`` is the main process (``num_workers=0``).
+    """
+    key = f'winwin-windows/{int(seed)}/{int(rank)}/{-1 if worker is None else int(worker)}'
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'little') >> 1
+
+
+def window_stream_generator(seed: int, rank: int = 0,
+                            worker: int | None = None) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with :func:`window_stream_seed`."""
+    return torch.Generator().manual_seed(window_stream_seed(seed, rank, worker))
 
 
 def sample_grid_size(img_hw: Sequence[int], patch_size: int) -> tuple[int, int]:

@@ -23,7 +23,8 @@ from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
 from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
-from ...layers.winwin.windows import resolve_window_size, sample_grid_size, sample_windows
+from ...layers.winwin.windows import (resolve_window_size, sample_grid_size, sample_windows,
+                                      window_stream_generator)
 from ...registry import MODELS, register
 
 __all__ = ['WinWinFlowEstimator']
@@ -76,6 +77,12 @@ class WinWinFlowEstimator(BaseModel):
             if windows['margin'] < 0:
                 raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
         self.windows = windows
+        # Window stream of this rank: seeded from the run seed (mmengine seeds torch before
+        # building the model) and the rank, so ranks draw different windows; private, so
+        # it neither consumes nor depends on the global RNG (the RNG-state hook saves it
+        # in checkpoints, like every torch.Generator attribute of the model).
+        from mmengine.dist import get_rank
+        self.window_generator = window_stream_generator(torch.initial_seed(), get_rank())
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder
@@ -146,8 +153,11 @@ class WinWinFlowEstimator(BaseModel):
 
     def sample_batch_windows(self, data_samples: list[BaseDataElement],
                              generator: torch.Generator | None = None) -> list[list[tuple]]:
-        """Windows of one training step: one size for the batch, positions per sample."""
+        """Windows of one training step: one size for the batch, positions per sample
+        (from this rank's window stream unless a generator is given)."""
         cfg, p = self.windows, self.net.patch_size
+        if generator is None:
+            generator = self.window_generator
         shapes = [tuple(s.metainfo.get('img_shape', s.gt_flow.shape[-2:])) for s in data_samples]
         grid = sample_grid_size((min(h for h, _ in shapes), min(w for _, w in shapes)), p)
         size = resolve_window_size(cfg.get('window_size'), cfg.get('token_budget'),

@@ -1,0 +1,3 @@
+from .cpu_distributed_data_parallel import CPUDistributedDataParallel
+
+__all__ = ['CPUDistributedDataParallel']
