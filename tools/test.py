@@ -30,9 +30,12 @@ def main():
 def run_test(cfg, checkpoint: str) -> None:
     """Build the Runner, load the checkpoint strictly and test; the Runner is released
     when this returns, before the distributed teardown."""
-    from mmwinwin.utils import load_checkpoint_strict
+    from mmwinwin.utils import CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint_strict
     runner = Runner.from_cfg(cfg)
-    load_checkpoint_strict(runner.model, checkpoint)
+    try:
+        load_checkpoint_strict(runner.model, checkpoint)
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:  # named file, no trace
+        raise SystemExit(f'tools/test.py: {err}') from None
     runner.test()
 
 

@@ -32,8 +32,7 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        resolve_auto_resume(cfg)
     elif args.resume is not None:
         if not os.path.isfile(args.resume):
             raise SystemExit(f'--resume {args.resume}: no such checkpoint file.')
@@ -42,6 +41,19 @@ def main():
 
     with distributed_session():
         train(cfg)
+
+
+def resolve_auto_resume(cfg) -> None:
+    """``--resume`` without a path: resume from the newest checkpoint in work_dir that
+    loads (a truncated latest one is skipped, with the reason logged), or start afresh
+    when there is none (mmwinwin.utils.find_resumable_checkpoint)."""
+    from mmwinwin.utils import CorruptCheckpointError, find_resumable_checkpoint
+    try:
+        path = find_resumable_checkpoint(cfg.work_dir)
+    except CorruptCheckpointError as err:
+        raise SystemExit(str(err)) from None
+    cfg.resume = True
+    cfg.load_from = path  # None: nothing to resume, mmengine starts afresh
 
 
 def train(cfg) -> None:

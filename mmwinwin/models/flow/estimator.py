@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from ...layers.flow.croco_checkpoint import CROCO_SAFE_GLOBALS, load_croco_state_dict
+from ...layers.flow.croco_checkpoint import load_croco_state_dict
 from ...layers.flow.croco import CroCoFlowNet
 from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
@@ -88,9 +88,9 @@ class WinWinFlowEstimator(BaseModel):
         from mmengine.logging import print_log
         from mmengine.runner.checkpoint import _load_checkpoint
 
-        # weights_only loading; official CroCo files also hold the script's argparse args
-        with torch.serialization.safe_globals(list(CROCO_SAFE_GLOBALS)):
-            ckpt = _load_checkpoint(path, map_location='cpu')
+        # mmwinwin's safe loader (weights_only=True; the allow-list holds CroCo's argparse
+        # args): mmwinwin.utils.checkpoint.install_safe_checkpoint_loader
+        ckpt = _load_checkpoint(path, map_location='cpu')
         if self.pretrained:
             report = load_croco_state_dict(self.net, ckpt)
             print_log(f'Loaded CroCo encoder + decoder from {path}: {len(report["loaded"])} '
