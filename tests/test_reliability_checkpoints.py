@@ -150,3 +150,55 @@ def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypa
                  and g not in ('collections.OrderedDict', '_codecs.encode')}
     assert non_torch <= allowed, non_torch - allowed
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in non_torch
+
+
+def test_unknown_settings_keys(trained, synthetic_ade20k, tmp_path):
+    from mmengine.config import Config
+
+    from mmwinwin.layers import UnknownSettingError
+    from mmwinwin.layers.expedite.plugin import ExpediteSettings
+    from mmwinwin.registry import MODELS
+    from mmwinwin.utils import check_config_settings
+    data = data_root_options(synthetic_ade20k)
+    # --cfg-options typo in the host segmentor's test_cfg: refused before evaluating
+    out = run_failing(['tools/test.py', CONFIG, osp.join(trained, 'iter_6.pth'), '--cfg-options',
+                       'model.test_cfg.mdoe=slide', *data])
+    assert "model.test_cfg: unknown key 'mdoe'" in out and "Did you mean 'mode'?" in out
+    assert 'Iter(test)' not in out and 'Traceback' not in out
+    # a hook kwarg that mmengine would only reject at the first checkpoint save
+    out = run_failing(['tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'w'),
+                       '--cfg-options', 'default_hooks.checkpoint.intervl=5', *data])
+    assert "default_hooks.checkpoint: unknown key 'intervl'" in out
+    assert "Did you mean 'interval'?" in out and 'Iter(train)' not in out
+    # from a config file: a Win-Win segmentor's test_cfg (tool check and the model itself)
+    winwin = osp.join(REPO, 'configs/winwin/'
+                      'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
+    cfg_file = tmp_path / 'typo.py'
+    cfg_file.write_text(f"_base_ = '{winwin}'\nmodel = dict(test_cfg=dict(strid=(4, 4)))\n")
+    cfg = Config.fromfile(str(cfg_file))
+    with pytest.raises(UnknownSettingError, match="model.test_cfg: unknown key 'strid'.*'stride'"):
+        check_config_settings(cfg)
+    with pytest.raises(UnknownSettingError, match="unknown key 'strid'.*Did you mean 'stride'"):
+        MODELS.build(cfg.model)
+    # the Win-Win windows transform, as --cfg-options would set it
+    cfg = Config.fromfile(winwin)
+    step = [s['type'] for s in cfg.train_dataloader.dataset.pipeline].index('WinWinWindows')
+    cfg.merge_from_dict({f'train_dataloader.dataset.pipeline.{step}.num_window': 3})
+    with pytest.raises(UnknownSettingError, match=r"WinWinWindows\): unknown key 'num_window'.*"
+                                                  "Did you mean 'num_windows'"):
+        check_config_settings(cfg)
+    # Expedite settings and the flow model's windows / test_cfg
+    with pytest.raises(UnknownSettingError, match="expedite: unknown key 'alpah'.*'alpha'"):
+        ExpediteSettings.build(dict(alpah=2, cluster_grid=(2, 2)))
+    flow = Config.fromfile(osp.join(
+        REPO, 'configs/winwin_flow/winwin-2x4_crocoflow-vit-tiny_1xb2-40i_synthetic-flow-128x192.py'))
+    for key, typo, fix in (('windows', 'margn', 'margin'), ('test_cfg', 'tile_sise', 'tile_size')):
+        model = flow.model.copy()
+        model[key] = {**(model.get(key) or {}), typo: 1}
+        with pytest.raises(UnknownSettingError, match=f"{key}: unknown key '{typo}'.*'{fix}'"):
+            MODELS.build(model)
+    # every shipped config passes the start-up check
+    import glob
+    for path in glob.glob(osp.join(REPO, 'configs/*/*.py')):
+        if '_base_' not in path:
+            check_config_settings(Config.fromfile(path))

@@ -22,6 +22,7 @@ def main():
     from mmwinwin.utils import apply_common_flags, distributed_session
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
+    check_settings(cfg)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -60,6 +61,17 @@ def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
     Runner.from_cfg(cfg).train()
+
+
+def check_settings(cfg) -> None:
+    """Unknown keys in settings dicts and hook kwargs stop the run here, before anything
+    is built (mmwinwin.utils.check_config_settings)."""
+    from mmwinwin.layers.settings import UnknownSettingError
+    from mmwinwin.utils import check_config_settings
+    try:
+        check_config_settings(cfg)
+    except UnknownSettingError as err:
+        raise SystemExit(f'{err}') from None
 
 
 if __name__ == '__main__':
