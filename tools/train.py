@@ -19,7 +19,7 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, distributed_session
+    from mmwinwin.utils import apply_common_flags, checkpoint_errors_exit, distributed_session
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     check_settings(cfg)
@@ -40,7 +40,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    with distributed_session():
+    with distributed_session(), checkpoint_errors_exit():
         train(cfg)
 
 

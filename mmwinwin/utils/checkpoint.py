@@ -30,6 +30,7 @@ which one it takes and why the newer ones were skipped.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import os.path as osp
 import re
@@ -44,7 +45,8 @@ from ..layers.vit.checkpoint import (CorruptCheckpointError, UnsafeCheckpointErr
 
 __all__ = ['allow_mmengine_checkpoints', 'mmengine_safe_globals', 'restricted_getattr',
            'runner_safe_globals', 'load_checkpoint', 'install_safe_checkpoint_loader',
-           'find_resumable_checkpoint', 'CorruptCheckpointError', 'UnsafeCheckpointError']
+           'find_resumable_checkpoint', 'checkpoint_errors_exit', 'CorruptCheckpointError',
+           'UnsafeCheckpointError']
 
 
 def restricted_getattr(obj, name: str):
@@ -113,13 +115,28 @@ def _load_from_http(filename: str, map_location: Any = None, model_dir: str | No
     return load_checkpoint(cached, map_location=map_location)
 
 
+@contextlib.contextmanager
+def checkpoint_errors_exit():
+    """In a tool: an empty, corrupt or unsafe checkpoint ends the run with its message
+    (which names the file) instead of a traceback through mmengine and torch."""
+    try:
+        yield
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:
+        raise SystemExit(str(err)) from None
+
+
 def install_safe_checkpoint_loader() -> None:
     """Route mmengine's ``CheckpointLoader`` local-file and ``http(s)://`` loads through
     :func:`load_checkpoint` (idempotent). Called by ``import mmwinwin``."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
-    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=_load_from_http,
-                                     force=True)
+    from mmengine.runner import checkpoint as mm_checkpoint
+    mm_checkpoint.CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
+                                                   force=True)
+    mm_checkpoint.CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
+                                                   loader=_load_from_http, force=True)
+    # ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` call these module functions by
+    # name; ``pavi://`` and ``s3://`` (petrel) are not routed.
+    mm_checkpoint.load_from_local = _load_from_local
+    mm_checkpoint.load_from_http = _load_from_http
 
 
 _NUMBERED = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
