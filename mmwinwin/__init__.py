@@ -22,6 +22,7 @@ def _openmmlab_available() -> bool:
 
 if _openmmlab_available():
     from . import datasets, engine, evaluation, models, utils  # noqa: F401,E402  (registers)
-    from .utils.checkpoint import allow_mmengine_checkpoints
+    from .utils.checkpoint import allow_mmengine_checkpoints, install_safe_checkpoint_loader
 
     allow_mmengine_checkpoints()
+    install_safe_checkpoint_loader()  # mmengine's checkpoint loads: weights_only=True + allow-list

@@ -168,7 +168,7 @@ def test_estimator_full_resolution_baseline_and_bad_config():
     model = WinWinFlowEstimator(net=TINY, windows=None)
     data = model.data_preprocessor(_batch(1), training=True)
     assert model(**data, mode='loss')['loss_flow'].requires_grad
-    with pytest.raises(KeyError, match='Unknown windows keys'):
+    with pytest.raises(KeyError, match="windows: unknown key 'overlap'"):
         WinWinFlowEstimator(net=TINY, windows=dict(window_size=2, overlap=True))
     with pytest.raises(ValueError, match='window_size'):
         WinWinFlowEstimator(net=TINY, windows=dict(num_windows=2))

@@ -8,15 +8,16 @@ import torch
 
 from conftest import data_root_options, free_port, run_tool
 
-CONFIG = 'configs/rope_vit/upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'
-
-
-def _repo_env() -> dict:
-    """This checkout's mmwinwin first on the path (as run_tool does), not an installed one."""
+def repo_env() -> dict:
+    """This checkout's mmwinwin first on the path (tools/ would otherwise import the
+    installed one)."""
     import os
 
     from conftest import REPO
     return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+
+
+CONFIG = 'configs/rope_vit/upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'
 
 
 @pytest.fixture(scope='module')
@@ -79,7 +80,7 @@ def test_test_tool_refuses_mismatching_checkpoint(trained, synthetic_ade20k):
     proc = subprocess.run(
         [sys.executable, 'tools/test.py', CONFIG, osp.join(work_dir, 'iter_6.pth'),
          '--cfg-options', 'model.backbone.arch.embed_dims=48', *data_root_options(synthetic_ade20k)],
-        cwd=REPO, env=_repo_env(), capture_output=True, text=True, timeout=300)
+        cwd=REPO, env=repo_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert 'does not match the model built from the config' in proc.stderr
     assert 'backbone.patch_embed.proj.weight: checkpoint (64, 3, 16, 16) vs model (48' in proc.stderr
@@ -91,7 +92,8 @@ def test_unknown_cfg_option_path_is_refused(synthetic_ade20k):
 
     from conftest import REPO
     proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--cfg-options',
-                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, env=_repo_env(), capture_output=True,
+                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, env=repo_env(),
+                          capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "no key 'backbon' at model. Did you mean ['backbone']" in proc.stderr
@@ -154,7 +156,7 @@ def test_amp_on_cpu_stops_with_a_clear_message():
     import sys
 
     from conftest import REPO
-    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO, env=_repo_env(),
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO, env=repo_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert '--amp needs a CUDA GPU' in proc.stderr

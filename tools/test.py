@@ -18,6 +18,7 @@ def main():
     from mmwinwin.utils import apply_common_flags, distributed_session
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
+    check_settings(cfg)
     cfg.load_from = None  # loaded strictly below instead of mmengine's lenient load
     if args.out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
@@ -30,10 +31,24 @@ def main():
 def run_test(cfg, checkpoint: str) -> None:
     """Build the Runner, load the checkpoint strictly and test; the Runner is released
     when this returns, before the distributed teardown."""
-    from mmwinwin.utils import load_checkpoint_strict
+    from mmwinwin.utils import CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint_strict
     runner = Runner.from_cfg(cfg)
-    load_checkpoint_strict(runner.model, checkpoint)
+    try:
+        load_checkpoint_strict(runner.model, checkpoint)
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:  # named file, no trace
+        raise SystemExit(f'tools/test.py: {err}') from None
     runner.test()
+
+
+def check_settings(cfg) -> None:
+    """Unknown keys in settings dicts and hook kwargs stop the run here, before anything
+    is built (mmwinwin.utils.check_config_settings)."""
+    from mmwinwin.layers.settings import UnknownSettingError
+    from mmwinwin.utils import check_config_settings
+    try:
+        check_config_settings(cfg)
+    except UnknownSettingError as err:
+        raise SystemExit(f'{err}') from None
 
 
 if __name__ == '__main__':

@@ -19,9 +19,11 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import add_rng_state_hook, apply_common_flags, distributed_session
+    from mmwinwin.utils import (add_rng_state_hook, apply_common_flags, checkpoint_errors_exit,
+                                distributed_session)
 
     cfg = add_rng_state_hook(apply_common_flags(Config.fromfile(args.config), args))
+    check_settings(cfg)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -32,22 +34,45 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        resolve_auto_resume(cfg)
     elif args.resume is not None:
         if not os.path.isfile(args.resume):
             raise SystemExit(f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
 
-    with distributed_session():
+    with distributed_session(), checkpoint_errors_exit():
         train(cfg)
+
+
+def resolve_auto_resume(cfg) -> None:
+    """``--resume`` without a path: resume from the newest checkpoint in work_dir that
+    loads (a truncated latest one is skipped, with the reason logged), or start afresh
+    when there is none (mmwinwin.utils.find_resumable_checkpoint)."""
+    from mmwinwin.utils import CorruptCheckpointError, find_resumable_checkpoint
+    try:
+        path = find_resumable_checkpoint(cfg.work_dir)
+    except CorruptCheckpointError as err:
+        raise SystemExit(str(err)) from None
+    cfg.resume = True
+    cfg.load_from = path  # None: nothing to resume, mmengine starts afresh
 
 
 def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
     Runner.from_cfg(cfg).train()
+
+
+def check_settings(cfg) -> None:
+    """Unknown keys in settings dicts and hook kwargs stop the run here, before anything
+    is built (mmwinwin.utils.check_config_settings)."""
+    from mmwinwin.layers.settings import UnknownSettingError
+    from mmwinwin.utils import check_config_settings
+    try:
+        check_config_settings(cfg)
+    except UnknownSettingError as err:
+        raise SystemExit(f'{err}') from None
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ One folder per concept, layered bottom-up (each imports only the ones above it):
 * ``expedite``: Expedite's token clustering and reconstruction and their plug-in.
 * ``flow``: the binocular flow network, CroCo weights, flow ops and tiled inference.
 * ``norm``: a synchronised batch norm that also runs on CPU (gloo).
+* ``settings.py``: refusing unknown settings keys with the closest valid name (used by all).
 """
 from .expedite import *  # noqa: F401,F403
 from .expedite import __all__ as _expedite_all
@@ -19,5 +20,7 @@ from .vit import *  # noqa: F401,F403
 from .vit import __all__ as _vit_all
 from .winwin import *  # noqa: F401,F403
 from .winwin import __all__ as _winwin_all
+from .settings import UnknownSettingError, check_call_kwargs, check_settings_keys
 
-__all__ = [*_vit_all, *_winwin_all, *_expedite_all, *_flow_all, *_norm_all]
+__all__ = [*_vit_all, *_winwin_all, *_expedite_all, *_flow_all, *_norm_all,
+           'UnknownSettingError', 'check_call_kwargs', 'check_settings_keys']

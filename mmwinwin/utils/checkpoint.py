@@ -1,4 +1,17 @@
-"""Let torch >= 2.6 (``weights_only=True`` by default) load mmengine Runner checkpoints.
+"""Safe checkpoint loading for everything mmwinwin and its tools load.
+
+**The one place mmengine's loads are routed.** :func:`install_safe_checkpoint_loader` (called
+by ``import mmwinwin``, so by ``tools/train.py``, ``tools/test.py`` and any config with
+``custom_imports=['mmwinwin']``) registers :func:`load_checkpoint` as mmengine's
+``CheckpointLoader`` scheme for local files and ``http(s)://`` URLs. From then on the
+Runner's ``load_from`` / ``resume``, ``init_cfg=dict(type='Pretrained')`` and
+``_load_checkpoint`` all unpickle with ``weights_only=True`` passed explicitly (so
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot switch the safe unpickler off) and only
+the types below allowed; an empty, truncated or unsafe file stops with an error naming
+the file (:class:`~mmwinwin.layers.vit.checkpoint.CorruptCheckpointError`,
+:class:`~mmwinwin.layers.vit.checkpoint.UnsafeCheckpointError`).
+
+The allow-list (:func:`runner_safe_globals`):
 
 A Runner checkpoint holds, besides tensors, the message hub's ``HistoryBuffer``
 objects and numpy arrays / scalars. A ``HistoryBuffer`` pickles its statistics
@@ -7,14 +20,33 @@ make the safe loader unsafe (any attribute chain becomes reachable), so a
 *restricted* ``getattr`` is registered under that name: it resolves only
 ``HistoryBuffer``'s own statistics methods. With these few classes allowed,
 ``--resume``, ``load_from`` and ``tools/test.py CONFIG CKPT`` work while arbitrary
-pickled code is still refused.
+pickled code is still refused. CroCo checkpoints add ``argparse.Namespace``
+(:data:`~mmwinwin.layers.flow.croco_checkpoint.CROCO_SAFE_GLOBALS`).
+
+**Resuming past a broken checkpoint.** :func:`find_resumable_checkpoint` (used by
+``tools/train.py --resume``) starts from the checkpoint named in ``work_dir/last_checkpoint``
+and falls back to the newest ``iter_N.pth`` / ``epoch_N.pth`` beside it that loads, logging
+which one it takes and why the newer ones were skipped.
 """
 from __future__ import annotations
+
+import contextlib
+import os
+import os.path as osp
+import re
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ['allow_mmengine_checkpoints', 'mmengine_safe_globals', 'restricted_getattr']
+from ..layers.flow.croco_checkpoint import CROCO_SAFE_GLOBALS
+from ..layers.vit.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
+                                     load_checkpoint_file)
+
+__all__ = ['allow_mmengine_checkpoints', 'mmengine_safe_globals', 'restricted_getattr',
+           'runner_safe_globals', 'load_checkpoint', 'install_safe_checkpoint_loader',
+           'find_resumable_checkpoint', 'checkpoint_errors_exit', 'CorruptCheckpointError',
+           'UnsafeCheckpointError']
 
 
 def restricted_getattr(obj, name: str):
@@ -43,3 +75,125 @@ def mmengine_safe_globals() -> list:
 def allow_mmengine_checkpoints() -> None:
     """Add mmengine's checkpoint globals to torch's safe globals (idempotent)."""
     torch.serialization.add_safe_globals(mmengine_safe_globals())
+
+
+def runner_safe_globals() -> list:
+    """Everything a checkpoint loaded by mmwinwin's tools may contain besides tensors and
+    plain containers: mmengine Runner state and CroCo's pre-training ``args``."""
+    return [*mmengine_safe_globals(), *CROCO_SAFE_GLOBALS]
+
+
+def load_checkpoint(filename: str, map_location: Any = 'cpu', mmap: bool = False) -> Any:
+    """Load a local checkpoint file with ``weights_only=True`` and the
+    :func:`runner_safe_globals` allow-list; clear errors for missing, empty, corrupt and
+    unsafe files."""
+    return load_checkpoint_file(osp.expanduser(filename), map_location=map_location,
+                                safe_globals=runner_safe_globals(), mmap=mmap)
+
+
+def _load_from_local(filename: str, map_location: Any = None) -> Any:
+    return load_checkpoint(filename, map_location=map_location)
+
+
+def _load_from_http(filename: str, map_location: Any = None, model_dir: str | None = None,
+                    progress: bool = False) -> Any:
+    """mmengine's ``load_from_http`` (rank 0 downloads first), but the cached file is
+    loaded with :func:`load_checkpoint`."""
+    from mmengine.dist import get_dist_info
+    from torch.hub import download_url_to_file, get_dir
+    from urllib.parse import urlparse
+
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
+    rank, world_size = get_dist_info()
+    for turn in ((0,) if world_size == 1 else (0, 1)):
+        if (rank == 0) == (turn == 0) and not osp.isfile(cached):
+            os.makedirs(model_dir, exist_ok=True)
+            download_url_to_file(filename, cached, progress=progress)
+        if world_size > 1 and turn == 0:
+            torch.distributed.barrier()
+    return load_checkpoint(cached, map_location=map_location)
+
+
+@contextlib.contextmanager
+def checkpoint_errors_exit():
+    """In a tool: an empty, corrupt or unsafe checkpoint ends the run with its message
+    (which names the file) instead of a traceback through mmengine and torch."""
+    try:
+        yield
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:
+        raise SystemExit(str(err)) from None
+
+
+def install_safe_checkpoint_loader() -> None:
+    """Route mmengine's ``CheckpointLoader`` local-file and ``http(s)://`` loads through
+    :func:`load_checkpoint` (idempotent). Called by ``import mmwinwin``."""
+    from mmengine.runner import checkpoint as mm_checkpoint
+    mm_checkpoint.CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
+                                                   force=True)
+    mm_checkpoint.CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
+                                                   loader=_load_from_http, force=True)
+    # ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` call these module functions by
+    # name; ``pavi://`` and ``s3://`` (petrel) are not routed.
+    mm_checkpoint.load_from_local = _load_from_local
+    mm_checkpoint.load_from_http = _load_from_http
+
+
+_NUMBERED = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+
+def find_resumable_checkpoint(work_dir: str, logger: Any = 'current') -> str | None:
+    """The newest checkpoint in ``work_dir`` that loads, for ``--resume`` without a path.
+
+    Candidates: the file named in ``work_dir/last_checkpoint`` (mmengine's own pointer),
+    then the ``iter_N.pth`` / ``epoch_N.pth`` files in its folder (and in ``work_dir``),
+    newest (largest N) first. Each is opened with :func:`load_checkpoint` (memory-mapped,
+    so tensors are not read). Skipped files are logged with the reason. Returns ``None``
+    when ``work_dir`` holds no checkpoint at all (training starts afresh, as mmengine
+    does); raises :class:`CorruptCheckpointError` listing every reason when none loads.
+    """
+    from mmengine.logging import print_log
+
+    candidates: list[str] = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            last = f.read().strip()
+        if last:
+            candidates.append(last)
+    folders = {work_dir} | {osp.dirname(c) for c in candidates if osp.dirname(c)}
+    numbered = []
+    for folder in folders:
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            m = _NUMBERED.match(name)
+            if m:
+                numbered.append((int(m.group(2)), m.group(1), osp.join(folder, name)))
+    candidates += [p for _, _, p in sorted(numbered, reverse=True)]
+    seen, ordered = set(), []
+    for c in candidates:
+        key = osp.realpath(c)
+        if key not in seen:
+            seen.add(key)
+            ordered.append(c)
+    if not ordered:
+        return None
+    skipped = []
+    for path in ordered:
+        if not osp.isfile(path):
+            skipped.append(f'{path}: does not exist')
+            continue
+        try:
+            load_checkpoint(path, mmap=True)
+        except (CorruptCheckpointError, UnsafeCheckpointError, RuntimeError) as err:
+            skipped.append(f'{path}: {err}')
+            continue
+        if skipped:
+            print_log('--resume: skipped newer checkpoints that do not load:\n  '
+                      + '\n  '.join(skipped) + f'\nResuming from {path}, the newest that '
+                      'loads.', logger=logger, level=30)
+        return path
+    raise CorruptCheckpointError(
+        f'--resume: no checkpoint in {work_dir} loads:\n  ' + '\n  '.join(skipped)
+        + '\nStart training afresh (drop --resume) or restore an intact checkpoint.')

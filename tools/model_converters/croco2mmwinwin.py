@@ -17,8 +17,9 @@ import os.path as osp
 
 import torch
 
-from mmwinwin.layers.flow.croco_checkpoint import (CROCO_SAFE_GLOBALS, convert_croco_state_dict,
-                                              croco_arch_of, croco_kwargs_of)
+from mmwinwin.layers.flow.croco_checkpoint import (convert_croco_state_dict, croco_arch_of,
+                                                   croco_kwargs_of, load_croco_checkpoint_file)
+from mmwinwin.layers.vit.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 
 
 def main():
@@ -29,8 +30,10 @@ def main():
     args = parser.parse_args()
     if not osp.isfile(args.src):
         raise SystemExit(f'{args.src}: no such file')
-    with torch.serialization.safe_globals(list(CROCO_SAFE_GLOBALS)):
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+    try:  # weights_only=True with argparse.Namespace allowed; errors naming the file
+        ckpt = load_croco_checkpoint_file(args.src)
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:
+        raise SystemExit(str(err)) from None
     state, dropped = convert_croco_state_dict(ckpt, return_dropped=True)
     state.pop('encoder.pos_embed', None)  # CroCo v1 cosine positions: the model uses RoPE
     kwargs = croco_kwargs_of(ckpt)

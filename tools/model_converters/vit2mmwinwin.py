@@ -13,7 +13,8 @@ import os.path as osp
 
 import torch
 
-from mmwinwin.layers.vit.checkpoint import convert_vit_state_dict
+from mmwinwin.layers.vit.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
+                                            convert_vit_state_dict, load_checkpoint_file)
 
 
 def main():
@@ -26,7 +27,10 @@ def main():
     args = parser.parse_args()
     if not osp.isfile(args.src):
         raise SystemExit(f'{args.src}: no such file')
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+    try:  # weights_only=True, errors naming the file
+        ckpt = load_checkpoint_file(args.src)
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:
+        raise SystemExit(str(err)) from None
     state = convert_vit_state_dict(ckpt)
     if not any(k.startswith('blocks.') for k in state):
         raise SystemExit(f'{args.src} holds no ViT blocks after conversion (keys like '

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import torch
 
+from ..settings import check_settings_keys
 from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import num_candidates, resolve_cluster_grid
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
@@ -61,10 +62,7 @@ class ExpediteSettings:
             return cfg
         if not isinstance(cfg, dict):
             raise TypeError(f'expedite must be a dict of settings, got {type(cfg).__name__}.')
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise KeyError(f'Unknown Expedite settings {unknown}; allowed: {sorted(known)}.')
+        check_settings_keys(cfg, cls.__dataclass_fields__, 'expedite')
         cfg = dict(cfg)
         if isinstance(cfg.get('cluster_grid'), list):
             cfg['cluster_grid'] = tuple(cfg['cluster_grid'])

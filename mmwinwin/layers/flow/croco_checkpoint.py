@@ -47,15 +47,22 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..vit.checkpoint import (CheckpointMismatchError, convert_vit_state_dict, mismatch_report,
-                             unwrap_state_dict)
+from ..vit.checkpoint import (CheckpointMismatchError, convert_vit_state_dict,
+                              load_checkpoint_file, mismatch_report, unwrap_state_dict)
 
 __all__ = ['convert_croco_state_dict', 'load_croco_state_dict', 'croco_kwargs_of',
-           'croco_arch_of', 'CROCO_SAFE_GLOBALS']
+           'croco_arch_of', 'CROCO_SAFE_GLOBALS', 'load_croco_checkpoint_file']
 
 #: Non-tensor types found in official CroCo checkpoints (``args`` of the pre-training
 #: script); allow them with ``torch.serialization.safe_globals`` for ``weights_only`` loads.
 CROCO_SAFE_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
+
+
+def load_croco_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
+    """Load a CroCo checkpoint file with ``weights_only=True`` and only
+    :data:`CROCO_SAFE_GLOBALS` allowed (see :func:`~mmwinwin.layers.vit.checkpoint.
+    load_checkpoint_file` for the errors)."""
+    return load_checkpoint_file(path, map_location=map_location, safe_globals=CROCO_SAFE_GLOBALS)
 
 # CroCoNet's constructor defaults (naver/croco models/croco.py), used for kwargs that a
 # checkpoint's croco_kwargs / args.model leave out.

@@ -1,8 +1,9 @@
 """The plain ViT and its positions: 2D RoPE (``rope``), the ViT whose forward takes
 explicit token positions (``vision_transformer``), attention partitions and the
 ViTDet-style ViT built on them (``partition``, ``vitdet``), and checkpoint key
-conversion (``checkpoint``)."""
-from .checkpoint import (CheckpointMismatchError, convert_vit_state_dict, load_vit_state_dict,
+conversion and safe file loading (``checkpoint``)."""
+from .checkpoint import (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError,
+                         convert_vit_state_dict, load_checkpoint_file, load_vit_state_dict,
                          mismatch_report, unwrap_state_dict)
 from .partition import partition_key_mask, partition_tokens, unpartition_tokens
 from .rope import RoPE2D, grid_positions
@@ -13,5 +14,6 @@ from .vitdet import ViTDetVisionTransformer
 __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
            'convert_vit_state_dict', 'load_vit_state_dict', 'mismatch_report',
-           'unwrap_state_dict', 'partition_tokens', 'unpartition_tokens', 'partition_key_mask',
+           'unwrap_state_dict', 'load_checkpoint_file', 'CorruptCheckpointError',
+           'UnsafeCheckpointError', 'partition_tokens', 'unpartition_tokens', 'partition_key_mask',
            'ViTDetVisionTransformer']

@@ -9,15 +9,19 @@ position embeddings are dropped with a warning when the target uses RoPE only.
 """
 from __future__ import annotations
 
+import os
+import pickle
 import re
 import warnings
-from typing import Mapping
+import zipfile
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
 __all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
-           'unwrap_state_dict', 'mismatch_report']
+           'unwrap_state_dict', 'mismatch_report', 'load_checkpoint_file',
+           'CorruptCheckpointError', 'UnsafeCheckpointError']
 
 _DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
                   r'^mask_token$', r'^pre_logits', r'^head_drop')
@@ -26,6 +30,74 @@ _PREFIXES = ('module.', 'backbone.', 'encoder.', 'model.')
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint does not fit the model (different width, depth or layout)."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is empty, truncated or not a torch checkpoint at all."""
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint pickles a type outside the allow-list (it could run code on load)."""
+
+
+# torch's messages for a file that is not a (complete) torch zip / legacy pickle
+_CORRUPT_PATTERNS = ('PytorchStreamReader', 'central directory', 'zip archive', 'EOF',
+                     'invalid load key', 'unpickling stack underflow', 'file not found in archive',
+                     'truncated', 'failed reading')
+
+
+def load_checkpoint_file(path: str, map_location: Any = 'cpu',
+                         safe_globals: Iterable = (), mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` with ``safe_globals`` allowed, and errors
+    that name the file.
+
+    ``weights_only=True`` is passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``
+    cannot turn the safe unpickler off. ``safe_globals`` lists the non-tensor types the
+    caller expects in its files (``torch.serialization.add_safe_globals`` entries: a class
+    or function, or ``(obj, 'module.name')``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CorruptCheckpointError: the file is empty (0 bytes), truncated or not a checkpoint.
+        UnsafeCheckpointError: the file pickles a type outside the allow-list (named in the
+            message); nothing from it was executed.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path!r} does not exist.')
+    if os.path.getsize(path) == 0:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path!r} is empty (0 bytes): the save or download was interrupted. '
+            'Delete it and use an intact checkpoint (re-download it, or resume from an '
+            'earlier one).')
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        found = re.search(r'GLOBAL ([\w.]+)', msg) or re.search(r'global[^\w]+([\w.]+)', msg)
+        if 'weights_only' in msg.lower() or 'global' in msg.lower():
+            name = found.group(1) if found else 'an unsupported type'
+            raise UnsafeCheckpointError(
+                f'Refusing to load checkpoint {path!r}: it contains {name}, which is not on the '
+                'allow-list of safe types (loading it could run arbitrary code; nothing was '
+                'run). Use a checkpoint that holds only tensors and plain data, or, if you '
+                'trust the file, convert it once with torch.load(..., weights_only=False) and '
+                'save its state_dict.') from None
+        raise CorruptCheckpointError(
+            f'Checkpoint {path!r} is corrupt ({msg.splitlines()[0] if msg else type(err).__name__}). '
+            'Use an intact checkpoint.') from err
+    except (EOFError, KeyError, zipfile.BadZipFile) as err:  # KeyError: a bad pickle opcode
+        raise CorruptCheckpointError(
+            f'Checkpoint {path!r} is truncated or corrupt ({type(err).__name__}: {err}). Use an '
+            'intact checkpoint (re-download it, or resume from an earlier one).') from err
+    except (RuntimeError, ValueError) as err:
+        msg = str(err)
+        if any(p.lower() in msg.lower() for p in _CORRUPT_PATTERNS):
+            raise CorruptCheckpointError(
+                f'Checkpoint {path!r} is truncated or corrupt ({msg.splitlines()[0]}). Use an '
+                'intact checkpoint (re-download it, or resume from an earlier one).') from err
+        raise
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> dict:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ...layers.expedite.reconstruction import reconstruct_map
 from ...registry import register
+from ..segmentor_settings import check_segmentor_settings
 
 __all__ = ['ExpeditedEncoderDecoder']
 
@@ -25,6 +26,11 @@ __all__ = ['ExpeditedEncoderDecoder']
 @register('MODELS')
 class ExpeditedEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` with optional token reconstruction on the logits."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        check_segmentor_settings(kwargs.get('test_cfg'), kwargs.get('train_cfg'),
+                                 kwargs.get('decode_head'), kwargs.get('auxiliary_head'))
+        super().__init__(*args, **kwargs)
 
     def _logits_placement(self) -> bool:
         s = getattr(self.backbone, 'expedite', None)

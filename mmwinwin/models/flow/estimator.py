@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from ...layers.flow.croco_checkpoint import CROCO_SAFE_GLOBALS, load_croco_state_dict
+from ...layers.flow.croco_checkpoint import load_croco_state_dict
+from ...layers.settings import check_settings_keys
 from ...layers.flow.croco import CroCoFlowNet
 from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
@@ -68,9 +69,7 @@ class WinWinFlowEstimator(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = CroCoFlowNet(**net)
         if windows is not None:
-            unknown = set(windows) - set(_WINDOW_KEYS)
-            if unknown:
-                raise KeyError(f'Unknown windows keys {sorted(unknown)}; allowed {_WINDOW_KEYS}.')
+            check_settings_keys(windows, _WINDOW_KEYS, 'windows')
             windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
             if windows.get('window_size') is None and windows.get('token_budget') is None:
                 raise ValueError('windows needs window_size (tokens per side) or token_budget.')
@@ -95,9 +94,9 @@ class WinWinFlowEstimator(BaseModel):
         from mmengine.logging import print_log
         from mmengine.runner.checkpoint import _load_checkpoint
 
-        # weights_only loading; official CroCo files also hold the script's argparse args
-        with torch.serialization.safe_globals(list(CROCO_SAFE_GLOBALS)):
-            ckpt = _load_checkpoint(path, map_location='cpu')
+        # mmwinwin's safe loader (weights_only=True; the allow-list holds CroCo's argparse
+        # args): mmwinwin.utils.checkpoint.install_safe_checkpoint_loader
+        ckpt = _load_checkpoint(path, map_location='cpu')
         if self.pretrained:
             report = load_croco_state_dict(self.net, ckpt)
             print_log(f'Loaded CroCo encoder + decoder from {path}: {len(report["loaded"])} '
@@ -109,10 +108,8 @@ class WinWinFlowEstimator(BaseModel):
 
     # ----------------------------------------------------------------- helpers
     def _check_test_cfg(self, test_cfg: dict | None) -> dict:
+        check_settings_keys(test_cfg, _TEST_KEYS, 'test_cfg')
         cfg = {**dict(mode='whole', overlap=0.5, weight='uniform'), **(test_cfg or {})}
-        unknown = set(cfg) - set(_TEST_KEYS)
-        if unknown:
-            raise KeyError(f'Unknown test_cfg keys {sorted(unknown)}; allowed {_TEST_KEYS}.')
         if cfg['mode'] not in ('whole', 'tiled'):
             raise ValueError(f"test_cfg.mode must be 'whole' or 'tiled', got {cfg['mode']!r}.")
         if cfg['mode'] == 'tiled':

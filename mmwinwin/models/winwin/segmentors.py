@@ -25,6 +25,7 @@ from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 from ...layers.winwin.windows import (check_windows, crop_windows, embed_windows, gather_tokens,
                                scatter_tokens, window_grids)
 from ...registry import register
+from ..segmentor_settings import check_segmentor_settings
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
 
@@ -37,6 +38,11 @@ _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
 
 class WinWinMixin:
     """Window-token training for an mmseg ``EncoderDecoder``-family model."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        check_segmentor_settings(kwargs.get('test_cfg'), kwargs.get('train_cfg'),
+                                 kwargs.get('decode_head'), kwargs.get('auxiliary_head'))
+        super().__init__(*args, **kwargs)
 
     def _check_backbone(self) -> int:
         bb = self.backbone
