@@ -52,7 +52,7 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'sample_windows', 'sample_random_tokens', 'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
-           'check_windows', 'embed_windows']
+           'check_windows', 'check_patch_size', 'embed_windows']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -218,6 +218,21 @@ def check_windows(windows: Sequence[Sequence[int]], grid_size: Sequence[int]) ->
             if a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and \
                     b[1] < a[1] + a[3]:
                 raise ValueError(f'Windows {i} {tuple(a)} and {j} {tuple(b)} overlap.')
+
+
+def check_patch_size(recorded: int | None, patch_size: int, where: str = '') -> None:
+    """Raise a clear ``ValueError`` when the patch size a window transform recorded
+    (``winwin_patch_size``) is not the backbone's: the windows are then in the wrong
+    token units (too small a grid, windows out of place or out of range)."""
+    if recorded is None or int(recorded) == int(patch_size):
+        return
+    at = f' ({where})' if where else ''
+    raise ValueError(
+        f'The Win-Win windows were sampled with patch_size={int(recorded)} but the backbone '
+        f'has patch size {int(patch_size)}{at}: window coordinates are in tokens of the '
+        f"transform's patch size, so they would cover the wrong pixels. Set the window "
+        f"transform's patch_size to the backbone's: dict(type='WinWinWindows', ..., "
+        f'patch_size={int(patch_size)}).')
 
 
 def window_token_index(windows: Sequence[Sequence[int]], grid_size: Sequence[int],

@@ -23,7 +23,8 @@ from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
 from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
-from ...layers.winwin.windows import resolve_window_size, sample_grid_size, sample_windows
+from ...layers.winwin.windows import (check_patch_size, resolve_window_size, sample_grid_size,
+                                      sample_windows)
 from ...registry import MODELS, register
 
 __all__ = ['WinWinFlowEstimator']
@@ -176,6 +177,9 @@ class WinWinFlowEstimator(BaseModel):
 
     def loss(self, img1: torch.Tensor, img2: torch.Tensor,
              data_samples: list[BaseDataElement]) -> dict[str, torch.Tensor]:
+        for s in data_samples:  # a pipeline that recorded a patch size must agree with the net
+            check_patch_size(s.metainfo.get('winwin_patch_size'), self.net.patch_size,
+                             s.metainfo.get('img1_path', ''))
         gt, valid = self._targets(data_samples, img1.shape[-2:], img1.device)
         if self.windows is None:
             pred = self.net(img1, img2)

@@ -22,8 +22,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
-from ...layers.winwin.windows import (check_windows, crop_windows, embed_windows, gather_tokens,
-                               scatter_tokens, window_grids)
+from ...layers.winwin.windows import (check_patch_size, check_windows, crop_windows,
+                                      embed_windows, gather_tokens, scatter_tokens, window_grids)
 from ...registry import register
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
@@ -152,6 +152,9 @@ class WinWinMixin:
         if not data_samples:
             raise ValueError('Win-Win training needs data samples carrying the windows.')
         metas = [s.metainfo for s in data_samples]
+        p = self._check_backbone()
+        for m in metas:
+            check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas])
         if all('winwin_token_index' in m for m in metas):
