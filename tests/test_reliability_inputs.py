@@ -98,3 +98,58 @@ def test_patch_size_mismatch_flow():
     out = pack(dict(img1=np.zeros((8, 8, 3), np.uint8), img2=np.zeros((8, 8, 3), np.uint8),
                     winwin_patch_size=32))
     assert out['data_samples'].metainfo['winwin_patch_size'] == 32
+
+
+# ------------------------------------------------------------------- 2. non-finite input
+def _nan_image(value: float, c: int = 3, h: int = 32, w: int = 32) -> torch.Tensor:
+    img = torch.rand(c, h, w) * 255
+    img[1, 5, 7] = value
+    return img
+
+
+def test_non_finite_input():
+    """One NaN / inf pixel: the data preprocessors of the configs (segmentation, detection,
+    flow) name the image and how many values, instead of predicting NaN -> class 0."""
+    seg = _model(SEG_CFG).data_preprocessor
+    assert type(seg).__name__ == 'CheckedSegDataPreProcessor'
+    sample = _seg_sample(32, 32, dict(img_path='data/x/bad.png'))
+    values = (float('nan'), float('inf'), -float('inf'))
+    for training, value in [(t, v) for t in (True, False) for v in values]:
+        with pytest.raises(ValueError, match=r'bad\.png has 1 non-finite values \(NaN or inf\)'):
+            seg(dict(inputs=[torch.rand(3, 32, 32), _nan_image(value)],
+                     data_samples=[_seg_sample(32, 32, dict(img_path='ok.png')), sample]),
+                training)
+    # finite float images pass unchanged (the host's normalisation)
+    out = seg(dict(inputs=[torch.full((3, 32, 32), 100.0)], data_samples=[sample]), True)
+    assert torch.isfinite(out['inputs']).all()
+
+    from mmdet.structures import DetDataSample
+    init_default_scope('mmdet')
+    det_cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'vitdet', 'mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py'))
+    det = MODELS.build(det_cfg.model.data_preprocessor)
+    assert type(det).__name__ == 'CheckedDetDataPreprocessor'
+    ds = DetDataSample(metainfo=dict(img_path='coco/000001.jpg', img_shape=(32, 32)))
+    flow = _model(FLOW_CFG).data_preprocessor
+    fs = BaseDataElement(metainfo=dict(img1_path='sintel/frame_0001.png'))
+    for value in values:
+        with pytest.raises(ValueError, match=r'000001\.jpg has 1 non-finite values'):
+            det(dict(inputs=[_nan_image(value)], data_samples=[ds]), False)
+        pair = torch.stack([torch.rand(3, 32, 32) * 255, _nan_image(value)])
+        with pytest.raises(ValueError, match=r'frame_0001\.png has 1 non-finite values'):
+            flow(dict(inputs=[pair], data_samples=[fs]), True)
+
+
+def test_non_finite_tokens_in_clustering():
+    from mmwinwin.layers.expedite.partitioned import cluster_partitions
+    from mmwinwin.layers.expedite.plugin import ExpediteSettings, cluster_sequence
+    settings = ExpediteSettings(alpha=1, cluster_grid=(2, 2), k=4, window=3)
+    x = torch.randn(2, 1 + 16, 8)
+    cluster_sequence(x, 1, (4, 4), settings)  # finite: fine
+    x[1, 3, 2] = float('nan')
+    with pytest.raises(ValueError, match=r'1 non-finite values \(NaN or inf\) of 256'):
+        cluster_sequence(x, 1, (4, 4), settings)
+    grid = torch.randn(1, 4, 4, 8)
+    grid[0, 0, 0, 0] = float('inf')
+    with pytest.raises(ValueError, match='per partition.*1 non-finite'):
+        cluster_partitions(grid, 4, settings)

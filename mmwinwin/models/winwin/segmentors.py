@@ -165,7 +165,19 @@ class WinWinMixin:
 @register('MODELS')
 class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
     """mmseg ``EncoderDecoder`` trained on Win-Win windows; inference unchanged
-    (``test_cfg=dict(mode='whole')`` for one full-resolution pass, or ``'slide'``)."""
+    (``test_cfg=dict(mode='whole')`` for one full-resolution pass, or ``'slide'``).
+
+    With a ``CheckedSegDataPreProcessor``, the decode head's class count and ignore
+    index are given to it, so a label value out of
+    range is an error naming its file (instead of torch's "Target 39 is out of bounds").
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        pre = self.data_preprocessor
+        if hasattr(pre, 'num_classes'):
+            pre.num_classes = int(self.decode_head.num_classes)
+            pre.ignore_index = int(self.decode_head.ignore_index)
 
 
 @register('MODELS')
