@@ -67,12 +67,19 @@ def write_flo(path: str, flow: np.ndarray) -> None:
 
 def read_kitti_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI 16-bit PNG flow; returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
-    img = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    # unchanged: IMREAD_COLOR would silently replicate a 1-channel PNG into (u, v, valid)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise FileNotFoundError(f'Could not read KITTI flow PNG {path!r}.')
     if img.dtype != np.uint16:
         raise ValueError(f'{path!r} is {img.dtype}, but KITTI flow PNGs are 16-bit '
                          f'(3 channels: u, v, valid).')
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels != 3:
+        raise ValueError(f'{path!r} is a 16-bit PNG with {channels} channel(s), but KITTI flow '
+                         'PNGs are 16-bit with 3 channels (u, v, valid); a 1-channel 16-bit '
+                         'PNG is e.g. a KITTI disparity map. Point flow_path at the flow_occ / '
+                         'flow_noc folder, or write the flow with write_kitti_flow.')
     img = img[:, :, ::-1].astype(np.float32)  # cv2 gives BGR -> (u, v, valid)
     flow = (img[:, :, :2] - _KITTI_OFFSET) / _KITTI_SCALE
     valid = img[:, :, 2] > 0

@@ -52,7 +52,8 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'sample_windows', 'sample_random_tokens', 'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
-           'check_windows', 'check_patch_size', 'embed_windows']
+           'check_windows', 'check_patch_size', 'check_int', 'check_window_args',
+           'embed_windows']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -91,6 +92,32 @@ def max_fitting_size(grid_size: Sequence[int], num_windows: int) -> int:
     return best
 
 
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; a bool (``True`` would count as 1), a float or a
+    string is a ``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__}); '
+                        f'write a number of tokens / pixels such as {name}=4.')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}.')
+    return value
+
+
+def check_window_args(num_windows, window_size=None, token_budget=None) -> None:
+    """Validate the Win-Win window settings once (at construction): ints, not bools."""
+    check_int('num_windows', num_windows)
+    if isinstance(window_size, (list, tuple)):
+        if len(window_size) != 2:
+            raise ValueError(f'window_size must be an int or a (min, max) pair, got '
+                             f'{window_size!r}.')
+        for v in window_size:
+            check_int('window_size (each of min, max)', v)
+    elif window_size is not None:
+        check_int('window_size', window_size)
+    if token_budget is not None:
+        check_int('token_budget', token_budget)
+
+
 def resolve_window_size(window_size: int | Sequence[int] | None = None,
                         token_budget: int | None = None, num_windows: int = 2,
                         generator: torch.Generator | None = None) -> int:
@@ -100,8 +127,7 @@ def resolve_window_size(window_size: int | Sequence[int] | None = None,
     uniformly, inclusive) and ``token_budget`` (total kept tokens; side =
     ``floor(sqrt(budget / num_windows))``) must be given.
     """
-    if num_windows < 1:
-        raise ValueError(f'num_windows must be >= 1, got {num_windows}.')
+    check_window_args(num_windows, window_size, token_budget)
     if (window_size is None) == (token_budget is None):
         raise ValueError('Give exactly one of window_size (tokens per side, or a (min, max) '
                          f'range) and token_budget (total tokens); got window_size={window_size}, '

@@ -23,8 +23,8 @@ from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
 from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
-from ...layers.winwin.windows import (check_patch_size, resolve_window_size, sample_grid_size,
-                                      sample_windows)
+from ...layers.winwin.windows import (check_patch_size, check_window_args,
+                                      resolve_window_size, sample_grid_size, sample_windows)
 from ...registry import MODELS, register
 
 __all__ = ['WinWinFlowEstimator']
@@ -74,6 +74,8 @@ class WinWinFlowEstimator(BaseModel):
             windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
             if windows.get('window_size') is None and windows.get('token_budget') is None:
                 raise ValueError('windows needs window_size (tokens per side) or token_budget.')
+            check_window_args(windows['num_windows'], windows.get('window_size'),
+                              windows.get('token_budget'))
             if windows['margin'] < 0:
                 raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
         self.windows = windows
