@@ -29,8 +29,8 @@ from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import num_candidates, resolve_cluster_grid
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
 
-__all__ = ['ExpediteSettings', 'check_finite_tokens', 'cluster_sequence', 'expedited_forward_tokens',
-           'normalize_indices']
+__all__ = ['ExpediteSettings', 'check_finite_tokens', 'cluster_sequence',
+           'expedited_forward_tokens', 'normalize_indices']
 
 _PLACEMENTS = ('backbone', 'logits')
 

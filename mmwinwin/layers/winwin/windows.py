@@ -97,7 +97,7 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     string is a ``TypeError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__}); '
-                        f'write a number of tokens / pixels such as {name}=4.')
+                        'write the number itself (a bool would silently count as 0 or 1).')
     if value < minimum:
         raise ValueError(f'{name} must be >= {minimum}, got {value}.')
     return value
