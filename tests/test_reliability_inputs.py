@@ -258,6 +258,12 @@ def test_zero_byte_image_file(tmp_path):
     open(img, 'wb').close()
     with pytest.raises(ValueError, match=rf'Image file {img} is empty \(0 bytes\)'):
         ds[0]
+    # the flow pipelines' reader too (it said "Could not read image", a FileNotFoundError)
+    from mmwinwin.fileio.flow import read_image_rgb
+    with pytest.raises(ValueError, match=r'is empty \(0 bytes\)'):
+        read_image_rgb(img)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        read_image_rgb(img + '.missing')
 
 
 def test_kitti_flow_16bit_single_channel(tmp_path):
