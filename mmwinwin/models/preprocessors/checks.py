@@ -59,7 +59,7 @@ def check_image_batch(inputs, samples: Sequence | None = None, channels: int | N
                 f'{channels} (mean/std have {channels} values). Load it as '
                 f"{channels}-channel colour (LoadImageFromFile color_type='color'), or give "
                 f'mean/std with {c} values and a backbone with in_channels={c}.')
-        if x.is_floating_point():
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
             bad = int((~torch.isfinite(x)).sum())
             if bad:
                 raise ValueError(
@@ -85,9 +85,9 @@ def check_label_range(samples: Sequence | None, num_classes: int, ignore_index: 
         data = getattr(seg, 'data', None)
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
             continue
-        values = torch.unique(data)
-        bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
-        if bad.numel():
+        outside = ((data < 0) | (data >= num_classes)) & (data != ignore_index)
+        if bool(outside.any()):
+            bad = torch.unique(data[outside])
             name = sample_name(samples, i, 'seg_map_path')
             shown = ', '.join(str(int(v)) for v in bad[:5])
             raise ValueError(
