@@ -4,6 +4,7 @@
 _base_ = 'mmseg::dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 model = dict(
+    data_preprocessor=dict(type='CheckedSegDataPreProcessor'),  # input checks (mmwinwin)
     backbone=dict(
         type='ExpeditedMMSegViT',
         expedite=dict(alpha=6, cluster_scale=0.7, iters=5, window=5, temperature=1.0, k=20)))

@@ -9,5 +9,6 @@ custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 expedite = dict(alpha=10, cluster_grid=(28, 28), iters=5, window=5, temperature=0.02, k=20,
                 reconstruct='logits')
 model = dict(
+    data_preprocessor=dict(type='CheckedSegDataPreProcessor'),  # input checks (mmwinwin)
     type='ExpeditedEncoderDecoder',
     backbone=dict(type='ExpeditedMMSegViT', expedite=expedite))

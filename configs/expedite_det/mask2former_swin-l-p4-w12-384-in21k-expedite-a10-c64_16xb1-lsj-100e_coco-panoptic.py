@@ -12,12 +12,13 @@ custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 data_root = 'data/coco/'
 backend_args = None
 model = dict(
+    data_preprocessor=dict(type='CheckedDetDataPreprocessor'),  # input checks (mmwinwin)
     backbone=dict(
         type='ExpeditedSwinTransformer',
         expedite=dict(alpha=10, num_clusters=64, iters=5, window=7, temperature=0.05, k=10)))
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='mmwinwin.LoadPanopticAnnotations', backend_args=backend_args),
     dict(type='PackDetInputs',

@@ -4,6 +4,7 @@
 # ./mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco.py.
 _base_ = ['../_base_/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco.py']
 model = dict(
+    data_preprocessor=dict(type='CheckedDetDataPreprocessor'),  # input checks (mmwinwin)
     backbone=dict(
         type='ExpeditedSwinTransformer',
         expedite=dict(alpha=12, num_clusters=64, iters=5, window=11, temperature=0.01, k=60)))

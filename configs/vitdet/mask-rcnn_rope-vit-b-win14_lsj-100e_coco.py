@@ -14,7 +14,8 @@ image_size = (1024, 1024)
 batch_augments = [dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]
 
 model = dict(
-    data_preprocessor=dict(pad_size_divisor=32, batch_augments=batch_augments),
+    data_preprocessor=dict(type='CheckedDetDataPreprocessor',  # input checks (mmwinwin)
+                           pad_size_divisor=32, batch_augments=batch_augments),
     backbone=dict(
         _delete_=True,
         type='RoPEViTDet',

@@ -11,6 +11,7 @@ data_root = 'data/coco/'
 backend_args = None
 
 model = dict(
+    data_preprocessor=dict(type='CheckedDetDataPreprocessor'),  # input checks (mmwinwin)
     backbone=dict(
         _delete_=True,
         type='RoPEViTDet',
@@ -24,7 +25,7 @@ model = dict(
     panoptic_head=dict(in_channels=[256, 256, 256, 256]))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True,
          backend_args=backend_args),
     dict(type='RandomFlip', prob=0.5),
@@ -36,7 +37,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', to_float32=True, backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='mmwinwin.LoadPanopticAnnotations', backend_args=backend_args),
     dict(type='PackDetInputs',

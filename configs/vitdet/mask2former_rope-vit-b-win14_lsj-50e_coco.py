@@ -5,6 +5,7 @@ custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 
 pretrained = None  # a ViT-B/16 checkpoint (timm / MAE / mmseg layout)
 model = dict(
+    data_preprocessor=dict(type='CheckedDetDataPreprocessor'),  # input checks (mmwinwin)
     backbone=dict(
         _delete_=True,
         type='RoPEViTDet',

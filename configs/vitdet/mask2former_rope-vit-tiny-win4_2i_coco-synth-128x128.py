@@ -33,7 +33,7 @@ model = dict(
 
 metainfo = dict(classes={{_base_.synth_metainfo.thing_classes}})
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
+    dict(type='CheckedLoadImageFromFile', to_float32=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.5, 2.0), resize_type='Resize',
@@ -44,7 +44,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
+    dict(type='CheckedLoadImageFromFile', to_float32=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',

@@ -32,7 +32,7 @@ model = dict(
     test_cfg=dict(max_per_image=20))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
+    dict(type='CheckedLoadImageFromFile', to_float32=True),
     dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.5, 2.0), resize_type='Resize',
@@ -42,7 +42,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
+    dict(type='CheckedLoadImageFromFile', to_float32=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='mmwinwin.LoadPanopticAnnotations'),
     dict(type='PackDetInputs',

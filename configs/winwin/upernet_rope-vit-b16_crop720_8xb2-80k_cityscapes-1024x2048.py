@@ -4,8 +4,8 @@ _base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py']
 crop_size = (720, 720)
 model = dict(data_preprocessor=dict(size=crop_size))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),

@@ -3,8 +3,8 @@ _base_ = ['./upernet_rope-vit-tiny_fullres_1xb2-20i_synthetic-ade20k-128x256.py'
 crop_size = (96, 96)
 model = dict(data_preprocessor=dict(size=crop_size))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),

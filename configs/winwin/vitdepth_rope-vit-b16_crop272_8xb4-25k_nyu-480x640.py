@@ -2,7 +2,7 @@
 # test whole.
 _base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py']
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCrop', crop_size=(272, 272)),

@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/schedules/adamw-layer-decay_poly_25k.py',
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs',

@@ -1,7 +1,7 @@
 # Tiny low-resolution-crop depth baseline: one 96x96 crop (36 tokens, ~ the 2x4x4 budget), test whole.
 _base_ = ['./vitdepth_rope-vit-tiny_fullres_1xb2-20i_synthetic-nyu-128x192.py']
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCrop', crop_size=(96, 96)),

@@ -12,7 +12,7 @@ model = dict(
                             mlp_ratio=2.0), out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
     decode_head=dict(in_channels=[embed_dims] * 4, channels=32))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs',
@@ -20,7 +20,7 @@ train_pipeline = [
                    'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='PackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',

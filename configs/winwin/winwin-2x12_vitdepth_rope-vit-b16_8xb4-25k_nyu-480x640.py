@@ -4,7 +4,7 @@
 _base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py']
 model = dict(type='WinWinDepthEstimator')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16),

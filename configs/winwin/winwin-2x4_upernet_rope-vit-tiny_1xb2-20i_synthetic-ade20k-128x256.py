@@ -3,8 +3,8 @@
 _base_ = ['./upernet_rope-vit-tiny_fullres_1xb2-20i_synthetic-ade20k-128x256.py']
 model = dict(type='WinWinEncoderDecoder')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),
     dict(type='WinWinPackSegInputs'),

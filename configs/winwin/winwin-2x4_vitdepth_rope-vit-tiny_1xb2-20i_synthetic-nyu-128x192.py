@@ -3,7 +3,7 @@
 _base_ = ['./vitdepth_rope-vit-tiny_fullres_1xb2-20i_synthetic-nyu-128x192.py']
 model = dict(type='WinWinDepthEstimator')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),

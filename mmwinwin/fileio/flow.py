@@ -67,12 +67,19 @@ def write_flo(path: str, flow: np.ndarray) -> None:
 
 def read_kitti_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI 16-bit PNG flow; returns ``(flow (H, W, 2) float32, valid (H, W) bool)``."""
-    img = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    # unchanged: IMREAD_COLOR would silently replicate a 1-channel PNG into (u, v, valid)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise FileNotFoundError(f'Could not read KITTI flow PNG {path!r}.')
+        raise _unreadable(path, 'KITTI flow PNG')
     if img.dtype != np.uint16:
         raise ValueError(f'{path!r} is {img.dtype}, but KITTI flow PNGs are 16-bit '
                          f'(3 channels: u, v, valid).')
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels != 3:
+        raise ValueError(f'{path!r} is a 16-bit PNG with {channels} channel(s), but KITTI flow '
+                         'PNGs are 16-bit with 3 channels (u, v, valid); a 1-channel 16-bit '
+                         'PNG is e.g. a KITTI disparity map. Point flow_path at the flow_occ / '
+                         'flow_noc folder, or write the flow with write_kitti_flow.')
     img = img[:, :, ::-1].astype(np.float32)  # cv2 gives BGR -> (u, v, valid)
     flow = (img[:, :, :2] - _KITTI_OFFSET) / _KITTI_SCALE
     valid = img[:, :, 2] > 0
@@ -159,7 +166,7 @@ def read_mask_png(path: str) -> np.ndarray:
     """Read an 8-bit mask PNG (Sintel invalid / occlusions): non-zero -> True."""
     m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if m is None:
-        raise FileNotFoundError(f'Could not read mask PNG {path!r}.')
+        raise _unreadable(path, 'Mask PNG')
     return m > 0
 
 
@@ -169,9 +176,21 @@ def write_mask_png(path: str, mask: np.ndarray) -> None:
         raise OSError(f'Could not write {path!r}.')
 
 
+def _unreadable(path: str, what: str) -> Exception:
+    """Why OpenCV returned no image: a missing, an empty (0-byte) or a corrupt file."""
+    if not os.path.isfile(path):
+        return FileNotFoundError(f'{what} {path!r} does not exist. Check data_root and the '
+                                 'dataset layout.')
+    if os.path.getsize(path) == 0:
+        return ValueError(f'{what} {path!r} is empty (0 bytes), e.g. an interrupted copy or '
+                          'download: copy or extract it again, or remove the pair.')
+    return ValueError(f'{what} {path!r} could not be decoded: it is corrupt or not an image. '
+                      'Copy or extract it again, or remove the pair.')
+
+
 def read_image_rgb(path: str) -> np.ndarray:
     """Read an image (PNG, JPEG, PPM) as uint8 RGB ``(H, W, 3)``."""
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f'Could not read image {path!r}.')
+        raise _unreadable(path, 'Image')
     return np.ascontiguousarray(img[:, :, ::-1])

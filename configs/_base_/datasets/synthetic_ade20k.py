@@ -3,14 +3,14 @@
 dataset_type = 'SyntheticADE20KDataset'
 data_root = 'data/synthetic_ade20k'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

@@ -2,7 +2,7 @@
 # x4 upsampling), SiLogLoss. Depth 0 is invalid (padding value and ignored by the loss).
 custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='CheckedSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,

@@ -13,7 +13,7 @@ crop_size = (128, 128)
 data_root = 'data/synthetic_ade20k_expedite'
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(type='CheckedSegDataPreProcessor', size=crop_size),
     backbone=dict(img_size=crop_size, patch_size=8, embed_dims=64, num_layers=6, num_heads=2,
                   drop_path_rate=0.0),
     decode_head=dict(in_channels=64, channels=64, embed_dims=64, num_heads=2, num_layers=1,

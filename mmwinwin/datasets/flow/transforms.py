@@ -188,7 +188,7 @@ class PackFlowInputs(BaseTransform):
     information."""
 
     META_KEYS = ('img1_path', 'img2_path', 'flow_path', 'out_name', 'ori_shape', 'img_shape',
-                 'scale_factor', 'flip_directions', 'sample_idx')
+                 'scale_factor', 'flip_directions', 'sample_idx', 'winwin_patch_size')
 
     def transform(self, results: dict) -> dict:
         imgs = np.stack([results['img1'], results['img2']])  # (2, H, W, 3)

@@ -17,3 +17,17 @@ class SyntheticADE20KDataset(ADE20KDataset):
     """ADE20K layout, background + 2 object classes per scene (3 scenes by default)."""
 
     METAINFO = dict(classes=tuple(synthetic_ade20k_classes(3)), palette=_PALETTE[:7])
+
+    def load_data_list(self) -> list[dict]:
+        """mmseg's listing; an image folder without images is an error naming it (instead
+        of mmengine's "need at least one array to concatenate")."""
+        data_list = super().load_data_list()
+        if not data_list:
+            img_dir = self.data_prefix.get('img_path', '')
+            raise FileNotFoundError(
+                f'No images ending in {self.img_suffix!r} in {img_dir!r} (data_root '
+                f'{self.data_root!r}{", ann_file " + repr(self.ann_file) if self.ann_file else ""}'
+                '). Point data_root at a dataset in the ADE20K layout (images/training, '
+                'annotations/training, ...) or generate one: python '
+                'tools/dataset_converters/generate_synthetic.py ade20k DATA_ROOT.')
+        return data_list

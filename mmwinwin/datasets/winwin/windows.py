@@ -16,7 +16,8 @@ import torch.utils.data
 from mmcv.transforms import BaseTransform
 from mmengine.dist import get_rank
 
-from ...layers.winwin.windows import (sample_grid_size, sample_random_tokens, sample_windows,
+from ...layers.winwin.windows import (check_int, check_window_args, sample_grid_size,
+                                      sample_random_tokens, sample_windows,
                                       window_stream_generator)
 from ...registry import register
 
@@ -63,8 +64,8 @@ class WinWinWindows(BaseTransform):
         if window_size is None and token_budget is None:
             raise ValueError('WinWinWindows needs window_size (tokens per side, e.g. 22) or '
                              'token_budget (total tokens, e.g. 968).')
-        if patch_size < 1:
-            raise ValueError(f'patch_size must be >= 1, got {patch_size}.')
+        check_int('patch_size', patch_size)
+        check_window_args(num_windows, window_size, token_budget)
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
         self.token_budget = token_budget

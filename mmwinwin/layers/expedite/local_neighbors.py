@@ -57,6 +57,13 @@ def resolve_cluster_grid(token_grid: tuple[int, int],
     ``h / w ~ H / W``, with ``h * w`` as close to the count as the rounding allows).
     """
     H, W = _pair(tuple(token_grid), 'token_grid')
+    if num_clusters is not None and (isinstance(num_clusters, bool) or (
+            isinstance(num_clusters, int) and num_clusters > H * W)):  # refuse, never clamp
+        raise ValueError(
+            f'num_clusters={num_clusters!r} must be an int of at most the {H}x{W} = {H * W} '
+            f'tokens of the token grid (more clusters than tokens is impossible; an '
+            f'oversized cluster_grid is refused the same way). Use num_clusters <= {H * W} '
+            f'or a larger input image.')
     if (cluster_grid is None) == (num_clusters is None):
         raise ValueError('Give exactly one of cluster_grid=(h, w) or num_clusters=M.')
     if cluster_grid is not None:

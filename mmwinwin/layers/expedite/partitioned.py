@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .clustering import cluster_tokens
-from .plugin import ExpediteSettings
+from .plugin import ExpediteSettings, check_finite_tokens
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
 from ..vit.partition import partition_tokens, unpartition_tokens
 
@@ -73,6 +73,7 @@ def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSett
     """
     if x.dim() != 4:
         raise ValueError(f'cluster_partitions expects a (B, H, W, C) grid, got {tuple(x.shape)}.')
+    check_finite_tokens(x, 'Expedite clustering (per partition)')
     B, H, W, C = x.shape
     ws = window_size
     grid = settings.grid_for((ws, ws))

@@ -30,8 +30,8 @@ from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import num_candidates, resolve_cluster_grid
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
 
-__all__ = ['ExpediteSettings', 'cluster_sequence', 'expedited_forward_tokens',
-           'normalize_indices']
+__all__ = ['ExpediteSettings', 'check_finite_tokens', 'cluster_sequence',
+           'expedited_forward_tokens', 'normalize_indices']
 
 _PLACEMENTS = ('backbone', 'logits')
 
@@ -69,6 +69,13 @@ class ExpediteSettings:
         return cls(**cfg)
 
     def __post_init__(self) -> None:
+        for name in ('alpha', 'iters', 'window', 'k', 'num_clusters'):  # True is not 1
+            if isinstance(getattr(self, name), bool):
+                raise TypeError(f'Expedite {name} must be an int, got {getattr(self, name)!r}.')
+        grid = self.cluster_grid
+        if isinstance(grid, bool) or (isinstance(grid, (tuple, list))
+                                      and any(isinstance(v, bool) for v in grid)):
+            raise TypeError(f'Expedite cluster_grid must be an int or (h, w) ints, got {grid!r}.')
         given = [n for n in ('cluster_grid', 'num_clusters', 'cluster_scale')
                  if getattr(self, n) is not None]
         if len(given) == 0:
@@ -124,6 +131,19 @@ class ExpediteSettings:
         return asdict(self)
 
 
+def check_finite_tokens(x: torch.Tensor, where: str = 'Expedite clustering') -> None:
+    """Raise a ``ValueError`` when ``x`` holds NaN or inf: one such token would make half
+    the cluster centres and every reconstructed token NaN. One ``isfinite().all()``
+    reduction per clustering call (at the plug-in entry, never in the inner loops)."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f'{where}: the tokens hold {bad} non-finite values (NaN or inf) of {x.numel()} '
+            f'(shape {tuple(x.shape)}). They come from the input image or an earlier layer '
+            '(e.g. fp16 overflow): check the input for NaN / inf, or run the layers before '
+            'clustering in fp32.')
+
+
 def cluster_sequence(x: torch.Tensor, num_prefix_tokens: int, token_grid: tuple[int, int],
                      settings: ExpediteSettings, pos: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor | None, ClusterResult,
@@ -136,6 +156,7 @@ def cluster_sequence(x: torch.Tensor, num_prefix_tokens: int, token_grid: tuple[
     """
     p = num_prefix_tokens
     patches = x[:, p:]
+    check_finite_tokens(patches)
     res = cluster_tokens(patches, token_grid, cluster_grid=settings.grid_for(token_grid),
                          iters=settings.iters, window=settings.window,
                          temperature=settings.temperature, pos=pos)

@@ -76,6 +76,10 @@ class PatchEmbed(nn.Module):
                 f'The backbone was built for {self.in_channels}-channel images but got '
                 f'{img.shape[1]} channels (input shape {tuple(img.shape)}). Set '
                 f'in_channels={img.shape[1]} in the backbone config or convert the images.')
+        if img.numel() == 0:
+            raise ValueError(f'PatchEmbed got an empty image batch (shape {tuple(img.shape)}, '
+                             '0 pixels): check the image files and any crop / resize before '
+                             'the model.')
         p = self.patch_size
         pad_h, pad_w = (-img.shape[2]) % p, (-img.shape[3]) % p
         if pad_h or pad_w:

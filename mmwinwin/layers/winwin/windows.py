@@ -55,7 +55,8 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'sample_windows', 'sample_random_tokens', 'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
-           'check_windows', 'embed_windows', 'window_stream_seed', 'window_stream_generator']
+           'check_windows', 'check_patch_size', 'check_int', 'check_window_args',
+           'embed_windows', 'window_stream_seed', 'window_stream_generator']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -111,6 +112,32 @@ def max_fitting_size(grid_size: Sequence[int], num_windows: int) -> int:
     return best
 
 
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; a bool (``True`` would count as 1), a float or a
+    string is a ``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'{name} must be an int, got {value!r} ({type(value).__name__}); '
+                        'write the number itself (a bool would silently count as 0 or 1).')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}.')
+    return value
+
+
+def check_window_args(num_windows, window_size=None, token_budget=None) -> None:
+    """Validate the Win-Win window settings once (at construction): ints, not bools."""
+    check_int('num_windows', num_windows)
+    if isinstance(window_size, (list, tuple)):
+        if len(window_size) != 2:
+            raise ValueError(f'window_size must be an int or a (min, max) pair, got '
+                             f'{window_size!r}.')
+        for v in window_size:
+            check_int('window_size (each of min, max)', v)
+    elif window_size is not None:
+        check_int('window_size', window_size)
+    if token_budget is not None:
+        check_int('token_budget', token_budget)
+
+
 def resolve_window_size(window_size: int | Sequence[int] | None = None,
                         token_budget: int | None = None, num_windows: int = 2,
                         generator: torch.Generator | None = None) -> int:
@@ -120,8 +147,7 @@ def resolve_window_size(window_size: int | Sequence[int] | None = None,
     uniformly, inclusive) and ``token_budget`` (total kept tokens; side =
     ``floor(sqrt(budget / num_windows))``) must be given.
     """
-    if num_windows < 1:
-        raise ValueError(f'num_windows must be >= 1, got {num_windows}.')
+    check_window_args(num_windows, window_size, token_budget)
     if (window_size is None) == (token_budget is None):
         raise ValueError('Give exactly one of window_size (tokens per side, or a (min, max) '
                          f'range) and token_budget (total tokens); got window_size={window_size}, '
@@ -238,6 +264,21 @@ def check_windows(windows: Sequence[Sequence[int]], grid_size: Sequence[int]) ->
             if a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and \
                     b[1] < a[1] + a[3]:
                 raise ValueError(f'Windows {i} {tuple(a)} and {j} {tuple(b)} overlap.')
+
+
+def check_patch_size(recorded: int | None, patch_size: int, where: str = '') -> None:
+    """Raise a clear ``ValueError`` when the patch size a window transform recorded
+    (``winwin_patch_size``) is not the backbone's: the windows are then in the wrong
+    token units (too small a grid, windows out of place or out of range)."""
+    if recorded is None or int(recorded) == int(patch_size):
+        return
+    at = f' ({where})' if where else ''
+    raise ValueError(
+        f'The Win-Win windows were sampled with patch_size={int(recorded)} but the backbone '
+        f'has patch size {int(patch_size)}{at}: window coordinates are in tokens of the '
+        f"transform's patch size, so they would cover the wrong pixels. Set the window "
+        f"transform's patch_size to the backbone's: dict(type='WinWinWindows', ..., "
+        f'patch_size={int(patch_size)}).')
 
 
 def window_token_index(windows: Sequence[Sequence[int]], grid_size: Sequence[int],

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
 from ...registry import register
+from ..preprocessors.checks import check_image_batch
 
 __all__ = ['FlowDataPreprocessor']
 
@@ -18,6 +19,7 @@ class FlowDataPreprocessor(BaseDataPreprocessor):
     into a float ``(B, 2, 3, Hp, Wp)`` batch: ``(x - mean) / std`` per RGB channel, then
     zero padding (right, bottom) to the largest pair and a multiple of ``size_divisor``.
     Each sample keeps its unpadded ``img_shape`` in its metainfo; ``pad_shape`` is added.
+    An empty pair or one holding NaN / inf raises an error naming its ``img1_path``.
     """
 
     def __init__(self, mean: Sequence[float] = (123.675, 116.28, 103.53),
@@ -39,6 +41,8 @@ class FlowDataPreprocessor(BaseDataPreprocessor):
             if x.dim() != 4 or x.shape[0] != 2 or x.shape[1] != 3:
                 raise ValueError(f'FlowDataPreprocessor expects (2, 3, H, W) image pairs (pack '
                                  f'them with PackFlowInputs), got {tuple(x.shape)}.')
+        check_image_batch(inputs, data.get('data_samples'), image_dims=4,
+                          who='data preprocessor (FlowDataPreprocessor)')
         d = self.size_divisor
         H = max(x.shape[-2] for x in inputs)
         W = max(x.shape[-1] for x in inputs)

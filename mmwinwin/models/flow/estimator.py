@@ -24,7 +24,8 @@ from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
 from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
-from ...layers.winwin.windows import (resolve_window_size, sample_grid_size, sample_windows,
+from ...layers.winwin.windows import (check_patch_size, check_window_args,
+                                      resolve_window_size, sample_grid_size, sample_windows,
                                       window_stream_generator)
 from ...registry import MODELS, register
 
@@ -73,6 +74,8 @@ class WinWinFlowEstimator(BaseModel):
             windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
             if windows.get('window_size') is None and windows.get('token_budget') is None:
                 raise ValueError('windows needs window_size (tokens per side) or token_budget.')
+            check_window_args(windows['num_windows'], windows.get('window_size'),
+                              windows.get('token_budget'))
             if windows['margin'] < 0:
                 raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
         self.windows = windows
@@ -183,6 +186,9 @@ class WinWinFlowEstimator(BaseModel):
 
     def loss(self, img1: torch.Tensor, img2: torch.Tensor,
              data_samples: list[BaseDataElement]) -> dict[str, torch.Tensor]:
+        for s in data_samples:  # a pipeline that recorded a patch size must agree with the net
+            check_patch_size(s.metainfo.get('winwin_patch_size'), self.net.patch_size,
+                             s.metainfo.get('img1_path', ''))
         gt, valid = self._targets(data_samples, img1.shape[-2:], img1.device)
         if self.windows is None:
             pred = self.net(img1, img2)

@@ -22,8 +22,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
-from ...layers.winwin.windows import (check_windows, crop_windows, embed_windows, gather_tokens,
-                               scatter_tokens, window_grids)
+from ...layers.winwin.windows import (check_patch_size, check_windows, crop_windows,
+                                      embed_windows, gather_tokens, scatter_tokens, window_grids)
 from ...registry import register
 from ..segmentor_settings import check_segmentor_settings
 
@@ -158,6 +158,9 @@ class WinWinMixin:
         if not data_samples:
             raise ValueError('Win-Win training needs data samples carrying the windows.')
         metas = [s.metainfo for s in data_samples]
+        p = self._check_backbone()
+        for m in metas:
+            check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas])
         if all('winwin_token_index' in m for m in metas):
@@ -168,7 +171,19 @@ class WinWinMixin:
 @register('MODELS')
 class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
     """mmseg ``EncoderDecoder`` trained on Win-Win windows; inference unchanged
-    (``test_cfg=dict(mode='whole')`` for one full-resolution pass, or ``'slide'``)."""
+    (``test_cfg=dict(mode='whole')`` for one full-resolution pass, or ``'slide'``).
+
+    With a ``CheckedSegDataPreProcessor``, the decode head's class count and ignore
+    index are given to it, so a label value out of
+    range is an error naming its file (instead of torch's "Target 39 is out of bounds").
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        pre = self.data_preprocessor
+        if hasattr(pre, 'num_classes'):
+            pre.num_classes = int(self.decode_head.num_classes)
+            pre.ignore_index = int(self.decode_head.ignore_index)
 
 
 @register('MODELS')
