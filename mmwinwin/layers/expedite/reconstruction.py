@@ -14,13 +14,14 @@ After the clustered layers, every one of the ``N`` original tokens is rebuilt fr
   gives a convex combination instead);
 * output token = weighted sum of its ``k`` refined centres.
 
-The global top-k is exact and scalable: distances are computed for a chunk of tokens
-against all ``M`` centres at a time (at most ``_CHUNK_ELEMENTS`` distances in memory,
-one chunk at Segmenter / DPT sizes), only ``(B, N, k)`` indices and weights are kept,
-and reconstruction scatters each chunk's weights into a dense ``(B, n, M)`` block for
-one matrix product. Cost ``O(N M C)``, memory ``O(N k + chunk * M)``. The only
-departure from the official rule: on an exact tie with the k-th largest weight the
-official code keeps every tied centre, this keeps exactly ``k``.
+The global top-k is computed for a chunk of tokens against all ``M`` centres at a time
+(at most ``_CHUNK_ELEMENTS`` distances in memory). Where the whole ``B x N x M`` weight
+matrix is small (at most ``_DENSE_ELEMENTS`` entries: Segmenter, DPT, Swin windows) it is
+kept dense and the official rule holds exactly, ties included (several equal centres,
+e.g. the zero centres of padded Swin windows, are all kept when they tie with the k-th).
+Above that, only ``(B, N, k)`` indices and weights are kept (memory ``O(N k)``,
+reconstruction scatters chunks into dense blocks for one matrix product): exact except
+that on an exact tie with the k-th largest weight it keeps exactly ``k`` centres.
 
 ``topk='local'`` (the former default) takes the ``k`` nearest among the token's local
 candidates (its clustering window) instead: ``O(N K C)``, no ``N x M`` product, ``k``
@@ -48,20 +49,27 @@ RECONSTRUCTION_TOPK = ('global', 'local')
 
 # distances held at once by the global top-k (per chunk of tokens x all M centres x batch)
 _CHUNK_ELEMENTS = 1 << 22
+# largest B x N x M kept as a dense weight matrix (exact official rule, ties included)
+_DENSE_ELEMENTS = 1 << 24
 
 
 @dataclass
 class ReconstructionWeights:
-    """Sparse reconstruction weights.
+    """Reconstruction weights, in one of three forms (``form``):
 
-    ``topk='global'``: ``index`` ``(B, N, k)`` the kept centres of each token and
-    ``weight`` ``(B, N, k)`` their weights. ``topk='local'``: ``index is None`` and
-    ``weight`` is ``(B, N, K)`` over each token's ``K`` local candidates (``plan.index``),
-    zero outside its ``k`` nearest. ``plan``: the clustering's tables."""
+    * ``'dense'`` (global top-k, small grids): ``weight`` ``(B, N, M)`` over all centres,
+      zero outside the kept ones;
+    * ``'topk'`` (global top-k, large grids): ``index`` ``(B, N, k)`` the kept centres of
+      each token and ``weight`` ``(B, N, k)`` their weights;
+    * ``'local'``: ``weight`` ``(B, N, K)`` over each token's ``K`` local candidates
+      (``plan.index``), zero outside its ``k`` nearest.
+
+    ``plan``: the clustering's tables."""
     weight: torch.Tensor
     plan: LocalPlan
     k: int
     index: torch.Tensor | None = None
+    form: str = 'local'
 
     @property
     def token_grid(self) -> tuple[int, int]:
@@ -82,8 +90,11 @@ class ReconstructionWeights:
         return self._columns(best.shape[0]).gather(2, best)[..., 0]
 
     def _columns(self, batch: int) -> torch.Tensor:
-        if self.index is not None:
+        if self.form == 'topk':
             return self.index
+        if self.form == 'dense':
+            M = self.weight.shape[-1]
+            return torch.arange(M, device=self.weight.device).expand(*self.weight.shape)
         return self.plan.index.expand(batch, -1, -1)
 
     def topk(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,10 +114,13 @@ def _normalise(wk: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def _global_weights(tokens: torch.Tensor, centers: torch.Tensor, k: int, t: float,
-                    norm: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(index, weight)`` ``(B, N, k)``: the official top-k over all centres, chunked."""
+                    norm: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The official top-k over all centres, chunked over tokens: ``(None, (B, N, M))``
+    dense weights (ties with the k-th kept) when small, else ``(index, weight)`` each
+    ``(B, N, k)``."""
     B, N, _ = tokens.shape
     M = centers.shape[1]
+    dense = B * N * M <= _DENSE_ELEMENTS
     cc = (centers * centers).sum(-1)[:, None, :]                    # (B, 1, M)
     ct = centers.transpose(1, 2)
     step = _token_chunk(B, N, M)
@@ -114,11 +128,17 @@ def _global_weights(tokens: torch.Tensor, centers: torch.Tensor, k: int, t: floa
     for s in range(0, N, step):
         x = tokens[:, s:s + step]
         d = ((x * x).sum(-1, keepdim=True) + cc - 2 * torch.matmul(x, ct)).clamp_min_(0)
+        if dense:  # keep every centre at least as near as the k-th (ties included)
+            dmin = d.amin(-1, keepdim=True)
+            kth = d.topk(k, dim=-1, largest=False, sorted=True).values[..., -1:]
+            wd = torch.exp(-t * (d - dmin)) * (d <= kth)
+            wts.append(_normalise(wd, norm))
+            continue
         dk, sel = d.topk(k, dim=-1, largest=False, sorted=False)  # (B, n, k)
         wk = torch.exp(-t * (dk - dk.amin(-1, keepdim=True)))
         idx.append(sel)
         wts.append(_normalise(wk, norm))
-    return torch.cat(idx, 1), torch.cat(wts, 1)
+    return (torch.cat(idx, 1) if idx else None), torch.cat(wts, 1)
 
 
 def reconstruction_weights(tokens: torch.Tensor, clusters: ClusterResult, k: int = 20,
@@ -162,7 +182,8 @@ def reconstruction_weights(tokens: torch.Tensor, clusters: ClusterResult, k: int
         if topk == 'global':
             index, weight = _global_weights(tokens.float(), clusters.centers.float(), k, t,
                                             norm)
-            return ReconstructionWeights(weight=weight, plan=clusters.plan, k=k, index=index)
+            return ReconstructionWeights(weight=weight, plan=clusters.plan, k=k, index=index,
+                                         form='dense' if index is None else 'topk')
         dist = local_sq_distances(clusters.plan, tokens.float(), clusters.centers.float())
         if clusters.plan.valid is not None:  # cut window: no weight outside it
             dist = dist.masked_fill(~clusters.plan.valid, float('inf'))
@@ -180,8 +201,10 @@ def reconstruct_tokens(refined: torch.Tensor, weights: ReconstructionWeights) ->
         raise ValueError(f'refined clusters must be (B={B}, M={weights.num_clusters}, D), got '
                          f'{tuple(refined.shape)}.')
     with torch.autocast(device_type=refined.device.type, enabled=False):
-        if weights.index is None:
+        if weights.form == 'local':
             out = local_combine(weights.plan, weights.weight, refined.float())
+        elif weights.form == 'dense':
+            out = torch.matmul(weights.weight, refined.float())
         else:
             out = _combine_global(weights, refined.float())
     return out.to(refined.dtype)
