@@ -43,8 +43,8 @@ SETTINGS = {
     'DPT NYUv2 (40x40 -> 28x28, t 1.0)':
         dict(grid=(40, 40), partition=None,
              expedite=dict(alpha=1, cluster_grid=(28, 28), window=5, temperature=1.0, k=20)),
-    'Swin-L panoptic, per 12x12 window (34x50 tokens, 8x8 per window)':
-        dict(grid=(34, 50), partition=12,
+    'Swin-L panoptic 1024x1024, stage 3 (64x64 tokens, 12x12 windows -> 8x8)':
+        dict(grid=(64, 64), partition=12,
              expedite=dict(alpha=1, num_clusters=64, window=7, temperature=0.05, k=10)),
 }
 
