@@ -189,3 +189,45 @@ def test_partition_defaults_equal_official(B, H, W, ws, clusters, window, t, k):
     assert rel(pc.centers, c_ref) <= 1e-5
     out = reconstruct_partitions(refine(pc.centers), pc)
     assert rel(out, out_ref) <= 1e-5
+
+
+# ------------------------------------------- options through registered backbones
+def test_options_thread_through_registered_backbones():
+    """The option names reach the core from a config's ``expedite`` dict: mmseg's ViT
+    (the former rules give local weights over shifted windows) and mmdet's Swin (the
+    bias resize changes the clustered stage only)."""
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmseg.registry import MODELS as SEG_MODELS
+    from mmwinwin.layers.expedite.plugin import PREVIOUS_LOCAL
+    from test_expedite_mmseg import IMG, expedited, segmenter_cfg
+
+    x = torch.randn(1, 3, IMG, IMG)  # 4x4 tokens
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        for options, form, cut in [({}, 'dense', True), (PREVIOUS_LOCAL, 'local', False)]:
+            torch.manual_seed(0)
+            m = SEG_MODELS.build(expedited(segmenter_cfg(), alpha=1, cluster_grid=(3, 3),
+                                           window=3, k=4, **options)).eval()
+            with torch.no_grad():
+                _, w = m.backbone.forward_expedited(x, reconstruct=False)
+            assert w.form == form and (w.plan.valid is not None) == cut
+    swin = dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4], window_size=6,
+                out_indices=(0, 1, 2, 3))
+    img = torch.randn(1, 3, 200, 232)
+    outs = []
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        for resize in ('bilinear', 'bicubic-aligned'):
+            torch.manual_seed(0)
+            m = DET_MODELS.build(dict(type='ExpeditedSwinTransformer', **swin, expedite=dict(
+                alpha=6, num_clusters=16, window=3, temperature=0.05, k=4,
+                bias_resize=resize)))
+            m.eval()
+            gen = torch.Generator().manual_seed(1)
+            with torch.no_grad():  # mmdet initialises the bias tables to zero
+                for name, p in m.named_parameters():
+                    if name.endswith('relative_position_bias_table'):
+                        p.copy_(torch.randn(p.shape, generator=gen))
+            with torch.no_grad():
+                outs.append(m(img))
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+    assert not torch.allclose(outs[0][2], outs[1][2])
