@@ -3,6 +3,7 @@ in mmdet's SwinTransformer. Checkpoints of the plain models load unchanged, outp
 their shapes and types, and the identity setting reproduces the plain model."""
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 import mmwinwin  # noqa: F401
 from mmengine.registry import init_default_scope
@@ -18,6 +19,13 @@ VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
            global_indices=[1, 3])
 SWIN = dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4], window_size=6,
             out_indices=(0, 1, 2, 3))
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """Each test builds in mmdet's scope, whatever test module set the default last."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def _build(cfg):

@@ -7,10 +7,19 @@ import warnings
 import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 from mmwinwin.layers import ExpediteSettings, cluster_sequence, resolve_cluster_grid
 from test_expedite_mmseg import IMG, build_plain, dpt_cfg, expedited, segmenter_cfg, upernet_cfg
+
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
 
 CASES = [(segmenter_cfg, 3, 'logits'), (upernet_cfg, 4, 'backbone'), (dpt_cfg, 4, 'backbone')]
 
