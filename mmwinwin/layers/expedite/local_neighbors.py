@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ['LocalPlan', 'tile_tokens', 'resolve_cluster_grid', 'token_cells', 'candidate_index',
-           'candidate_mask', 'CANDIDATE_WINDOWS', 'check_candidate_window', 'num_candidates', 'build_plan', 'local_sq_distances', 'local_scatter_mean',
-           'local_combine']
+           'candidate_mask', 'CANDIDATE_WINDOWS', 'check_candidate_window', 'num_candidates',
+           'build_plan', 'local_sq_distances', 'local_scatter_mean', 'local_combine']
 
 
 CANDIDATE_WINDOWS = ('cut', 'shifted')
