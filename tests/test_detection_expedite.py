@@ -3,6 +3,7 @@ in mmdet's SwinTransformer. Checkpoints of the plain models load unchanged, outp
 their shapes and types, and the identity setting reproduces the plain model."""
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 import mmwinwin  # noqa: F401
 from mmengine.registry import init_default_scope
@@ -18,6 +19,13 @@ VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
            global_indices=[1, 3])
 SWIN = dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4], window_size=6,
             out_indices=(0, 1, 2, 3))
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """Each test builds in mmdet's scope, whatever test module set the default last."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def _build(cfg):
@@ -38,6 +46,32 @@ def test_cluster_windows_shapes_and_padding():
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
+def test_cluster_windows_padding_zeros_or_replicate():
+    """Official: windows padded with zero tokens; 'replicate' copies the edge tokens. An
+    independent padding by hand, clustered window by window with the core call."""
+    from mmwinwin.layers import cluster_tokens
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 5, 8)  # window 4: padded to 8x8
+    for mode in ('zeros', 'replicate'):
+        s = ExpediteSettings(alpha=1, num_clusters=4, window=3, temperature=0.05, k=3,
+                             partition_padding=mode)
+        c = cluster_partitions(x, 4, s)
+        if mode == 'zeros':
+            padded = torch.zeros(1, 8, 8, 8)
+            padded[:, :6, :5] = x
+        else:
+            rows = torch.tensor([min(i, 5) for i in range(8)])
+            cols = torch.tensor([min(j, 4) for j in range(8)])
+            padded = x[:, rows][:, :, cols]
+        wins = torch.stack([padded[0, i:i + 4, j:j + 4].reshape(16, 8)
+                            for i in (0, 4) for j in (0, 4)])
+        ref = cluster_tokens(wins, (4, 4), cluster_grid=(2, 2), iters=s.iters, window=3,
+                             temperature=0.05)
+        torch.testing.assert_close(c.centers, ref.centers)
+    with pytest.raises(ValueError, match='partition_padding'):
+        ExpediteSettings(alpha=1, num_clusters=4, window=3, k=3, partition_padding='reflect')
+
+
 def test_cluster_windows_is_per_window():
     """A window's clusters depend on its own tokens only."""
     torch.manual_seed(0)
@@ -56,11 +90,30 @@ def test_relative_position_bias_index_and_resize():
     assert idx[0, 8] == 0 and idx[8, 0] == 24 and idx[4, 4] == 12
     table = torch.randn(23 * 23, 4)
     assert torch.equal(resize_relative_position_bias(table, 12, 12), table)
-    small = resize_relative_position_bias(table, 12, 8)
+    # former option: bicubic, corners aligned -> corners and the zero offset are kept
+    small = resize_relative_position_bias(table, 12, 8, 'bicubic-aligned')
     assert small.shape == (15 * 15, 4)
-    # corners and the zero offset are kept (align_corners)
     torch.testing.assert_close(small[0], table[0])
     torch.testing.assert_close(small[7 * 15 + 7], table[11 * 23 + 11])
+    # official default: bilinear, align_corners=False. Independent: output row i samples
+    # source coordinate (i + 0.5) * 23 / 15 - 0.5 (clamped at 0), linear in each axis.
+    out = resize_relative_position_bias(table, 12, 8)
+    src = table.reshape(23, 23, 4).double()
+
+    def lerp_axis(v, n_out, n_in, dim):
+        rows = []
+        for i in range(n_out):
+            c = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            lo = min(int(c), n_in - 1)
+            hi = min(lo + 1, n_in - 1)
+            f = c - lo
+            rows.append(v.select(dim, lo) * (1 - f) + v.select(dim, hi) * f)
+        return torch.stack(rows, dim)
+
+    ref = lerp_axis(lerp_axis(src, 15, 23, 0), 15, 23, 1).reshape(225, 4)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='bias_resize'):
+        resize_relative_position_bias(table, 12, 8, 'nearest')
     with pytest.raises(ValueError, match='rows'):
         resize_relative_position_bias(table, 10, 8)
 

@@ -73,13 +73,15 @@ def test_identity_clusters_equal_tokens():
     (8, 8, 5, 5, 3, 1), (7, 12, 4, 7, 3, 2), (10, 6, 7, 4, 5, 3), (9, 16, 5, 11, 5, 2),
     (5, 5, 2, 3, 5, 2)])
 def test_local_equals_dense(H, W, h, w, window, B):
+    """The former local operators, kept as named options (shifted windows, local top-k,
+    empty clusters keep their centre), against a dense re-statement of them."""
     torch.manual_seed(H * 100 + W)
     C = 6
     x = torch.randn(B, H * W, C)
     pos = grid_positions(H, W).float()
     t = 0.3
     res = cluster_tokens(x, (H, W), cluster_grid=(h, w), iters=4, window=window, temperature=t,
-                         pos=pos)
+                         pos=pos, candidate_window='shifted', empty_cluster='keep')
     c_ref, p_ref, mask = dense_cluster(x, H, W, h, w, 4, window, t, pos)
     torch.testing.assert_close(res.centers.double(), c_ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(res.pos.double(), p_ref, rtol=1e-4, atol=1e-4)
@@ -89,7 +91,7 @@ def test_local_equals_dense(H, W, h, w, window, B):
     assert torch.equal(dense_from_idx, mask)
     k = min(4, idx.shape[1])
     refined = torch.randn(B, h * w, 3)
-    w_ = reconstruction_weights(x, res, k=k, temperature=t)
+    w_ = reconstruction_weights(x, res, k=k, temperature=t, topk='local')
     out = reconstruct_tokens(refined, w_)
     ref = dense_reconstruct(x, res.centers, refined, mask, k, t)
     torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
@@ -167,6 +169,12 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match='larger than the number of clusters'):
         reconstruction_weights(x, res, k=5)
     with pytest.raises(ValueError, match='local candidate'):
-        reconstruction_weights(x, res, k=2)
+        reconstruction_weights(x, res, k=2, topk='local')
+    with pytest.raises(ValueError, match="topk must be 'global'"):
+        reconstruction_weights(x, res, k=1, topk='nearest')
+    with pytest.raises(ValueError, match="candidate_window must be 'cut'"):
+        cluster_tokens(x, (4, 4), cluster_grid=(2, 2), candidate_window='clamp')
+    with pytest.raises(ValueError, match="empty_cluster must be 'zero'"):
+        cluster_tokens(x, (4, 4), cluster_grid=(2, 2), empty_cluster='drop')
     with pytest.raises(ValueError, match='refined clusters'):
         reconstruct_tokens(torch.randn(1, 3, 4), reconstruction_weights(x, res, k=1))

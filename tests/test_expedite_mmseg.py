@@ -5,6 +5,7 @@ import os
 import mmseg
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
@@ -16,6 +17,13 @@ from mmwinwin.models.expedite import use_fused_attention
 register_all_modules(init_default_scope=True)
 CFG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
 IMG = 64  # 4x4 tokens of 16 px
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    """Each test builds in mmseg's scope, whatever test module set the default last."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
 
 
 def segmenter_cfg(num_layers=3):

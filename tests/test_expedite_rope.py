@@ -90,6 +90,9 @@ def test_bad_settings():
     with pytest.raises(ValueError, match='only one of'):
         ExpediteSettings(cluster_grid=(4, 4), num_clusters=16)
     with pytest.raises(ValueError, match='local candidate'):
-        ExpediteSettings(cluster_grid=(28, 28), window=3, k=20)
+        ExpediteSettings(cluster_grid=(28, 28), window=3, k=20, reconstruction_topk='local')
+    ExpediteSettings(cluster_grid=(28, 28), window=3, k=20)  # official global top-k: fine
+    with pytest.raises(ValueError, match='candidate_window must be one of'):
+        ExpediteSettings(candidate_window='clamped')
     with pytest.raises(ValueError, match='reconstruct'):
         ExpediteSettings(reconstruct='head')

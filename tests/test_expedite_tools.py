@@ -54,3 +54,20 @@ def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
     # the two colour halves never share a cluster: the painted map has both colours
     right = pic[:, 136:]
     assert right[:, :60, 0].mean() > 150 and right[:, -60:, 2].mean() > 150  # BGR on disk
+
+
+def test_expedite_divergence_table():
+    """The divergence tool at the Segmenter setting: official row zero, the candidate share
+    of the shifted window equals a count by hand, the local top-k departs from official."""
+    import expedite_divergence
+    text = expedite_divergence.main(['--only', 'Segmenter', '--seeds', '1', '--batch', '1',
+                                     '--channels', '16'])
+    rows = {line.split(' | ')[1]: line.split(' | ')[2:] for line in text.splitlines()
+            if line.startswith('| Segmenter')}
+    assert rows['official (defaults)'] == ['0 %', '0.00e+00', '0.00e+00', '0.0 % |']
+    # 40 token rows -> 28 cells: rows 0-2 (cells 0, 1) and 38-39 (cells 26, 27) lie within
+    # window // 2 = 2 cells of the border, on either axis
+    near = 5 / 40
+    assert rows["candidate_window='shifted'"][0] == f'{100 * (1 - (1 - near) ** 2):.1f} %'
+    assert float(rows["reconstruction_topk='local'"][2]) > 0
+    assert 'bicubic-aligned' in text

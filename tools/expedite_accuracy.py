@@ -6,7 +6,8 @@
 
 CONFIG is a plain mmseg / mmwinwin segmentation config (backbone ``VisionTransformer``
 or ``RoPEViT``) and CHECKPOINT its trained weights. For the baseline and every
-``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature),
+``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature,
+``:former`` for mmwinwin's former local operators instead of the official ones),
 the backbone is swapped for its expedited
 twin (same keys; the checkpoint is loaded strictly) and mmengine's test loop runs on the
 config's test set. Prints and writes a table of mIoU, GMACs (multiply-accumulates of
@@ -47,11 +48,20 @@ def parse_args():
 
 
 def setting_dict(text: str, args) -> dict:
-    alpha, _, grid = text.partition(':')
-    grid, _, temp = grid.partition(':')
+    """``ALPHA:GRID[:tT][:former]`` -> expedite dict; ``former`` selects mmwinwin's former
+    local operators (``ExpediteSettings.previous_local``) instead of the official ones."""
+    from mmwinwin.layers.expedite.plugin import PREVIOUS_LOCAL
+    alpha, grid, *extra = text.split(':')
+    temp = [e for e in extra if e.startswith('t')]
+    unknown = [e for e in extra if not e.startswith('t') and e != 'former']
+    if unknown or len(temp) > 1:
+        raise ValueError(f'Setting {text!r}: expected ALPHA:GRID[:tT][:former], e.g. '
+                         f'3:11x11:t1.0:former; could not read {unknown or temp}.')
     d = dict(alpha=int(alpha), iters=args.iters, window=args.window,
-             temperature=float(temp[1:]) if temp else args.temperature, k=args.k,
+             temperature=float(temp[0][1:]) if temp else args.temperature, k=args.k,
              reconstruct=args.placement)
+    if 'former' in extra:
+        d.update(PREVIOUS_LOCAL)
     if grid.startswith('s'):
         d['cluster_scale'] = float(grid[1:])
     else:
@@ -111,6 +121,7 @@ def main():
                                           else '{}x{}'.format(*s['cluster_grid']))
         if s['temperature'] != args.temperature:
             name += f', t={s["temperature"]}'
+        name += ', former local operators' if 'candidate_window' in s else ', official'
         rows.append((name, evaluate(cfg, args.checkpoint, s)))
     b = rows[0][1]
     lines = [f'`{os.path.basename(args.config)}`, one checkpoint, no fine-tuning; window '

@@ -5,9 +5,13 @@ tokens that the remaining layers process instead (Liang et al., NeurIPS 2022):
 
 1. initial centres: adaptive average pooling of the ``(H, W)`` token grid to ``(h, w)``;
 2. each token may join only the centres of a ``window x window`` neighbourhood of its
-   initial cell (``local_neighbors.py``; shifted inwards at the border);
+   initial cell (``local_neighbors.py``): by default cut at the grid border as in the
+   official code (``candidate_window='cut'``), or shifted inwards (``'shifted'``);
 3. ``iters`` times: ``D`` = squared L2 distance token-candidate, ``A = softmax(-t D)``
-   over the candidates (``A`` detached), new centre = ``sum_i A_ij x_i / sum_i A_ij``.
+   over the candidates (``A`` detached), new centre =
+   ``sum_i A_ij x_i / clamp(sum_i A_ij, 1e-16)``: a centre that receives no weight
+   becomes the zero vector (official, ``empty_cluster='zero'``) or keeps its previous
+   value (``empty_cluster='keep'``).
 
 Only local token-candidate products are computed (``K = window**2`` candidates per
 token, batched per tile of cells, see ``local_neighbors.py``), so time and memory grow
@@ -37,10 +41,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .local_neighbors import (LocalPlan, build_plan, local_scatter_mean, local_sq_distances,
-                              resolve_cluster_grid, tile_tokens, token_cells)
+from .local_neighbors import (LocalPlan, build_plan, check_candidate_window, local_scatter_mean,
+                              local_sq_distances, resolve_cluster_grid, tile_tokens,
+                              token_cells)
 
-__all__ = ['ClusterResult', 'cluster_tokens']
+__all__ = ['ClusterResult', 'cluster_tokens', 'EMPTY_CLUSTERS']
+
+EMPTY_CLUSTERS = ('zero', 'keep')
 
 
 @dataclass
@@ -53,8 +60,8 @@ class ClusterResult:
             or ``None`` when no positions were given.
         plan: the :class:`~mmwinwin.layers.expedite.local_neighbors.LocalPlan` (index tables);
             ``plan.index`` is the ``(N, K)`` candidate centres of each token.
-        assign: ``(B, N, K)`` fp32 soft assignment of the last iteration (rows sum to 1),
-            or ``None`` when ``iters == 0``.
+        assign: ``(B, N, K)`` fp32 soft assignment of the last iteration (rows sum to 1,
+            zero on candidates outside the cut window), or ``None`` when ``iters == 0``.
         token_grid: ``(H, W)``.
         cluster_grid: ``(h, w)``.
         temperature: the ``t`` used (reconstruction defaults to it).
@@ -101,7 +108,8 @@ def _check_tokens(x: torch.Tensor, token_grid: tuple[int, int]) -> tuple[int, in
 def cluster_tokens(x: torch.Tensor, token_grid: tuple[int, int],
                    cluster_grid: int | tuple[int, int] | None = None,
                    num_clusters: int | None = None, iters: int = 5, window: int = 5,
-                   temperature: float = 0.02, pos: torch.Tensor | None = None) -> ClusterResult:
+                   temperature: float = 0.02, pos: torch.Tensor | None = None,
+                   candidate_window: str = 'cut', empty_cluster: str = 'zero') -> ClusterResult:
     """Cluster a batch of token grids (Expedite's token clustering layer).
 
     Args:
@@ -114,6 +122,11 @@ def cluster_tokens(x: torch.Tensor, token_grid: tuple[int, int],
         window: odd size of the candidate window around each token's initial cell.
         temperature: ``t`` in ``softmax(-t * D)`` (multiplies the squared distance).
         pos: optional ``(N, 2)`` or ``(B, N, 2)`` token ``(y, x)`` positions (RoPE).
+        candidate_window: ``'cut'`` (official: the window cut at the cluster-grid border)
+            or ``'shifted'`` (shifted inwards: every token ``window**2`` candidates).
+        empty_cluster: ``'zero'`` (official: a centre with no weight becomes 0) or
+            ``'keep'`` (it keeps its previous value). Cluster positions always keep
+            theirs.
 
     Returns:
         a :class:`ClusterResult`.
@@ -125,9 +138,14 @@ def cluster_tokens(x: torch.Tensor, token_grid: tuple[int, int],
     if not temperature > 0:
         raise ValueError(f'temperature must be > 0 (it multiplies the squared distance), '
                          f'got {temperature!r}.')
+    check_candidate_window(candidate_window)
+    if empty_cluster not in EMPTY_CLUSTERS:
+        raise ValueError(f"empty_cluster must be 'zero' (official: a centre that receives no "
+                         f"weight becomes the zero vector) or 'keep' (it keeps its previous "
+                         f"value), got {empty_cluster!r}.")
     B, N, C = x.shape
-    M = h * w
-    plan = build_plan((H, W), (h, w), window, device=x.device)
+    plan = build_plan((H, W), (h, w), window, device=x.device,
+                      candidate_window=candidate_window)
     if pos is not None:
         if pos.shape[-2:] != (N, 2) or pos.dim() not in (2, 3):
             raise ValueError(f'pos must be (N, 2) or (B, N, 2) with N={N}, got '
@@ -150,8 +168,11 @@ def cluster_tokens(x: torch.Tensor, token_grid: tuple[int, int],
         for _ in range(iters):
             with torch.no_grad():
                 dist = local_sq_distances(plan, xf, centers, xt=xt.detach(), xx=xx)
+                if plan.valid is not None:
+                    dist = dist.masked_fill(~plan.valid, float('inf'))
                 assign = torch.softmax(-temperature * dist, dim=-1)
-            centers = local_scatter_mean(plan, xf, assign, centers, vt=xt)
+            centers = local_scatter_mean(plan, xf, assign,
+                                         centers if empty_cluster == 'keep' else None, vt=xt)
         if cpos is not None and assign is not None:
             cpos = local_scatter_mean(plan, pos, assign, cpos)
     return ClusterResult(centers=centers.to(x.dtype), pos=cpos, plan=plan, assign=assign,

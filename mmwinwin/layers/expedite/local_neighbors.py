@@ -14,11 +14,13 @@ Conventions (shared by ``clustering.py`` and ``reconstruction.py``):
 * tokens are row-major on an ``(H, W)`` grid, centres row-major on ``(h, w)``;
 * a token at ``(y, x)`` starts in cell ``(floor(y * h / H), floor(x * w / W))``,
   the adaptive-average-pooling bin that contains it;
-* at the border of the cluster grid the window is *shifted inwards* (as in
-  neighbourhood attention) rather than cut: every token has exactly
-  ``K = min(window, h) * min(window, w)`` distinct, valid candidates. This needs no
-  mask (no ``1e16`` fill, nothing to overflow in fp16) and lets reconstruction take
-  the same ``k`` nearest candidates for corner tokens as for central ones.
+* the index table always holds the window *shifted inwards* at the border of the
+  cluster grid (as in neighbourhood attention): ``K = min(window, h) * min(window, w)``
+  distinct centres per token. The official rule (``candidate_window='cut'``, default)
+  is the window *cut* at the border: the centres with ``|d_row|, |d_col| <= window // 2``
+  of the token's cell. The cut window is a subset of the shifted one, so ``'cut'``
+  keeps the same tables and adds a boolean mask ``plan.valid`` (``(N, K)``); the cost
+  is unchanged. ``'shifted'`` (``valid is None``) gives every token ``K`` candidates.
 
 How it stays fast and linear: cells are grouped in tiles of ``tile x tile`` cells; the
 tokens of one tile can only reach the centres of one slightly larger block of cells
@@ -35,16 +37,39 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ['LocalPlan', 'tile_tokens', 'resolve_cluster_grid', 'token_cells', 'candidate_index',
-           'num_candidates', 'build_plan', 'local_sq_distances', 'local_scatter_mean',
-           'local_combine']
+           'candidate_mask', 'CANDIDATE_WINDOWS', 'check_candidate_window', 'num_candidates',
+           'build_plan', 'local_sq_distances', 'local_scatter_mean', 'local_combine']
+
+
+CANDIDATE_WINDOWS = ('cut', 'shifted')
+
+
+def _is_int(v) -> bool:
+    """An int, or an integer 0-d tensor (``x.shape[i]`` while ``torch.jit.trace`` runs)."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    return (isinstance(v, torch.Tensor) and v.numel() == 1
+            and not v.is_floating_point() and not v.is_complex())
 
 
 def _pair(v, name: str) -> tuple[int, int]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return (v, v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) for i in v):
+    """``(a, b)`` as Python ints. Integer 0-d tensors are accepted: mmseg's patch embedding
+    returns its grid size as tensors under ``torch.jit.trace`` (``get_flops``,
+    mmengine's ``FlopAnalyzer``); the traced graph is then specialised to that size."""
+    if _is_int(v):
+        return (int(v), int(v))
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(i) for i in v):
         return (int(v[0]), int(v[1]))
     raise ValueError(f'{name} must be an int or a pair of ints (h, w), got {v!r}.')
+
+
+def check_candidate_window(candidate_window: str) -> None:
+    if candidate_window not in CANDIDATE_WINDOWS:
+        raise ValueError(f"candidate_window must be 'cut' (official: the window cut at the "
+                         f"cluster-grid border) or 'shifted' (shifted inwards, every token "
+                         f"window**2 candidates), got {candidate_window!r}.")
 
 
 def resolve_cluster_grid(token_grid: tuple[int, int],
@@ -99,8 +124,8 @@ def _check_window(window: int) -> None:
 def token_cells(token_grid: tuple[int, int], cluster_grid: tuple[int, int],
                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial cell ``(cy, cx)`` of every token, each a ``(N,)`` long tensor."""
-    H, W = token_grid
-    h, w = cluster_grid
+    H, W = _pair(tuple(token_grid), 'token_grid')
+    h, w = _pair(tuple(cluster_grid), 'cluster_grid')
     ys = torch.arange(H, device=device) * h // H
     xs = torch.arange(W, device=device) * w // W
     return ys[:, None].expand(H, W).reshape(-1), xs[None, :].expand(H, W).reshape(-1)
@@ -112,7 +137,8 @@ def _window_start(c: torch.Tensor, size: int, extent: int, window: int) -> torch
 
 def candidate_index(token_grid: tuple[int, int], cluster_grid: tuple[int, int], window: int,
                     device: torch.device | str | None = None) -> torch.Tensor:
-    """``(N, K)`` indices (row-major in the cluster grid) of each token's candidates.
+    """``(N, K)`` indices (row-major in the cluster grid) of each token's candidates in
+    the window shifted inwards (for ``'cut'`` see :func:`candidate_mask`).
 
     Column ``k`` is the offset ``(k // kw, k % kw)`` inside the token's (shifted) window.
     """
@@ -123,6 +149,16 @@ def candidate_index(token_grid: tuple[int, int], cluster_grid: tuple[int, int], 
     yy = _window_start(cy, kh, h, window)[:, None, None] + torch.arange(kh, device=device)[:, None]
     xx = _window_start(cx, kw, w, window)[:, None, None] + torch.arange(kw, device=device)
     return (yy * w + xx).reshape(-1, kh * kw)
+
+
+def candidate_mask(token_grid: tuple[int, int], cluster_grid: tuple[int, int], window: int,
+                   index: torch.Tensor) -> torch.Tensor:
+    """``(N, K)`` bool: candidate ``index[n, k]`` lies in the token's window *cut* at the
+    border, ``|d_row| <= window // 2`` and ``|d_col| <= window // 2`` from its cell."""
+    w = cluster_grid[1]
+    r = window // 2
+    cy, cx = token_cells(token_grid, cluster_grid, index.device)
+    return ((index // w - cy[:, None]).abs() <= r) & ((index % w - cx[:, None]).abs() <= r)
 
 
 @dataclass
@@ -136,6 +172,8 @@ class LocalPlan:
         flat: ``(N, K)`` position of each (token, candidate) pair in the flattened
             ``(T, S, R)`` per-tile product.
         token_slot: ``(N,)`` position of each token in the flattened ``(T, S)`` table.
+        valid: ``(N, K)`` bool mask of the cut window (``candidate_window='cut'``), or
+            ``None`` when every entry of ``index`` is a candidate (``'shifted'``).
     """
     token_grid: tuple[int, int]
     cluster_grid: tuple[int, int]
@@ -145,6 +183,7 @@ class LocalPlan:
     tile_centers: torch.Tensor
     flat: torch.Tensor
     token_slot: torch.Tensor
+    valid: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -170,11 +209,14 @@ def _axis_blocks(extent: int, size: int, window: int, tile: int,
 
 
 def build_plan(token_grid: tuple[int, int], cluster_grid: tuple[int, int], window: int,
-               device: torch.device | str | None = None, tile: int = 4) -> LocalPlan:
-    """Index tables for the local computation between ``token_grid`` and ``cluster_grid``."""
+               device: torch.device | str | None = None, tile: int = 4,
+               candidate_window: str = 'cut') -> LocalPlan:
+    """Index tables for the local computation between ``token_grid`` and ``cluster_grid``.
+    ``candidate_window``: ``'cut'`` (official) or ``'shifted'`` (see the module doc)."""
     _check_window(window)
-    H, W = token_grid
-    h, w = cluster_grid
+    check_candidate_window(candidate_window)
+    H, W = _pair(tuple(token_grid), 'token_grid')
+    h, w = _pair(tuple(cluster_grid), 'cluster_grid')
     N = H * W
     kh, kw = min(window, h), min(window, w)
     index = candidate_index(token_grid, cluster_grid, window, device)
@@ -205,9 +247,14 @@ def build_plan(token_grid: tuple[int, int], cluster_grid: tuple[int, int], windo
     R = rh * rw
     token_slot = tile_id * S + slot
     flat = token_slot[:, None] * R + col
+    valid = None
+    if candidate_window == 'cut':
+        valid = candidate_mask((H, W), (h, w), window, index)
+        if bool(valid.all()):  # the cluster grid fits in the window: nothing is cut
+            valid = None
     return LocalPlan(token_grid=(H, W), cluster_grid=(h, w), window=window, index=index,
                      tile_tokens=tile_tokens, tile_centers=tile_centers, flat=flat,
-                     token_slot=token_slot)
+                     token_slot=token_slot, valid=valid)
 
 
 def tile_tokens(plan: LocalPlan, x: torch.Tensor) -> torch.Tensor:
@@ -254,12 +301,15 @@ def _tile_weights(plan: LocalPlan, weight: torch.Tensor) -> torch.Tensor:
 
 
 def local_scatter_mean(plan: LocalPlan, values: torch.Tensor, weight: torch.Tensor,
-                       fallback: torch.Tensor, vt: torch.Tensor | None = None) -> torch.Tensor:
+                       fallback: torch.Tensor | None,
+                       vt: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted means ``(B, M, D)``: ``sum_{n,k: index[n,k]=m} w[n,k] v[n] / sum w``.
 
-    ``values`` (B, N, D), ``weight`` (B, N, K). Centres whose total weight is zero (or
-    underflowed) keep ``fallback`` (B, M, D) instead of becoming ``0 / eps``.
-    ``vt = tile_tokens(plan, values)`` may be passed when precomputed.
+    ``values`` (B, N, D), ``weight`` (B, N, K). With ``fallback=None`` (official) the
+    denominator is clamped at ``1e-16``, so a centre that receives no weight becomes
+    the zero vector; otherwise centres whose total weight is below ``1e-12`` keep
+    ``fallback`` (B, M, D). ``vt = tile_tokens(plan, values)`` may be passed when
+    precomputed.
     """
     B, _, D = values.shape
     wt = _tile_weights(plan, weight)                                # (B, T, S, R)
@@ -271,6 +321,8 @@ def local_scatter_mean(plan: LocalPlan, values: torch.Tensor, weight: torch.Tens
     idx = plan.tile_centers.reshape(-1)
     num = values.new_zeros(B, M, D).index_add_(1, idx, num_t.reshape(B, -1, D))
     den = values.new_zeros(B, M).index_add_(1, idx, den_t.reshape(B, -1))
+    if fallback is None:
+        return num / den.clamp_min(1e-16)[..., None]
     ok = den > 1e-12
     mean = num.div_(den.clamp_min(1e-12)[..., None])
     if bool(ok.all()):

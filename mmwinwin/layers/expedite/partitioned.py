@@ -5,8 +5,9 @@ clusters each window's tokens separately (Mask2Former Swin-L: 12x12 tokens -> 64
 clusters per window), so the later blocks still attend inside windows -- of clusters.
 
 * :func:`cluster_partitions`: split a ``(B, H, W, C)`` grid into ``window x window``
-  windows (edge-replicated padding when ``H`` or ``W`` is not a multiple, so padded
-  tokens are copies of real ones and do not drag centres towards zero), cluster every
+  windows (padded with zero tokens when ``H`` or ``W`` is not a multiple, as the
+  official code does; ``partition_padding='replicate'`` pads with copies of the edge
+  tokens instead, so padding does not drag centres towards zero), cluster every
   window to a ``(ch, cw)`` grid in one batched call, and compute the reconstruction
   weights (both from ``clustering.py`` / ``reconstruction.py``).
 * :func:`cluster_grid_of_partitions` / :func:`partitions_of_cluster_grid`: lay the windows'
@@ -16,7 +17,8 @@ clusters per window), so the later blocks still attend inside windows -- of clus
   clusters (the padding is cropped).
 * :func:`resize_relative_position_bias`: a Swin relative-position-bias table for a
   ``w x w`` window resized to a smaller window of clusters (an offset of one cluster
-  cell spans ``window / clusters`` tokens).
+  cell spans ``window / clusters`` tokens): bilinear with ``align_corners=False`` as
+  the official code, or ``'bicubic-aligned'`` (bicubic, ``align_corners=True``).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from ..vit.partition import partition_tokens, unpartition_tokens
 
 __all__ = ['PartitionClusters', 'cluster_partitions', 'reconstruct_partitions',
            'cluster_grid_of_partitions', 'partitions_of_cluster_grid',
-           'resize_relative_position_bias', 'relative_position_index']
+           'resize_relative_position_bias', 'relative_position_index', 'pad_partitions']
 
 
 @dataclass
@@ -53,11 +55,22 @@ class PartitionClusters:
         return self.padded_hw[0] // self.window_size, self.padded_hw[1] // self.window_size
 
 
-def _pad_replicate(x: torch.Tensor, window_size: int) -> torch.Tensor:
+PARTITION_PADDINGS = ('zeros', 'replicate')
+BIAS_RESIZES = ('bilinear', 'bicubic-aligned')
+
+
+def pad_partitions(x: torch.Tensor, window_size: int, mode: str = 'zeros') -> torch.Tensor:
+    """Pad a ``(B, H, W, C)`` grid at the bottom / right to multiples of ``window_size``
+    with zeros (official) or copies of the edge tokens (``'replicate'``)."""
+    if mode not in PARTITION_PADDINGS:
+        raise ValueError(f"partition_padding must be 'zeros' (official) or 'replicate', got "
+                         f"{mode!r}.")
     H, W = x.shape[1:3]
     pad_h, pad_w = (-H) % window_size, (-W) % window_size
     if not (pad_h or pad_w):
         return x
+    if mode == 'zeros':
+        return F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     x = x.permute(0, 3, 1, 2)
     x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
     return x.permute(0, 2, 3, 1)
@@ -77,16 +90,20 @@ def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSett
     B, H, W, C = x.shape
     ws = window_size
     grid = settings.grid_for((ws, ws))
-    padded = _pad_replicate(x, ws)
+    padded = pad_partitions(x, ws, settings.partition_padding)
     windows, padded_hw = partition_tokens(padded, ws)
     pos_win = None
     if pos is not None:
         pos = pos.expand(B, H, W, 2).to(torch.float32)
-        pos_win, _ = partition_tokens(_pad_replicate(pos, ws), ws)
+        # padded tokens get positions beyond the border (copies of the edge's)
+        pos_win, _ = partition_tokens(pad_partitions(pos, ws, 'replicate'), ws)
     res = cluster_tokens(windows, (ws, ws), cluster_grid=grid, iters=settings.iters,
-                         window=settings.window, temperature=settings.temperature, pos=pos_win)
+                         window=settings.window, temperature=settings.temperature, pos=pos_win,
+                         candidate_window=settings.candidate_window,
+                         empty_cluster=settings.empty_cluster)
     weights = reconstruction_weights(windows, res, k=settings.k,
-                                     temperature=settings.recon_temperature, norm=settings.norm)
+                                     temperature=settings.recon_temperature, norm=settings.norm,
+                                     topk=settings.reconstruction_topk)
     return PartitionClusters(res.centers, res.pos, weights, ws, grid, (H, W), padded_hw, B)
 
 
@@ -121,10 +138,14 @@ def relative_position_index(window: int, device: torch.device | None = None) -> 
     return rel[0] * (2 * window - 1) + rel[1]
 
 
-def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: int
-                                  ) -> torch.Tensor:
-    """Resize a ``((2w-1)^2, heads)`` bias table to ``((2w'-1)^2, heads)`` (bicubic,
-    corners aligned: the largest offsets map onto each other)."""
+def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: int,
+                                  mode: str = 'bilinear') -> torch.Tensor:
+    """Resize a ``((2w-1)^2, heads)`` bias table to ``((2w'-1)^2, heads)``: ``'bilinear'``
+    with ``align_corners=False`` (official), or ``'bicubic-aligned'`` (bicubic, corners
+    aligned: the largest offsets map onto each other)."""
+    if mode not in BIAS_RESIZES:
+        raise ValueError(f"bias_resize must be 'bilinear' (official) or 'bicubic-aligned', "
+                         f"got {mode!r}.")
     n = 2 * window - 1
     if table.shape[0] != n * n:
         raise ValueError(f'A relative position bias table for window {window} has {n * n} '
@@ -133,5 +154,8 @@ def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: 
         return table
     m = 2 * new_window - 1
     t = table.t().reshape(1, -1, n, n)
-    t = F.interpolate(t.float(), size=(m, m), mode='bicubic', align_corners=True)
+    if mode == 'bilinear':
+        t = F.interpolate(t.float(), size=(m, m), mode='bilinear', align_corners=False)
+    else:
+        t = F.interpolate(t.float(), size=(m, m), mode='bicubic', align_corners=True)
     return t.reshape(-1, m * m).t().to(table.dtype)

@@ -31,9 +31,25 @@ from .local_neighbors import num_candidates, resolve_cluster_grid
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
 
 __all__ = ['ExpediteSettings', 'check_finite_tokens', 'cluster_sequence',
-           'expedited_forward_tokens', 'normalize_indices']
+           'expedited_forward_tokens', 'normalize_indices', 'PREVIOUS_LOCAL', 'OPTIONS']
 
 _PLACEMENTS = ('backbone', 'logits')
+
+# operator options: the first value of each is the official operator
+_OPTIONS = {
+    'candidate_window': ('cut', 'shifted'),
+    'reconstruction_topk': ('global', 'local'),
+    'empty_cluster': ('zero', 'keep'),
+    'partition_padding': ('zeros', 'replicate'),
+    'bias_resize': ('bilinear', 'bicubic-aligned'),
+}
+
+OPTIONS = _OPTIONS
+
+#: mmwinwin's former (local) operators, kept as named options
+PREVIOUS_LOCAL = dict(candidate_window='shifted', reconstruction_topk='local',
+                      empty_cluster='keep', partition_padding='replicate',
+                      bias_resize='bicubic-aligned')
 
 
 @dataclass
@@ -43,6 +59,14 @@ class ExpediteSettings:
     Give exactly one of ``cluster_grid`` (``(h, w)`` or int), ``num_clusters`` (a count,
     the grid follows the token grid's aspect) or ``cluster_scale`` (a fraction of the
     token grid per axis, for inputs of varying size, e.g. 0.7 -> 40x40 tokens to 28x28).
+
+    The operators default to the official ones (``docs/expedite.md``); each departure is
+    a named option: ``candidate_window='shifted'`` (border windows shifted inwards instead
+    of cut), ``reconstruction_topk='local'`` (k nearest among the clustering candidates
+    instead of over all centres), ``empty_cluster='keep'`` (an empty cluster keeps its
+    previous centre instead of zero), and for partitioned models (Swin)
+    ``partition_padding='replicate'`` (edge tokens instead of zeros) and
+    ``bias_resize='bicubic-aligned'`` (instead of bilinear, ``align_corners=False``).
     """
     alpha: int = 10
     cluster_grid: int | tuple[int, int] | None = None
@@ -55,6 +79,11 @@ class ExpediteSettings:
     recon_temperature: float | None = None
     norm: str = 'l2'
     reconstruct: str = 'backbone'
+    candidate_window: str = 'cut'
+    reconstruction_topk: str = 'global'
+    empty_cluster: str = 'zero'
+    partition_padding: str = 'zeros'
+    bias_resize: str = 'bilinear'
 
     @classmethod
     def build(cls, cfg: 'ExpediteSettings | dict | None') -> 'ExpediteSettings | None':
@@ -96,6 +125,10 @@ class ExpediteSettings:
             raise ValueError(f'temperature must be > 0, got {self.temperature!r}.')
         if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
             raise ValueError(f'window must be a positive odd int, got {self.window!r}.')
+        for name, allowed in _OPTIONS.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f'Expedite {name} must be one of {allowed} (first = official), '
+                                 f'got {getattr(self, name)!r}.')
         if isinstance(self.cluster_grid, int):
             self.cluster_grid = (self.cluster_grid, self.cluster_grid)
         if isinstance(self.cluster_grid, tuple):
@@ -103,13 +136,19 @@ class ExpediteSettings:
             if self.k > h * w:
                 raise ValueError(f'k={self.k} is larger than the {h}x{w} = {h * w} clusters. '
                                  f'Use k <= {h * w}.')
-            if self.k > num_candidates((h, w), self.window):
+            if (self.reconstruction_topk == 'local'
+                    and self.k > num_candidates((h, w), self.window)):
                 raise ValueError(
                     f'k={self.k} is larger than the {num_candidates((h, w), self.window)} '
                     f'local candidate centres of each token (window {self.window}). Use '
-                    f'k <= window**2 or a larger window.')
+                    f"k <= window**2, a larger window or reconstruction_topk='global'.")
         if self.num_clusters is not None and self.k > self.num_clusters:
             raise ValueError(f'k={self.k} is larger than num_clusters={self.num_clusters}.')
+
+    @classmethod
+    def previous_local(cls, **kwargs) -> 'ExpediteSettings':
+        """Settings with every operator option at mmwinwin's former local rules."""
+        return cls(**{**PREVIOUS_LOCAL, **kwargs})
 
     def check_alpha(self, num_layers: int) -> None:
         """Raise unless ``1 <= alpha <= num_layers``."""
@@ -159,9 +198,12 @@ def cluster_sequence(x: torch.Tensor, num_prefix_tokens: int, token_grid: tuple[
     check_finite_tokens(patches)
     res = cluster_tokens(patches, token_grid, cluster_grid=settings.grid_for(token_grid),
                          iters=settings.iters, window=settings.window,
-                         temperature=settings.temperature, pos=pos)
+                         temperature=settings.temperature, pos=pos,
+                         candidate_window=settings.candidate_window,
+                         empty_cluster=settings.empty_cluster)
     weights = reconstruction_weights(patches, res, k=settings.k,
-                                     temperature=settings.recon_temperature, norm=settings.norm)
+                                     temperature=settings.recon_temperature, norm=settings.norm,
+                                     topk=settings.reconstruction_topk)
     return torch.cat([x[:, :p], res.centers], dim=1), res.pos, res, weights
 
 

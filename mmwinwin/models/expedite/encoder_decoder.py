@@ -6,8 +6,10 @@ the decode head on the cluster grid and reconstructs the class logits (reconstru
 is linear, so this is cheap: ``num_classes`` channels instead of ``embed_dims``, and
 the head itself runs on the clusters). The head must keep the token grid (Segmenter's
 mask transformer, FCN-style heads); otherwise a clear error says to use
-``reconstruct='backbone'``. Training and every other placement behave exactly as
-``EncoderDecoder``; no parameter is added, so checkpoints load unchanged.
+``reconstruct='backbone'``. The tensor mode (``_forward``, what mmseg's ``get_flops`` and
+mmengine's ``FlopAnalyzer`` trace) follows the same placement and returns the
+reconstructed logits before resizing. Training and every other placement behave exactly
+as ``EncoderDecoder``; no parameter is added, so checkpoints load unchanged.
 """
 from __future__ import annotations
 
@@ -39,6 +41,16 @@ class ExpeditedEncoderDecoder(EncoderDecoder):
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         if not self._logits_placement():
             return super().encode_decode(inputs, batch_img_metas)
+        return self.decode_head.predict_by_feat(self._logits_on_clusters(inputs),
+                                                batch_img_metas)
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
+        if not self._logits_placement():
+            return super()._forward(inputs, data_samples)
+        return self._logits_on_clusters(inputs)
+
+    def _logits_on_clusters(self, inputs: Tensor) -> Tensor:
+        """Head on the clusters, logits reconstructed on the token grid (not resized)."""
         feats, weights = self.backbone.forward_expedited(inputs, reconstruct=False)
         if self.with_neck:
             feats = self.neck(feats)
@@ -51,4 +63,4 @@ class ExpeditedEncoderDecoder(EncoderDecoder):
                     f'{tuple(logits.shape[2:])} for a {weights.cluster_grid} cluster grid. '
                     f"Use reconstruct='backbone' for this model.")
             logits = reconstruct_map(logits, weights)
-        return self.decode_head.predict_by_feat(logits, batch_img_metas)
+        return logits

@@ -147,7 +147,7 @@ class ExpeditedSwinTransformer(SwinTransformer):
         y = grid.reshape(B, -1, C)
         for blk in stage.blocks[local:]:
             table = resize_relative_position_bias(blk.attn.w_msa.relative_position_bias_table,
-                                                  ws, c)
+                                                  ws, c, s.bias_resize)
             shift = c // 2 if blk.attn.shift_size > 0 else 0
             y = swin_block_forward(blk, y, ghw, c, shift, table)
         refined = partitions_of_cluster_grid(y.view(B, *ghw, C), clusters)
