@@ -1,11 +1,13 @@
 """The plain ViT and its positions: 2D RoPE (``rope``), the ViT whose forward takes
-explicit token positions (``vision_transformer``), attention partitions and the
+explicit token positions (``vision_transformer``), the RoPE conventions and presets of
+pretrained families such as DINOv3 (``rope_families``), attention partitions and the
 ViTDet-style ViT built on them (``partition``, ``vitdet``), and checkpoint key
 conversion (``checkpoint``)."""
 from .checkpoint import (CheckpointMismatchError, convert_vit_state_dict, load_vit_state_dict,
                          mismatch_report, unwrap_state_dict)
 from .partition import partition_key_mask, partition_tokens, unpartition_tokens
 from .rope import RoPE2D, grid_positions
+from .rope_families import FAMILY_PRESETS, DINOv3RoPE, dinov3_coordinates
 from .vision_transformer import (ARCH_SETTINGS, Attention, Block, PatchEmbed,
                                  RoPEVisionTransformer, resolve_arch)
 from .vitdet import ViTDetVisionTransformer
@@ -14,4 +16,4 @@ __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'P
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
            'convert_vit_state_dict', 'load_vit_state_dict', 'mismatch_report',
            'unwrap_state_dict', 'partition_tokens', 'unpartition_tokens', 'partition_key_mask',
-           'ViTDetVisionTransformer']
+           'ViTDetVisionTransformer', 'FAMILY_PRESETS', 'DINOv3RoPE', 'dinov3_coordinates']

@@ -1,0 +1,261 @@
+"""Pretrained RoPE ViT families (layers/vit/rope_families.py): DINOv3's RoPE convention,
+register tokens and layer scale, checked against timm's independent implementation
+(``timm.models.eva``, a test dependency only), its checkpoints in timm's and the upstream
+release layout, Win-Win window positions and Expedite cluster positions, and the errors
+for checkpoints of another size, family or RoPE convention."""
+import math
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+
+import mmwinwin  # noqa: F401
+from mmwinwin.layers import CheckpointMismatchError, RoPEVisionTransformer, load_vit_state_dict
+from mmwinwin.layers.vit.rope_families import DINOv3RoPE, FAMILY_PRESETS, dinov3_coordinates
+
+timm = pytest.importorskip('timm', reason='timm (a test dependency: pip install -e .[tests]) '
+                           'is the independent reference for the pretrained families')
+
+SMALL = dict(embed_dims=64, num_layers=3, num_heads=4)
+DINOV3_OPTS = dict(rope_type='dinov3', num_reg_tokens=4, with_cls_token=True,
+                   layer_scale_init=1e-5, mask_k_bias=True, norm_eps=1e-5)
+
+
+def _timm_dinov3(qkv_bias: bool = True, seed: int = 0, **kwargs):
+    """timm's DINOv3 S/16 shrunk to SMALL, with every 1-D parameter (layer scale, biases,
+    norms, tokens) randomised so that each of them shows in the outputs."""
+    torch.manual_seed(seed)
+    name = 'vit_small_patch16_dinov3_qkvb' if qkv_bias else 'vit_small_patch16_dinov3'
+    args = dict(embed_dim=SMALL['embed_dims'], depth=SMALL['num_layers'],
+                num_heads=SMALL['num_heads'], num_classes=0)
+    args.update(kwargs)
+    model = timm.create_model(name, pretrained=False, **args).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() < 2 or p.shape[0] == 1:
+                p.normal_(0.0, 0.3)
+    return model
+
+
+def _upstream_layout(timm_state: dict, head_dim: int, base: float = 100.0) -> dict:
+    """timm's DINOv3 keys written back in the upstream release layout (hub files):
+    ``storage_tokens``, ``ls1/ls2.gamma``, one ``qkv.bias`` whose key third is masked
+    by ``bias_mask`` (filled with noise here: it must not count), ``rope_embed.periods``
+    and the pre-training ``mask_token``."""
+    out = {}
+    for k, v in timm_state.items():
+        if k.endswith('.attn.k_bias') or k.endswith('.attn.v_bias'):
+            continue
+        if k.endswith('.attn.q_bias'):
+            v_bias = timm_state[k.replace('q_bias', 'v_bias')]
+            out[k.replace('q_bias', 'qkv.bias')] = torch.cat([v, torch.randn_like(v), v_bias])
+            mask = torch.ones(3 * v.numel())
+            mask[v.numel():2 * v.numel()] = 0
+            out[k.replace('q_bias', 'qkv.bias_mask')] = mask
+            continue
+        k = k.replace('reg_token', 'storage_tokens').replace('gamma_1', 'ls1.gamma')
+        out[k.replace('gamma_2', 'ls2.gamma')] = v
+    j = torch.arange(head_dim // 4, dtype=torch.float32)
+    out['rope_embed.periods'] = (base ** (4 * j / head_dim)).to(torch.bfloat16)
+    out['mask_token'] = torch.zeros(1, timm_state['cls_token'].shape[-1])
+    return out
+
+
+def _timm_features(model, img: torch.Tensor, blocks) -> dict:
+    """timm's patch tokens after ``blocks`` (no norm) and after the final norm ('last'),
+    each as (B, C, h, w)."""
+    got = {}
+    hooks = [model.blocks[i].register_forward_hook(
+        lambda mod, inp, out, i=i: got.__setitem__(i, out)) for i in blocks]
+    try:
+        got['last'] = model.forward_features(img)
+    finally:
+        for h in hooks:
+            h.remove()
+    h, w = img.shape[2] // 16, img.shape[3] // 16
+    n = model.num_prefix_tokens
+    return {k: v[:, n:].transpose(1, 2).reshape(v.shape[0], -1, h, w) for k, v in got.items()}
+
+
+def _build_registered(path: str):
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(type='RoPEViT', arch=SMALL, out_indices=(0, 1, 2),
+                                  init_cfg=dict(type='Pretrained', checkpoint=path),
+                                  **DINOV3_OPTS))
+    model.init_weights()
+    return model.eval()
+
+
+# ------------------------------------------------------------------ the RoPE convention
+def test_dinov3_rope_rotates_as_written_in_the_paper():
+    """Independent formula: channel k pairs with k + D/2 as a complex number, turned by
+    2 pi c / base**(4 j / D), j = k for y (k < D/4) and k - D/4 for x."""
+    torch.manual_seed(0)
+    D, base = 16, 100.0
+    rope = DINOv3RoPE(D, base)
+    pos = torch.tensor([[0., 0.], [2., 5.], [3.25, 1.5]])
+    grid = (4, 6)
+    coords = torch.stack([(pos[:, 0] + 0.5) / grid[0] * 2 - 1,
+                          (pos[:, 1] + 0.5) / grid[1] * 2 - 1], -1)
+    torch.testing.assert_close(dinov3_coordinates(pos, grid), coords)
+    x = torch.randn(1, 2, 3, D)
+    out = rope(x, coords)
+    z = torch.complex(x[..., :D // 2].double(), x[..., D // 2:].double())
+    angle = torch.zeros(3, D // 2, dtype=torch.float64)
+    for k in range(D // 2):
+        axis, j = (0, k) if k < D // 4 else (1, k - D // 4)
+        angle[:, k] = 2 * math.pi * coords[:, axis].double() / base ** (4 * j / D)
+    ref = z * torch.polar(torch.ones_like(angle), angle)
+    torch.testing.assert_close(out, torch.cat([ref.real, ref.imag], -1).float(),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_dinov3_forward_tokens_needs_the_full_grid():
+    model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS)
+    with pytest.raises(ValueError, match='grid_size'):
+        model.forward_tokens(torch.randn(1, 4, 64), torch.zeros(4, 2))
+
+
+# ----------------------------------------------------------------- equality with timm
+@pytest.mark.parametrize('layout', ['timm', 'timm-no-qkv-bias', 'upstream'])
+def test_dinov3_matches_timm(tmp_path, layout):
+    """A checkpoint of timm's DINOv3 (random weights), written in timm's or the upstream
+    layout and read back through init_cfg, gives timm's patch tokens of every block
+    (the last one normed) at square and non-square sizes, and the same gradients."""
+    ref = _timm_dinov3(qkv_bias=layout != 'timm-no-qkv-bias')
+    state = ref.state_dict()
+    if layout == 'upstream':
+        state = _upstream_layout(state, SMALL['embed_dims'] // SMALL['num_heads'])
+    path = str(tmp_path / f'dinov3_{layout}.pth')
+    torch.save({'model': state} if layout != 'upstream' else state, path)
+    model = _build_registered(path)
+    for hw in [(64, 64), (48, 80), (96, 32)]:
+        img = torch.randn(2, 3, *hw)
+        want = _timm_features(ref, img, blocks=(0, 1))
+        got = model(img)
+        for k, out in zip((0, 1, 'last'), got):
+            torch.testing.assert_close(out, want[k], atol=1e-5, rtol=1e-5,
+                                       msg=lambda m: f'{layout} {hw} block {k}: {m}')
+    # gradients: of the input and of the first block's qkv weight
+    img = torch.randn(1, 3, 48, 80)
+    weight = torch.randn(1, SMALL['embed_dims'], 3, 5)
+    grads = []
+    for net, feats in ((ref, lambda x: _timm_features(ref, x, ())['last']),
+                       (model, lambda x: model(x)[-1])):
+        net.zero_grad()
+        x = img.clone().requires_grad_(True)
+        (feats(x) * weight).sum().backward()
+        grads.append((x.grad, net.blocks[0].attn.qkv.weight.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_dinov3_presets_are_the_released_shapes():
+    """Each preset takes timm's full-size model's state dict with no missing or
+    unexpected key (S/16 also runs and matches)."""
+    for name, timm_name in (('dinov3-vits16', 'vit_small_patch16_dinov3_qkvb'),
+                            ('dinov3-vitb16', 'vit_base_patch16_dinov3'),
+                            ('dinov3-vitl16', 'vit_large_patch16_dinov3')):
+        assert name in FAMILY_PRESETS
+        device = 'cpu' if name == 'dinov3-vits16' else 'meta'  # B / L: shapes only, fast
+        with torch.device(device):
+            ref = timm.create_model(timm_name, pretrained=False, num_classes=0).eval()
+            model = RoPEVisionTransformer(arch=name).eval()
+        assert model.patch_size == 16 and model.num_prefix_tokens == 5
+        assert load_vit_state_dict(model, ref.state_dict()) == dict(missing=[], unexpected=[])
+        if name == 'dinov3-vits16':
+            img = torch.randn(1, 3, 32, 48)
+            torch.testing.assert_close(model(img)[0], _timm_features(ref, img, ())['last'],
+                                       atol=1e-5, rtol=1e-5)
+        del ref, model
+
+
+def test_preset_rejects_a_conflicting_family_option():
+    with pytest.raises(ValueError, match="patch_size=16.*patch_size=14"):
+        RoPEVisionTransformer(arch='dinov3-vits16', patch_size=14)
+    # an option that agrees with the preset is fine
+    assert RoPEVisionTransformer(arch='dinov3-vits16', rope_type='dinov3').rope_type == 'dinov3'
+
+
+# ------------------------------------------------------- Win-Win windows and Expedite
+def test_winwin_window_tokens_keep_full_image_angles():
+    """A Win-Win window's tokens, embedded and run alone, are rotated by the same
+    angles as the same tokens inside the full image (coordinates normalised by the
+    full image, not the window)."""
+    from mmwinwin.layers.winwin.windows import embed_windows
+    torch.manual_seed(0)
+    model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS).eval()
+    img = torch.randn(1, 3, 96, 128)
+    grid = (6, 8)
+    win = (1, 2, 3, 3)  # (y, x, h, w) in tokens
+    _, wpos = embed_windows(model.patch_embed, img, [[win]], 16)
+    full_pos = model.embed_image(img)[1]
+    index = [(win[0] + i) * grid[1] + win[1] + j for i in range(win[2]) for j in range(win[3])]
+    q_full = torch.randn(1, 4, grid[0] * grid[1], 16)
+    rot_full = model.rope(q_full, model.rope_positions(full_pos, grid))[:, :, index]
+    rot_win = model.rope(q_full[:, :, index], model.rope_positions(wpos, grid))
+    torch.testing.assert_close(rot_win, rot_full, atol=1e-6, rtol=1e-6)
+    # normalising by the window instead would be a different rotation
+    rot_wrong = model.rope(q_full[:, :, index], model.rope_positions(wpos - wpos.amin(1),
+                                                                     win[2:]))
+    assert (rot_wrong - rot_full).abs().max() > 1e-2
+    # and the registered Win-Win path hands forward_tokens the full grid
+    tok, pos = embed_windows(model.patch_embed, img, [[win]], 16)
+    out = model.forward_tokens(tok, pos, grid)[-1]
+    assert out.shape == (1, 9, SMALL['embed_dims'])
+
+
+def test_expedite_clusters_carry_weighted_mean_coordinates():
+    """Clustering the DINOv3 coordinates gives the coordinates of the clusters' mean
+    token positions (the map is affine), and an expedited forward that clusters after
+    the last block equals the plain forward."""
+    from mmwinwin.layers.expedite import ExpediteSettings, cluster_sequence, \
+        expedited_forward_tokens
+    torch.manual_seed(0)
+    model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS).eval()
+    tokens, pos, grid = model.embed_image(torch.randn(1, 3, 128, 128))
+    x = model.prepare_tokens(tokens, pos, grid)
+    settings = ExpediteSettings(alpha=1, cluster_grid=(4, 4), k=4)
+    _, cpos, _, _ = cluster_sequence(x, model.num_prefix_tokens, grid, settings, pos=pos)
+    _, ccoords, _, _ = cluster_sequence(x, model.num_prefix_tokens, grid, settings,
+                                        pos=model.rope_positions(pos, grid))
+    torch.testing.assert_close(ccoords, dinov3_coordinates(cpos, grid), atol=1e-5, rtol=1e-5)
+    late = ExpediteSettings(alpha=SMALL['num_layers'], cluster_grid=(4, 4), k=4)
+    outs, _ = expedited_forward_tokens(model, tokens, pos, grid, late)
+    torch.testing.assert_close(outs[-1], model.forward_tokens(tokens, pos, grid)[-1])
+    outs, _ = expedited_forward_tokens(model, tokens, pos, grid, settings)
+    assert outs[-1].shape == (1, 64, SMALL['embed_dims']) and torch.isfinite(outs[-1]).all()
+
+
+# ------------------------------------------------------------------------- errors
+def test_wrong_size_names_the_preset():
+    ref = _timm_dinov3()
+    model = RoPEVisionTransformer(arch=dict(embed_dims=128, num_layers=3, num_heads=4),
+                                  **DINOV3_OPTS)
+    with pytest.raises(CheckpointMismatchError, match='width 64, depth 3'):
+        load_vit_state_dict(model, ref.state_dict())
+    with torch.device('meta'):  # shapes only
+        small = timm.create_model('vit_small_patch16_dinov3', pretrained=False, num_classes=0)
+        base = RoPEVisionTransformer(arch='dinov3-vitb16')
+    with pytest.raises(CheckpointMismatchError, match="arch='dinov3-vits16'"):
+        load_vit_state_dict(base, small.state_dict())
+
+
+def test_wrong_family_is_named():
+    ref = _timm_dinov3()
+    with pytest.raises(CheckpointMismatchError, match='Wrong family.*DINOv3'):
+        load_vit_state_dict(RoPEVisionTransformer(arch=SMALL), ref.state_dict())
+    plain = timm.create_model('vit_small_patch16_224', pretrained=False, num_classes=0,
+                              embed_dim=64, depth=3, num_heads=4)
+    model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS)
+    with pytest.raises(CheckpointMismatchError, match='Wrong family.*without register'):
+        load_vit_state_dict(model, plain.state_dict())
+
+
+def test_wrong_rope_convention_is_named():
+    ref = _timm_dinov3()
+    state = _upstream_layout(ref.state_dict(), 16, base=10000.0)
+    model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS)
+    with pytest.raises(CheckpointMismatchError, match='Wrong RoPE convention.*rope_base'):
+        load_vit_state_dict(model, state)
