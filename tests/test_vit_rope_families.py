@@ -259,3 +259,46 @@ def test_wrong_rope_convention_is_named():
     model = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS)
     with pytest.raises(CheckpointMismatchError, match='Wrong RoPE convention.*rope_base'):
         load_vit_state_dict(model, state)
+
+
+def _run_converter(monkeypatch, *args):
+    """tools/model_converters/dinov32mmwinwin.py's main(), in this process (fast)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / 'tools/model_converters/dinov32mmwinwin.py'
+    spec = importlib.util.spec_from_file_location('dinov32mmwinwin', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr('sys.argv', ['dinov32mmwinwin.py', *map(str, args)])
+    tool.main()
+
+
+def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, capsys):
+    """tools/model_converters/dinov32mmwinwin.py: an upstream-layout ViT-S/16 file becomes
+    a checkpoint that the registered dinov3-vits16 backbone reads, giving timm's tokens;
+    a file of another family stops with the reason."""
+    from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    ref = timm.create_model('vit_small_patch16_dinov3_qkvb', pretrained=False,
+                            num_classes=0).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            if p.dim() < 2 or p.shape[0] == 1:
+                p.normal_(0.0, 0.3)
+    src, dst = tmp_path / 'dinov3_vits16_pretrain.pth', tmp_path / 'converted.pth'
+    torch.save(_upstream_layout(ref.state_dict(), 64), src)
+    _run_converter(monkeypatch, src, dst)
+    assert 'arch dinov3-vits16' in capsys.readouterr().out
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert saved['meta']['arch'] == 'dinov3-vits16'
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(type='RoPEViT', arch='dinov3-vits16',
+                                  init_cfg=dict(type='Pretrained', checkpoint=str(dst))))
+    model.init_weights()
+    img = torch.randn(1, 3, 32, 48)
+    torch.testing.assert_close(model.eval()(img)[0], _timm_features(ref, img, ())['last'],
+                               atol=1e-5, rtol=1e-5)
+    plain = tmp_path / 'plain.pth'
+    torch.save(timm.create_model('vit_tiny_patch16_224', pretrained=False).state_dict(), plain)
+    with pytest.raises(SystemExit, match='not DINOv3'):
+        _run_converter(monkeypatch, plain, tmp_path / 'x.pth')

@@ -166,7 +166,8 @@ def _check_family(state: dict, periods: torch.Tensor | None, model: nn.Module) -
             'Use a DINOv3 checkpoint, or build a plain RoPEViT arch for this one.')
     rope = getattr(model, 'rope', None)
     if periods is not None and rope is not None:
-        mine = getattr(rope, 'periods', None)
+        from .rope_families import DINOv3RoPE, dinov3_periods
+        mine = dinov3_periods(rope.head_dim, rope.base) if isinstance(rope, DINOv3RoPE) else None
         ok = (mine is not None and mine.shape == periods.shape
               and torch.allclose(mine.float().cpu(), periods.float().cpu(), rtol=1e-2))
         if not ok:
@@ -202,7 +203,7 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     for k in [k for k in target if k.endswith('.attn.qkv.bias') and k not in state]:
         if k.replace('.bias', '.weight') in state and getattr(model, 'rope_type', '') == 'dinov3':
             # DINOv3 without qkv bias (timm's non-qkvb models): a zero bias is equivalent
-            state[k] = torch.zeros_like(target[k])
+            state[k] = torch.zeros(target[k].shape, dtype=target[k].dtype)
     if ('patch_embed.proj.weight' in state and 'patch_embed.proj.bias' not in state
             and 'patch_embed.proj.bias' in target):
         # mmseg's ViT defaults to patch_bias=False: a zero bias is exactly equivalent
