@@ -302,3 +302,56 @@ def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, cap
     torch.save(timm.create_model('vit_tiny_patch16_224', pretrained=False).state_dict(), plain)
     with pytest.raises(SystemExit, match='not DINOv3'):
         _run_converter(monkeypatch, plain, tmp_path / 'x.pth')
+
+
+# ------------------------------------------------------------- training set-up, configs
+def test_layer_decay_treats_register_tokens_like_the_cls_token():
+    """Register tokens are embeddings: the embedding layer's rate and no weight decay
+    (lr 0.5 ** (3 + 1) for a 3-block backbone); layer scale is per block, not decayed."""
+    from mmengine.optim import build_optim_wrapper
+
+    class Segmentor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = RoPEVisionTransformer(arch=SMALL, **DINOV3_OPTS)
+            self.decode_head = torch.nn.Conv2d(64, 4, 1)
+
+    model = Segmentor()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrapper = build_optim_wrapper(model, dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05),
+            constructor='ViTLayerDecayOptimizerConstructor', paramwise_cfg=dict(decay_rate=0.5)))
+    names = {id(p): n for n, p in model.named_parameters()}
+    got = {names[id(p)]: (g['lr'], g['weight_decay'])
+           for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert got['backbone.reg_token'] == (0.5 ** 4, 0.0)
+    assert got['backbone.cls_token'] == (0.5 ** 4, 0.0)
+    assert got['backbone.blocks.1.ls1.gamma'] == (0.5 ** 2, 0.0)
+
+
+def test_dinov3_ade20k_configs_build():
+    """The Win-Win DINOv3 ViT-B/16 config and its two baselines build; the backbone is
+    the dinov3-vitb16 preset with a Pretrained init; Win-Win samples 2 windows of 12x12."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'winwin')
+    names = ['winwin-2x12_upernet_dinov3-vitb16_8xb2-160k_ade20k-512x512.py',
+             'upernet_dinov3-vitb16_fullres_8xb2-160k_ade20k-512x512.py',
+             'upernet_dinov3-vitb16_crop272_8xb2-160k_ade20k-512x512.py']
+    for name in names:
+        cfg = Config.fromfile(osp.join(root, name))
+        bb = cfg.model.backbone
+        assert bb.type == 'RoPEViT' and bb.arch == 'dinov3-vitb16', name
+        assert bb.init_cfg.type == 'Pretrained' and set(bb) >= {'out_indices'}
+        assert cfg.optim_wrapper.constructor == 'ViTLayerDecayOptimizerConstructor'
+        assert cfg.model.test_cfg.mode == 'whole'
+    cfg = Config.fromfile(osp.join(root, names[0]))
+    assert cfg.model.type == 'WinWinEncoderDecoder'
+    windows = cfg.train_dataloader.dataset.pipeline[-2]
+    assert (windows.type, windows.num_windows, windows.window_size) == ('WinWinWindows', 2, 12)
+    with torch.device('meta'):  # the whole ViT-B segmentor builds (shapes only)
+        from mmseg.registry import MODELS
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            model = MODELS.build(cfg.model)
+    assert model.backbone.rope_type == 'dinov3' and model.backbone.num_prefix_tokens == 5
