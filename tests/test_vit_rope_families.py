@@ -21,11 +21,12 @@ DINOV3_OPTS = dict(rope_type='dinov3', num_reg_tokens=4, with_cls_token=True,
                    layer_scale_init=1e-5, mask_k_bias=True, norm_eps=1e-5)
 
 
-def _timm_dinov3(qkv_bias: bool = True, seed: int = 0, **kwargs):
-    """timm's DINOv3 S/16 shrunk to SMALL, with every 1-D parameter (layer scale, biases,
-    norms, tokens) randomised so that each of them shows in the outputs."""
+def _timm_dinov3(qkv_bias: bool = True, seed: int = 0, swiglu: bool = False, **kwargs):
+    """timm's DINOv3 S/16 (S+/16 with SwiGLU) shrunk to SMALL, with every 1-D parameter
+    (layer scale, biases, norms, tokens) randomised so that each of them shows."""
     torch.manual_seed(seed)
-    name = 'vit_small_patch16_dinov3_qkvb' if qkv_bias else 'vit_small_patch16_dinov3'
+    name = 'vit_small_plus_patch16_dinov3' if swiglu else 'vit_small_patch16_dinov3'
+    name += '_qkvb' if qkv_bias else ''
     args = dict(embed_dim=SMALL['embed_dims'], depth=SMALL['num_layers'],
                 num_heads=SMALL['num_heads'], num_classes=0)
     args.update(kwargs)
@@ -54,6 +55,9 @@ def _upstream_layout(timm_state: dict, head_dim: int, base: float = 100.0) -> di
             out[k.replace('q_bias', 'qkv.bias_mask')] = mask
             continue
         k = k.replace('reg_token', 'storage_tokens').replace('gamma_1', 'ls1.gamma')
+        k = k.replace('mlp.fc1_g.', 'mlp.w1.').replace('mlp.fc1_x.', 'mlp.w2.')
+        if 'mlp.w1.' in k or 'mlp.w2.' in k or k.replace('fc2', 'fc1_g') in timm_state:
+            k = k.replace('mlp.fc2.', 'mlp.w3.')  # upstream SwiGLUFFN: w1 gate, w2, w3 out
         out[k.replace('gamma_2', 'ls2.gamma')] = v
     j = torch.arange(head_dim // 4, dtype=torch.float32)
     out['rope_embed.periods'] = (base ** (4 * j / head_dim)).to(torch.bfloat16)
@@ -77,12 +81,12 @@ def _timm_features(model, img: torch.Tensor, blocks) -> dict:
     return {k: v[:, n:].transpose(1, 2).reshape(v.shape[0], -1, h, w) for k, v in got.items()}
 
 
-def _build_registered(path: str):
+def _build_registered(path: str, **kwargs):
     from mmseg.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(dict(type='RoPEViT', arch=SMALL, out_indices=(0, 1, 2),
                                   init_cfg=dict(type='Pretrained', checkpoint=path),
-                                  **DINOV3_OPTS))
+                                  **DINOV3_OPTS, **kwargs))
     model.init_weights()
     return model.eval()
 
@@ -118,18 +122,21 @@ def test_dinov3_forward_tokens_needs_the_full_grid():
 
 
 # ----------------------------------------------------------------- equality with timm
-@pytest.mark.parametrize('layout', ['timm', 'timm-no-qkv-bias', 'upstream'])
+@pytest.mark.parametrize('layout', ['timm', 'timm-no-qkv-bias', 'upstream', 'timm-swiglu',
+                                    'upstream-swiglu'])
 def test_dinov3_matches_timm(tmp_path, layout):
-    """A checkpoint of timm's DINOv3 (random weights), written in timm's or the upstream
-    layout and read back through init_cfg, gives timm's patch tokens of every block
-    (the last one normed) at square and non-square sizes, and the same gradients."""
-    ref = _timm_dinov3(qkv_bias=layout != 'timm-no-qkv-bias')
+    """A checkpoint of timm's DINOv3 (random weights; S/16 or, -swiglu, S+/16), written
+    in timm's or the upstream layout and read back through init_cfg, gives timm's patch
+    tokens of every block (the last one normed) at square and non-square sizes, and the
+    same gradients."""
+    swiglu = layout.endswith('-swiglu')
+    ref = _timm_dinov3(qkv_bias=layout != 'timm-no-qkv-bias', swiglu=swiglu)
     state = ref.state_dict()
-    if layout == 'upstream':
+    if layout.startswith('upstream'):
         state = _upstream_layout(state, SMALL['embed_dims'] // SMALL['num_heads'])
     path = str(tmp_path / f'dinov3_{layout}.pth')
-    torch.save({'model': state} if layout != 'upstream' else state, path)
-    model = _build_registered(path)
+    torch.save({'model': state} if layout.startswith('timm') else state, path)
+    model = _build_registered(path, mlp_type='swiglu' if swiglu else 'gelu')
     for hw in [(64, 64), (48, 80), (96, 32)]:
         img = torch.randn(2, 3, *hw)
         want = _timm_features(ref, img, blocks=(0, 1))
@@ -156,7 +163,9 @@ def test_dinov3_presets_are_the_released_shapes():
     unexpected key (S/16 also runs and matches)."""
     for name, timm_name in (('dinov3-vits16', 'vit_small_patch16_dinov3_qkvb'),
                             ('dinov3-vitb16', 'vit_base_patch16_dinov3'),
-                            ('dinov3-vitl16', 'vit_large_patch16_dinov3')):
+                            ('dinov3-vitl16', 'vit_large_patch16_dinov3'),
+                            ('dinov3-vits16plus', 'vit_small_plus_patch16_dinov3'),
+                            ('dinov3-vith16plus', 'vit_huge_plus_patch16_dinov3_qkvb')):
         assert name in FAMILY_PRESETS
         device = 'cpu' if name == 'dinov3-vits16' else 'meta'  # B / L: shapes only, fast
         with torch.device(device):

@@ -38,7 +38,8 @@ def infer_arch(state: dict) -> str | None:
     depth = 1 + max(int(k.split('.')[1]) for k in state if k.startswith('blocks.'))
     for name, preset in FAMILY_PRESETS.items():
         if (preset['rope_type'] == 'dinov3' and preset['arch']['embed_dims'] == width
-                and preset['arch']['num_layers'] == depth):
+                and preset['arch']['num_layers'] == depth
+                and (preset.get('mlp_type') == 'swiglu') == ('blocks.0.mlp.fc1_g.weight' in state)):
             return name
     return None
 

@@ -125,7 +125,8 @@ def _convert_dinov3_layout(state: dict) -> tuple[dict, torch.Tensor | None]:
         if k.endswith('.attn.qkv.bias') and k.replace('.bias', '.bias_mask') in state:
             v = v * state[k.replace('.bias', '.bias_mask')].to(v.dtype)  # upstream mask_k_bias
         k = (k.replace('storage_tokens', 'reg_token').replace('.gamma_1', '.ls1.gamma')
-             .replace('.gamma_2', '.ls2.gamma'))
+             .replace('.gamma_2', '.ls2.gamma').replace('.mlp.w1.', '.mlp.fc1_g.')
+             .replace('.mlp.w2.', '.mlp.fc1_x.').replace('.mlp.w3.', '.mlp.fc2.'))  # SwiGLU
         out[k] = v
     return out, periods
 
@@ -140,11 +141,13 @@ def describe_state(state: Mapping) -> str:
     width = int(w.shape[0]) if w is not None else None
     patch = int(w.shape[-1]) if w is not None else None
     dinov3 = 'reg_token' in state and 'blocks.0.ls1.gamma' in state
+    swiglu = 'blocks.0.mlp.fc1_g.weight' in state
     text = (f'the checkpoint is a {"DINOv3" if dinov3 else "plain"} ViT of width {width}, '
-            f'depth {depth}, patch {patch}')
+            f'depth {depth}, patch {patch}{", SwiGLU MLP" if swiglu else ""}')
     if dinov3:
         names = [n for n, p in FAMILY_PRESETS.items() if p['rope_type'] == 'dinov3'
-                 and p['arch']['embed_dims'] == width and p['arch']['num_layers'] == depth]
+                 and p['arch']['embed_dims'] == width and p['arch']['num_layers'] == depth
+                 and (p.get('mlp_type') == 'swiglu') == swiglu]
         if names:
             text += f": build it with arch='{names[0]}'"
     return text

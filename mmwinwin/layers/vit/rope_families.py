@@ -101,6 +101,10 @@ FAMILY_PRESETS: dict[str, dict] = {
                                     mlp_ratio=4.0), **_DINOV3),
     'dinov3-vitl16': dict(arch=dict(embed_dims=1024, num_layers=24, num_heads=16,
                                     mlp_ratio=4.0), **_DINOV3),
+    'dinov3-vits16plus': dict(arch=dict(embed_dims=384, num_layers=12, num_heads=6,
+                                        mlp_ratio=4.0), mlp_type='swiglu', **_DINOV3),
+    'dinov3-vith16plus': dict(arch=dict(embed_dims=1280, num_layers=32, num_heads=20,
+                                        mlp_ratio=4.0), mlp_type='swiglu', **_DINOV3),
 }
 
 

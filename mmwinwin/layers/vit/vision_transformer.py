@@ -26,7 +26,8 @@ from torch.utils.checkpoint import checkpoint
 from .rope import RoPE2D, grid_positions
 from .rope_families import ROPE_TYPES, DINOv3RoPE, dinov3_coordinates, resolve_family_preset
 
-__all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'Block', 'DropPath', 'LayerScale',
+__all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'SwiGLUMlp', 'Block', 'DropPath',
+           'LayerScale',
            'RoPEVisionTransformer', 'resolve_arch']
 
 ARCH_SETTINGS: dict[str, dict] = {
@@ -60,7 +61,7 @@ def resolve_arch(arch: str | dict) -> dict:
 
 _FAMILY_DEFAULTS = dict(patch_size=16, rope_type='axial', rope_base=100.0, num_reg_tokens=0,
                         with_cls_token=False, layer_scale_init=None, qkv_bias=True,
-                        mask_k_bias=False, norm_eps=1e-6)
+                        mask_k_bias=False, norm_eps=1e-6, mlp_type='gelu')
 
 
 def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
@@ -187,6 +188,25 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+class SwiGLUMlp(nn.Module):
+    """SwiGLU feed-forward (DINOv3 S+ / H+): ``fc2(silu(fc1_g(x)) * fc1_x(x))``, hidden
+    width rounded up to a multiple of ``align_to``."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, align_to: int = 8) -> None:
+        super().__init__()
+        hidden_dim += -hidden_dim % align_to
+        self.fc1_g = nn.Linear(dim, hidden_dim)
+        self.fc1_x = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(F.silu(self.fc1_g(x)) * self.fc1_x(x))))
+
+
+MLP_TYPES = ('gelu', 'swiglu')
+
+
 class LayerScale(nn.Module):
     """Per-channel learnt scale of a residual branch (CaiT; DINOv2 / DINOv3)."""
 
@@ -205,7 +225,8 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  rope: nn.Module | None = None, norm_eps: float = 1e-6,
-                 layer_scale_init: float | None = None, mask_k_bias: bool = False) -> None:
+                 layer_scale_init: float | None = None, mask_k_bias: bool = False,
+                 mlp_type: str = 'gelu') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, rope, mask_k_bias)
@@ -213,7 +234,10 @@ class Block(nn.Module):
             else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        if mlp_type == 'swiglu':
+            self.mlp = SwiGLUMlp(dim, int(dim * mlp_ratio), drop)
+        else:
+            self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None \
             else nn.Identity()
 
@@ -257,6 +281,7 @@ class RoPEVisionTransformer(nn.Module):
         layer_scale_init: initial value of per-channel layer scale on both residual
             branches (``None``: no layer scale).
         mask_k_bias: keep the key part of the qkv bias at zero (DINOv3).
+        mlp_type: ``'gelu'`` (two linear layers) or ``'swiglu'`` (DINOv3 S+ / H+).
     """
 
     def __init__(self, arch: str | dict = 'base', img_size: int | Sequence[int] = 224,
@@ -266,20 +291,24 @@ class RoPEVisionTransformer(nn.Module):
                  use_rope: bool = True, rope_base: float = 100.0, use_abs_pos_embed: bool = False,
                  with_cls_token: bool = False, final_norm: bool = True, with_cp: bool = False,
                  norm_eps: float = 1e-6, rope_type: str = 'axial', num_reg_tokens: int = 0,
-                 layer_scale_init: float | None = None, mask_k_bias: bool = False) -> None:
+                 layer_scale_init: float | None = None, mask_k_bias: bool = False,
+                 mlp_type: str = 'gelu') -> None:
         super().__init__()
         family = resolve_family_preset(arch)
         if family is not None:
             given = dict(patch_size=patch_size, rope_type=rope_type, rope_base=rope_base,
                          num_reg_tokens=num_reg_tokens, with_cls_token=with_cls_token,
                          layer_scale_init=layer_scale_init, qkv_bias=qkv_bias,
-                         mask_k_bias=mask_k_bias, norm_eps=norm_eps)
+                         mask_k_bias=mask_k_bias, norm_eps=norm_eps, mlp_type=mlp_type)
             opts = _apply_family_preset(arch, family, given)
             arch = family['arch']
             patch_size, rope_type, rope_base = opts['patch_size'], opts['rope_type'], opts['rope_base']
             num_reg_tokens, with_cls_token = opts['num_reg_tokens'], opts['with_cls_token']
             layer_scale_init, qkv_bias = opts['layer_scale_init'], opts['qkv_bias']
             mask_k_bias, norm_eps = opts['mask_k_bias'], opts['norm_eps']
+            mlp_type = opts['mlp_type']
+        if mlp_type not in MLP_TYPES:
+            raise ValueError(f'Unknown mlp_type {mlp_type!r}; choose one of {MLP_TYPES}.')
         if rope_type not in ROPE_TYPES:
             raise ValueError(f'Unknown rope_type {rope_type!r}; choose one of {ROPE_TYPES}.')
         if not isinstance(num_reg_tokens, int) or num_reg_tokens < 0:
@@ -320,7 +349,8 @@ class RoPEVisionTransformer(nn.Module):
         dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, setting['mlp_ratio'], qkv_bias, drop_rate,
-                  attn_drop_rate, dpr[i], self.rope, norm_eps, layer_scale_init, mask_k_bias)
+                  attn_drop_rate, dpr[i], self.rope, norm_eps, layer_scale_init, mask_k_bias,
+                  mlp_type)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
         self.reset_parameters()
