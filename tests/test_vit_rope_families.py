@@ -364,3 +364,42 @@ def test_dinov3_ade20k_configs_build():
         with DefaultScope.overwrite_default_scope('mmseg'):
             model = MODELS.build(cfg.model)
     assert model.backbone.rope_type == 'dinov3' and model.backbone.num_prefix_tokens == 5
+
+
+def test_winwin_segmentor_trains_a_dinov3_backbone_on_windows():
+    """A Win-Win loss step on a tiny DINOv3 backbone: the window features are the
+    windows' patch tokens only (register / cls tokens are prefix tokens, never windowed),
+    and the register tokens and layer scales learn."""
+    from mmengine.config import ConfigDict
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(ConfigDict(
+            type='WinWinEncoderDecoder',
+            backbone=dict(type='RoPEViT', arch=SMALL, out_indices=(2,), **DINOV3_OPTS),
+            decode_head=dict(type='FCNHead', in_channels=64, in_index=-1, channels=16,
+                             num_convs=1, num_classes=5, norm_cfg=None,
+                             loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+            train_cfg=dict(), test_cfg=dict(mode='whole')))
+    H, W = 96, 128
+    samples = []
+    for wins in ([(0, 0, 3, 3), (3, 4, 3, 3)], [(2, 1, 3, 3), (0, 5, 3, 3)]):
+        s = SegDataSample()
+        s.set_metainfo(dict(img_shape=(H, W), pad_shape=(H, W), ori_shape=(H, W),
+                            winwin_windows=wins))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, H, W)))
+        samples.append(s)
+    img = torch.randn(2, 3, H, W)
+    feats = model._window_feats(img, [s.winwin_windows for s in samples])
+    assert [tuple(f[0].shape) for f in feats[0]] == [(64, 3, 3), (64, 3, 3)]
+    losses = model.loss(img, samples)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.backbone.reg_token.grad.abs().sum() > 0
+    assert model.backbone.blocks[0].ls1.gamma.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        out = model.inference(img, [dict(img_shape=(H, W), ori_shape=(H, W),
+                                         pad_shape=(H, W))] * 2)
+    assert out.shape == (2, 5, H, W)

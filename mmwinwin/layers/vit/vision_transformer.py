@@ -254,8 +254,9 @@ class RoPEVisionTransformer(nn.Module):
     Args:
         arch: preset name (``tiny``, ``small``, ``base``, ``large``, ``huge``) or a dict
             with ``embed_dims``, ``num_layers``, ``num_heads`` and optional ``mlp_ratio``;
-            or a released model's name (``dinov3-vits16``, ``dinov3-vitb16``,
-            ``dinov3-vitl16``: ``rope_families.FAMILY_PRESETS``), which also sets the
+            or a released model's name (``dinov3-vits16``, ``dinov3-vits16plus``,
+            ``dinov3-vitb16``, ``dinov3-vitl16``, ``dinov3-vith16plus``:
+            ``rope_families.FAMILY_PRESETS``), which also sets the
             family's options (patch size, RoPE convention, register tokens, layer scale,
             qkv bias, norm eps); passing one of those with another value is an error.
         img_size: pre-training image size; only sizes the learned absolute position
