@@ -136,7 +136,7 @@ def test_dinov3_matches_timm(tmp_path, layout):
         state = _upstream_layout(state, SMALL['embed_dims'] // SMALL['num_heads'])
     path = str(tmp_path / f'dinov3_{layout}.pth')
     torch.save({'model': state} if layout.startswith('timm') else state, path)
-    model = _build_registered(path, mlp_type='swiglu' if swiglu else 'gelu')
+    model = _build_registered(path, **(dict(mlp_type='swiglu', swiglu_align_to=8) if swiglu else {}))
     for hw in [(64, 64), (48, 80), (96, 32)]:
         img = torch.randn(2, 3, *hw)
         want = _timm_features(ref, img, blocks=(0, 1))
@@ -403,3 +403,136 @@ def test_winwin_segmentor_trains_a_dinov3_backbone_on_windows():
         out = model.inference(img, [dict(img_shape=(H, W), ori_shape=(H, W),
                                          pad_shape=(H, W))] * 2)
     assert out.shape == (2, 5, H, W)
+
+
+# --------------------------------------------------------------------------- EVA-02
+EVA02_OPTS = dict(patch_size=14, rope_type='eva02', rope_base=10000.0, rope_ref_grid=(16, 16),
+                  with_cls_token=True, use_abs_pos_embed=True, img_size=224,
+                  pos_embed_antialias=True, mask_k_bias=True)
+EVA02_SMALL = dict(SMALL, mlp_ratio=4 * 2 / 3)
+
+
+def _timm_eva02(name: str, seed: int = 0):
+    """timm's EVA-02 (S: fused qkv, packed SwiGLU; B: q/k/v projections, SwiGLU with a
+    LayerNorm inside) shrunk to SMALL, any input size, 1-D parameters randomised."""
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False, num_classes=0, embed_dim=64, depth=3,
+                              num_heads=4, dynamic_img_size=True).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() < 2 or p.shape[0] == 1:
+                p.normal_(0.0, 0.3)
+    return model
+
+
+def _eva02_upstream_layout(timm_state: dict) -> dict:
+    """timm's EVA-02 keys in the upstream (BAAI) layout: q/k/v projections with q_bias /
+    v_bias, SwiGLU w1 / w2 / ffn_ln / w3, the final norm as ``norm``, plus rope buffers
+    and MIM leftovers that a loader must ignore."""
+    out = {}
+    for k, v in timm_state.items():
+        if k.endswith('attn.qkv.weight'):
+            q, kk, vv = v.chunk(3)
+            for n, t in zip(('q_proj', 'k_proj', 'v_proj'), (q, kk, vv)):
+                out[k.replace('qkv', n)] = t
+            continue
+        if k.endswith('attn.q_proj.bias') or k.endswith('attn.v_proj.bias'):
+            out[k.replace('_proj.bias', '_bias')] = v
+            continue
+        if k.endswith('mlp.fc1.weight') or k.endswith('mlp.fc1.bias'):  # packed [gate | x]
+            gate, x = v.chunk(2)
+            out[k.replace('fc1', 'w1')], out[k.replace('fc1', 'w2')] = gate, x
+            continue
+        k = (k.replace('mlp.fc1_g', 'mlp.w1').replace('mlp.fc1_x', 'mlp.w2')
+             .replace('mlp.norm', 'mlp.ffn_ln').replace('mlp.fc2', 'mlp.w3'))
+        out[k.replace('fc_norm.', 'norm.')] = v
+    out['rope.freqs_cos'] = torch.randn(256, 16)
+    out['lm_head.weight'] = torch.randn(8, 64)
+    out['mask_token'] = torch.randn(1, 1, 64)
+    return out
+
+
+@pytest.mark.parametrize('name', ['eva02_small_patch14_224', 'eva02_base_patch14_224'])
+@pytest.mark.parametrize('layout', ['timm', 'upstream'])
+def test_eva02_matches_timm(tmp_path, name, layout):
+    """timm's EVA-02 checkpoint (random weights), in timm's or the upstream layout, read
+    back through init_cfg: the patch tokens of every block (the last normed by the
+    checkpoint's final norm, which timm keeps as fc_norm) equal timm's at the pre-training
+    size and at other sizes (RoPE rescaled to the 16x16 grid, position embedding resampled
+    as timm does), and so do the gradients."""
+    from mmseg.registry import MODELS
+    ref = _timm_eva02(name)
+    state = ref.state_dict()
+    if layout == 'upstream':
+        state = _eva02_upstream_layout(state)
+    path = str(tmp_path / f'{name}_{layout}.pth')
+    torch.save({'module': state}, path)
+    mlp = 'swiglu' if 'small' in name else 'swiglu_norm'
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(type='RoPEViT', arch=EVA02_SMALL, out_indices=(0, 1, 2),
+                                  mlp_type=mlp, init_cfg=dict(type='Pretrained', checkpoint=path),
+                                  **EVA02_OPTS))
+    model.init_weights()
+    model.eval()
+    for hw in [(224, 224), (70, 98), (112, 56)]:
+        img = torch.randn(1, 3, *hw)
+        got = {}
+        hooks = [ref.blocks[i].register_forward_hook(
+            lambda mod, inp, out, i=i: got.__setitem__(i, out)) for i in (0, 1)]
+        last = ref.fc_norm(ref.forward_features(img))
+        for h in hooks:
+            h.remove()
+        gh, gw = hw[0] // 14, hw[1] // 14
+        want = [t[:, 1:].transpose(1, 2).reshape(1, -1, gh, gw) for t in (got[0], got[1], last)]
+        for i, (a, b) in enumerate(zip(model(img), want)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5,
+                                       msg=lambda m: f'{name} {layout} {hw} block {i}: {m}')
+    img = torch.randn(1, 3, 70, 98)
+    grads = []
+    for run in (lambda x: ref.fc_norm(ref.forward_features(x))[:, 1:],
+                lambda x: model(x)[-1].flatten(2).transpose(1, 2)):
+        x = img.clone().requires_grad_(True)
+        (run(x) * torch.linspace(-1, 1, 64)).sum().backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_eva02_presets_are_the_released_shapes():
+    for name, timm_name in (('eva02-vitt14', 'eva02_tiny_patch14_224'),
+                            ('eva02-vits14', 'eva02_small_patch14_224'),
+                            ('eva02-vitb14', 'eva02_base_patch14_224'),
+                            ('eva02-vitl14', 'eva02_large_patch14_224')):
+        with torch.device('meta'):  # shapes only
+            ref = timm.create_model(timm_name, pretrained=False, num_classes=0)
+            model = RoPEVisionTransformer(arch=name)
+        assert model.patch_size == 14 and model.rope_ref_grid == (16, 16)
+        assert load_vit_state_dict(model, ref.state_dict()) == dict(missing=[], unexpected=[])
+
+
+def test_eva02_window_tokens_keep_full_image_coordinates():
+    """EVA-02 rescales positions by the full grid: a Win-Win window's tokens get the
+    coordinates (and rotations) they have inside the full image."""
+    from mmwinwin.layers.winwin.windows import embed_windows
+    torch.manual_seed(0)
+    model = RoPEVisionTransformer(arch=EVA02_SMALL, mlp_type='swiglu', **EVA02_OPTS).eval()
+    img = torch.randn(1, 3, 84, 112)
+    grid, win = (6, 8), (2, 3, 3, 4)
+    _, wpos = embed_windows(model.patch_embed, img, [[win]], 14)
+    full_pos = model.embed_image(img)[1]
+    index = [(win[0] + i) * grid[1] + win[1] + j for i in range(win[2]) for j in range(win[3])]
+    coords = model.rope_positions(wpos, grid)[0]
+    ref = torch.stack([full_pos[index, 0] * 16 / 6, full_pos[index, 1] * 16 / 8], -1)
+    torch.testing.assert_close(coords, ref)
+    q = torch.randn(1, 4, grid[0] * grid[1], 16)
+    torch.testing.assert_close(model.rope(q[:, :, index], coords),
+                               model.rope(q, model.rope_positions(full_pos, grid))[:, :, index])
+
+
+def test_eva02_wrong_family_is_named():
+    ref = _timm_eva02('eva02_base_patch14_224')
+    with pytest.raises(CheckpointMismatchError, match='Wrong family.*EVA-02'):
+        load_vit_state_dict(RoPEVisionTransformer(arch=EVA02_SMALL, patch_size=14),
+                            ref.state_dict())
+    model = RoPEVisionTransformer(arch=EVA02_SMALL, mlp_type='swiglu_norm', **EVA02_OPTS)
+    with pytest.raises(CheckpointMismatchError, match='Wrong family.*DINOv3'):
+        load_vit_state_dict(model, _timm_dinov3().state_dict())

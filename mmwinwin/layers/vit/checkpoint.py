@@ -4,7 +4,9 @@ Supported layouts: timm / DeiT / MAE (``blocks.N.attn.qkv``), mmseg / mmpretrain
 (``layers.N.attn.attn.in_proj_weight``, ``ffn.layers``), CroCo / CroCo-v2 (``enc_blocks.N``,
 ``enc_norm``; its decoder is dropped here, ``croco_checkpoint.py`` maps it), DINOv3 in the
 upstream release layout (``storage_tokens``, ``ls1.gamma``, ``rope_embed.periods``, masked
-``qkv.bias``) and in timm's (``reg_token``, ``gamma_1``, ``q_bias`` / ``v_bias``), with or without
+``qkv.bias``) and in timm's (``reg_token``, ``gamma_1``, ``q_bias`` / ``v_bias``), EVA-02 in the
+upstream (``q_proj`` / ``k_proj`` / ``v_proj``, ``mlp.w1`` / ``w2`` / ``ffn_ln`` / ``w3``) and timm
+layouts (packed ``mlp.fc1`` or ``fc1_g`` / ``fc1_x``, ``fc_norm``), with or without
 a ``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
 Classifier heads, distillation tokens and MAE / CroCo decoders are dropped; absolute
 position embeddings are dropped with a warning when the target uses RoPE only.
@@ -19,7 +21,8 @@ import torch
 from torch import nn
 
 __all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
-           'unwrap_state_dict', 'mismatch_report', 'dinov3_layout', 'describe_state']
+           'unwrap_state_dict', 'mismatch_report', 'dinov3_layout', 'eva02_layout',
+           'describe_state']
 
 _DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
                   r'^mask_token$', r'^pre_logits', r'^head_drop', r'^local_cls_norm\.',
@@ -131,6 +134,69 @@ def _convert_dinov3_layout(state: dict) -> tuple[dict, torch.Tensor | None]:
     return out, periods
 
 
+def eva02_layout(state: Mapping) -> bool:
+    """Whether a state dict (prefixes stripped) is EVA-02's: separate q / v biases or
+    q / k / v projections, and a SwiGLU MLP (upstream ``w1``/``w2``/``w3``, timm's
+    ``fc1_g``/``fc1_x``, or a packed ``fc1`` twice as wide as ``fc2``'s input), no
+    register tokens."""
+    if 'storage_tokens' in state or 'reg_token' in state:
+        return False
+    split_attn = ('blocks.0.attn.q_bias' in state or 'blocks.0.attn.q_proj.weight' in state)
+    fc1, fc2 = state.get('blocks.0.mlp.fc1.weight'), state.get('blocks.0.mlp.fc2.weight')
+    swiglu = ('blocks.0.mlp.w1.weight' in state or 'blocks.0.mlp.fc1_g.weight' in state
+              or 'blocks.0.mlp.w12.weight' in state
+              or (fc1 is not None and fc2 is not None and fc1.shape[0] == 2 * fc2.shape[1]))
+    return split_attn and swiglu
+
+
+def _convert_eva02_layout(state: dict) -> dict:
+    """EVA-02 keys (upstream or timm) -> ours: q / k / v projections fused into ``qkv``
+    (key bias zero), packed SwiGLU ``fc1`` split into gate (first half) and value,
+    ``w1`` / ``w2`` / ``ffn_ln`` / ``w3`` -> ``fc1_g`` / ``fc1_x`` / ``norm`` / ``fc2``, and
+    timm's ``fc_norm`` (where it moved the final norm) back to ``norm``."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('rope') or k.startswith('lm_head') or k.endswith('.k_bias'):
+            continue
+        m = re.match(r'^(blocks\.\d+\.attn\.)(q_proj\.weight|q_bias|q_proj\.bias)$', k)
+        if m:
+            pre, what = m.groups()
+            if what == 'q_proj.weight':
+                out[pre + 'qkv.weight'] = torch.cat(
+                    [v, state[pre + 'k_proj.weight'], state[pre + 'v_proj.weight']])
+            else:
+                v_bias = state.get(pre + 'v_bias', state.get(pre + 'v_proj.bias'))
+                out[pre + 'qkv.bias'] = torch.cat([v, torch.zeros_like(v), v_bias])
+            continue
+        if re.match(r'^blocks\.\d+\.attn\.(k_proj\.weight|v_proj\.weight|v_bias|v_proj\.bias)$', k):
+            continue
+        m = re.match(r'^(blocks\.\d+\.mlp\.)(fc1|w12)\.(weight|bias)$', k)
+        if m:  # packed: [gate | value]
+            gate, value = v.chunk(2, dim=0)
+            out[f'{m.group(1)}fc1_g.{m.group(3)}'] = gate
+            out[f'{m.group(1)}fc1_x.{m.group(3)}'] = value
+            continue
+        k = (k.replace('.mlp.w1.', '.mlp.fc1_g.').replace('.mlp.w2.', '.mlp.fc1_x.')
+             .replace('.mlp.w3.', '.mlp.fc2.').replace('.mlp.ffn_ln.', '.mlp.norm.'))
+        out[k] = v
+    if 'norm.weight' not in out:
+        for p in ('weight', 'bias'):
+            if f'fc_norm.{p}' in out:
+                out[f'norm.{p}'] = out.pop(f'fc_norm.{p}')
+    return out
+
+
+def _family(state: Mapping) -> str:
+    if 'reg_token' in state and 'blocks.0.ls1.gamma' in state:
+        return 'dinov3'
+    if 'blocks.0.mlp.fc1_g.weight' in state and 'blocks.0.ls1.gamma' not in state:
+        return 'eva02'
+    return 'axial'
+
+
+_FAMILY_NAMES = {'dinov3': 'DINOv3', 'eva02': 'EVA-02', 'axial': 'plain'}
+
+
 def describe_state(state: Mapping) -> str:
     """One line naming a converted state dict's family, width, depth and, when it is a
     released model's shape, the ``arch`` preset to build."""
@@ -140,14 +206,14 @@ def describe_state(state: Mapping) -> str:
     w = state.get('patch_embed.proj.weight')
     width = int(w.shape[0]) if w is not None else None
     patch = int(w.shape[-1]) if w is not None else None
-    dinov3 = 'reg_token' in state and 'blocks.0.ls1.gamma' in state
+    family = _family(state)
     swiglu = 'blocks.0.mlp.fc1_g.weight' in state
-    text = (f'the checkpoint is a {"DINOv3" if dinov3 else "plain"} ViT of width {width}, '
+    text = (f'the checkpoint is a {_FAMILY_NAMES[family]} ViT of width {width}, '
             f'depth {depth}, patch {patch}{", SwiGLU MLP" if swiglu else ""}')
-    if dinov3:
-        names = [n for n, p in FAMILY_PRESETS.items() if p['rope_type'] == 'dinov3'
+    if family != 'axial':
+        names = [n for n, p in FAMILY_PRESETS.items() if p['rope_type'] == family
                  and p['arch']['embed_dims'] == width and p['arch']['num_layers'] == depth
-                 and (p.get('mlp_type') == 'swiglu') == swiglu]
+                 and p.get('mlp_type', 'gelu').startswith('swiglu') == swiglu]
         if names:
             text += f": build it with arch='{names[0]}'"
     return text
@@ -156,7 +222,18 @@ def describe_state(state: Mapping) -> str:
 def _check_family(state: dict, periods: torch.Tensor | None, model: nn.Module) -> None:
     """Errors for a checkpoint of another family or RoPE convention than ``model``."""
     model_type = getattr(model, 'rope_type', 'axial')
-    is_dinov3 = 'reg_token' in state and 'blocks.0.ls1.gamma' in state
+    family = _family(state)
+    is_dinov3 = family == 'dinov3'
+    if family == 'eva02' and model_type != 'eva02':
+        raise CheckpointMismatchError(
+            f'Wrong family: {describe_state(state)}, but the model uses rope_type='
+            f'{model_type!r}. EVA-02 rescales positions to its pre-training grid, pairs '
+            'channels interleaved (base 10000) and has a SwiGLU MLP; build the backbone with '
+            'an eva02-* arch.')
+    if model_type == 'eva02' and family != 'eva02' and any(k.startswith('blocks.') for k in state):
+        raise CheckpointMismatchError(
+            f'Wrong family: the model is an EVA-02 ViT (rope_type=\'eva02\', SwiGLU MLP) but '
+            f'{describe_state(state)}. Use an EVA-02 checkpoint or another arch.')
     if is_dinov3 and model_type != 'dinov3':
         raise CheckpointMismatchError(
             f'Wrong family: {describe_state(state)}, but the model uses rope_type='
@@ -197,6 +274,8 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     periods = None
     if dinov3_layout(state) is not None:
         state, periods = _convert_dinov3_layout(state)
+    elif eva02_layout(state):
+        state = _convert_eva02_layout(state)
     state = {k: v for k, v in state.items()
              if not any(re.match(p, k) for p in _DROP_PATTERNS)}
     if model is None:

@@ -14,6 +14,15 @@ DINOv3 (``rope_type='dinov3'``, Simeoni et al. 2025; timm ``RotaryEmbeddingDinoV
 * a head of ``D`` channels has ``D / 4`` periods ``base ** (4 j / D)`` (``base`` = 100),
   angle ``2 pi c / period``; the ``D / 2`` angles are ``[y periods | x periods]`` and
   channel ``k`` is rotated together with channel ``k + D / 2`` ("rotate half").
+
+EVA-02 (``rope_type='eva02'``, Fang et al. 2023; timm ``RotaryEmbeddingCat``):
+
+* coordinates are token indices rescaled to the pre-training grid ``ref`` (16 x 16 for
+  224 / 14): ``c = i * ref / size`` per axis, ``size`` the *whole* image's token grid
+  (:func:`eva02_coordinates`), so again a Win-Win window keeps full-image coordinates;
+* a head of ``D`` channels has ``D / 4`` frequencies ``base ** (-j / (D / 4))``
+  (``base`` = 10000); the ``D / 2`` angles are ``[y | x]`` and channel ``2k`` is rotated
+  together with channel ``2k + 1`` (interleaved pairs).
 """
 from __future__ import annotations
 
@@ -23,10 +32,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ['ROPE_TYPES', 'DINOv3RoPE', 'dinov3_coordinates', 'dinov3_periods', 'FAMILY_PRESETS',
-           'resolve_family_preset']
+__all__ = ['ROPE_TYPES', 'DINOv3RoPE', 'dinov3_coordinates', 'dinov3_periods', 'EVA02RoPE',
+           'eva02_coordinates', 'FAMILY_PRESETS', 'resolve_family_preset']
 
-ROPE_TYPES = ('axial', 'dinov3')
+ROPE_TYPES = ('axial', 'dinov3', 'eva02')
 
 
 def dinov3_periods(head_dim: int, base: float = 100.0) -> torch.Tensor:
@@ -88,6 +97,59 @@ class DINOv3RoPE(nn.Module):
         return f'head_dim={self.head_dim}, base={self.base}, convention=dinov3'
 
 
+def eva02_coordinates(pos: torch.Tensor, grid_size: Sequence[int],
+                      ref_grid: Sequence[int]) -> torch.Tensor:
+    """Token-grid ``(y, x)`` positions -> EVA-02 coordinates ``pos * ref / size`` per axis,
+    ``size`` the full image's token grid and ``ref`` the pre-training grid."""
+    if grid_size is None:
+        raise ValueError('EVA-02 RoPE rescales positions by the full image token grid: '
+                         'pass grid_size=(H, W) (in tokens) to forward_tokens.')
+    scale = torch.tensor([float(ref_grid[0]) / float(grid_size[0]),
+                          float(ref_grid[1]) / float(grid_size[1])], device=pos.device)
+    return pos.float() * scale
+
+
+class EVA02RoPE(nn.Module):
+    """EVA-02's 2D RoPE (see the module docstring): interleaved channel pairs.
+
+    Args:
+        head_dim: channels per attention head, divisible by 4.
+        base: frequency base (EVA-02: 10000).
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 4 != 0:
+            raise ValueError(f'EVA-02 RoPE needs a head dimension divisible by 4, got '
+                             f'{head_dim}. Choose embed_dims / num_heads as a multiple of 4.')
+        if base <= 0:
+            raise ValueError(f'EVA-02 RoPE base must be positive, got {base}.')
+        self.head_dim = head_dim
+        self.base = float(base)
+        n = head_dim // 4
+        self.register_buffer('inv_freq', 1.0 / base ** (torch.arange(n, dtype=torch.float32) / n),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` ``(B, heads, N, head_dim)`` by ``coords`` ``(B, N, 2)`` or ``(N, 2)``
+        from :func:`eva02_coordinates`."""
+        if coords.shape[-1] != 2 or coords.shape[-2] != x.shape[-2]:
+            raise ValueError(
+                f'EVA-02 RoPE expects coordinates of shape (B, N, 2) or (N, 2) with N = '
+                f'{x.shape[-2]} tokens, got {tuple(coords.shape)}.')
+        if coords.dim() == 3:
+            coords = coords.unsqueeze(1)
+        angles = (coords.float().unsqueeze(-1) * self.inv_freq).flatten(-2)  # (..., N, D/2)
+        angles = angles.repeat_interleave(2, dim=-1)
+        xf = x.float()
+        pairs = xf.unflatten(-1, (-1, 2))
+        rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+        return (xf * angles.cos() + rotated * angles.sin()).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f'head_dim={self.head_dim}, base={self.base}, convention=eva02'
+
+
 _DINOV3 = dict(patch_size=16, rope_type='dinov3', rope_base=100.0, num_reg_tokens=4,
                with_cls_token=True, layer_scale_init=1e-5, qkv_bias=True, mask_k_bias=True,
                norm_eps=1e-5)
@@ -102,10 +164,30 @@ FAMILY_PRESETS: dict[str, dict] = {
     'dinov3-vitl16': dict(arch=dict(embed_dims=1024, num_layers=24, num_heads=16,
                                     mlp_ratio=4.0), **_DINOV3),
     'dinov3-vits16plus': dict(arch=dict(embed_dims=384, num_layers=12, num_heads=6,
-                                        mlp_ratio=4.0), mlp_type='swiglu', **_DINOV3),
+                                        mlp_ratio=4.0), mlp_type='swiglu', swiglu_align_to=8,
+                              **_DINOV3),
     'dinov3-vith16plus': dict(arch=dict(embed_dims=1280, num_layers=32, num_heads=20,
-                                        mlp_ratio=4.0), mlp_type='swiglu', **_DINOV3),
+                                        mlp_ratio=4.0), mlp_type='swiglu', swiglu_align_to=8,
+                              **_DINOV3),
 }
+
+
+# EVA-02 (MIM pre-trained at 224 / 14; MIT licence): learned absolute position embedding
+# of the 16 x 16 pre-training grid beside RoPE, SwiGLU MLP (with a LayerNorm inside, "sub-LN",
+# from B up), key bias held at zero.
+_EVA02 = dict(patch_size=14, rope_type='eva02', rope_base=10000.0, rope_ref_grid=(16, 16),
+              with_cls_token=True, use_abs_pos_embed=True, img_size=224, qkv_bias=True,
+              mask_k_bias=True, norm_eps=1e-6, pos_embed_antialias=True)
+FAMILY_PRESETS.update({
+    'eva02-vitt14': dict(arch=dict(embed_dims=192, num_layers=12, num_heads=3,
+                                   mlp_ratio=4 * 2 / 3), mlp_type='swiglu', **_EVA02),
+    'eva02-vits14': dict(arch=dict(embed_dims=384, num_layers=12, num_heads=6,
+                                   mlp_ratio=4 * 2 / 3), mlp_type='swiglu', **_EVA02),
+    'eva02-vitb14': dict(arch=dict(embed_dims=768, num_layers=12, num_heads=12,
+                                   mlp_ratio=4 * 2 / 3), mlp_type='swiglu_norm', **_EVA02),
+    'eva02-vitl14': dict(arch=dict(embed_dims=1024, num_layers=24, num_heads=16,
+                                   mlp_ratio=4 * 2 / 3), mlp_type='swiglu_norm', **_EVA02),
+})
 
 
 def resolve_family_preset(name: str) -> dict | None:

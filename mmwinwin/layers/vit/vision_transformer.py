@@ -24,7 +24,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .rope import RoPE2D, grid_positions
-from .rope_families import ROPE_TYPES, DINOv3RoPE, dinov3_coordinates, resolve_family_preset
+from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, dinov3_coordinates,
+                            eva02_coordinates, resolve_family_preset)
 
 __all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'SwiGLUMlp', 'Block', 'DropPath',
            'LayerScale',
@@ -61,7 +62,9 @@ def resolve_arch(arch: str | dict) -> dict:
 
 _FAMILY_DEFAULTS = dict(patch_size=16, rope_type='axial', rope_base=100.0, num_reg_tokens=0,
                         with_cls_token=False, layer_scale_init=None, qkv_bias=True,
-                        mask_k_bias=False, norm_eps=1e-6, mlp_type='gelu')
+                        mask_k_bias=False, norm_eps=1e-6, mlp_type='gelu',
+                        use_abs_pos_embed=False, img_size=224, rope_ref_grid=None,
+                        swiglu_align_to=1, pos_embed_antialias=False)
 
 
 def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
@@ -70,6 +73,8 @@ def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
     out = {}
     for key, value in given.items():
         want = family.get(key, _FAMILY_DEFAULTS[key])
+        if key == 'img_size' and value != _FAMILY_DEFAULTS[key]:
+            want = value  # a fine-tuned checkpoint's size (e.g. EVA-02 at 448), not the family
         if value != _FAMILY_DEFAULTS[key] and value != want:
             raise ValueError(
                 f'arch={name!r} is the released model with {key}={want!r}, but {key}={value!r} '
@@ -189,22 +194,26 @@ class Mlp(nn.Module):
 
 
 class SwiGLUMlp(nn.Module):
-    """SwiGLU feed-forward (DINOv3 S+ / H+): ``fc2(silu(fc1_g(x)) * fc1_x(x))``, hidden
-    width rounded up to a multiple of ``align_to``."""
+    """SwiGLU feed-forward (DINOv3 S+ / H+, EVA-02): ``fc2(norm(silu(fc1_g(x)) *
+    fc1_x(x)))``, hidden width rounded up to a multiple of ``align_to``; ``norm`` is a
+    LayerNorm with ``hidden_norm`` (EVA-02's sub-LN), else the identity."""
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, align_to: int = 8) -> None:
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, align_to: int = 1,
+                 hidden_norm: bool = False, norm_eps: float = 1e-6) -> None:
         super().__init__()
         hidden_dim += -hidden_dim % align_to
         self.fc1_g = nn.Linear(dim, hidden_dim)
         self.fc1_x = nn.Linear(dim, hidden_dim)
+        self.norm = nn.LayerNorm(hidden_dim, eps=norm_eps) if hidden_norm else nn.Identity()
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(F.silu(self.fc1_g(x)) * self.fc1_x(x))))
+        x = self.drop(F.silu(self.fc1_g(x)) * self.fc1_x(x))
+        return self.drop(self.fc2(self.norm(x)))
 
 
-MLP_TYPES = ('gelu', 'swiglu')
+MLP_TYPES = ('gelu', 'swiglu', 'swiglu_norm')
 
 
 class LayerScale(nn.Module):
@@ -226,7 +235,7 @@ class Block(nn.Module):
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  rope: nn.Module | None = None, norm_eps: float = 1e-6,
                  layer_scale_init: float | None = None, mask_k_bias: bool = False,
-                 mlp_type: str = 'gelu') -> None:
+                 mlp_type: str = 'gelu', swiglu_align_to: int = 1) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, rope, mask_k_bias)
@@ -234,8 +243,9 @@ class Block(nn.Module):
             else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        if mlp_type == 'swiglu':
-            self.mlp = SwiGLUMlp(dim, int(dim * mlp_ratio), drop)
+        if mlp_type in ('swiglu', 'swiglu_norm'):
+            self.mlp = SwiGLUMlp(dim, int(dim * mlp_ratio), drop, swiglu_align_to,
+                                 hidden_norm=mlp_type == 'swiglu_norm', norm_eps=norm_eps)
         else:
             self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None \
@@ -275,14 +285,22 @@ class RoPEVisionTransformer(nn.Module):
         drop_path_rate: stochastic depth, linearly increasing over the blocks.
         with_cp: gradient checkpointing of each block, to save training memory.
         rope_type: the RoPE convention, ``'axial'`` (integer token coordinates,
-            :class:`RoPE2D`) or ``'dinov3'`` (coordinates normalised to [-1, 1] by the
-            full image's token grid, :class:`DINOv3RoPE`).
+            :class:`RoPE2D`), ``'dinov3'`` (coordinates normalised to [-1, 1] by the
+            full image's token grid, :class:`DINOv3RoPE`) or ``'eva02'`` (coordinates
+            rescaled from the full grid to ``rope_ref_grid``, :class:`EVA02RoPE`).
         num_reg_tokens: register ("storage") tokens after the cls token; like the cls
             token they are prefix tokens: never rotated, windowed or clustered.
         layer_scale_init: initial value of per-channel layer scale on both residual
             branches (``None``: no layer scale).
         mask_k_bias: keep the key part of the qkv bias at zero (DINOv3).
-        mlp_type: ``'gelu'`` (two linear layers) or ``'swiglu'`` (DINOv3 S+ / H+).
+        mlp_type: ``'gelu'`` (two linear layers), ``'swiglu'`` (DINOv3 S+ / H+, EVA-02
+            Ti / S) or ``'swiglu_norm'`` (with a LayerNorm inside: EVA-02 B / L).
+        swiglu_align_to: round the SwiGLU hidden width up to a multiple of this
+            (DINOv3: 8; EVA-02: 1).
+        pos_embed_antialias: resize the absolute position embedding with antialiased
+            bicubic interpolation (timm's resampling, used by the EVA-02 presets).
+        rope_ref_grid: EVA-02's pre-training token grid, to which positions are rescaled
+            (default ``img_size // patch_size``).
     """
 
     def __init__(self, arch: str | dict = 'base', img_size: int | Sequence[int] = 224,
@@ -293,21 +311,27 @@ class RoPEVisionTransformer(nn.Module):
                  with_cls_token: bool = False, final_norm: bool = True, with_cp: bool = False,
                  norm_eps: float = 1e-6, rope_type: str = 'axial', num_reg_tokens: int = 0,
                  layer_scale_init: float | None = None, mask_k_bias: bool = False,
-                 mlp_type: str = 'gelu') -> None:
+                 mlp_type: str = 'gelu', rope_ref_grid: Sequence[int] | None = None,
+                 swiglu_align_to: int = 1, pos_embed_antialias: bool = False) -> None:
         super().__init__()
         family = resolve_family_preset(arch)
         if family is not None:
             given = dict(patch_size=patch_size, rope_type=rope_type, rope_base=rope_base,
                          num_reg_tokens=num_reg_tokens, with_cls_token=with_cls_token,
                          layer_scale_init=layer_scale_init, qkv_bias=qkv_bias,
-                         mask_k_bias=mask_k_bias, norm_eps=norm_eps, mlp_type=mlp_type)
+                         mask_k_bias=mask_k_bias, norm_eps=norm_eps, mlp_type=mlp_type,
+                         use_abs_pos_embed=use_abs_pos_embed, img_size=img_size,
+                         rope_ref_grid=rope_ref_grid, swiglu_align_to=swiglu_align_to,
+                         pos_embed_antialias=pos_embed_antialias)
             opts = _apply_family_preset(arch, family, given)
             arch = family['arch']
             patch_size, rope_type, rope_base = opts['patch_size'], opts['rope_type'], opts['rope_base']
             num_reg_tokens, with_cls_token = opts['num_reg_tokens'], opts['with_cls_token']
             layer_scale_init, qkv_bias = opts['layer_scale_init'], opts['qkv_bias']
             mask_k_bias, norm_eps = opts['mask_k_bias'], opts['norm_eps']
-            mlp_type = opts['mlp_type']
+            mlp_type, use_abs_pos_embed = opts['mlp_type'], opts['use_abs_pos_embed']
+            img_size, rope_ref_grid = opts['img_size'], opts['rope_ref_grid']
+            swiglu_align_to, pos_embed_antialias = opts['swiglu_align_to'], opts['pos_embed_antialias']
         if mlp_type not in MLP_TYPES:
             raise ValueError(f'Unknown mlp_type {mlp_type!r}; choose one of {MLP_TYPES}.')
         if rope_type not in ROPE_TYPES:
@@ -316,7 +340,12 @@ class RoPEVisionTransformer(nn.Module):
             raise ValueError(f'num_reg_tokens must be a non-negative int, got {num_reg_tokens!r}.')
         self.arch_name = arch if isinstance(arch, str) else None
         self.rope_type = rope_type
+        self.pos_embed_antialias = bool(pos_embed_antialias)
         self.num_reg_tokens = num_reg_tokens
+        if rope_ref_grid is None:
+            size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
+        self.rope_ref_grid = tuple(int(g) for g in rope_ref_grid)
         setting = resolve_arch(arch)
         self.embed_dims = dim = setting['embed_dims']
         self.num_layers = setting['num_layers']
@@ -344,6 +373,8 @@ class RoPEVisionTransformer(nn.Module):
             self.rope = None
         elif rope_type == 'dinov3':
             self.rope = DINOv3RoPE(dim // self.num_heads, rope_base)
+        elif rope_type == 'eva02':
+            self.rope = EVA02RoPE(dim // self.num_heads, rope_base)
         else:
             self.rope = RoPE2D(dim // self.num_heads, rope_base)
 
@@ -351,7 +382,7 @@ class RoPEVisionTransformer(nn.Module):
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, setting['mlp_ratio'], qkv_bias, drop_rate,
                   attn_drop_rate, dpr[i], self.rope, norm_eps, layer_scale_init, mask_k_bias,
-                  mlp_type)
+                  mlp_type, swiglu_align_to)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
         self.reset_parameters()
@@ -396,7 +427,8 @@ class RoPEVisionTransformer(nn.Module):
         table = self.pos_embed[:, self.num_prefix_tokens - self.num_reg_tokens:]
         table = table.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
         if (gh, gw) != tuple(grid_size):
-            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False)
+            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False,
+                                  antialias=self.pos_embed_antialias)
         H, W = grid_size
         if pos.dim() == 2:
             pos = pos.unsqueeze(0)
@@ -434,6 +466,8 @@ class RoPEVisionTransformer(nn.Module):
         commute with it."""
         if self.rope_type == 'dinov3':
             return dinov3_coordinates(pos, grid_size)
+        if self.rope_type == 'eva02':
+            return eva02_coordinates(pos, grid_size, self.rope_ref_grid)
         return pos
 
     def run_block(self, index: int, x: torch.Tensor, pos: torch.Tensor,
