@@ -136,7 +136,8 @@ def test_dinov3_matches_timm(tmp_path, layout):
         state = _upstream_layout(state, SMALL['embed_dims'] // SMALL['num_heads'])
     path = str(tmp_path / f'dinov3_{layout}.pth')
     torch.save({'model': state} if layout.startswith('timm') else state, path)
-    model = _build_registered(path, **(dict(mlp_type='swiglu', swiglu_align_to=8) if swiglu else {}))
+    model = _build_registered(path, **(dict(mlp_type='swiglu', swiglu_align_to=8)
+                                       if swiglu else {}))
     for hw in [(64, 64), (48, 80), (96, 32)]:
         img = torch.randn(2, 3, *hw)
         want = _timm_features(ref, img, blocks=(0, 1))
@@ -271,19 +272,19 @@ def test_wrong_rope_convention_is_named():
 
 
 def _run_converter(monkeypatch, *args):
-    """tools/model_converters/dinov32mmwinwin.py's main(), in this process (fast)."""
+    """tools/model_converters/rope_family2mmwinwin.py's main(), in this process (fast)."""
     import importlib.util
     import pathlib
-    path = pathlib.Path(__file__).parents[1] / 'tools/model_converters/dinov32mmwinwin.py'
-    spec = importlib.util.spec_from_file_location('dinov32mmwinwin', path)
+    path = pathlib.Path(__file__).parents[1] / 'tools/model_converters/rope_family2mmwinwin.py'
+    spec = importlib.util.spec_from_file_location('rope_family2mmwinwin', path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    monkeypatch.setattr('sys.argv', ['dinov32mmwinwin.py', *map(str, args)])
+    monkeypatch.setattr('sys.argv', ['rope_family2mmwinwin.py', *map(str, args)])
     tool.main()
 
 
 def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, capsys):
-    """tools/model_converters/dinov32mmwinwin.py: an upstream-layout ViT-S/16 file becomes
+    """tools/model_converters/rope_family2mmwinwin.py: an upstream-layout ViT-S/16 file becomes
     a checkpoint that the registered dinov3-vits16 backbone reads, giving timm's tokens;
     a file of another family stops with the reason."""
     from mmseg.registry import MODELS
@@ -309,8 +310,23 @@ def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, cap
                                atol=1e-5, rtol=1e-5)
     plain = tmp_path / 'plain.pth'
     torch.save(timm.create_model('vit_tiny_patch16_224', pretrained=False).state_dict(), plain)
-    with pytest.raises(SystemExit, match='not DINOv3'):
+    with pytest.raises(SystemExit, match='not DINOv3 or EVA-02'):
         _run_converter(monkeypatch, plain, tmp_path / 'x.pth')
+    # an EVA-02 S/14 in the upstream layout: the tiny preset is told apart by width
+    torch.manual_seed(0)
+    eva = timm.create_model('eva02_tiny_patch14_224', pretrained=False, num_classes=0).eval()
+    src = tmp_path / 'eva02_Ti_pt_in21k_p14.pt'
+    torch.save({'module': _eva02_upstream_layout(eva.state_dict())}, src)
+    capsys.readouterr()
+    _run_converter(monkeypatch, src, dst)
+    assert 'arch eva02-vitt14' in capsys.readouterr().out
+    model = RoPEVisionTransformer(arch='eva02-vitt14').eval()
+    load_vit_state_dict(model, torch.load(dst, map_location='cpu', weights_only=True))
+    img = torch.randn(1, 3, 98, 70)
+    want = eva.fc_norm(eva.forward_features(torch.nn.functional.interpolate(img, (224, 224))))
+    torch.testing.assert_close(model(torch.nn.functional.interpolate(img, (224, 224)))[0],
+                               want[:, 1:].transpose(1, 2).reshape(1, -1, 16, 16),
+                               atol=1e-5, rtol=1e-5)
 
 
 # ------------------------------------------------------------- training set-up, configs

@@ -5,7 +5,7 @@
 # upernet_dinov3-vitb16_crop272_* (one low-resolution crop, the same token budget).
 # Weights: the upstream DINOv3 release file (DINOv3 licence; request access at
 # https://github.com/facebookresearch/dinov3) or timm's vit_base_patch16_dinov3 weights, read
-# as they are, or converted once by tools/model_converters/dinov32mmwinwin.py. The window
+# as they are, or converted once by tools/model_converters/rope_family2mmwinwin.py. The window
 # tokens keep their coordinates normalised by the full image (DINOv3's RoPE convention).
 _base_ = ['./winwin-2x12_upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py']
 dinov3_checkpoint = 'checkpoints/dinov3_vitb16_pretrain_lvd1689m.pth'  # your download

@@ -251,12 +251,13 @@ def _check_family(state: dict, periods: torch.Tensor | None, model: nn.Module) -
         ok = (mine is not None and mine.shape == periods.shape
               and torch.allclose(mine.float().cpu(), periods.float().cpu(), rtol=1e-2))
         if not ok:
+            shown = 'none' if mine is None else [round(float(x), 3) for x in mine.flatten()[:4]]
             raise CheckpointMismatchError(
                 f'Wrong RoPE convention: the checkpoint\'s rope_embed.periods '
                 f'{[round(float(x), 3) for x in periods.flatten()[:4]]}... '
                 f'({periods.numel()} periods) differ from the model\'s '
                 f'{getattr(rope, "extra_repr", lambda: "")()} '
-                f'({[round(float(x), 3) for x in mine.flatten()[:4]] if mine is not None else "none"}). '
+                f'({shown}). '
                 'Set rope_base (DINOv3: 100) and num_heads to the released model\'s.')
 
 

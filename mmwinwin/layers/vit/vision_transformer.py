@@ -325,13 +325,16 @@ class RoPEVisionTransformer(nn.Module):
                          pos_embed_antialias=pos_embed_antialias)
             opts = _apply_family_preset(arch, family, given)
             arch = family['arch']
-            patch_size, rope_type, rope_base = opts['patch_size'], opts['rope_type'], opts['rope_base']
-            num_reg_tokens, with_cls_token = opts['num_reg_tokens'], opts['with_cls_token']
-            layer_scale_init, qkv_bias = opts['layer_scale_init'], opts['qkv_bias']
-            mask_k_bias, norm_eps = opts['mask_k_bias'], opts['norm_eps']
-            mlp_type, use_abs_pos_embed = opts['mlp_type'], opts['use_abs_pos_embed']
-            img_size, rope_ref_grid = opts['img_size'], opts['rope_ref_grid']
-            swiglu_align_to, pos_embed_antialias = opts['swiglu_align_to'], opts['pos_embed_antialias']
+            patch_size, rope_type, rope_base = (opts[k] for k in ('patch_size', 'rope_type',
+                                                                  'rope_base'))
+            num_reg_tokens, with_cls_token, layer_scale_init = (
+                opts[k] for k in ('num_reg_tokens', 'with_cls_token', 'layer_scale_init'))
+            qkv_bias, mask_k_bias, norm_eps, mlp_type = (
+                opts[k] for k in ('qkv_bias', 'mask_k_bias', 'norm_eps', 'mlp_type'))
+            use_abs_pos_embed, img_size, rope_ref_grid = (
+                opts[k] for k in ('use_abs_pos_embed', 'img_size', 'rope_ref_grid'))
+            swiglu_align_to, pos_embed_antialias = (
+                opts[k] for k in ('swiglu_align_to', 'pos_embed_antialias'))
         if mlp_type not in MLP_TYPES:
             raise ValueError(f'Unknown mlp_type {mlp_type!r}; choose one of {MLP_TYPES}.')
         if rope_type not in ROPE_TYPES:
