@@ -97,9 +97,11 @@ def test_winwin_configs_have_their_baselines_and_pack_the_windows():
         assert (windows['num_windows'], windows['window_size']) == (n, s), f
         packer = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[-1])
         assert set(WINWIN_META_KEYS) <= set(packer.meta_keys)
-        # baselines beside it (same dataset and size): full resolution and a low-res crop
+        # baselines beside it (same head, backbone, dataset and size): full resolution and
+        # a low-res crop
         dataset_size = osp.basename(f).rsplit('_', 1)[1]
+        head_backbone = '_'.join(osp.basename(f).split('_')[1:3]) + '_'
         siblings = sorted(osp.basename(g) for g in glob.glob(osp.join(CFG, '*' + dataset_size))
-                          if not osp.basename(g).startswith('winwin'))
+                          if osp.basename(g).startswith(head_backbone))
         assert len(siblings) == 2, (f, siblings)
         assert '_crop' in siblings[0] and '_fullres_' in siblings[1], siblings

@@ -1,8 +1,8 @@
 """Layer-wise learning-rate decay for plain ViTs (BEiT / MAE fine-tuning recipe).
 
 Block ``i`` (0-based) of a ``num_layers``-deep backbone gets
-``lr * decay_rate ** (num_layers - i)``; the patch embedding, cls token and position
-embedding get ``lr * decay_rate ** (num_layers + 1)``; the final norm, necks and heads
+``lr * decay_rate ** (num_layers - i)``; the patch embedding, cls and register tokens
+and position embedding get ``lr * decay_rate ** (num_layers + 1)``; the final norm, necks and heads
 get ``lr``. Biases, norms and tokens get no weight decay.
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from torch import nn
 
 from ...registry import register
 
-_EMBED_KEYS = ('patch_embed', 'cls_token', 'pos_embed', 'absolute_pos_embed')
-_NO_DECAY_NAMES = ('cls_token', 'pos_embed', 'absolute_pos_embed', 'relative_position_bias_table')
+_EMBED_KEYS = ('patch_embed', 'cls_token', 'reg_token', 'pos_embed', 'absolute_pos_embed')
+_NO_DECAY_NAMES = ('cls_token', 'reg_token', 'pos_embed', 'absolute_pos_embed',
+                   'relative_position_bias_table')
 
 
 def vit_layer_id(name: str, num_layers: int) -> int:

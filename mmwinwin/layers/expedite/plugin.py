@@ -228,6 +228,10 @@ def expedited_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,
     p = vit.num_prefix_tokens
     pos = pos.to(device=tokens.device)
     x = vit.prepare_tokens(tokens, pos, grid_size)
+    if getattr(vit, 'rope_type', 'axial') != 'axial':
+        # the family's RoPE coordinates (DINOv3: normalised by the full grid); affine, so
+        # the clusters' weighted-mean positions below stay exact in them
+        pos = vit.rope_positions(pos, grid_size)
     weights = None
     outs = []
     for i in range(vit.num_layers):

@@ -1,5 +1,6 @@
 """The plain ViT and its positions: 2D RoPE (``rope``), the ViT whose forward takes
-explicit token positions (``vision_transformer``), attention partitions and the
+explicit token positions (``vision_transformer``), the RoPE conventions and presets of
+pretrained families such as DINOv3 (``rope_families``), attention partitions and the
 ViTDet-style ViT built on them (``partition``, ``vitdet``), and checkpoint key
 conversion and safe file loading (``checkpoint``)."""
 from .checkpoint import (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError,
@@ -7,6 +8,7 @@ from .checkpoint import (CheckpointMismatchError, CorruptCheckpointError, Unsafe
                          mismatch_report, unwrap_state_dict)
 from .partition import partition_key_mask, partition_tokens, unpartition_tokens
 from .rope import RoPE2D, grid_positions
+from .rope_families import FAMILY_PRESETS, DINOv3RoPE, dinov3_coordinates
 from .vision_transformer import (ARCH_SETTINGS, Attention, Block, PatchEmbed,
                                  RoPEVisionTransformer, resolve_arch)
 from .vitdet import ViTDetVisionTransformer
@@ -16,4 +18,4 @@ __all__ = ['RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'P
            'convert_vit_state_dict', 'load_vit_state_dict', 'mismatch_report',
            'unwrap_state_dict', 'load_checkpoint_file', 'CorruptCheckpointError',
            'UnsafeCheckpointError', 'partition_tokens', 'unpartition_tokens', 'partition_key_mask',
-           'ViTDetVisionTransformer']
+           'ViTDetVisionTransformer', 'FAMILY_PRESETS', 'DINOv3RoPE', 'dinov3_coordinates']

@@ -2,7 +2,11 @@
 
 Supported layouts: timm / DeiT / MAE (``blocks.N.attn.qkv``), mmseg / mmpretrain
 (``layers.N.attn.attn.in_proj_weight``, ``ffn.layers``), CroCo / CroCo-v2 (``enc_blocks.N``,
-``enc_norm``; its decoder is dropped here, ``croco_checkpoint.py`` maps it), with or without
+``enc_norm``; its decoder is dropped here, ``croco_checkpoint.py`` maps it), DINOv3 in the
+upstream release layout (``storage_tokens``, ``ls1.gamma``, ``rope_embed.periods``, masked
+``qkv.bias``) and in timm's (``reg_token``, ``gamma_1``, ``q_bias`` / ``v_bias``), EVA-02 in the
+upstream (``q_proj`` / ``k_proj`` / ``v_proj``, ``mlp.w1`` / ``w2`` / ``ffn_ln`` / ``w3``) and timm
+layouts (packed ``mlp.fc1`` or ``fc1_g`` / ``fc1_x``, ``fc_norm``), with or without
 a ``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
 Classifier heads, distillation tokens and MAE / CroCo decoders are dropped; absolute
 position embeddings are dropped with a warning when the target uses RoPE only.
@@ -21,10 +25,12 @@ from torch import nn
 
 __all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
            'unwrap_state_dict', 'mismatch_report', 'load_checkpoint_file',
-           'CorruptCheckpointError', 'UnsafeCheckpointError']
+           'CorruptCheckpointError', 'UnsafeCheckpointError', 'dinov3_layout', 'eva02_layout',
+           'describe_state']
 
 _DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
-                  r'^mask_token$', r'^pre_logits', r'^head_drop')
+                  r'^mask_token$', r'^pre_logits', r'^head_drop', r'^local_cls_norm\.',
+                  r'^projectors\.')
 _PREFIXES = ('module.', 'backbone.', 'encoder.', 'model.')
 
 
@@ -163,6 +169,170 @@ def _convert_croco_layout(state: dict) -> dict:
     return out
 
 
+def dinov3_layout(state: Mapping) -> str | None:
+    """``'upstream'`` or ``'timm'`` for a DINOv3 state dict (prefixes stripped), else
+    ``None``. Upstream keeps register tokens as ``storage_tokens``; timm as ``reg_token``
+    with EVA's ``gamma_1`` layer scale and no absolute position embedding (DINOv2 with
+    registers, a non-RoPE family, has ``pos_embed``)."""
+    if 'storage_tokens' in state:
+        return 'upstream'
+    if 'reg_token' in state and 'pos_embed' not in state and 'blocks.0.gamma_1' in state:
+        return 'timm'
+    return None
+
+
+def _convert_dinov3_layout(state: dict) -> tuple[dict, torch.Tensor | None]:
+    """DINOv3 keys (either layout) -> ours. Returns the state and the checkpoint's RoPE
+    periods (upstream ``rope_embed.periods``; ``None`` when absent, as in timm)."""
+    out, periods = {}, None
+    for k, v in state.items():
+        if k == 'rope_embed.periods':
+            periods = v
+            continue
+        if k.startswith('rope') or k.endswith('.bias_mask') or k.endswith('.k_bias'):
+            continue
+        if k.endswith('.attn.q_bias'):  # timm qkvb: q / v bias, key bias fixed at zero
+            v_bias = state[k.replace('.q_bias', '.v_bias')]
+            out[k.replace('.q_bias', '.qkv.bias')] = torch.cat([v, torch.zeros_like(v), v_bias])
+            continue
+        if k.endswith('.attn.v_bias'):
+            continue
+        if k.endswith('.attn.qkv.bias') and k.replace('.bias', '.bias_mask') in state:
+            v = v * state[k.replace('.bias', '.bias_mask')].to(v.dtype)  # upstream mask_k_bias
+        k = (k.replace('storage_tokens', 'reg_token').replace('.gamma_1', '.ls1.gamma')
+             .replace('.gamma_2', '.ls2.gamma').replace('.mlp.w1.', '.mlp.fc1_g.')
+             .replace('.mlp.w2.', '.mlp.fc1_x.').replace('.mlp.w3.', '.mlp.fc2.'))  # SwiGLU
+        out[k] = v
+    return out, periods
+
+
+def eva02_layout(state: Mapping) -> bool:
+    """Whether a state dict (prefixes stripped) is EVA-02's: separate q / v biases or
+    q / k / v projections, and a SwiGLU MLP (upstream ``w1``/``w2``/``w3``, timm's
+    ``fc1_g``/``fc1_x``, or a packed ``fc1`` twice as wide as ``fc2``'s input), no
+    register tokens."""
+    if 'storage_tokens' in state or 'reg_token' in state:
+        return False
+    split_attn = ('blocks.0.attn.q_bias' in state or 'blocks.0.attn.q_proj.weight' in state)
+    fc1, fc2 = state.get('blocks.0.mlp.fc1.weight'), state.get('blocks.0.mlp.fc2.weight')
+    swiglu = ('blocks.0.mlp.w1.weight' in state or 'blocks.0.mlp.fc1_g.weight' in state
+              or 'blocks.0.mlp.w12.weight' in state
+              or (fc1 is not None and fc2 is not None and fc1.shape[0] == 2 * fc2.shape[1]))
+    return split_attn and swiglu
+
+
+def _convert_eva02_layout(state: dict) -> dict:
+    """EVA-02 keys (upstream or timm) -> ours: q / k / v projections fused into ``qkv``
+    (key bias zero), packed SwiGLU ``fc1`` split into gate (first half) and value,
+    ``w1`` / ``w2`` / ``ffn_ln`` / ``w3`` -> ``fc1_g`` / ``fc1_x`` / ``norm`` / ``fc2``, and
+    timm's ``fc_norm`` (where it moved the final norm) back to ``norm``."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('rope') or k.startswith('lm_head') or k.endswith('.k_bias'):
+            continue
+        m = re.match(r'^(blocks\.\d+\.attn\.)(q_proj\.weight|q_bias|q_proj\.bias)$', k)
+        if m:
+            pre, what = m.groups()
+            if what == 'q_proj.weight':
+                out[pre + 'qkv.weight'] = torch.cat(
+                    [v, state[pre + 'k_proj.weight'], state[pre + 'v_proj.weight']])
+            else:
+                v_bias = state.get(pre + 'v_bias', state.get(pre + 'v_proj.bias'))
+                out[pre + 'qkv.bias'] = torch.cat([v, torch.zeros_like(v), v_bias])
+            continue
+        if re.match(r'^blocks\.\d+\.attn\.(k_proj\.weight|v_proj\.weight|v_bias|v_proj\.bias)$', k):
+            continue
+        m = re.match(r'^(blocks\.\d+\.mlp\.)(fc1|w12)\.(weight|bias)$', k)
+        if m:  # packed: [gate | value]
+            gate, value = v.chunk(2, dim=0)
+            out[f'{m.group(1)}fc1_g.{m.group(3)}'] = gate
+            out[f'{m.group(1)}fc1_x.{m.group(3)}'] = value
+            continue
+        k = (k.replace('.mlp.w1.', '.mlp.fc1_g.').replace('.mlp.w2.', '.mlp.fc1_x.')
+             .replace('.mlp.w3.', '.mlp.fc2.').replace('.mlp.ffn_ln.', '.mlp.norm.'))
+        out[k] = v
+    if 'norm.weight' not in out:
+        for p in ('weight', 'bias'):
+            if f'fc_norm.{p}' in out:
+                out[f'norm.{p}'] = out.pop(f'fc_norm.{p}')
+    return out
+
+
+def _family(state: Mapping) -> str:
+    if 'reg_token' in state and 'blocks.0.ls1.gamma' in state:
+        return 'dinov3'
+    if 'blocks.0.mlp.fc1_g.weight' in state and 'blocks.0.ls1.gamma' not in state:
+        return 'eva02'
+    return 'axial'
+
+
+_FAMILY_NAMES = {'dinov3': 'DINOv3', 'eva02': 'EVA-02', 'axial': 'plain'}
+
+
+def describe_state(state: Mapping) -> str:
+    """One line naming a converted state dict's family, width, depth and, when it is a
+    released model's shape, the ``arch`` preset to build."""
+    from .rope_families import FAMILY_PRESETS
+    depth = 1 + max((int(k.split('.')[1]) for k in state if re.match(r'^blocks\.\d+\.', k)),
+                    default=-1)
+    w = state.get('patch_embed.proj.weight')
+    width = int(w.shape[0]) if w is not None else None
+    patch = int(w.shape[-1]) if w is not None else None
+    family = _family(state)
+    swiglu = 'blocks.0.mlp.fc1_g.weight' in state
+    text = (f'the checkpoint is a {_FAMILY_NAMES[family]} ViT of width {width}, '
+            f'depth {depth}, patch {patch}{", SwiGLU MLP" if swiglu else ""}')
+    if family != 'axial':
+        names = [n for n, p in FAMILY_PRESETS.items() if p['rope_type'] == family
+                 and p['arch']['embed_dims'] == width and p['arch']['num_layers'] == depth
+                 and p.get('mlp_type', 'gelu').startswith('swiglu') == swiglu]
+        if names:
+            text += f": build it with arch='{names[0]}'"
+    return text
+
+
+def _check_family(state: dict, periods: torch.Tensor | None, model: nn.Module) -> None:
+    """Errors for a checkpoint of another family or RoPE convention than ``model``."""
+    model_type = getattr(model, 'rope_type', 'axial')
+    family = _family(state)
+    is_dinov3 = family == 'dinov3'
+    if family == 'eva02' and model_type != 'eva02':
+        raise CheckpointMismatchError(
+            f'Wrong family: {describe_state(state)}, but the model uses rope_type='
+            f'{model_type!r}. EVA-02 rescales positions to its pre-training grid, pairs '
+            'channels interleaved (base 10000) and has a SwiGLU MLP; build the backbone with '
+            'an eva02-* arch.')
+    if model_type == 'eva02' and family != 'eva02' and any(k.startswith('blocks.') for k in state):
+        raise CheckpointMismatchError(
+            f'Wrong family: the model is an EVA-02 ViT (rope_type=\'eva02\', SwiGLU MLP) but '
+            f'{describe_state(state)}. Use an EVA-02 checkpoint or another arch.')
+    if is_dinov3 and model_type != 'dinov3':
+        raise CheckpointMismatchError(
+            f'Wrong family: {describe_state(state)}, but the model uses rope_type='
+            f'{model_type!r}. DINOv3 rotates by coordinates normalised to [-1, 1] and has '
+            'register tokens and layer scale; build the backbone with a dinov3-* arch.')
+    if model_type == 'dinov3' and not is_dinov3 and any(k.startswith('blocks.') for k in state):
+        raise CheckpointMismatchError(
+            f'Wrong family: the model is a DINOv3 ViT (rope_type=\'dinov3\', register tokens, '
+            f'layer scale) but {describe_state(state)} without register tokens / layer scale. '
+            'Use a DINOv3 checkpoint, or build a plain RoPEViT arch for this one.')
+    rope = getattr(model, 'rope', None)
+    if periods is not None and rope is not None:
+        from .rope_families import DINOv3RoPE, dinov3_periods
+        mine = dinov3_periods(rope.head_dim, rope.base) if isinstance(rope, DINOv3RoPE) else None
+        ok = (mine is not None and mine.shape == periods.shape
+              and torch.allclose(mine.float().cpu(), periods.float().cpu(), rtol=1e-2))
+        if not ok:
+            shown = 'none' if mine is None else [round(float(x), 3) for x in mine.flatten()[:4]]
+            raise CheckpointMismatchError(
+                f'Wrong RoPE convention: the checkpoint\'s rope_embed.periods '
+                f'{[round(float(x), 3) for x in periods.flatten()[:4]]}... '
+                f'({periods.numel()} periods) differ from the model\'s '
+                f'{getattr(rope, "extra_repr", lambda: "")()} '
+                f'({shown}). '
+                'Set rope_base (DINOv3: 100) and num_heads to the released model\'s.')
+
+
 def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) -> dict:
     """Return a state dict in ``RoPEVisionTransformer`` keys.
 
@@ -174,11 +344,21 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
         state = _convert_mm_layout(state)
     elif any(re.match(r'^enc_blocks\.\d+\.', k) for k in state):
         state = _convert_croco_layout(state)
+    periods = None
+    if dinov3_layout(state) is not None:
+        state, periods = _convert_dinov3_layout(state)
+    elif eva02_layout(state):
+        state = _convert_eva02_layout(state)
     state = {k: v for k, v in state.items()
              if not any(re.match(p, k) for p in _DROP_PATTERNS)}
     if model is None:
         return state
+    _check_family(state, periods, model)
     target = model.state_dict()
+    for k in [k for k in target if k.endswith('.attn.qkv.bias') and k not in state]:
+        if k.replace('.bias', '.weight') in state and getattr(model, 'rope_type', '') == 'dinov3':
+            # DINOv3 without qkv bias (timm's non-qkvb models): a zero bias is equivalent
+            state[k] = torch.zeros(target[k].shape, dtype=target[k].dtype)
     if ('patch_embed.proj.weight' in state and 'patch_embed.proj.bias' not in state
             and 'patch_embed.proj.bias' in target):
         # mmseg's ViT defaults to patch_bias=False: a zero bias is exactly equivalent
@@ -259,7 +439,7 @@ def load_vit_state_dict(model: nn.Module, checkpoint: Mapping, strict: bool = Tr
     if lines:
         raise CheckpointMismatchError(
             'The checkpoint does not match the ViT (check arch / patch_size / depth):\n'
-            + '\n'.join(lines))
+            + '\n'.join(lines) + '\n' + describe_state(state))
     if optional_missing:
         warnings.warn(f'The checkpoint has no {optional_missing}; they keep their random '
                       'initialisation.', stacklevel=2)

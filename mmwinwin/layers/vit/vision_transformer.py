@@ -24,8 +24,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .rope import RoPE2D, grid_positions
+from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, dinov3_coordinates,
+                            eva02_coordinates, resolve_family_preset)
 
-__all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'Block', 'DropPath',
+__all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'SwiGLUMlp', 'Block', 'DropPath',
+           'LayerScale',
            'RoPEVisionTransformer', 'resolve_arch']
 
 ARCH_SETTINGS: dict[str, dict] = {
@@ -55,6 +58,30 @@ def resolve_arch(arch: str | dict) -> dict:
                            f'(optionally mlp_ratio); missing {missing}, unknown {unknown}.')
         return {'mlp_ratio': 4.0, **arch}
     raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}.')
+
+
+_FAMILY_DEFAULTS = dict(patch_size=16, rope_type='axial', rope_base=100.0, num_reg_tokens=0,
+                        with_cls_token=False, layer_scale_init=None, qkv_bias=True,
+                        mask_k_bias=False, norm_eps=1e-6, mlp_type='gelu',
+                        use_abs_pos_embed=False, img_size=224, rope_ref_grid=None,
+                        swiglu_align_to=1, pos_embed_antialias=False)
+
+
+def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
+    """The family options of preset ``name``; a given option that differs from both the
+    constructor default and the preset is an error (it would not be the released model)."""
+    out = {}
+    for key, value in given.items():
+        want = family.get(key, _FAMILY_DEFAULTS[key])
+        if key == 'img_size' and value != _FAMILY_DEFAULTS[key]:
+            want = value  # a fine-tuned checkpoint's size (e.g. EVA-02 at 448), not the family
+        if value != _FAMILY_DEFAULTS[key] and value != want:
+            raise ValueError(
+                f'arch={name!r} is the released model with {key}={want!r}, but {key}={value!r} '
+                f'was given. Drop {key} from the config, or pass arch as a dict '
+                f'(embed_dims/num_layers/num_heads) to build a custom variant.')
+        out[key] = want
+    return out
 
 
 class PatchEmbed(nn.Module):
@@ -110,12 +137,14 @@ class DropPath(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with optional 2D RoPE on queries and keys.
 
-    The first ``num_prefix_tokens`` tokens (a cls token) are not rotated.
+    The first ``num_prefix_tokens`` tokens (cls / register tokens) are not rotated.
     Fused attention (``F.scaled_dot_product_attention``) is always used.
+    ``mask_k_bias`` keeps the key third of the qkv bias at zero (DINOv3).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, rope: RoPE2D | None = None) -> None:
+                 proj_drop: float = 0.0, rope: nn.Module | None = None,
+                 mask_k_bias: bool = False) -> None:
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f'embed_dims ({dim}) must be divisible by num_heads ({num_heads}).')
@@ -126,11 +155,21 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.rope = rope
+        if mask_k_bias and qkv_bias:
+            mask = torch.ones(3, dim)
+            mask[1] = 0.0
+            self.register_buffer('qkv_bias_mask', mask.flatten(), persistent=False)
+        else:
+            self.qkv_bias_mask = None
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None,
                 num_prefix_tokens: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.qkv_bias_mask is not None:
+            qkv = F.linear(x, self.qkv.weight, self.qkv.bias * self.qkv_bias_mask)
+        else:
+            qkv = self.qkv(x)
+        qkv = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         if self.rope is not None:
             if pos is None:
@@ -158,23 +197,69 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+class SwiGLUMlp(nn.Module):
+    """SwiGLU feed-forward (DINOv3 S+ / H+, EVA-02): ``fc2(norm(silu(fc1_g(x)) *
+    fc1_x(x)))``, hidden width rounded up to a multiple of ``align_to``; ``norm`` is a
+    LayerNorm with ``hidden_norm`` (EVA-02's sub-LN), else the identity."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, align_to: int = 1,
+                 hidden_norm: bool = False, norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        hidden_dim += -hidden_dim % align_to
+        self.fc1_g = nn.Linear(dim, hidden_dim)
+        self.fc1_x = nn.Linear(dim, hidden_dim)
+        self.norm = nn.LayerNorm(hidden_dim, eps=norm_eps) if hidden_norm else nn.Identity()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(F.silu(self.fc1_g(x)) * self.fc1_x(x))
+        return self.drop(self.fc2(self.norm(x)))
+
+
+MLP_TYPES = ('gelu', 'swiglu', 'swiglu_norm')
+
+
+class LayerScale(nn.Module):
+    """Per-channel learnt scale of a residual branch (CaiT; DINOv2 / DINOv3)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)); with
+    ``layer_scale_init`` each branch is scaled per channel (``ls1`` / ``ls2``)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
-                 rope: RoPE2D | None = None, norm_eps: float = 1e-6) -> None:
+                 rope: nn.Module | None = None, norm_eps: float = 1e-6,
+                 layer_scale_init: float | None = None, mask_k_bias: bool = False,
+                 mlp_type: str = 'gelu', swiglu_align_to: int = 1) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, rope)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, rope, mask_k_bias)
+        self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None \
+            else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        if mlp_type in ('swiglu', 'swiglu_norm'):
+            self.mlp = SwiGLUMlp(dim, int(dim * mlp_ratio), drop, swiglu_align_to,
+                                 hidden_norm=mlp_type == 'swiglu_norm', norm_eps=norm_eps)
+        else:
+            self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None \
+            else nn.Identity()
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None,
                 num_prefix_tokens: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), pos, num_prefix_tokens, attn_mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), pos, num_prefix_tokens,
+                                                  attn_mask)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
 class RoPEVisionTransformer(nn.Module):
@@ -182,7 +267,12 @@ class RoPEVisionTransformer(nn.Module):
 
     Args:
         arch: preset name (``tiny``, ``small``, ``base``, ``large``, ``huge``) or a dict
-            with ``embed_dims``, ``num_layers``, ``num_heads`` and optional ``mlp_ratio``.
+            with ``embed_dims``, ``num_layers``, ``num_heads`` and optional ``mlp_ratio``;
+            or a released model's name (``dinov3-vits16``, ``dinov3-vits16plus``,
+            ``dinov3-vitb16``, ``dinov3-vitl16``, ``dinov3-vith16plus``:
+            ``rope_families.FAMILY_PRESETS``), which also sets the
+            family's options (patch size, RoPE convention, register tokens, layer scale,
+            qkv bias, norm eps); passing one of those with another value is an error.
         img_size: pre-training image size; only sizes the learned absolute position
             embedding (``use_abs_pos_embed=True``), which is resized to each input.
         patch_size: patch size in pixels.
@@ -198,6 +288,23 @@ class RoPEVisionTransformer(nn.Module):
             RoPE ViT is exactly translation-invariant only without it (the default).
         drop_path_rate: stochastic depth, linearly increasing over the blocks.
         with_cp: gradient checkpointing of each block, to save training memory.
+        rope_type: the RoPE convention, ``'axial'`` (integer token coordinates,
+            :class:`RoPE2D`), ``'dinov3'`` (coordinates normalised to [-1, 1] by the
+            full image's token grid, :class:`DINOv3RoPE`) or ``'eva02'`` (coordinates
+            rescaled from the full grid to ``rope_ref_grid``, :class:`EVA02RoPE`).
+        num_reg_tokens: register ("storage") tokens after the cls token; like the cls
+            token they are prefix tokens: never rotated, windowed or clustered.
+        layer_scale_init: initial value of per-channel layer scale on both residual
+            branches (``None``: no layer scale).
+        mask_k_bias: keep the key part of the qkv bias at zero (DINOv3).
+        mlp_type: ``'gelu'`` (two linear layers), ``'swiglu'`` (DINOv3 S+ / H+, EVA-02
+            Ti / S) or ``'swiglu_norm'`` (with a LayerNorm inside: EVA-02 B / L).
+        swiglu_align_to: round the SwiGLU hidden width up to a multiple of this
+            (DINOv3: 8; EVA-02: 1).
+        pos_embed_antialias: resize the absolute position embedding with antialiased
+            bicubic interpolation (timm's resampling, used by the EVA-02 presets).
+        rope_ref_grid: EVA-02's pre-training token grid, to which positions are rescaled
+            (default ``img_size // patch_size``).
     """
 
     def __init__(self, arch: str | dict = 'base', img_size: int | Sequence[int] = 224,
@@ -206,8 +313,46 @@ class RoPEVisionTransformer(nn.Module):
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  use_rope: bool = True, rope_base: float = 100.0, use_abs_pos_embed: bool = False,
                  with_cls_token: bool = False, final_norm: bool = True, with_cp: bool = False,
-                 norm_eps: float = 1e-6) -> None:
+                 norm_eps: float = 1e-6, rope_type: str = 'axial', num_reg_tokens: int = 0,
+                 layer_scale_init: float | None = None, mask_k_bias: bool = False,
+                 mlp_type: str = 'gelu', rope_ref_grid: Sequence[int] | None = None,
+                 swiglu_align_to: int = 1, pos_embed_antialias: bool = False) -> None:
         super().__init__()
+        family = resolve_family_preset(arch)
+        if family is not None:
+            given = dict(patch_size=patch_size, rope_type=rope_type, rope_base=rope_base,
+                         num_reg_tokens=num_reg_tokens, with_cls_token=with_cls_token,
+                         layer_scale_init=layer_scale_init, qkv_bias=qkv_bias,
+                         mask_k_bias=mask_k_bias, norm_eps=norm_eps, mlp_type=mlp_type,
+                         use_abs_pos_embed=use_abs_pos_embed, img_size=img_size,
+                         rope_ref_grid=rope_ref_grid, swiglu_align_to=swiglu_align_to,
+                         pos_embed_antialias=pos_embed_antialias)
+            opts = _apply_family_preset(arch, family, given)
+            arch = family['arch']
+            patch_size, rope_type, rope_base = (opts[k] for k in ('patch_size', 'rope_type',
+                                                                  'rope_base'))
+            num_reg_tokens, with_cls_token, layer_scale_init = (
+                opts[k] for k in ('num_reg_tokens', 'with_cls_token', 'layer_scale_init'))
+            qkv_bias, mask_k_bias, norm_eps, mlp_type = (
+                opts[k] for k in ('qkv_bias', 'mask_k_bias', 'norm_eps', 'mlp_type'))
+            use_abs_pos_embed, img_size, rope_ref_grid = (
+                opts[k] for k in ('use_abs_pos_embed', 'img_size', 'rope_ref_grid'))
+            swiglu_align_to, pos_embed_antialias = (
+                opts[k] for k in ('swiglu_align_to', 'pos_embed_antialias'))
+        if mlp_type not in MLP_TYPES:
+            raise ValueError(f'Unknown mlp_type {mlp_type!r}; choose one of {MLP_TYPES}.')
+        if rope_type not in ROPE_TYPES:
+            raise ValueError(f'Unknown rope_type {rope_type!r}; choose one of {ROPE_TYPES}.')
+        if not isinstance(num_reg_tokens, int) or num_reg_tokens < 0:
+            raise ValueError(f'num_reg_tokens must be a non-negative int, got {num_reg_tokens!r}.')
+        self.arch_name = arch if isinstance(arch, str) else None
+        self.rope_type = rope_type
+        self.pos_embed_antialias = bool(pos_embed_antialias)
+        self.num_reg_tokens = num_reg_tokens
+        if rope_ref_grid is None:
+            size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
+        self.rope_ref_grid = tuple(int(g) for g in rope_ref_grid)
         setting = resolve_arch(arch)
         self.embed_dims = dim = setting['embed_dims']
         self.num_layers = setting['num_layers']
@@ -215,26 +360,37 @@ class RoPEVisionTransformer(nn.Module):
         self.patch_size = patch_size
         self.with_cp = with_cp
         self.final_norm = final_norm
-        self.num_prefix_tokens = 1 if with_cls_token else 0
+        self.num_prefix_tokens = (1 if with_cls_token else 0) + num_reg_tokens
         self.out_indices = self._normalize_out_indices(out_indices, self.num_layers)
 
         self.patch_embed = PatchEmbed(patch_size, in_channels, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
+        self.reg_token = nn.Parameter(torch.zeros(1, num_reg_tokens, dim)) \
+            if num_reg_tokens else None
         if use_abs_pos_embed:
             img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
             self.pretrain_grid = (img_size[0] // patch_size, img_size[1] // patch_size)
-            n = self.pretrain_grid[0] * self.pretrain_grid[1] + self.num_prefix_tokens
+            n = self.pretrain_grid[0] * self.pretrain_grid[1] + (1 if with_cls_token else 0)
             self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
         else:
             self.pretrain_grid = None
             self.pos_embed = None
         self.pos_drop = nn.Dropout(drop_rate)
-        self.rope = RoPE2D(dim // self.num_heads, rope_base) if use_rope else None
+        if not use_rope:
+            self.rope = None
+        elif rope_type == 'dinov3':
+            self.rope = DINOv3RoPE(dim // self.num_heads, rope_base)
+        elif rope_type == 'eva02':
+            self.rope = EVA02RoPE(dim // self.num_heads, rope_base)
+        else:
+            self.rope = RoPE2D(dim // self.num_heads, rope_base)
 
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, setting['mlp_ratio'], qkv_bias, drop_rate,
-                  attn_drop_rate, dpr[i], self.rope, norm_eps) for i in range(self.num_layers)])
+                  attn_drop_rate, dpr[i], self.rope, norm_eps, layer_scale_init, mask_k_bias,
+                  mlp_type, swiglu_align_to)
+            for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
         self.reset_parameters()
 
@@ -265,6 +421,8 @@ class RoPEVisionTransformer(nn.Module):
         nn.init.zeros_(self.patch_embed.proj.bias)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.reg_token is not None:
+            nn.init.trunc_normal_(self.reg_token, std=0.02)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
@@ -273,10 +431,11 @@ class RoPEVisionTransformer(nn.Module):
         """Learned absolute embedding, resized (bicubic) to the full ``grid_size`` and
         read at ``pos`` (bilinear, so fractional positions work). Returns (B, N, C)."""
         gh, gw = self.pretrain_grid
-        table = self.pos_embed[:, self.num_prefix_tokens:]
+        table = self.pos_embed[:, self.num_prefix_tokens - self.num_reg_tokens:]
         table = table.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
         if (gh, gw) != tuple(grid_size):
-            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False)
+            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False,
+                                  antialias=self.pos_embed_antialias)
         H, W = grid_size
         if pos.dim() == 2:
             pos = pos.unsqueeze(0)
@@ -288,7 +447,8 @@ class RoPEVisionTransformer(nn.Module):
 
     def prepare_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
                        grid_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Add the absolute embedding (if any) and prepend the cls token (if any)."""
+        """Add the absolute embedding (if any) and prepend the cls and register tokens
+        (if any), in that order."""
         if self.pos_embed is not None:
             if grid_size is None:
                 grid_size = (int(pos[..., 0].max()) + 1, int(pos[..., 1].max()) + 1)
@@ -298,7 +458,24 @@ class RoPEVisionTransformer(nn.Module):
             if self.pos_embed is not None:
                 cls = cls + self.pos_embed[:, :1]
             tokens = torch.cat([cls, tokens], dim=1)
+        if self.reg_token is not None:
+            reg = self.reg_token.expand(tokens.shape[0], -1, -1)
+            p = 1 if self.cls_token is not None else 0
+            tokens = torch.cat([tokens[:, :p], reg, tokens[:, p:]], dim=1)
         return self.pos_drop(tokens)
+
+    def rope_positions(self, pos: torch.Tensor,
+                       grid_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Token-grid ``(y, x)`` positions -> the coordinates this model's RoPE rotates
+        by: unchanged for ``'axial'``; for ``'dinov3'`` normalised to [-1, 1] by the
+        *full* image's token grid ``grid_size`` (so a Win-Win window's tokens keep their
+        full-image coordinates). Affine, so Expedite's weighted-mean cluster positions
+        commute with it."""
+        if self.rope_type == 'dinov3':
+            return dinov3_coordinates(pos, grid_size)
+        if self.rope_type == 'eva02':
+            return eva02_coordinates(pos, grid_size, self.rope_ref_grid)
+        return pos
 
     def run_block(self, index: int, x: torch.Tensor, pos: torch.Tensor,
                   attn_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -332,6 +509,8 @@ class RoPEVisionTransformer(nn.Module):
                              f'{tuple(pos.shape)}; expected (B, {tokens.shape[1]}, 2).')
         pos = pos.to(device=tokens.device)
         x = self.prepare_tokens(tokens, pos, grid_size)
+        if self.rope_type != 'axial':
+            pos = self.rope_positions(pos, grid_size)
         outs = []
         for i in range(self.num_layers):
             x = self.run_block(i, x, pos)

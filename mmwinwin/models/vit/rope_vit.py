@@ -20,8 +20,10 @@ class RoPEViT(RoPEVisionTransformer, BaseModule):
     Takes every argument of :class:`mmwinwin.layers.RoPEVisionTransformer` plus
     ``init_cfg``. ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads a ViT
     checkpoint in timm / DeiT / MAE or mmseg layout (keys converted; an absolute
-    position embedding is dropped with a warning for RoPE-only models); a checkpoint
-    that does not fit raises ``CheckpointMismatchError`` naming the keys.
+    position embedding is dropped with a warning for RoPE-only models), or a DINOv3
+    checkpoint in timm's or the upstream release layout into a ``dinov3-*`` arch; a
+    checkpoint that does not fit (size, family, RoPE convention) raises
+    ``CheckpointMismatchError`` naming the keys and the arch to build.
     """
 
     def __init__(self, *args, init_cfg: dict | list | None = None, **kwargs) -> None:
