@@ -43,6 +43,7 @@ class CurveRecorder:
         self._hook_cls = Hook
         self.points: list[dict] = []
         self._t0 = self._paused = self._pause_start = 0.0
+        self._c0 = self._cpaused = self._cpause_start = 0.0
 
     def as_hook(self):
         rec = self
@@ -52,15 +53,19 @@ class CurveRecorder:
 
             def before_train(self, runner):
                 rec._t0, rec._paused = time.perf_counter(), 0.0
+                rec._c0, rec._cpaused = time.process_time(), 0.0
 
             def before_val_epoch(self, runner):
                 rec._pause_start = time.perf_counter()
+                rec._cpause_start = time.process_time()
 
             def after_val_epoch(self, runner, metrics=None):
-                now = time.perf_counter()
+                now, cnow = time.perf_counter(), time.process_time()
                 train_s = rec._pause_start - rec._t0 - rec._paused
+                cpu_s = rec._cpause_start - rec._c0 - rec._cpaused
                 rec._paused += now - rec._pause_start
-                rec.points.append(dict(iter=runner.iter, train_s=train_s,
+                rec._cpaused += cnow - rec._cpause_start
+                rec.points.append(dict(iter=runner.iter, train_s=train_s, cpu_s=cpu_s,
                                        mIoU=float((metrics or {}).get('mIoU', float('nan'))),
                                        aAcc=float((metrics or {}).get('aAcc', float('nan')))))
 
@@ -108,7 +113,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
 
 
 def summarise(results: list[dict]) -> dict:
-    """{(task, variant): {'iters', 'train_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
+    """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
     out = {}
     for task in sorted({r['task'] for r in results}):
         for variant in VARIANTS:
@@ -117,16 +122,16 @@ def summarise(results: list[dict]) -> dict:
                 continue
             n = min(len(p) for p in runs)
             m = np.array([[p[i]['mIoU'] for i in range(n)] for p in runs])
-            t = np.array([[p[i]['train_s'] for i in range(n)] for p in runs])
+            t = np.array([[p[i]['cpu_s'] for i in range(n)] for p in runs])
             out[(task, variant)] = dict(iters=[runs[0][i]['iter'] for i in range(n)],
-                                        train_s=t.mean(0), mean=m.mean(0), std=m.std(0),
+                                        cpu_s=t.mean(0), mean=m.mean(0), std=m.std(0),
                                         min=m.min(0), max=m.max(0), seeds=len(runs))
     return out
 
 
 def write_table(summary: dict, path: str, args_line: str) -> str:
     lines = [f'Win-Win learning curves ({args_line}); mIoU mean +- std over seeds, '
-             'train s = mean training wall time at that point (validation excluded)', '']
+             's = mean training CPU seconds at that point (one thread, data loading included, validation excluded: unlike wall time on the shared machine, it does not depend on the load of other jobs)', '']
     for task in sorted({k[0] for k in summary}):
         lines += [f'#### task `{task}`', '',
                   '| variant | seeds | ' + ' | '.join(
@@ -138,7 +143,7 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
             if t != task:
                 continue
             cells = [f'{mu:.1f} +- {sd:.1f} ({ts:.0f} s)'
-                     for mu, sd, ts in zip(s['mean'], s['std'], s['train_s'])]
+                     for mu, sd, ts in zip(s['mean'], s['std'], s['cpu_s'])]
             lines.append(f'| {VARIANTS[v]} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
         lines.append('')
     text = '\n'.join(lines)
@@ -158,11 +163,11 @@ def plot(summary: dict, out: str) -> list[str]:
         for (t, v), s in summary.items():
             if t != task:
                 continue
-            for ax, x in zip(axes, (s['iters'], s['train_s'])):
+            for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
                 ax.plot(x, s['mean'], marker='o', label=f'{VARIANTS[v]} ({s["seeds"]} seeds)')
                 ax.fill_between(x, s['min'], s['max'], alpha=0.2)
         axes[0].set_xlabel('training iterations')
-        axes[1].set_xlabel('training wall time (s, 2 shared CPU cores)')
+        axes[1].set_xlabel('training CPU seconds (1 thread; = wall time on an idle core)')
         for ax in axes:
             ax.set_ylabel('whole-image val mIoU')
             ax.grid(alpha=0.3)
@@ -216,8 +221,8 @@ def main() -> None:
                     results.append(dict(key, points=pts))
                     with open(store, 'w') as f:
                         json.dump(results, f, indent=1)
-                    print(f'[curves]   ' + ', '.join(f'{p["iter"]}: {p["mIoU"]:.1f} '
-                                                     f'({p["train_s"]:.0f} s)' for p in pts),
+                    print('[curves]   ' + ', '.join(f'{p["iter"]}: {p["mIoU"]:.1f} '
+                                                   f'({p["cpu_s"]:.0f} cpu s)' for p in pts),
                           flush=True)
     summary = summarise(results)
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
