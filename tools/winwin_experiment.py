@@ -30,7 +30,9 @@ VARIANTS = {
     'fullres': '(b) full resolution',
     'crop': '(c) low-res crop, same budget',
     'winwin_abspos': '(d) Win-Win, learned abs. pos. embed',
+    'winwin_ctx': '(e) Win-Win + pooled context tokens',
 }
+CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variant winwin_ctx)
 
 _META = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
          'flip', 'flip_direction', 'reduce_zero_label', 'winwin_windows', 'winwin_token_index',
@@ -85,7 +87,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
                              loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0,
                                               class_weight=[bg_weight] + [1.0] * (num_classes - 1),
                                               avg_non_ignore=True)),
-            train_cfg=dict(), test_cfg=dict(mode='whole')),
+            train_cfg=dict(), test_cfg=dict(mode='whole'),
+            **(dict(context_tokens=dict(pool=CONTEXT_POOL)) if variant == 'winwin_ctx' else {})),
         train_dataloader=dict(
             batch_size=batch_size, num_workers=0, persistent_workers=False,
             sampler=dict(type='InfiniteSampler', shuffle=True),
@@ -176,8 +179,9 @@ def main() -> None:
                            num_val=args.num_val, img_size=(H, W), num_scenes=args.num_scenes,
                            seed=args.seed)
     total = (H // 16) * (W // 16)
+    ctx = -(-(H // 16) // CONTEXT_POOL) * -(-(W // 16) // CONTEXT_POOL)
     tokens = dict(winwin=2 * args.window ** 2, winwin_abspos=2 * args.window ** 2,
-                  fullres=total, crop=(args.crop // 16) ** 2)
+                  winwin_ctx=2 * args.window ** 2 + ctx, fullres=total, crop=(args.crop // 16) ** 2)
     print(f'data: {args.num_train} train / {args.num_val} val images of {H}x{W} '
           f'({total} tokens) in {data}')
     rows = []

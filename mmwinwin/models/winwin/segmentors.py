@@ -10,6 +10,9 @@ sample (label, depth) cropped to the same window, so the loss uses the windows o
 Inference is the host's: ``whole`` runs the full-resolution image in one pass,
 ``slide`` stays available.
 
+``context_tokens=dict(pool=P)`` adds pooled context tokens of the whole image beside the
+windows (``mmwinwin.layers.winwin.context``), in training and in whole-image inference alike.
+
 The "random tokens" ablation (``winwin_token_index`` in the metainfo) runs the
 backbone on the kept tokens, scatters them back into the full grid (zeros elsewhere)
 and masks the labels outside the kept tokens (ignore index / zero depth).
@@ -22,9 +25,11 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
+from ...layers.winwin.context import context_grid, pool_context_tokens
 from ...layers.winwin.windows import (check_patch_size, check_windows, crop_windows,
                                       embed_windows, gather_tokens, scatter_tokens, window_grids)
 from ...registry import register
+from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
@@ -43,6 +48,40 @@ class WinWinMixin:
         check_segmentor_settings(kwargs.get('test_cfg'), kwargs.get('train_cfg'),
                                  kwargs.get('decode_head'), kwargs.get('auxiliary_head'))
         super().__init__(*args, **kwargs)
+
+    context_pool: int | None = None
+
+    def _init_context_tokens(self, context_tokens: dict | None) -> None:
+        if context_tokens is None:
+            return
+        if not isinstance(context_tokens, dict):
+            raise TypeError(f'context_tokens must be a dict such as dict(pool=4) or None, got '
+                            f'{context_tokens!r}.')
+        check_settings_keys(context_tokens, ('pool',), 'context_tokens')
+        pool = context_tokens.get('pool', 4)
+        context_grid((1, 1), pool)  # validates pool
+        self.context_pool = pool
+
+    def _append_context(self, images: torch.Tensor, tokens: torch.Tensor, pos: torch.Tensor,
+                        grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tokens``/``pos`` followed by the pooled context tokens of ``images``."""
+        full, hw = self.backbone.patch_embed(images)
+        ctx, cpos = pool_context_tokens(full, hw, self.context_pool)
+        if pos.dim() == 3:
+            cpos = cpos[None].expand(pos.shape[0], -1, -1)
+        return torch.cat([tokens, ctx], 1), torch.cat([pos, cpos.to(pos.dtype)], -2)
+
+    def extract_feat(self, inputs: torch.Tensor, *args, **kwargs) -> list[torch.Tensor]:
+        """Whole-image features; with context tokens, the backbone also sees them."""
+        if self.context_pool is None:
+            return super().extract_feat(inputs, *args, **kwargs)
+        self._check_backbone()
+        tokens, pos, (h, w) = self.backbone.embed_image(inputs)
+        n = tokens.shape[1]
+        tokens, pos = self._append_context(inputs, tokens, pos, (h, w))
+        outs = self.backbone.forward_tokens(tokens, pos, (h, w))
+        feats = [o[:, :n].transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs]
+        return self.neck(feats) if self.with_neck else feats
 
     def _check_backbone(self) -> int:
         bb = self.backbone
@@ -64,7 +103,10 @@ class WinWinMixin:
         for idxs in groups.values():
             wins = [batch_windows[i] for i in idxs]
             tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
-            levels = self.backbone.forward_tokens(tok, pos, grid)
+            n = tok.shape[1]
+            if self.context_pool is not None:
+                tok, pos = self._append_context(inputs[idxs], tok, pos, grid)
+            levels = [lv[:, :n] for lv in self.backbone.forward_tokens(tok, pos, grid)]
             per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
             for k, i in enumerate(idxs):
                 out[i] = [[per_level[l][j][k] for l in range(len(levels))]
@@ -117,6 +159,9 @@ class WinWinMixin:
     def _token_loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """Random-token ablation: scatter kept tokens to the full grid, mask labels."""
         p = self._check_backbone()
+        if self.context_pool is not None:
+            raise ValueError('context_tokens are for window training; the random-tokens '
+                             'ablation does not use them: set context_tokens=None.')
         tokens, _, grid = self.backbone.embed_image(inputs)
         index = []
         for s in data_samples:
@@ -176,10 +221,15 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
     With a ``CheckedSegDataPreProcessor``, the decode head's class count and ignore
     index are given to it, so a label value out of
     range is an error naming its file (instead of torch's "Target 39 is out of bounds").
+
+    Args:
+        context_tokens: ``dict(pool=P)`` to add pooled context tokens of the whole image
+            (about one per ``P x P`` token cell) beside the windows, in training and inference.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, context_tokens: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._init_context_tokens(context_tokens)
         pre = self.data_preprocessor
         if hasattr(pre, 'num_classes'):
             pre.num_classes = int(self.decode_head.num_classes)
@@ -192,8 +242,13 @@ class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
 
     Inference: ``whole`` (one full-resolution pass), ``slide`` or ``slide_flip``.
     (mmseg 1.2.2's ``DepthEstimator.inference`` runs ``whole`` when ``slide`` is asked
-    for; this class dispatches ``slide`` correctly.)
+    for; this class dispatches ``slide`` correctly.) ``context_tokens`` as for
+    :class:`WinWinEncoderDecoder`.
     """
+
+    def __init__(self, *args, context_tokens: dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_context_tokens(context_tokens)
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
         mode = self.test_cfg.get('mode', 'whole')

@@ -1,0 +1,236 @@
+"""Win-Win learning curves over seeds: validation mIoU against iterations and wall time.
+
+Companion of ``tools/winwin_experiment.py`` (same data generator, models and configs): every
+variant (Win-Win, full resolution, low-resolution crop, Win-Win with absolute positions) is
+trained once per seed and *validated on the whole full-resolution images every
+``--val-every`` iterations*, recording the iteration, the training wall time so far
+(validation excluded) and the mIoU. A task is the generated dataset: ``long`` (object classes
+depend on a scene beacon placed anywhere, 2 scenes) and ``local`` (1 scene: labels are local).
+
+Writes under ``--out``: ``curves.json`` (every point), ``curves.md`` (mean +- std over seeds
+at every validation point) and ``curves_<task>.png`` (matplotlib: mIoU against iterations and
+against training seconds, mean with a min-max band per variant).
+
+    PYTHONPATH=$PWD python tools/winwin_curves.py --tasks long local --seeds 0 1 2 \\
+        --iters 1200 --val-every 200 --out docs/images/winwin_curves
+    PYTHONPATH=$PWD python tools/winwin_curves.py --plot-only --out docs/images/winwin_curves
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from winwin_experiment import VARIANTS, build_cfg  # noqa: E402
+
+TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
+
+
+class CurveRecorder:
+    """An mmengine hook recording (iteration, training seconds, mIoU) at every validation."""
+
+    priority = 'LOWEST'
+
+    def __init__(self):
+        from mmengine.hooks import Hook
+        self._hook_cls = Hook
+        self.points: list[dict] = []
+        self._t0 = self._paused = self._pause_start = 0.0
+        self._c0 = self._cpaused = self._cpause_start = 0.0
+
+    def as_hook(self):
+        rec = self
+
+        class _Hook(self._hook_cls):
+            priority = 'LOWEST'
+
+            def before_train(self, runner):
+                rec._t0, rec._paused = time.perf_counter(), 0.0
+                rec._c0, rec._cpaused = time.process_time(), 0.0
+
+            def before_val_epoch(self, runner):
+                rec._pause_start = time.perf_counter()
+                rec._cpause_start = time.process_time()
+
+            def after_val_epoch(self, runner, metrics=None):
+                now, cnow = time.perf_counter(), time.process_time()
+                train_s = rec._pause_start - rec._t0 - rec._paused
+                cpu_s = rec._cpause_start - rec._c0 - rec._cpaused
+                rec._paused += now - rec._pause_start
+                rec._cpaused += cnow - rec._cpause_start
+                rec.points.append(dict(iter=runner.iter, train_s=train_s, cpu_s=cpu_s,
+                                       mIoU=float((metrics or {}).get('mIoU', float('nan'))),
+                                       aAcc=float((metrics or {}).get('aAcc', float('nan')))))
+
+        return _Hook()
+
+
+def with_validation(cfg: dict, val_every: int) -> dict:
+    """The experiment's config with whole-image validation every ``val_every`` iterations."""
+    cfg = dict(cfg)
+    cfg['train_cfg'] = dict(cfg['train_cfg'], val_interval=val_every)
+    cfg['val_dataloader'] = cfg['test_dataloader']
+    cfg['val_evaluator'] = dict(cfg['test_evaluator'], iou_metrics=['mIoU'])
+    cfg['val_cfg'] = dict(type='ValLoop')
+    cfg['log_level'] = 'WARNING'
+    cfg['default_hooks'] = dict(cfg['default_hooks'],
+                                checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                                interval=-1, save_last=False))
+    return cfg
+
+
+def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+
+    import mmwinwin  # noqa: F401
+    from mmwinwin.datasets.synthetic import generate_ade20k
+
+    H, W = args.img_size
+    data = osp.join(work, f'data_{task}_seed{seed}')
+    if not osp.isdir(data):
+        generate_ade20k(data, num_train=args.num_train, num_val=args.num_val, img_size=(H, W),
+                        num_scenes=TASKS[task]['num_scenes'], seed=seed)
+    cfg = build_cfg(variant, data, osp.join(work, f'{task}_{variant}_seed{seed}'), (H, W),
+                    args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
+                    log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'])
+    runner = Runner.from_cfg(Config(with_validation(cfg, args.val_every)))
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    rec = CurveRecorder()
+    runner.register_hook(rec.as_hook(), priority='LOWEST')
+    runner.train()
+    return rec.points
+
+
+def summarise(results: list[dict]) -> dict:
+    """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
+    out = {}
+    for task in sorted({r['task'] for r in results}):
+        for variant in VARIANTS:
+            runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
+            if not runs:
+                continue
+            n = min(len(p) for p in runs)
+            m = np.array([[p[i]['mIoU'] for i in range(n)] for p in runs])
+            t = np.array([[p[i]['cpu_s'] for i in range(n)] for p in runs])
+            out[(task, variant)] = dict(iters=[runs[0][i]['iter'] for i in range(n)],
+                                        cpu_s=t.mean(0), mean=m.mean(0), std=m.std(0),
+                                        min=m.min(0), max=m.max(0), seeds=len(runs))
+    return out
+
+
+def write_table(summary: dict, path: str, args_line: str) -> str:
+    lines = [f'Win-Win learning curves ({args_line}); mIoU mean +- std over seeds, '
+             's = mean training CPU seconds at that point (one thread, data loading included, validation excluded: unlike wall time on the shared machine, it does not depend on the load of other jobs)', '']
+    for task in sorted({k[0] for k in summary}):
+        lines += [f'#### task `{task}`', '',
+                  '| variant | seeds | ' + ' | '.join(
+                      f'{i} it' for i in summary[next(k for k in summary if k[0] == task)]['iters'])
+                  + ' |']
+        n_cols = len(summary[next(k for k in summary if k[0] == task)]['iters'])
+        lines.append('|---|---:|' + '---:|' * n_cols)
+        for (t, v), s in summary.items():
+            if t != task:
+                continue
+            cells = [f'{mu:.1f} +- {sd:.1f} ({ts:.0f} s)'
+                     for mu, sd, ts in zip(s['mean'], s['std'], s['cpu_s'])]
+            lines.append(f'| {VARIANTS[v]} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    text = '\n'.join(lines)
+    with open(path, 'w') as f:
+        f.write(text + '\n')
+    return text
+
+
+def plot(summary: dict, out: str) -> list[str]:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for task in sorted({k[0] for k in summary}):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for (t, v), s in summary.items():
+            if t != task:
+                continue
+            for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
+                ax.plot(x, s['mean'], marker='o', label=f'{VARIANTS[v]} ({s["seeds"]} seeds)')
+                ax.fill_between(x, s['min'], s['max'], alpha=0.2)
+        axes[0].set_xlabel('training iterations')
+        axes[1].set_xlabel('training CPU seconds (1 thread; = wall time on an idle core)')
+        for ax in axes:
+            ax.set_ylabel('whole-image val mIoU')
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
+        fig.tight_layout()
+        path = osp.join(out, f'curves_{task}.png')
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--tasks', nargs='+', default=['long', 'local'], choices=list(TASKS))
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=1200)
+    parser.add_argument('--val-every', type=int, default=200)
+    parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
+    parser.add_argument('--window', type=int, default=6)
+    parser.add_argument('--crop', type=int, default=144)
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--num-train', type=int, default=64)
+    parser.add_argument('--num-val', type=int, default=12)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--out', required=True, help='folder for curves.json/.md and PNGs')
+    parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
+    parser.add_argument('--plot-only', action='store_true',
+                        help='re-draw the table and plots from OUT/curves.json')
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    store = osp.join(args.out, 'curves.json')
+    results = json.load(open(store)) if osp.exists(store) else []
+    if not args.plot_only:
+        import torch
+        torch.set_num_threads(args.threads)
+        work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
+        for seed in args.seeds:
+            for task in args.tasks:
+                for variant in args.variants:
+                    key = dict(task=task, variant=variant, seed=seed, iters=args.iters,
+                               img_size=list(args.img_size), window=args.window)
+                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                        continue  # already measured: the run is resumable
+                    print(f'[curves] task {task} | {VARIANTS[variant]} | seed {seed}', flush=True)
+                    pts = run_one(variant, task, seed, args, work)
+                    results.append(dict(key, points=pts))
+                    with open(store, 'w') as f:
+                        json.dump(results, f, indent=1)
+                    print('[curves]   ' + ', '.join(f'{p["iter"]}: {p["mIoU"]:.1f} '
+                                                   f'({p["cpu_s"]:.0f} cpu s)' for p in pts),
+                          flush=True)
+    summary = summarise(results)
+    line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
+            f'batch {args.batch_size}, {args.threads} thread(s)')
+    print(write_table(summary, osp.join(args.out, 'curves.md'), line))
+    for p in plot(summary, args.out):
+        print('[curves] wrote', p)
+
+
+if __name__ == '__main__':
+    main()
