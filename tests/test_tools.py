@@ -91,7 +91,8 @@ def test_unknown_cfg_option_path_is_refused(synthetic_ade20k):
 
     from conftest import REPO
     proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--cfg-options',
-                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, env=_repo_env(), capture_output=True,
+                           'model.backbon.drop_path_rate=0.1'], cwd=REPO, env=_repo_env(),
+                          capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "no key 'backbon' at model. Did you mean ['backbone']" in proc.stderr
@@ -154,7 +155,8 @@ def test_amp_on_cpu_stops_with_a_clear_message():
     import sys
 
     from conftest import REPO
-    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO, env=_repo_env(),
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp'], cwd=REPO,
+                          env=_repo_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert '--amp needs a CUDA GPU' in proc.stderr
