@@ -14,7 +14,8 @@ from mmengine.config import Config, ConfigDict
 
 from ..layers.vit.checkpoint import CheckpointMismatchError
 
-__all__ = ['add_rng_state_hook', 'tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
+__all__ = ['add_rng_state_hook',
+           'tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
            'teardown_distributed', 'distributed_session', 'load_checkpoint_strict', 'CheckpointMismatchError']
 
 
