@@ -168,18 +168,25 @@ def official_partitions(x, ws, grid, iters, window, t, k, refined_fn):
     return c, out.reshape(B, Hp, Wp, C)[:, :H, :W]
 
 
-@pytest.mark.parametrize('B,H,W,ws,clusters,window,t,k', [
-    (1, 20, 27, 12, 64, 7, 0.05, 10),   # Swin-L COCO panoptic: 12x12 -> 8x8, window 7
-    (2, 15, 13, 7, 25, 5, 1.0, 20),     # ViTDet-style windows, padded
-    (3, 12, 12, 12, 36, 5, 0.02, 20),
+@pytest.mark.parametrize('B,H,W,ws,clusters,window,t,k,dense', [
+    (1, 20, 27, 12, 64, 7, 0.05, 10, True),   # Swin-L COCO panoptic: 12x12 -> 8x8, window 7
+    (1, 20, 27, 12, 64, 7, 0.05, 10, False),  # the same, large-grid form of the weights
+    (2, 15, 13, 7, 25, 5, 1.0, 20, True),     # ViTDet-style windows, padded
+    (3, 12, 12, 12, 36, 5, 0.02, 20, True),
 ])
-def test_partition_defaults_equal_official(B, H, W, ws, clusters, window, t, k):
+def test_partition_defaults_equal_official(monkeypatch, B, H, W, ws, clusters, window, t, k,
+                                           dense):
+    """Zero-padded windows hold equal centres that tie with the k-th: all are kept."""
+    if not dense:
+        monkeypatch.setattr(reconstruction_module, '_DENSE_ELEMENTS', 0)
+        monkeypatch.setattr(reconstruction_module, '_CHUNK_ELEMENTS', 64 * 50)
     torch.manual_seed(B * 7 + H)
     C = 8
     x = torch.randn(B, H, W, C)
     s = ExpediteSettings(alpha=1, num_clusters=clusters, iters=5, window=window,
                          temperature=t, k=k)
     pc = cluster_partitions(x, ws, s)
+    assert pc.weights.form == ('dense' if dense else 'topk')
     g = pc.cluster_grid[0]
 
     def refine(c):  # any fixed map of the centres stands in for the later blocks

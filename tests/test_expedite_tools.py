@@ -71,3 +71,21 @@ def test_expedite_divergence_table():
     assert rows["candidate_window='shifted'"][0] == f'{100 * (1 - (1 - near) ** 2):.1f} %'
     assert float(rows["reconstruction_topk='local'"][2]) > 0
     assert 'bicubic-aligned' in text
+
+
+def test_expedite_accuracy_setting_syntax():
+    import argparse
+
+    import pytest
+    from expedite_accuracy import setting_dict
+    args = argparse.Namespace(iters=5, window=5, temperature=1.0, k=20, placement='logits')
+    d = setting_dict('3:11x11:t0.02:empty_cluster=keep', args)
+    assert d['cluster_grid'] == (11, 11) and d['temperature'] == 0.02
+    assert d['empty_cluster'] == 'keep' and 'candidate_window' not in d
+    former = setting_dict('2:s0.7:former', args)
+    assert former['cluster_scale'] == 0.7 and former['candidate_window'] == 'shifted'
+    assert former['reconstruction_topk'] == 'local' and former['empty_cluster'] == 'keep'
+    with pytest.raises(ValueError, match='empty_cluster=drop'):
+        setting_dict('3:11x11:empty_cluster=drop', args)
+    with pytest.raises(ValueError, match='formr'):
+        setting_dict('3:11x11:formr', args)

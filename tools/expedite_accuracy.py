@@ -7,7 +7,8 @@
 CONFIG is a plain mmseg / mmwinwin segmentation config (backbone ``VisionTransformer``
 or ``RoPEViT``) and CHECKPOINT its trained weights. For the baseline and every
 ``ALPHA:HxW`` / ``ALPHA:sSCALE`` setting (optionally ``:tT`` for its own temperature,
-``:former`` for mmwinwin's former local operators instead of the official ones),
+``:former`` for mmwinwin's former local operators instead of the official ones,
+``:OPTION=VALUE`` for one of them, e.g. ``:empty_cluster=keep``),
 the backbone is swapped for its expedited
 twin (same keys; the checkpoint is loaded strictly) and mmengine's test loop runs on the
 config's test set. Prints and writes a table of mIoU, GMACs (multiply-accumulates of
@@ -48,20 +49,26 @@ def parse_args():
 
 
 def setting_dict(text: str, args) -> dict:
-    """``ALPHA:GRID[:tT][:former]`` -> expedite dict; ``former`` selects mmwinwin's former
-    local operators (``ExpediteSettings.previous_local``) instead of the official ones."""
-    from mmwinwin.layers.expedite.plugin import PREVIOUS_LOCAL
+    """``ALPHA:GRID[:tT][:former][:OPTION=VALUE ...]`` -> expedite dict; ``former`` selects
+    mmwinwin's former local operators (``ExpediteSettings.previous_local``) instead of the
+    official ones, ``OPTION=VALUE`` one operator option (e.g. ``empty_cluster=keep``)."""
+    from mmwinwin.layers.expedite.plugin import OPTIONS, PREVIOUS_LOCAL
     alpha, grid, *extra = text.split(':')
-    temp = [e for e in extra if e.startswith('t')]
-    unknown = [e for e in extra if not e.startswith('t') and e != 'former']
+    temp = [e for e in extra if e.startswith('t') and '=' not in e]
+    options = dict(e.split('=', 1) for e in extra if '=' in e)
+    unknown = [e for e in extra if e not in temp and '=' not in e and e != 'former']
+    unknown += [f'{k}={v}' for k, v in options.items()
+                if k not in OPTIONS or v not in OPTIONS[k]]
     if unknown or len(temp) > 1:
-        raise ValueError(f'Setting {text!r}: expected ALPHA:GRID[:tT][:former], e.g. '
-                         f'3:11x11:t1.0:former; could not read {unknown or temp}.')
+        raise ValueError(f'Setting {text!r}: expected ALPHA:GRID[:tT][:former][:OPTION=VALUE], '
+                         f'e.g. 3:11x11:t1.0:former or 1:6x12:empty_cluster=keep, with options '
+                         f'{OPTIONS}; could not read {unknown or temp}.')
     d = dict(alpha=int(alpha), iters=args.iters, window=args.window,
              temperature=float(temp[0][1:]) if temp else args.temperature, k=args.k,
              reconstruct=args.placement)
     if 'former' in extra:
         d.update(PREVIOUS_LOCAL)
+    d.update(options)
     if grid.startswith('s'):
         d['cluster_scale'] = float(grid[1:])
     else:
@@ -113,6 +120,7 @@ def main():
     from mmengine.config import Config
 
     import mmwinwin  # noqa: F401
+    from mmwinwin.layers.expedite.plugin import OPTIONS
     cfg = Config.fromfile(args.config)
     rows = [('baseline', evaluate(cfg, args.checkpoint, None))]
     for text in args.settings:
@@ -121,7 +129,10 @@ def main():
                                           else '{}x{}'.format(*s['cluster_grid']))
         if s['temperature'] != args.temperature:
             name += f', t={s["temperature"]}'
-        name += ', former local operators' if 'candidate_window' in s else ', official'
+        if 'former' in text.split(':'):
+            name += ', former local operators'
+        else:
+            name += ''.join(f', {k}={v}' for k, v in s.items() if k in OPTIONS) or ', official'
         rows.append((name, evaluate(cfg, args.checkpoint, s)))
     b = rows[0][1]
     lines = [f'`{os.path.basename(args.config)}`, one checkpoint, no fine-tuning; window '

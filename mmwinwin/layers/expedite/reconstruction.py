@@ -17,11 +17,12 @@ After the clustered layers, every one of the ``N`` original tokens is rebuilt fr
 The global top-k is computed for a chunk of tokens against all ``M`` centres at a time
 (at most ``_CHUNK_ELEMENTS`` distances in memory). Where the whole ``B x N x M`` weight
 matrix is small (at most ``_DENSE_ELEMENTS`` entries: Segmenter, DPT, Swin windows) it is
-kept dense and the official rule holds exactly, ties included (several equal centres,
-e.g. the zero centres of padded Swin windows, are all kept when they tie with the k-th).
-Above that, only ``(B, N, k)`` indices and weights are kept (memory ``O(N k)``,
-reconstruction scatters chunks into dense blocks for one matrix product): exact except
-that on an exact tie with the k-th largest weight it keeps exactly ``k`` centres.
+kept dense. Above that, only ``(B, N, k')`` indices and weights are kept (memory
+``O(N k')``; reconstruction scatters chunks into dense blocks for one matrix product),
+where ``k' >= k`` is the largest number of centres at least as near as a token's k-th
+(``k`` unless centres tie). Both forms apply the official rule exactly, ties included:
+several equal centres, e.g. the zero centres of padded Swin windows, are all kept when
+they tie with the k-th.
 
 ``topk='local'`` (the former default) takes the ``k`` nearest among the token's local
 candidates (its clustering window) instead: ``O(N K C)``, no ``N x M`` product, ``k``
@@ -59,8 +60,9 @@ class ReconstructionWeights:
 
     * ``'dense'`` (global top-k, small grids): ``weight`` ``(B, N, M)`` over all centres,
       zero outside the kept ones;
-    * ``'topk'`` (global top-k, large grids): ``index`` ``(B, N, k)`` the kept centres of
-      each token and ``weight`` ``(B, N, k)`` their weights;
+    * ``'topk'`` (global top-k, large grids): ``index`` ``(B, N, k')`` the kept centres of
+      each token and ``weight`` ``(B, N, k')`` their weights (``k' >= k`` when centres
+      tie with the k-th; unused slots have weight 0);
     * ``'local'``: ``weight`` ``(B, N, K)`` over each token's ``K`` local candidates
       (``plan.index``), zero outside its ``k`` nearest.
 
@@ -116,8 +118,9 @@ def _normalise(wk: torch.Tensor, norm: str) -> torch.Tensor:
 def _global_weights(tokens: torch.Tensor, centers: torch.Tensor, k: int, t: float,
                     norm: str) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The official top-k over all centres, chunked over tokens: ``(None, (B, N, M))``
-    dense weights (ties with the k-th kept) when small, else ``(index, weight)`` each
-    ``(B, N, k)``."""
+    dense weights when small, else ``(index, weight)`` each ``(B, N, k')``, where
+    ``k' >= k`` makes room for centres tied with the k-th (padded with zero weights).
+    Both keep every centre at least as near as the k-th, ties included."""
     B, N, _ = tokens.shape
     M = centers.shape[1]
     dense = B * N * M <= _DENSE_ELEMENTS
@@ -128,17 +131,23 @@ def _global_weights(tokens: torch.Tensor, centers: torch.Tensor, k: int, t: floa
     for s in range(0, N, step):
         x = tokens[:, s:s + step]
         d = ((x * x).sum(-1, keepdim=True) + cc - 2 * torch.matmul(x, ct)).clamp_min_(0)
-        if dense:  # keep every centre at least as near as the k-th (ties included)
-            dmin = d.amin(-1, keepdim=True)
-            kth = d.topk(k, dim=-1, largest=False, sorted=True).values[..., -1:]
-            wd = torch.exp(-t * (d - dmin)) * (d <= kth)
-            wts.append(_normalise(wd, norm))
+        dmin = d.amin(-1, keepdim=True)
+        kth = d.topk(k, dim=-1, largest=False, sorted=True).values[..., -1:]
+        keep = d <= kth
+        if dense:
+            wts.append(_normalise(torch.exp(-t * (d - dmin)) * keep, norm))
             continue
-        dk, sel = d.topk(k, dim=-1, largest=False, sorted=False)  # (B, n, k)
-        wk = torch.exp(-t * (dk - dk.amin(-1, keepdim=True)))
+        width = int(keep.sum(-1).max())  # k, or more where centres tie with the k-th
+        dk, sel = d.topk(width, dim=-1, largest=False, sorted=False)  # (B, n, width)
+        wk = torch.exp(-t * (dk - dmin)) * (dk <= kth)
         idx.append(sel)
         wts.append(_normalise(wk, norm))
-    return (torch.cat(idx, 1) if idx else None), torch.cat(wts, 1)
+    if dense:
+        return None, torch.cat(wts, 1)
+    width = max(i.shape[-1] for i in idx)
+    idx = [torch.nn.functional.pad(i, (0, width - i.shape[-1])) for i in idx]
+    wts = [torch.nn.functional.pad(w, (0, width - w.shape[-1])) for w in wts]
+    return torch.cat(idx, 1), torch.cat(wts, 1)
 
 
 def reconstruction_weights(tokens: torch.Tensor, clusters: ClusterResult, k: int = 20,
@@ -219,7 +228,8 @@ def _combine_global(weights: ReconstructionWeights, refined: torch.Tensor) -> to
     outs = []
     for s in range(0, N, step):
         w = weights.weight[:, s:s + step]
-        dense = w.new_zeros(B, w.shape[1], M).scatter_(2, weights.index[:, s:s + step], w)
+        # add, not write: unused slots point at centre 0 with weight 0
+        dense = w.new_zeros(B, w.shape[1], M).scatter_add_(2, weights.index[:, s:s + step], w)
         outs.append(torch.matmul(dense, refined))
     return torch.cat(outs, 1)
 
