@@ -574,3 +574,26 @@ def test_eva02_wrong_family_is_named():
     model = RoPEVisionTransformer(arch=EVA02_SMALL, mlp_type='swiglu_norm', **EVA02_OPTS)
     with pytest.raises(CheckpointMismatchError, match='Wrong family.*DINOv3'):
         load_vit_state_dict(model, _timm_dinov3().state_dict())
+
+
+@pytest.mark.parametrize('opts', [dict(rope_type='dinov3', layer_scale_init=1.0),
+                                  dict(rope_type='eva02', rope_ref_grid=(16, 16),
+                                       mlp_type='swiglu_norm')])
+def test_vitdet_uses_the_family_coordinates(opts):
+    """A ViTDet-style ViT whose attention partition covers the whole grid is the plain ViT:
+    its blocks must get the family's RoPE coordinates too (no prefix tokens here, as
+    ViTDet has none), directly and through Expedite's partitioned forward."""
+    from mmwinwin.layers import ViTDetVisionTransformer
+    from mmwinwin.layers.expedite import ExpediteSettings
+    from mmwinwin.layers.expedite.partitioned_plugin import expedited_partitioned_forward
+    torch.manual_seed(0)
+    plain = RoPEVisionTransformer(arch=SMALL, **opts).eval()
+    det = ViTDetVisionTransformer(arch=SMALL, window_size=8, global_indices=(2,), **opts).eval()
+    det.load_state_dict(plain.state_dict())
+    img = torch.randn(1, 3, 96, 128)
+    torch.testing.assert_close(det(img)[0], plain(img)[0], atol=1e-5, rtol=1e-5)
+    tokens, pos, hw = det.embed_image(img)
+    late = ExpediteSettings(alpha=SMALL['num_layers'], cluster_grid=(2, 2), k=4)
+    out = expedited_partitioned_forward(det, tokens, pos, hw, late)[-1]
+    torch.testing.assert_close(out, plain.forward_tokens(tokens, pos, hw)[-1],
+                               atol=1e-5, rtol=1e-5)
