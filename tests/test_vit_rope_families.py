@@ -13,12 +13,21 @@ import mmwinwin  # noqa: F401
 from mmwinwin.layers import CheckpointMismatchError, RoPEVisionTransformer, load_vit_state_dict
 from mmwinwin.layers.vit.rope_families import DINOv3RoPE, FAMILY_PRESETS, dinov3_coordinates
 
-timm = pytest.importorskip('timm', reason='timm (a test dependency: pip install -e .[tests]) '
-                           'is the independent reference for the pretrained families')
+try:
+    import timm
+except ImportError:  # the tests that compare against timm skip; the others run
+    timm = None
+needs_timm = pytest.mark.skipif(
+    timm is None, reason='timm (a test dependency: pip install -e .[tests]) is the independent '
+    'reference for the pretrained families')
 
 SMALL = dict(embed_dims=64, num_layers=3, num_heads=4)
 DINOV3_OPTS = dict(rope_type='dinov3', num_reg_tokens=4, with_cls_token=True,
                    layer_scale_init=1e-5, mask_k_bias=True, norm_eps=1e-5)
+EVA02_OPTS = dict(patch_size=14, rope_type='eva02', rope_base=10000.0, rope_ref_grid=(16, 16),
+                  with_cls_token=True, use_abs_pos_embed=True, img_size=224,
+                  pos_embed_antialias=True, mask_k_bias=True)
+EVA02_SMALL = dict(SMALL, mlp_ratio=4 * 2 / 3)
 
 
 def _timm_dinov3(qkv_bias: bool = True, seed: int = 0, swiglu: bool = False, **kwargs):
@@ -122,6 +131,7 @@ def test_dinov3_forward_tokens_needs_the_full_grid():
 
 
 # ----------------------------------------------------------------- equality with timm
+@needs_timm
 @pytest.mark.parametrize('layout', ['timm', 'timm-no-qkv-bias', 'upstream', 'timm-swiglu',
                                     'upstream-swiglu'])
 def test_dinov3_matches_timm(tmp_path, layout):
@@ -159,6 +169,7 @@ def test_dinov3_matches_timm(tmp_path, layout):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+@needs_timm
 def test_dinov3_presets_are_the_released_shapes():
     """Each preset takes timm's full-size model's state dict with no missing or
     unexpected key (S/16 also runs and matches)."""
@@ -239,6 +250,7 @@ def test_expedite_clusters_carry_weighted_mean_coordinates():
 
 
 # ------------------------------------------------------------------------- errors
+@needs_timm
 def test_wrong_size_names_the_preset():
     ref = _timm_dinov3()
     model = RoPEVisionTransformer(arch=dict(embed_dims=128, num_layers=3, num_heads=4),
@@ -252,6 +264,7 @@ def test_wrong_size_names_the_preset():
         load_vit_state_dict(base, small.state_dict())
 
 
+@needs_timm
 def test_wrong_family_is_named():
     ref = _timm_dinov3()
     with pytest.raises(CheckpointMismatchError, match='Wrong family.*DINOv3'):
@@ -263,6 +276,7 @@ def test_wrong_family_is_named():
         load_vit_state_dict(model, plain.state_dict())
 
 
+@needs_timm
 def test_wrong_rope_convention_is_named():
     ref = _timm_dinov3()
     state = _upstream_layout(ref.state_dict(), 16, base=10000.0)
@@ -283,6 +297,7 @@ def _run_converter(monkeypatch, *args):
     tool.main()
 
 
+@needs_timm
 def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, capsys):
     """tools/model_converters/rope_family2mmwinwin.py: an upstream-layout ViT-S/16 file becomes
     a checkpoint that the registered dinov3-vits16 backbone reads, giving timm's tokens;
@@ -354,52 +369,70 @@ def test_layer_decay_treats_register_tokens_like_the_cls_token():
     assert got['backbone.blocks.1.ls1.gamma'] == (0.5 ** 2, 0.0)
 
 
-def test_dinov3_ade20k_configs_build():
-    """The Win-Win DINOv3 ViT-B/16 config and its two baselines build; the backbone is
-    the dinov3-vitb16 preset with a Pretrained init; Win-Win samples 2 windows of 12x12."""
+@pytest.mark.parametrize('arch,window,crop', [('dinov3-vitb16', 12, 272),
+                                               ('eva02-vitb14', 13, 252)])
+def test_pretrained_family_ade20k_configs_build(arch, window, crop):
+    """The Win-Win config of each family's ViT-B and its two baselines build; the backbone
+    is the family preset with a Pretrained init; Win-Win samples 2 windows of the named
+    size with the family's patch size; the crop baseline crops to the named size."""
     import os.path as osp
 
     from mmengine.config import Config
     root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'winwin')
-    names = ['winwin-2x12_upernet_dinov3-vitb16_8xb2-160k_ade20k-512x512.py',
-             'upernet_dinov3-vitb16_fullres_8xb2-160k_ade20k-512x512.py',
-             'upernet_dinov3-vitb16_crop272_8xb2-160k_ade20k-512x512.py']
+    token = arch
+    names = [f'winwin-2x{window}_upernet_{token}_8xb2-160k_ade20k-512x512.py',
+             f'upernet_{token}_fullres_8xb2-160k_ade20k-512x512.py',
+             f'upernet_{token}_crop{crop}_8xb2-160k_ade20k-512x512.py']
     for name in names:
         cfg = Config.fromfile(osp.join(root, name))
         bb = cfg.model.backbone
-        assert bb.type == 'RoPEViT' and bb.arch == 'dinov3-vitb16', name
+        assert bb.type == 'RoPEViT' and bb.arch == arch, name
         assert bb.init_cfg.type == 'Pretrained' and set(bb) >= {'out_indices'}
         assert cfg.optim_wrapper.constructor == 'ViTLayerDecayOptimizerConstructor'
         assert cfg.model.test_cfg.mode == 'whole'
+    crop_cfg = Config.fromfile(osp.join(root, names[2]))
+    assert crop_cfg.model.data_preprocessor.size == (crop, crop)
+    assert crop_cfg.train_dataloader.dataset.pipeline[3].crop_size == (crop, crop)
     cfg = Config.fromfile(osp.join(root, names[0]))
     assert cfg.model.type == 'WinWinEncoderDecoder'
     windows = cfg.train_dataloader.dataset.pipeline[-2]
-    assert (windows.type, windows.num_windows, windows.window_size) == ('WinWinWindows', 2, 12)
+    preset = FAMILY_PRESETS[arch]
+    assert (windows.type, windows.num_windows, windows.window_size, windows.patch_size) == \
+        ('WinWinWindows', 2, window, preset['patch_size'])
     with torch.device('meta'):  # the whole ViT-B segmentor builds (shapes only)
         from mmseg.registry import MODELS
         with DefaultScope.overwrite_default_scope('mmseg'):
             model = MODELS.build(cfg.model)
-    assert model.backbone.rope_type == 'dinov3' and model.backbone.num_prefix_tokens == 5
+    assert model.backbone.rope_type == preset['rope_type']
+    assert model.backbone.patch_size == preset['patch_size']
 
 
-def test_winwin_segmentor_trains_a_dinov3_backbone_on_windows():
-    """A Win-Win loss step on a tiny DINOv3 backbone: the window features are the
-    windows' patch tokens only (register / cls tokens are prefix tokens, never windowed),
-    and the register tokens and layer scales learn."""
+@pytest.mark.parametrize('family', ['dinov3', 'eva02'])
+def test_winwin_segmentor_trains_a_family_backbone_on_windows(family):
+    """A Win-Win loss step on a tiny DINOv3 / EVA-02 backbone: the window features are
+    the windows' patch tokens only (register / cls tokens are prefix tokens, never
+    windowed), and the family's own parameters learn (DINOv3: register tokens, layer
+    scale; EVA-02: the absolute position embedding, read at full-image positions)."""
     from mmengine.config import ConfigDict
     from mmengine.structures import PixelData
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)
+    if family == 'dinov3':
+        backbone = dict(type='RoPEViT', arch=SMALL, out_indices=(2,), **DINOV3_OPTS)
+    else:
+        backbone = dict(type='RoPEViT', arch=EVA02_SMALL, out_indices=(2,), mlp_type='swiglu',
+                        **EVA02_OPTS)
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(ConfigDict(
             type='WinWinEncoderDecoder',
-            backbone=dict(type='RoPEViT', arch=SMALL, out_indices=(2,), **DINOV3_OPTS),
+            backbone=backbone,
             decode_head=dict(type='FCNHead', in_channels=64, in_index=-1, channels=16,
                              num_convs=1, num_classes=5, norm_cfg=None,
                              loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
             train_cfg=dict(), test_cfg=dict(mode='whole')))
-    H, W = 96, 128
+    p = model.backbone.patch_size
+    H, W = 6 * p, 8 * p
     samples = []
     for wins in ([(0, 0, 3, 3), (3, 4, 3, 3)], [(2, 1, 3, 3), (0, 5, 3, 3)]):
         s = SegDataSample()
@@ -412,8 +445,12 @@ def test_winwin_segmentor_trains_a_dinov3_backbone_on_windows():
     assert [tuple(f[0].shape) for f in feats[0]] == [(64, 3, 3), (64, 3, 3)]
     losses = model.loss(img, samples)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
-    assert model.backbone.reg_token.grad.abs().sum() > 0
-    assert model.backbone.blocks[0].ls1.gamma.grad.abs().sum() > 0
+    if family == 'dinov3':
+        assert model.backbone.reg_token.grad.abs().sum() > 0
+        assert model.backbone.blocks[0].ls1.gamma.grad.abs().sum() > 0
+    else:
+        assert model.backbone.pos_embed.grad.abs().sum() > 0
+        assert model.backbone.blocks[0].mlp.fc1_g.weight.grad.abs().sum() > 0
     model.eval()
     with torch.no_grad():
         out = model.inference(img, [dict(img_shape=(H, W), ori_shape=(H, W),
@@ -422,10 +459,6 @@ def test_winwin_segmentor_trains_a_dinov3_backbone_on_windows():
 
 
 # --------------------------------------------------------------------------- EVA-02
-EVA02_OPTS = dict(patch_size=14, rope_type='eva02', rope_base=10000.0, rope_ref_grid=(16, 16),
-                  with_cls_token=True, use_abs_pos_embed=True, img_size=224,
-                  pos_embed_antialias=True, mask_k_bias=True)
-EVA02_SMALL = dict(SMALL, mlp_ratio=4 * 2 / 3)
 
 
 def _timm_eva02(name: str, seed: int = 0):
@@ -468,6 +501,7 @@ def _eva02_upstream_layout(timm_state: dict) -> dict:
     return out
 
 
+@needs_timm
 @pytest.mark.parametrize('name', ['eva02_small_patch14_224', 'eva02_base_patch14_224'])
 @pytest.mark.parametrize('layout', ['timm', 'upstream'])
 def test_eva02_matches_timm(tmp_path, name, layout):
@@ -513,6 +547,7 @@ def test_eva02_matches_timm(tmp_path, name, layout):
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
 
 
+@needs_timm
 def test_eva02_presets_are_the_released_shapes():
     for name, timm_name in (('eva02-vitt14', 'eva02_tiny_patch14_224'),
                             ('eva02-vits14', 'eva02_small_patch14_224'),
@@ -544,6 +579,7 @@ def test_eva02_window_tokens_keep_full_image_coordinates():
                                model.rope(q, model.rope_positions(full_pos, grid))[:, :, index])
 
 
+@needs_timm
 def test_eva02_wrong_family_is_named():
     ref = _timm_eva02('eva02_base_patch14_224')
     with pytest.raises(CheckpointMismatchError, match='Wrong family.*EVA-02'):
@@ -552,3 +588,26 @@ def test_eva02_wrong_family_is_named():
     model = RoPEVisionTransformer(arch=EVA02_SMALL, mlp_type='swiglu_norm', **EVA02_OPTS)
     with pytest.raises(CheckpointMismatchError, match='Wrong family.*DINOv3'):
         load_vit_state_dict(model, _timm_dinov3().state_dict())
+
+
+@pytest.mark.parametrize('opts', [dict(rope_type='dinov3', layer_scale_init=1.0),
+                                  dict(rope_type='eva02', rope_ref_grid=(16, 16),
+                                       mlp_type='swiglu_norm')])
+def test_vitdet_uses_the_family_coordinates(opts):
+    """A ViTDet-style ViT whose attention partition covers the whole grid is the plain ViT:
+    its blocks must get the family's RoPE coordinates too (no prefix tokens here, as
+    ViTDet has none), directly and through Expedite's partitioned forward."""
+    from mmwinwin.layers import ViTDetVisionTransformer
+    from mmwinwin.layers.expedite import ExpediteSettings
+    from mmwinwin.layers.expedite.partitioned_plugin import expedited_partitioned_forward
+    torch.manual_seed(0)
+    plain = RoPEVisionTransformer(arch=SMALL, **opts).eval()
+    det = ViTDetVisionTransformer(arch=SMALL, window_size=8, global_indices=(2,), **opts).eval()
+    det.load_state_dict(plain.state_dict())
+    img = torch.randn(1, 3, 96, 128)
+    torch.testing.assert_close(det(img)[0], plain(img)[0], atol=1e-5, rtol=1e-5)
+    tokens, pos, hw = det.embed_image(img)
+    late = ExpediteSettings(alpha=SMALL['num_layers'], cluster_grid=(2, 2), k=4)
+    out = expedited_partitioned_forward(det, tokens, pos, hw, late)[-1]
+    torch.testing.assert_close(out, plain.forward_tokens(tokens, pos, hw)[-1],
+                               atol=1e-5, rtol=1e-5)

@@ -25,6 +25,8 @@ def expedited_partitioned_forward(vit: ViTDetVisionTransformer, tokens: torch.Te
     B, N, C = tokens.shape
     H, W = hw
     x = vit.prepare_tokens(tokens, pos, hw)
+    if getattr(vit, 'rope_type', 'axial') != 'axial':  # affine: cluster means stay exact
+        pos = vit.rope_positions(pos, hw)
     clusters = None
     outs = []
     for i in range(vit.num_layers):

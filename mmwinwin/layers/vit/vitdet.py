@@ -66,6 +66,8 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
                      hw: tuple[int, int]) -> list[torch.Tensor]:
         """Run all blocks on a whole ``(B, H*W, C)`` token grid; returns out_indices tokens."""
         x = self.prepare_tokens(tokens, pos, hw)
+        if self.rope_type != 'axial':  # the family's RoPE coordinates (normalised by hw)
+            pos = self.rope_positions(pos, hw)
         outs = []
         for i in range(self.num_layers):
             x = self.run_block(i, x, pos) if self.is_global(i) else \
