@@ -19,7 +19,8 @@ import os.path as osp
 import torch
 
 from mmwinwin.layers import CheckpointMismatchError, RoPEVisionTransformer, load_vit_state_dict
-from mmwinwin.layers.vit.checkpoint import convert_vit_state_dict, describe_state
+from mmwinwin.layers.vit.checkpoint import (convert_vit_state_dict, describe_state,
+                                            load_checkpoint_file)
 from mmwinwin.layers.vit.rope_families import FAMILY_PRESETS
 
 
@@ -31,7 +32,7 @@ def load_source(path: str) -> dict:
             raise SystemExit(f'{path}: reading .safetensors needs the safetensors package '
                              '(pip install safetensors), or convert it to .pth first.') from e
         return load_file(path)
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_checkpoint_file(path)  # weights_only=True; names an empty / corrupt file
 
 
 def family_of(state: dict) -> str | None:
