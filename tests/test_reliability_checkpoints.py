@@ -99,6 +99,19 @@ def test_empty_checkpoint(synthetic_ade20k, tmp_path):
     with pytest.raises(CorruptCheckpointError, match=r'empty \(0 bytes\)') as err:
         model.init_weights()
     assert empty in str(err.value)
+    # the core loader (torch alone) on a truncated checkpoint and on a file that is none
+    from mmwinwin.layers import load_checkpoint_file
+    good = tmp_path / 'good.pth'
+    torch.save({'w': torch.arange(1000.)}, good)
+    data = good.read_bytes()
+    for name, content in (('cut.pth', data[:len(data) // 2]), ('text.pth', b'hello world'),
+                          ('pickle.pth', b'\x80\x02}q\x00.')):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CorruptCheckpointError, match='truncated or corrupt') as err:
+            load_checkpoint_file(str(path))
+        assert str(path) in str(err.value)
+    assert torch.equal(load_checkpoint_file(str(good))['w'], torch.arange(1000.))
 
 
 def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypatch, tmp_path):
