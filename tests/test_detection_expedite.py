@@ -207,7 +207,7 @@ def test_expedited_swin_checkpoint_shapes_identity():
 def test_expedite_bad_settings():
     with pytest.raises(ValueError, match='alpha'):
         MODELS.build(dict(type='ExpeditedSwinTransformer', expedite=dict(alpha=40), **SWIN))
-    with pytest.raises(KeyError, match="unknown key 'alpa'.*Did you mean 'alpha'"):
+    with pytest.raises(KeyError, match="expedite: unknown key 'alpa'.*Did you mean 'alpha'"):
         MODELS.build(dict(type='ExpeditedRoPEViTDet', expedite=dict(alpa=2), **VIT))
     with pytest.raises(ValueError, match='square'):
         MODELS.build(dict(type='ExpeditedSwinTransformer',

@@ -99,6 +99,19 @@ def test_empty_checkpoint(synthetic_ade20k, tmp_path):
     with pytest.raises(CorruptCheckpointError, match=r'empty \(0 bytes\)') as err:
         model.init_weights()
     assert empty in str(err.value)
+    # the core loader (torch alone) on a truncated checkpoint and on a file that is none
+    from mmwinwin.layers import load_checkpoint_file
+    good = tmp_path / 'good.pth'
+    torch.save({'w': torch.arange(1000.)}, good)
+    data = good.read_bytes()
+    for name, content in (('cut.pth', data[:len(data) // 2]), ('text.pth', b'hello world'),
+                          ('pickle.pth', b'\x80\x02}q\x00.')):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CorruptCheckpointError, match='truncated or corrupt') as err:
+            load_checkpoint_file(str(path))
+        assert str(path) in str(err.value)
+    assert torch.equal(load_checkpoint_file(str(good))['w'], torch.arange(1000.))
 
 
 def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypatch, tmp_path):
@@ -157,12 +170,6 @@ def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypa
 
 
 def test_unknown_settings_keys(trained, synthetic_ade20k, tmp_path):
-    from mmengine.config import Config
-
-    from mmwinwin.layers import UnknownSettingError
-    from mmwinwin.layers.expedite.plugin import ExpediteSettings
-    from mmwinwin.registry import MODELS
-    from mmwinwin.utils import check_config_settings
     data = data_root_options(synthetic_ade20k)
     # --cfg-options typo in the host segmentor's test_cfg: refused before evaluating
     out = run_failing(['tools/test.py', CONFIG, osp.join(trained, 'iter_6.pth'), '--cfg-options',
@@ -174,6 +181,12 @@ def test_unknown_settings_keys(trained, synthetic_ade20k, tmp_path):
                        '--cfg-options', 'default_hooks.checkpoint.intervl=5', *data])
     assert "default_hooks.checkpoint: unknown key 'intervl'" in out
     assert "Did you mean 'interval'?" in out and 'Iter(train)' not in out
+    from mmengine.config import Config
+
+    from mmwinwin.layers import UnknownSettingError
+    from mmwinwin.layers.expedite.plugin import ExpediteSettings
+    from mmwinwin.registry import MODELS
+    from mmwinwin.utils import check_config_settings
     # from a config file: a Win-Win segmentor's test_cfg (tool check and the model itself)
     winwin = osp.join(REPO, 'configs/winwin/'
                       'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')

@@ -49,7 +49,7 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 # torch's messages for a file that is not a (complete) torch zip / legacy pickle
 _CORRUPT_PATTERNS = ('PytorchStreamReader', 'central directory', 'zip archive', 'EOF',
                      'invalid load key', 'unpickling stack underflow', 'file not found in archive',
-                     'truncated', 'failed reading')
+                     'truncated', 'failed reading', 'magic number')
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu',
@@ -81,8 +81,8 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu',
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         msg = str(err)
-        found = re.search(r'GLOBAL ([\w.]+)', msg) or re.search(r'global[^\w]+([\w.]+)', msg)
-        if 'weights_only' in msg.lower() or 'global' in msg.lower():
+        found = re.search(r'GLOBAL ([\w.]+)', msg)  # "Unsupported global: GLOBAL posix.system"
+        if found or 'unsupported global' in msg.lower():
             name = found.group(1) if found else 'an unsupported type'
             raise UnsafeCheckpointError(
                 f'Refusing to load checkpoint {path!r}: it contains {name}, which is not on the '
@@ -93,7 +93,7 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu',
         raise CorruptCheckpointError(
             f'Checkpoint {path!r} is corrupt ({msg.splitlines()[0] if msg else type(err).__name__}). '
             'Use an intact checkpoint.') from err
-    except (EOFError, KeyError, zipfile.BadZipFile) as err:  # KeyError: a bad pickle opcode
+    except (EOFError, KeyError, IndexError, zipfile.BadZipFile) as err:  # bad/short pickle data
         raise CorruptCheckpointError(
             f'Checkpoint {path!r} is truncated or corrupt ({type(err).__name__}: {err}). Use an '
             'intact checkpoint (re-download it, or resume from an earlier one).') from err
