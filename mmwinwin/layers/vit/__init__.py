@@ -13,11 +13,11 @@ from .rope import RoPE2D, grid_positions
 from .rope_families import FAMILY_PRESETS, DINOv3RoPE, dinov3_coordinates
 from .vision_transformer import (ARCH_SETTINGS, Attention, Block, PatchEmbed,
                                  RoPEVisionTransformer, resolve_arch)
-from .vitdet import ViTDetVisionTransformer
+from .vitdet import PartitionedAttentionPolicy, ViTDetVisionTransformer
 
 __all__ = ['BlockLoopState', 'TokenPolicy', 'run_blocks', 'RoPE2D', 'grid_positions', 'ARCH_SETTINGS', 'Attention', 'Block', 'PatchEmbed',
            'RoPEVisionTransformer', 'resolve_arch', 'CheckpointMismatchError',
            'convert_vit_state_dict', 'load_vit_state_dict', 'mismatch_report',
            'unwrap_state_dict', 'load_checkpoint_file', 'CorruptCheckpointError',
            'UnsafeCheckpointError', 'partition_tokens', 'unpartition_tokens', 'partition_key_mask',
-           'ViTDetVisionTransformer', 'FAMILY_PRESETS', 'DINOv3RoPE', 'dinov3_coordinates']
+           'ViTDetVisionTransformer', 'PartitionedAttentionPolicy', 'FAMILY_PRESETS', 'DINOv3RoPE', 'dinov3_coordinates']
