@@ -15,6 +15,32 @@ import torch
 import torch.nn.functional as F
 
 
+def _distance_policy_class():
+    """The policy class, built lazily so ``--help`` needs no mmwinwin import."""
+    from mmwinwin.layers.vit.vitdet import PartitionedAttentionPolicy
+
+    class DistancePolicy(PartitionedAttentionPolicy):
+        """ViTDet's policy that also records, after each block but the last, the squared
+        distances of every window's tokens to its ``grid x grid`` average-pooled centres."""
+
+        def __init__(self, hw, ws, grid, dists):
+            super().__init__(hw)
+            self.ws, self.grid, self.dists = ws, grid, dists
+
+        def after_block(self, index, state):
+            if index + 1 not in self.dists:  # the last block: no alpha after it
+                return
+            (H, W), ws, x = self.hw, self.ws, state.x
+            B, _, C = x.shape
+            win = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
+            win = win.reshape(-1, ws, ws, C)
+            cen = F.adaptive_avg_pool2d(win.permute(0, 3, 1, 2), self.grid).flatten(2).transpose(1, 2)
+            self.dists[index + 1].append(
+                torch.cdist(win.reshape(-1, ws * ws, C), cen).square().flatten())
+
+    return DistancePolicy
+
+
 def token_distances(cfg_path: str, checkpoint: str, grid: int,
                     max_images: int | None = None) -> dict[int, torch.Tensor]:
     """``{alpha: squared distances (tokens x grid^2 centres), flattened}`` on the test set."""
@@ -23,6 +49,7 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from mmdet.registry import MODELS
+    from mmwinwin.layers.vit.block_loop import run_blocks
     from mmwinwin.layers.vit.rope import grid_positions
     from mmwinwin.utils import load_checkpoint_strict
     cfg = Config.fromfile(cfg_path)
@@ -37,6 +64,7 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
     if not 1 <= grid <= ws:
         raise ValueError(f'--grid must be in [1, window_size={ws}], got {grid}.')
     dists: dict[int, list[torch.Tensor]] = {a: [] for a in range(1, vit.num_layers)}
+    DistancePolicy = _distance_policy_class()
     seen = 0
     with torch.no_grad():
         for batch in Runner.build_dataloader(cfg.test_dataloader):
@@ -48,14 +76,8 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
                                  'pad test images to a multiple of patch * window.')
             pos = grid_positions(H, W, device=tokens.device)
             x = vit.prepare_tokens(tokens, pos, hw)
-            for i in range(vit.num_layers - 1):
-                x = vit.run_block(i, x, pos) if vit.is_global(i) else \
-                    vit.run_windowed_block(i, x, pos, hw)
-                B, _, C = x.shape
-                win = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
-                win = win.reshape(-1, ws, ws, C)
-                cen = F.adaptive_avg_pool2d(win.permute(0, 3, 1, 2), grid).flatten(2).transpose(1, 2)
-                dists[i + 1].append(torch.cdist(win.reshape(-1, ws * ws, C), cen).square().flatten())
+            # the model's own block loop and ViTDet policy; distances after each block
+            run_blocks(vit, x, pos, DistancePolicy(hw, ws, grid, dists), out_indices=())
             seen += img.shape[0]
             if max_images is not None and seen >= max_images:
                 break

@@ -8,15 +8,15 @@ from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_clu
 from .partitioned import (PartitionClusters, cluster_grid_of_partitions, cluster_partitions,
                           partitions_of_cluster_grid, reconstruct_partitions,
                           relative_position_index, resize_relative_position_bias)
-from .partitioned_plugin import expedited_partitioned_forward
-from .plugin import ExpediteSettings, cluster_sequence, expedited_forward_tokens
+from .partitioned_plugin import PartitionedExpeditePolicy, expedited_partitioned_forward
+from .plugin import ExpeditePolicy, ExpediteSettings, cluster_sequence, expedited_forward_tokens
 from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct_tokens,
                              reconstruction_weights)
 
 __all__ = ['ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candidate_index',
            'resolve_cluster_grid', 'ReconstructionWeights', 'reconstruction_weights',
            'reconstruct_tokens', 'reconstruct_map', 'ExpediteSettings', 'cluster_sequence',
-           'expedited_forward_tokens', 'PartitionClusters', 'cluster_partitions',
+           'expedited_forward_tokens', 'ExpeditePolicy', 'PartitionClusters', 'cluster_partitions',
            'reconstruct_partitions', 'cluster_grid_of_partitions', 'partitions_of_cluster_grid',
            'relative_position_index', 'resize_relative_position_bias',
-           'expedited_partitioned_forward']
+           'expedited_partitioned_forward', 'PartitionedExpeditePolicy']

@@ -11,6 +11,8 @@ ViTs / Swin elsewhere):
   head that keeps the token grid, e.g. Segmenter's mask transformer);
 * :func:`cluster_sequence` -- cluster the patch part of a ``[prefix | patches]`` token
   sequence (a cls token is set aside and put back in front);
+* :class:`ExpeditePolicy` -- the token policy of the one block loop
+  (``layers/vit/block_loop.py``) that clusters after block alpha and rebuilds outputs;
 * :func:`expedited_forward_tokens` -- the expedited forward of a
   :class:`~mmwinwin.layers.RoPEVisionTransformer` (clusters get the assignment-weighted
   mean ``(y, x)`` of their tokens as RoPE positions).
@@ -26,11 +28,12 @@ from typing import Sequence
 import torch
 
 from ..settings import check_settings_keys
+from ..vit.block_loop import BlockLoopState, TokenPolicy, run_blocks
 from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import num_candidates, resolve_cluster_grid
 from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstruction_weights
 
-__all__ = ['ExpediteSettings', 'check_finite_tokens', 'cluster_sequence',
+__all__ = ['ExpeditePolicy', 'ExpediteSettings', 'check_finite_tokens', 'cluster_sequence',
            'expedited_forward_tokens', 'normalize_indices', 'PREVIOUS_LOCAL', 'OPTIONS']
 
 _PLACEMENTS = ('backbone', 'logits')
@@ -207,6 +210,34 @@ def cluster_sequence(x: torch.Tensor, num_prefix_tokens: int, token_grid: tuple[
     return torch.cat([x[:, :p], res.centers], dim=1), res.pos, res, weights
 
 
+class ExpeditePolicy(TokenPolicy):
+    """Token policy of Expedite: after block ``alpha`` (counted from 1) the patch tokens
+    are clustered (:func:`cluster_sequence`) and the loop carries ``[prefix | clusters]``
+    at the clusters' weighted-mean positions; outputs of later blocks are rebuilt on the
+    full ``grid_size`` grid (``reconstruct=True``) or left on the cluster grid. After the
+    forward, ``weights`` holds the reconstruction weights (``None`` if nothing was
+    clustered)."""
+
+    def __init__(self, settings: ExpediteSettings, grid_size: tuple[int, int],
+                 reconstruct: bool = True) -> None:
+        self.settings = settings
+        self.grid_size = tuple(grid_size)
+        self.reconstruct = reconstruct
+        self.weights: ReconstructionWeights | None = None
+
+    def output(self, index: int, state: BlockLoopState) -> torch.Tensor:
+        out = state.vit.output_tokens(index, state.x)
+        if self.reconstruct and self.weights is not None:
+            out = reconstruct_tokens(out, self.weights)
+        return out
+
+    def after_block(self, index: int, state: BlockLoopState) -> None:
+        s = self.settings
+        if index == s.alpha - 1 and s.alpha < state.vit.num_layers:
+            state.x, state.pos, _, self.weights = cluster_sequence(
+                state.x, state.vit.num_prefix_tokens, self.grid_size, s, pos=state.pos)
+
+
 def expedited_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,
                              grid_size: tuple[int, int], settings: ExpediteSettings,
                              reconstruct: bool = True
@@ -225,25 +256,15 @@ def expedited_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,
         ``(outputs for out_indices as (B, n, C), reconstruction weights or None)``.
     """
     settings.check_alpha(vit.num_layers)
-    p = vit.num_prefix_tokens
     pos = pos.to(device=tokens.device)
     x = vit.prepare_tokens(tokens, pos, grid_size)
     if getattr(vit, 'rope_type', 'axial') != 'axial':
         # the family's RoPE coordinates (DINOv3: normalised by the full grid); affine, so
         # the clusters' weighted-mean positions below stay exact in them
         pos = vit.rope_positions(pos, grid_size)
-    weights = None
-    outs = []
-    for i in range(vit.num_layers):
-        x = vit.run_block(i, x, pos)
-        if i in vit.out_indices:
-            out = vit.output_tokens(i, x)
-            if reconstruct and weights is not None:
-                out = reconstruct_tokens(out, weights)
-            outs.append(out)
-        if i == settings.alpha - 1 and settings.alpha < vit.num_layers:
-            x, pos, _, weights = cluster_sequence(x, p, grid_size, settings, pos=pos)
-    return outs, weights
+    policy = ExpeditePolicy(settings, grid_size, reconstruct=reconstruct)
+    outs = run_blocks(vit, x, pos, policy)
+    return outs, policy.weights
 
 
 def normalize_indices(indices: int | Sequence[int], num_layers: int) -> list[int]:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..winwin.pair_windows import check_batch_windows, pair_window_tokens, tokens_to_window_grids
+from ..vit.block_loop import run_blocks
 from ..vit.rope import RoPE2D
 from ..vit.vision_transformer import Mlp, RoPEVisionTransformer
 
@@ -242,9 +243,8 @@ class CroCoFlowNet(nn.Module):
         enc = self.encoder
         x = enc.prepare_tokens(tokens, pos)
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        for i in range(enc.num_layers):
-            x = enc.run_block(i, x, pos, mask)
-        return enc.output_tokens(enc.num_layers - 1, x)
+        # the one block loop, plain policy; the key mask hides frame-2 padding tokens
+        return run_blocks(enc, x, pos, attn_mask=mask, out_indices=[enc.num_layers - 1])[0]
 
     def forward_tokens(self, tok1: torch.Tensor, pos1: torch.Tensor, tok2: torch.Tensor,
                        pos2: torch.Tensor, key_mask2: torch.Tensor | None = None,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .block_loop import run_blocks
 from .rope import RoPE2D, grid_positions
 from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, dinov3_coordinates,
                             eva02_coordinates, resolve_family_preset)
@@ -493,7 +494,8 @@ class RoPEVisionTransformer(nn.Module):
 
     def forward_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
                        grid_size: tuple[int, int] | None = None) -> list[torch.Tensor]:
-        """Run the blocks on patch tokens at explicit positions.
+        """Run the blocks on patch tokens at explicit positions (the one block loop,
+        :func:`~mmwinwin.layers.vit.block_loop.run_blocks`, with the plain policy).
 
         Args:
             tokens: ``(B, N, C)`` patch embeddings (any subset of an image's tokens).
@@ -511,12 +513,7 @@ class RoPEVisionTransformer(nn.Module):
         x = self.prepare_tokens(tokens, pos, grid_size)
         if self.rope_type != 'axial':
             pos = self.rope_positions(pos, grid_size)
-        outs = []
-        for i in range(self.num_layers):
-            x = self.run_block(i, x, pos)
-            if i in self.out_indices:
-                outs.append(self.output_tokens(i, x))
-        return outs
+        return run_blocks(self, x, pos)
 
     # ------------------------------------------------------------------ image
     def embed_image(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:

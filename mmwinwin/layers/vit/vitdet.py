@@ -12,11 +12,27 @@ from typing import Sequence
 
 import torch
 
+from .block_loop import BlockLoopState, TokenPolicy, run_blocks
 from .rope import grid_positions
 from .vision_transformer import RoPEVisionTransformer
 from .partition import partition_key_mask, partition_tokens, unpartition_tokens
 
-__all__ = ['ViTDetVisionTransformer']
+__all__ = ['PartitionedAttentionPolicy', 'ViTDetVisionTransformer']
+
+
+class PartitionedAttentionPolicy(TokenPolicy):
+    """Token policy of ViTDet: blocks in ``vit.global_indices`` attend over the whole
+    ``hw`` token grid, the others inside attention partitions of ``vit.window_size``
+    (``vit.run_windowed_block``)."""
+
+    def __init__(self, hw: tuple[int, int]) -> None:
+        self.hw = tuple(hw)
+
+    def block(self, index: int, state: BlockLoopState) -> torch.Tensor:
+        vit = state.vit
+        if vit.is_global(index):
+            return vit.run_block(index, state.x, state.pos)
+        return vit.run_windowed_block(index, state.x, state.pos, self.hw)
 
 
 class ViTDetVisionTransformer(RoPEVisionTransformer):
@@ -68,13 +84,7 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
         x = self.prepare_tokens(tokens, pos, hw)
         if self.rope_type != 'axial':  # the family's RoPE coordinates (normalised by hw)
             pos = self.rope_positions(pos, hw)
-        outs = []
-        for i in range(self.num_layers):
-            x = self.run_block(i, x, pos) if self.is_global(i) else \
-                self.run_windowed_block(i, x, pos, hw)
-            if i in self.out_indices:
-                outs.append(self.output_tokens(i, x))
-        return outs
+        return run_blocks(self, x, pos, PartitionedAttentionPolicy(hw))
 
     def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
         """``(B, C, H, W)`` feature maps (stride = patch size) for each of ``out_indices``."""
