@@ -6,7 +6,6 @@ import torch
 from mmengine.registry import DefaultScope
 
 import mmwinwin  # noqa: F401
-from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 
 from mmwinwin.layers import (ExpediteSettings, ViTDetVisionTransformer, cluster_partitions,
@@ -14,7 +13,6 @@ from mmwinwin.layers import (ExpediteSettings, ViTDetVisionTransformer, cluster_
                              resize_relative_position_bias)
 from mmwinwin.models.expedite.partitioned import swin_block_forward
 
-init_default_scope('mmdet')
 VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
            global_indices=[1, 3])
 SWIN = dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4], window_size=6,

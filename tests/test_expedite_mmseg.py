@@ -14,7 +14,7 @@ from mmseg.utils import register_all_modules
 import mmwinwin  # noqa: F401  (registers)
 from mmwinwin.models.expedite import use_fused_attention
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)  # tests set mmseg's scope themselves (below)
 CFG_ROOT = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
 IMG = 64  # 4x4 tokens of 16 px
 
