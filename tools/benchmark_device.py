@@ -325,7 +325,8 @@ def environment(b: Bench, smoke: bool) -> dict:
     env = dict(torch=torch.__version__, python=platform.python_version(), device=str(b.device),
                dtype=b.dtype_name, autocast=b.dtype != torch.float32, smoke=smoke,
                warmup=b.warmup, repeats=b.repeats, threads=torch.get_num_threads(),
-               cuda=torch.version.cuda, time=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))
+               cuda=torch.version.cuda,
+               tf32_matmul=torch.backends.cuda.matmul.allow_tf32, time=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))
     if b.device.type == 'cuda':
         name = torch.cuda.get_device_name(b.device)
         env['device_name'] = name
@@ -409,11 +410,14 @@ def parse_args(argv=None):
     p.add_argument('--parts', nargs='+', default=['winwin', 'expedite', 'flow'],
                    choices=['winwin', 'expedite', 'flow'])
     p.add_argument('--batch', type=int, default=1, help='batch of the Win-Win training steps')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: torch\'s; smoke: 1, steady on a shared CPU)')
     a = p.parse_args(argv)
     a.device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     a.warmup = (1 if a.smoke else 3) if a.warmup is None else a.warmup
     a.repeats = (1 if a.smoke else 10) if a.repeats is None else a.repeats
+    if a.smoke and a.threads is None:
+        a.threads = 1
     return a
 
 
