@@ -100,8 +100,12 @@ class Bench:
         def run():
             with self.autocast():
                 fn()
+        # warm-up outside the memory measurement: first-call allocations (AdamW state,
+        # cached index tables, cuDNN / compile workspaces) are not the step's memory
+        for _ in range(self.warmup):
+            run()
         with PeakMemory(self.device) as mem:
-            t = time_fn(run, self.device, warmup=self.warmup, repeats=self.repeats)
+            t = time_fn(run, self.device, warmup=0, repeats=self.repeats)
         return dict(ms=1e3 * t.median, ms_min=1e3 * t.min, peak_mib=mem.peak_mib,
                     growth_mib=mem.growth_mib, memory=mem.method)
 
