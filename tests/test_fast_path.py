@@ -6,7 +6,6 @@ A host synchronisation shows up in torch's dispatcher as ``aten._local_scalar_de
 (``.item()``, ``int(t)``, ``bool(t)``, ``if t.all()``, ``assert t``) or ``aten.nonzero``
 (a data-dependent shape): the tests record those ops while the forward runs.
 """
-import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 

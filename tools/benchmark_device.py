@@ -330,7 +330,8 @@ def environment(b: Bench, smoke: bool) -> dict:
                dtype=b.dtype_name, autocast=b.dtype != torch.float32, smoke=smoke,
                warmup=b.warmup, repeats=b.repeats, threads=torch.get_num_threads(),
                cuda=torch.version.cuda,
-               tf32_matmul=torch.backends.cuda.matmul.allow_tf32, time=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))
+               tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+               time=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))
     if b.device.type == 'cuda':
         name = torch.cuda.get_device_name(b.device)
         env['device_name'] = name

@@ -21,12 +21,7 @@ _LAZY = {
         'load_checkpoint_strict', 'setup_cpu_distributed', 'teardown_distributed')},
 }
 
-__all__ = ['allow_mmengine_checkpoints', 'CorruptCheckpointError', 'UnsafeCheckpointError',
-           'find_resumable_checkpoint', 'checkpoint_errors_exit', 'install_safe_checkpoint_loader',
-           'load_checkpoint', 'check_config_settings', 'CheckpointMismatchError', 'add_rng_state_hook',
-           'apply_common_flags', 'check_cfg_options', 'load_checkpoint_strict', 'setup_cpu_distributed',
-           'teardown_distributed', 'distributed_session', 'tool_parser',
-           'parse_tool_args']
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
