@@ -5,7 +5,8 @@ measured side by side in one run (same weights, same inputs, same threads).
     python tools/benchmark_detection.py --pairs vitdet-m2f-panoptic --size 1024
 
 GFLOPs are multiply-accumulates (as the Expedite paper reports), counted by
-``torch.utils.flop_counter`` over matmuls / convolutions / fused attention; ops without a
+``mmwinwin.utils.benchmark.count_macs`` (``torch.utils.flop_counter`` plus every fused
+SDPA kernel, CPU's included) over matmuls / convolutions / attention; ops without a
 counter (e.g. ``grid_sample`` in the deformable-attention pixel decoder on CPU) are not
 included, identically for both sides. images/s is the median over ``--reps`` timed
 forwards after one warm-up, batch 1, ``torch.no_grad``; ``--timer cpu`` uses process CPU
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os.path as osp
-import statistics
 import sys
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from mmwinwin.utils.benchmark import count_macs, time_fn  # noqa: E402
 PAIRS = {
     'vitdet-m2f-panoptic': (
         'configs/vitdet/mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py',
@@ -68,19 +69,12 @@ def inputs(size: int):
 
 
 def gmacs(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 2 / 1e9
+    return count_macs(fn)[0] / 1e9
 
 
 def images_per_s(fn, reps: int, timer=time.perf_counter) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = timer()
-        fn()
-        times.append(timer() - t0)
-    return 1.0 / statistics.median(times)
+    t = time_fn(fn, warmup=1, repeats=reps)
+    return 1.0 / (t.cpu_median if timer is time.process_time else t.median)
 
 
 def main(argv=None) -> None:

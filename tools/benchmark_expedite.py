@@ -33,13 +33,14 @@ Writes ``results.json``, ``results.md`` (the table) and ``speed_vs_alpha.png``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import statistics
-import time
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args():
@@ -62,95 +63,23 @@ def parse_args():
     return p.parse_args()
 
 
-# --------------------------------------------------------------- FLOP counting
-def _sdpa_flops(q, k, v, *args, **kwargs) -> int:
-    b, h, lq, d = q
-    lk, dv = k[-2], v[-1]
-    return 2 * b * h * lq * lk * (d + dv)
+# ------------------------------------------- MACs, time, memory: the shared helpers
+# (mmwinwin/utils/benchmark.py: fused SDPA / native MHA attention counted, a CUDA-aware
+# timer, peak memory on CUDA or as the CPU process's peak RSS)
+from mmwinwin.utils.benchmark import (PeakMemory, count_macs,  # noqa: E402
+                                      pin_malloc_threshold, sdpa_kernels, time_fn)
 
-
-def _native_mha_flops(query, key, value, embed_dim, num_head, *args, **kwargs) -> int:
-    b, lq, e = query
-    lk = key[1]
-    proj = 2 * b * (lq + 2 * lk) * e * e + 2 * b * lq * e * e  # qkv + output projections
-    return proj + 2 * b * lq * lk * 2 * e
-
-
-def count_macs(fn) -> tuple[float, object]:
-    from torch.utils.flop_counter import FlopCounterMode
-    aten = torch.ops.aten
-    custom = {aten._native_multi_head_attention: _native_mha_flops}
-    for name in ('_scaled_dot_product_flash_attention_for_cpu',
-                 '_scaled_dot_product_flash_attention', '_scaled_dot_product_efficient_attention',
-                 '_scaled_dot_product_cudnn_attention'):
-        if hasattr(aten, name):
-            custom[getattr(aten, name)] = _sdpa_flops
-    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
-        out = fn()
-    return counter.get_total_flops() / 2, out
-
-
-# ------------------------------------------------------------------ memory/time
-_libc = None
-
-
-def _setup_malloc() -> None:
-    """Return freed large buffers to the OS at once, so peak RSS is per measurement."""
-    global _libc
-    try:
-        _libc = ctypes.CDLL('libc.so.6')
-        _libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD fixed (no dynamic growth)
-    except OSError:
-        _libc = None
-
-
-def _rss_hwm_mb() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return
-    if _libc is not None:
-        _libc.malloc_trim(0)
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset VmHWM to the current RSS
-    except OSError:
-        pass
-
-
-def _peak_mb(device: torch.device) -> float:
-    if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated() / 2**20
-    return _rss_hwm_mb()
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
+__all__ = ['count_macs', 'time_it']
 
 
 def time_it(fn, reps: int, device, cpu_times: list | None = None) -> tuple[float, float]:
     """(median wall seconds, peak memory MB) of ``reps`` calls; appends the process CPU
     seconds of each call to ``cpu_times`` (robust to other load on a shared machine)."""
-    times = []
-    _reset_peak(device)
-    for _ in range(reps):
-        _sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        if cpu_times is not None:
-            cpu_times.append(time.process_time() - c0)
-    return statistics.median(times), _peak_mb(device)
+    with PeakMemory(device) as mem:
+        t = time_fn(fn, device, warmup=0, repeats=reps)
+    if cpu_times is not None:
+        cpu_times.extend(t.cpu_times)
+    return t.median, mem.peak_mib
 
 
 # ------------------------------------------------------------------- the model
@@ -242,7 +171,7 @@ def cluster_cost(model, s, size, batch, reps, device):
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    _setup_malloc()
+    pin_malloc_threshold()  # freed buffers go back to the OS: peak RSS per measurement
     device = torch.device(args.device)
     cfg, model = build_model(args.config, args.checkpoint, device)
     from mmwinwin.layers import ExpediteSettings
@@ -265,12 +194,16 @@ def main():
     rows = []
     for s in settings:  # GMACs; this forward is also the warm-up of the setting
         model.backbone.expedite = s
-        macs = float('nan')
+        macs, kernels = float('nan'), {}
         if not args.no_flops:
-            with torch.no_grad():
-                macs, _ = count_macs(lambda: model.encode_decode(img, metas))
+            counted = []
+            with torch.no_grad():  # also records which SDPA kernel ran (same in both)
+                kernels = sdpa_kernels(lambda: counted.append(
+                    count_macs(lambda: model.encode_decode(img, metas))[0]))
+            macs = counted[0]
         rows.append(dict(setting=label(s), alpha=None if s is None else s.alpha,
-                         gmacs=macs / 1e9, times=[], cpu_times=[], peak_mb=0.0))
+                         gmacs=macs / 1e9, sdpa_kernels=kernels, times=[], cpu_times=[],
+                         peak_mb=0.0))
     # timed forwards interleaved over the settings, so that load from other processes
     # on a shared machine hits baseline and expedited alike
     for _ in range(args.reps):
@@ -298,7 +231,7 @@ def main():
                     large=dict(tokens=big['tokens'], seconds=big['seconds'],
                                gmacs=big['gmacs'])))
         print(f"  {row['setting']:<22} {row['gmacs']:8.2f} GMACs  {t * 1000:9.1f} ms  "
-              f"{row['peak_mb']:8.0f} MB", flush=True)
+              f"{row['peak_mb']:8.0f} MB  SDPA {row['sdpa_kernels']}", flush=True)
     model.backbone.expedite = base
 
     b = rows[0]
@@ -308,7 +241,9 @@ def main():
         r['cpu_speedup'] = b['cpu_seconds'] / r['cpu_seconds']
     lines = [f'Input {args.batch}x3x{size[0]}x{size[1]}, {device}, {args.threads} threads, '
              f'median of {args.reps}. GMACs = multiply-accumulates (incl. clustering + '
-             'reconstruction, SDPA attention counted).', '',
+             'reconstruction, SDPA attention counted). SDPA kernel calls per forward: '
+             f"{rows[0]['sdpa_kernels'] or 'not recorded'} (baseline), "
+             f"{rows[-1]['sdpa_kernels'] or 'not recorded'} (expedited).", '',
              '| setting | GMACs | ratio | ms / img | img/s | speed-up | CPU s / img | '
              'speed-up (CPU time) | peak MB | clust.+recon. ms | share of fwd |',
              '|---|---|---|---|---|---|---|---|---|---|---|']

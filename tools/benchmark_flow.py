@@ -4,8 +4,8 @@ CroCo-Flow-style tiled inference (the paper's comparison; ``--tile 0 0`` skips i
 
 Every measurement runs in its own fresh subprocess so that its peak memory is its own:
 on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size of the
-process (``ru_maxrss``) minus the resident size right after the model was built, i.e.
-the activations, gradients and optimizer state of that step.
+process minus the resident size right after the model was built, i.e. the activations,
+gradients and optimizer state of that step (``mmwinwin.utils.benchmark.PeakMemory``).
 
 Examples::
 
@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
-import time
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ARCHS = {
     # CroCo-Flow-style ViT-B/16 (the Win-Win flow model): 12+12 blocks, 768 wide
@@ -35,13 +37,10 @@ ARCHS = {
 }
 
 
-def _rss_mb() -> float:
-    import psutil
-    return psutil.Process().memory_info().rss / 2 ** 20
-
-
 def _measure(job: dict, queue) -> None:
     import torch
+
+    from mmwinwin.utils.benchmark import PeakMemory, time_fn
     torch.set_num_threads(job['threads'])
     torch.manual_seed(0)
     from mmwinwin.layers.flow.croco import CroCoFlowNet
@@ -59,7 +58,6 @@ def _measure(job: dict, queue) -> None:
     gt = torch.randn(B, 2, H, W, generator=g).to(dev)
     valid = torch.ones(B, H, W, dtype=torch.bool, device=dev)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-5) if job['mode'] == 'train' else None
-    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
 
     def step():
         if job['mode'] == 'infer':
@@ -85,25 +83,12 @@ def _measure(job: dict, queue) -> None:
         loss.backward()
         opt.step()
 
-    base_rss = _rss_mb()
-    for _ in range(job['warmup']):
-        step()
-    if dev.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    sync()
-    times = []
-    for _ in range(job['reps']):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
-    if dev.type == 'cuda':
-        mem = torch.cuda.max_memory_allocated() / 2 ** 20
-    else:
-        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+    with PeakMemory(dev) as mem:  # from right after the model was built
+        t = time_fn(step, dev, warmup=job['warmup'], repeats=job['reps'])
+    mem = mem.growth_mib if dev.type == 'cpu' else mem.peak_mib
     tokens = (-(-H // net.patch_size)) * (-(-W // net.patch_size))
     kept = tokens if job['windows'] is None else job['windows'][0] * job['windows'][1] ** 2
-    queue.put(dict(seconds=min(times), memory_mb=mem, tokens=kept, all_tokens=tokens))
+    queue.put(dict(seconds=t.min, memory_mb=mem, tokens=kept, all_tokens=tokens))
 
 
 def run(job: dict) -> dict:

@@ -34,34 +34,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mmwinwin.layers import (RoPEVisionTransformer, crop_windows, embed_windows,
                              sample_grid_size, sample_windows, window_grids)
-
-
-def _rss_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not found in /proc/self/status (Linux only).')
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
+from mmwinwin.utils.benchmark import PeakMemory, time_fn
 
 
 class LinearSegModel(nn.Module):
@@ -115,29 +98,17 @@ def run_one(args) -> dict:
         if dev.type == 'cuda':
             torch.cuda.synchronize()
 
+    if args.measure == 'time':
+        t = time_fn(step, dev, warmup=args.warmup, repeats=args.iters)
+        return dict(s_per_iter=t.median, times=t.times)
     for _ in range(args.warmup):
         step()
-    if args.measure == 'time':
-        times = []
-        for _ in range(args.iters):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        return dict(s_per_iter=statistics.median(times), times=times)
-    if dev.type == 'cuda':
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = _rss_kib('VmRSS') * 1024
-        if not _reset_peak_rss():
-            raise RuntimeError('Cannot reset the peak RSS (/proc/self/clear_refs); run on Linux.')
-    step()
-    peak = (torch.cuda.max_memory_allocated() if dev.type == 'cuda'
-            else _rss_kib('VmHWM') * 1024)
+    with PeakMemory(dev) as mem:
+        step()
+    peak = mem.growth_bytes
     tokens = (args.num_windows * args.window_size ** 2 if args.mode == 'winwin'
               else grid[0] * grid[1])
-    return dict(tokens=tokens, peak_bytes=peak - base)
+    return dict(tokens=tokens, peak_bytes=peak)
 
 
 def main() -> None:

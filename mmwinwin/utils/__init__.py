@@ -1,15 +1,37 @@
-from .checkpoint import (CorruptCheckpointError, UnsafeCheckpointError, allow_mmengine_checkpoints,
-                         checkpoint_errors_exit, find_resumable_checkpoint,
-                         install_safe_checkpoint_loader, load_checkpoint)
-from .settings import check_config_settings
-from .runner import (CheckpointMismatchError, add_rng_state_hook, apply_common_flags, check_cfg_options,
-                     distributed_session, parse_tool_args, tool_parser,
-                     load_checkpoint_strict, setup_cpu_distributed,
-                     teardown_distributed)
+"""Shared helpers of the tools.
 
-__all__ = ['allow_mmengine_checkpoints', 'CorruptCheckpointError', 'UnsafeCheckpointError',
-           'find_resumable_checkpoint', 'checkpoint_errors_exit', 'install_safe_checkpoint_loader',
-           'load_checkpoint', 'check_config_settings', 'CheckpointMismatchError', 'add_rng_state_hook',
-           'apply_common_flags', 'check_cfg_options', 'load_checkpoint_strict', 'setup_cpu_distributed',
-           'teardown_distributed', 'distributed_session', 'tool_parser',
-           'parse_tool_args']
+``benchmark`` (timers, peak memory, MAC counting) is pure PyTorch, so
+``import mmwinwin.utils.benchmark`` works with torch alone (the GPU benchmark machine
+has no mmcv / mmseg / mmdet). The OpenMMLab helpers (``checkpoint``: safe loading of
+mmengine checkpoints; ``settings``: config settings checks; ``runner``: config flags,
+distributed set-up, strict checkpoint loading) import mmengine, so their names are loaded
+on first use.
+"""
+import importlib
+
+_LAZY = {
+    **{name: 'checkpoint' for name in (
+        'CorruptCheckpointError', 'UnsafeCheckpointError', 'allow_mmengine_checkpoints',
+        'checkpoint_errors_exit', 'find_resumable_checkpoint',
+        'install_safe_checkpoint_loader', 'load_checkpoint')},
+    'check_config_settings': 'settings',
+    **{name: 'runner' for name in (
+        'CheckpointMismatchError', 'add_rng_state_hook', 'apply_common_flags',
+        'check_cfg_options', 'distributed_session', 'parse_tool_args', 'tool_parser',
+        'load_checkpoint_strict', 'setup_cpu_distributed', 'teardown_distributed')},
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f'.{_LAZY[name]}', __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

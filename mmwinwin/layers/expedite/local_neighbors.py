@@ -31,8 +31,9 @@ the ``K`` true candidates of every token are read out of it. The work is
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -212,11 +213,38 @@ def build_plan(token_grid: tuple[int, int], cluster_grid: tuple[int, int], windo
                device: torch.device | str | None = None, tile: int = 4,
                candidate_window: str = 'cut') -> LocalPlan:
     """Index tables for the local computation between ``token_grid`` and ``cluster_grid``.
-    ``candidate_window``: ``'cut'`` (official) or ``'shifted'`` (see the module doc)."""
+    ``candidate_window``: ``'cut'`` (official) or ``'shifted'`` (see the module doc).
+
+    The tables depend on these integers only: they are built on the host (no device
+    synchronisation), copied to ``device`` once and cached per (grids, window, device,
+    tile, candidate window), so after the first call a forward builds nothing. They are
+    built outside inference mode, so one cached plan serves inference and training; they
+    are read-only index tensors, never modified in place.
+    """
     _check_window(window)
     check_candidate_window(candidate_window)
     H, W = _pair(tuple(token_grid), 'token_grid')
     h, w = _pair(tuple(cluster_grid), 'cluster_grid')
+    dev = None if device is None else torch.device(device)
+    return _cached_plan((H, W), (h, w), int(window), dev, int(tile), candidate_window)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(token_grid: tuple[int, int], cluster_grid: tuple[int, int], window: int,
+                 device: torch.device | None, tile: int, candidate_window: str) -> LocalPlan:
+    with torch.inference_mode(False), torch.no_grad():
+        plan = _build_plan(token_grid, cluster_grid, window, torch.device('cpu'), tile,
+                           candidate_window)
+        if device is None or device.type == 'cpu':
+            return plan
+        return replace(plan, **{f.name: getattr(plan, f.name).to(device) for f in fields(plan)
+                                if isinstance(getattr(plan, f.name), torch.Tensor)})
+
+
+def _build_plan(token_grid: tuple[int, int], cluster_grid: tuple[int, int], window: int,
+                device: torch.device, tile: int, candidate_window: str) -> LocalPlan:
+    H, W = token_grid
+    h, w = cluster_grid
     N = H * W
     kh, kw = min(window, h), min(window, w)
     index = candidate_index(token_grid, cluster_grid, window, device)
@@ -325,8 +353,7 @@ def local_scatter_mean(plan: LocalPlan, values: torch.Tensor, weight: torch.Tens
         return num / den.clamp_min(1e-16)[..., None]
     ok = den > 1e-12
     mean = num.div_(den.clamp_min(1e-12)[..., None])
-    if bool(ok.all()):
-        return mean
+    # always the select: an ``if ok.all()`` shortcut would wait for the device
     return torch.where(ok[..., None], mean, fallback)
 
 

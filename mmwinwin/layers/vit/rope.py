@@ -57,8 +57,9 @@ class RoPE2D(nn.Module):
         inv_freq = 1.0 / (base ** (torch.arange(0, axis_dim, 2, dtype=torch.float32) / axis_dim))
         self.register_buffer('inv_freq', inv_freq, persistent=False)
 
-    def _cos_sin(self, coord: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        angles = coord.float().unsqueeze(-1) * self.inv_freq  # (..., N, axis_dim/2)
+    def _cos_sin(self, coord: torch.Tensor,
+                 dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = coord.to(dtype).unsqueeze(-1) * self.inv_freq.to(dtype)  # (..., N, axis_dim/2)
         angles = torch.cat([angles, angles], dim=-1)  # (..., N, axis_dim)
         return angles.cos(), angles.sin()
 
@@ -76,10 +77,12 @@ class RoPE2D(nn.Module):
         if pos.dim() == 3:
             pos = pos.unsqueeze(1)  # broadcast over heads
         x_y, x_x = x.chunk(2, dim=-1)
+        # rotate in float32 at least (bf16 / fp16 inputs under autocast), float64 as is
+        dtype = torch.promote_types(x.dtype, torch.float32)
         out = []
         for part, coord in ((x_y, pos[..., 0]), (x_x, pos[..., 1])):
-            cos, sin = self._cos_sin(coord)
-            rotated = part.float() * cos + _rotate_half(part.float()) * sin
+            cos, sin = self._cos_sin(coord, dtype)
+            rotated = part.to(dtype) * cos + _rotate_half(part.to(dtype)) * sin
             out.append(rotated.to(x.dtype))
         return torch.cat(out, dim=-1)
 

@@ -65,20 +65,26 @@ def pair_window_tokens(batch_windows: Sequence[Sequence[Sequence[int]]],
     idx1 = torch.stack([window_token_index(w, grid_size, device) for w in batch_windows])
     if margin == 0:
         return idx1, idx1, None
+    # the frame-2 selection is built on the host from the window integers (no device
+    # ``nonzero`` / ``all`` to wait for) and sent to the device once
     sel = []
     for wins in batch_windows:
         grown = []
         for t, l, h, w in wins:
             t0, l0 = max(0, t - margin), max(0, l - margin)
             grown.append((t0, l0, min(gh, t + h + margin) - t0, min(gw, l + w + margin) - l0))
-        sel.append(window_token_mask(grown, grid_size, device).reshape(-1).nonzero().squeeze(1))
-    n2 = max(s.numel() for s in sel)
-    idx2 = torch.zeros(len(sel), n2, dtype=torch.long, device=device)
-    mask2 = torch.zeros(len(sel), n2, dtype=torch.bool, device=device)
+        sel.append(window_token_mask(grown, grid_size).reshape(-1).nonzero().squeeze(1))
+    counts = [s.numel() for s in sel]
+    n2 = max(counts)
+    idx2 = torch.zeros(len(sel), n2, dtype=torch.long)
+    mask2 = torch.zeros(len(sel), n2, dtype=torch.bool)
     for b, s in enumerate(sel):
         idx2[b, :s.numel()] = s
         mask2[b, :s.numel()] = True
-    return idx1, idx2, (None if bool(mask2.all()) else mask2)
+    idx2 = idx2.to(device=device, non_blocking=True)
+    if min(counts) == n2:
+        return idx1, idx2, None
+    return idx1, idx2, mask2.to(device=device, non_blocking=True)
 
 
 def tokens_to_window_grids(tokens: torch.Tensor, num_windows: int, size: int) -> torch.Tensor:
