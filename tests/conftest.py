@@ -9,6 +9,17 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# Prelude of a subprocess that must run with torch alone: importing any OpenMMLab package fails.
+WITHOUT_OPENMMLAB = '''
+import builtins
+real_import = builtins.__import__
+def blocked(name, *args, **kwargs):
+    if name.split('.')[0] in ('mmseg', 'mmdet', 'mmcv', 'mmengine'):
+        raise ImportError('blocked for this test: ' + name)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = blocked
+'''
 SHARED_DATA = osp.join(osp.dirname(REPO), 'shared', 'data')
 
 

@@ -6,16 +6,10 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, WITHOUT_OPENMMLAB
 
-BLOCKED_RUN = '''
-import builtins, runpy, sys
-real_import = builtins.__import__
-def blocked(name, *args, **kwargs):
-    if name.split('.')[0] in ('mmseg', 'mmdet', 'mmcv', 'mmengine'):
-        raise ImportError('blocked for this test: ' + name)
-    return real_import(name, *args, **kwargs)
-builtins.__import__ = blocked
+BLOCKED_RUN = WITHOUT_OPENMMLAB + '''
+import runpy, sys
 sys.argv = ['tools/benchmark_device.py'] + sys.argv[1:]
 runpy.run_path('tools/benchmark_device.py', run_name='__main__')
 print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in

@@ -3,16 +3,10 @@ benchmarked on a GPU machine that has no mmcv ops and reused outside OpenMMLab."
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, WITHOUT_OPENMMLAB
 
-BLOCKER = '''
-import builtins, sys
-real_import = builtins.__import__
-def blocked(name, *args, **kwargs):
-    if name.split('.')[0] in ('mmseg', 'mmdet', 'mmcv', 'mmengine'):
-        raise ImportError('blocked for this test: ' + name)
-    return real_import(name, *args, **kwargs)
-builtins.__import__ = blocked
+BLOCKER = WITHOUT_OPENMMLAB + '''
+import sys
 import torch
 import mmwinwin.layers as layers
 for name in layers.__all__:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from conftest import REPO
+from conftest import REPO, WITHOUT_OPENMMLAB
 from mmwinwin.layers import RoPEVisionTransformer
 from mmwinwin.utils.benchmark import (PeakMemory, count_macs, sdpa_kernels, time_fn)
 
@@ -87,14 +87,7 @@ def test_peak_memory_cpu_sees_a_large_temporary():
 
 
 def test_helper_imports_with_torch_alone():
-    code = '''
-import builtins
-real_import = builtins.__import__
-def blocked(name, *args, **kwargs):
-    if name.split('.')[0] in ('mmseg', 'mmdet', 'mmcv', 'mmengine'):
-        raise ImportError('blocked for this test: ' + name)
-    return real_import(name, *args, **kwargs)
-builtins.__import__ = blocked
+    code = WITHOUT_OPENMMLAB + '''
 from mmwinwin.utils.benchmark import count_macs
 print('ok')
 '''

@@ -15,10 +15,10 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, distributed_session
+    from mmwinwin.utils import apply_common_flags, distributed_session, exit_on_unknown_settings
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
-    check_settings(cfg)
+    exit_on_unknown_settings(cfg)
     cfg.load_from = None  # loaded strictly below instead of mmengine's lenient load
     if args.out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
@@ -39,16 +39,6 @@ def run_test(cfg, checkpoint: str) -> None:
         raise SystemExit(f'tools/test.py: {err}') from None
     runner.test()
 
-
-def check_settings(cfg) -> None:
-    """Unknown keys in settings dicts and hook kwargs stop the run here, before anything
-    is built (mmwinwin.utils.check_config_settings)."""
-    from mmwinwin.layers.settings import UnknownSettingError
-    from mmwinwin.utils import check_config_settings
-    try:
-        check_config_settings(cfg)
-    except UnknownSettingError as err:
-        raise SystemExit(f'{err}') from None
 
 
 if __name__ == '__main__':

@@ -20,10 +20,10 @@ def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
     from mmwinwin.utils import (add_rng_state_hook, apply_common_flags, checkpoint_errors_exit,
-                                distributed_session)
+                                distributed_session, exit_on_unknown_settings)
 
     cfg = add_rng_state_hook(apply_common_flags(Config.fromfile(args.config), args))
-    check_settings(cfg)
+    exit_on_unknown_settings(cfg)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -63,16 +63,6 @@ def train(cfg) -> None:
     group) is released when this returns, before the distributed teardown."""
     Runner.from_cfg(cfg).train()
 
-
-def check_settings(cfg) -> None:
-    """Unknown keys in settings dicts and hook kwargs stop the run here, before anything
-    is built (mmwinwin.utils.check_config_settings)."""
-    from mmwinwin.layers.settings import UnknownSettingError
-    from mmwinwin.utils import check_config_settings
-    try:
-        check_config_settings(cfg)
-    except UnknownSettingError as err:
-        raise SystemExit(f'{err}') from None
 
 
 if __name__ == '__main__':

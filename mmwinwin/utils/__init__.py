@@ -14,7 +14,7 @@ _LAZY = {
         'CorruptCheckpointError', 'UnsafeCheckpointError', 'allow_mmengine_checkpoints',
         'checkpoint_errors_exit', 'find_resumable_checkpoint',
         'install_safe_checkpoint_loader', 'load_checkpoint')},
-    'check_config_settings': 'settings',
+    'check_config_settings': 'settings', 'exit_on_unknown_settings': 'settings',
     **{name: 'runner' for name in (
         'CheckpointMismatchError', 'add_rng_state_hook', 'apply_common_flags',
         'check_cfg_options', 'distributed_session', 'parse_tool_args', 'tool_parser',

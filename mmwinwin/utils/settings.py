@@ -86,3 +86,13 @@ def check_config_settings(cfg) -> None:
                 cls = _resolve(TRANSFORMS, step['type'], scope)
                 if cls is not None and getattr(cls, '__module__', '').startswith('mmwinwin.'):
                     check_call_kwargs(cls, step, f'{where}.{i} ({cls.__name__})')
+
+
+def exit_on_unknown_settings(cfg) -> None:
+    """The tools' start-up check: :func:`check_config_settings`, an unknown key ending the
+    run with its message (no traceback) before anything is built."""
+    from ..layers.settings import UnknownSettingError
+    try:
+        check_config_settings(cfg)
+    except UnknownSettingError as err:
+        raise SystemExit(str(err)) from None
