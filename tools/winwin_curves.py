@@ -33,6 +33,20 @@ from winwin_experiment import VARIANTS, build_cfg  # noqa: E402
 TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
 
 
+def run_name(variant: str, context_pool: int) -> str:
+    """The stored name of a run: the variant, with the context pool when it is not the
+    default (``winwin_ctx_p2``)."""
+    return f'{variant}_p{context_pool}' if variant == 'winwin_ctx' and context_pool != 4 \
+        else variant
+
+
+def label(name: str) -> str:
+    if name.startswith('winwin_ctx'):
+        pool = name.rsplit('_p', 1)[1] if name.startswith('winwin_ctx_p') else 4
+        return f'{VARIANTS["winwin_ctx"]} (pool {pool})'
+    return VARIANTS[name]
+
+
 class CurveRecorder:
     """An mmengine hook recording (iteration, training seconds, mIoU) at every validation."""
 
@@ -103,7 +117,8 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
                         num_scenes=TASKS[task]['num_scenes'], seed=seed)
     cfg = build_cfg(variant, data, osp.join(work, f'{task}_{variant}_seed{seed}'), (H, W),
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
-                    log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'])
+                    log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
+                    context_pool=args.context_pool)
     runner = Runner.from_cfg(Config(with_validation(cfg, args.val_every)))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
@@ -116,7 +131,7 @@ def summarise(results: list[dict]) -> dict:
     """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
     out = {}
     for task in sorted({r['task'] for r in results}):
-        for variant in VARIANTS:
+        for variant in dict.fromkeys(r['variant'] for r in results):
             runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
             if not runs:
                 continue
@@ -131,7 +146,9 @@ def summarise(results: list[dict]) -> dict:
 
 def write_table(summary: dict, path: str, args_line: str) -> str:
     lines = [f'Win-Win learning curves ({args_line}); mIoU mean +- std over seeds, '
-             's = mean training CPU seconds at that point (one thread, data loading included, validation excluded: unlike wall time on the shared machine, it does not depend on the load of other jobs)', '']
+             's = mean training CPU seconds at that point (one thread, data loading included, '
+             'validation excluded; it depends far less on the load of the shared machine than '
+             'wall time does)', '']
     for task in sorted({k[0] for k in summary}):
         lines += [f'#### task `{task}`', '',
                   '| variant | seeds | ' + ' | '.join(
@@ -144,7 +161,7 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
                 continue
             cells = [f'{mu:.1f} +- {sd:.1f} ({ts:.0f} s)'
                      for mu, sd, ts in zip(s['mean'], s['std'], s['cpu_s'])]
-            lines.append(f'| {VARIANTS[v]} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
+            lines.append(f'| {label(v)} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
         lines.append('')
     text = '\n'.join(lines)
     with open(path, 'w') as f:
@@ -164,10 +181,10 @@ def plot(summary: dict, out: str) -> list[str]:
             if t != task:
                 continue
             for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
-                ax.plot(x, s['mean'], marker='o', label=f'{VARIANTS[v]} ({s["seeds"]} seeds)')
+                ax.plot(x, s['mean'], marker='o', label=f'{label(v)} ({s["seeds"]} seeds)')
                 ax.fill_between(x, s['min'], s['max'], alpha=0.2)
         axes[0].set_xlabel('training iterations')
-        axes[1].set_xlabel('training CPU seconds (1 thread; = wall time on an idle core)')
+        axes[1].set_xlabel('training CPU seconds (1 thread; about the wall time on an idle core)')
         for ax in axes:
             ax.set_ylabel('whole-image val mIoU')
             ax.grid(alpha=0.3)
@@ -192,6 +209,8 @@ def main() -> None:
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--crop', type=int, default=144)
+    parser.add_argument('--context-pool', type=int, default=4,
+                        help='pool side (tokens) of the context tokens of variant winwin_ctx')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--num-train', type=int, default=64)
@@ -212,11 +231,13 @@ def main() -> None:
         for seed in args.seeds:
             for task in args.tasks:
                 for variant in args.variants:
-                    key = dict(task=task, variant=variant, seed=seed, iters=args.iters,
+                    key = dict(task=task, variant=run_name(variant, args.context_pool),
+                               seed=seed, iters=args.iters,
                                img_size=list(args.img_size), window=args.window)
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
                         continue  # already measured: the run is resumable
-                    print(f'[curves] task {task} | {VARIANTS[variant]} | seed {seed}', flush=True)
+                    print(f'[curves] task {task} | {label(key["variant"])} | seed {seed}',
+                          flush=True)
                     pts = run_one(variant, task, seed, args, work)
                     results.append(dict(key, points=pts))
                     with open(store, 'w') as f:

@@ -43,7 +43,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
               window: int, crop: int, iters: int, batch_size: int, lr: float = 2e-3,
               seed: int = 0, log_interval: int = 50,
               embed_dims: int = 64, num_layers: int = 4, bg_weight: float = 0.25,
-              num_scenes: int = 3):
+              num_scenes: int = 3, context_pool: int = CONTEXT_POOL):
     """An mmengine config (dict) for one variant of the comparison."""
     if variant not in VARIANTS:
         raise KeyError(f'Unknown variant {variant!r}; choose from {sorted(VARIANTS)}.')
@@ -88,7 +88,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
                                               class_weight=[bg_weight] + [1.0] * (num_classes - 1),
                                               avg_non_ignore=True)),
             train_cfg=dict(), test_cfg=dict(mode='whole'),
-            **(dict(context_tokens=dict(pool=CONTEXT_POOL)) if variant == 'winwin_ctx' else {})),
+            **(dict(context_tokens=dict(pool=context_pool)) if variant == 'winwin_ctx' else {})),
         train_dataloader=dict(
             batch_size=batch_size, num_workers=0, persistent_workers=False,
             sampler=dict(type='InfiniteSampler', shuffle=True),
