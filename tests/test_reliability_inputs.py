@@ -5,6 +5,7 @@ Each test builds the bad input in the format a user would have it (files in tmp_
 the dataset's own layout, the registered modules of the tiny configs) and checks the
 error message.
 """
+import os
 import os.path as osp
 import runpy
 import sys
@@ -229,6 +230,29 @@ def test_label_value_out_of_range(tmp_path):
     with pytest.raises(ValueError, match=rf'Label map {ann} .*value\(s\) 39, outside 0\.\.6 for '
                                          r'the 7 classes.*ignore_index 255'):
         model.data_preprocessor(pseudo_collate([ds[0], ds[1]]), True)
+
+
+def test_label_value_out_of_range_in_a_plain_segmentor_through_train_py(tmp_path):
+    """mmseg's own EncoderDecoder (the baseline configs): tools/train.py's LabelRangeHook hands
+    the checked preprocessor the decode head's class count, so the out-of-range value is
+    named with its file instead of torch's "Target 39 is out of bounds"."""
+    import cv2
+    from mmwinwin.datasets.synthetic import generate_ade20k
+    plain = osp.join(ROOT, 'configs', 'rope_vit',
+                     'upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py')
+    assert Config.fromfile(plain).model.type == 'EncoderDecoder'
+    data = generate_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, img_size=(128, 128))
+    ann_dir = osp.join(data, 'annotations', 'training')
+    for name in sorted(os.listdir(ann_dir)):
+        path = osp.join(ann_dir, name)
+        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        label[:2, :2] = 40  # -> 39 after reduce_zero_label; the config has 7 classes
+        cv2.imwrite(path, label)
+    opts = [f'{s}_dataloader.dataset.data_root={data}' for s in ('train', 'val', 'test')]
+    opts += ['train_cfg.max_iters=1']
+    with pytest.raises(ValueError, match=r'Label map .*ADE_train_\d+\.png.*value\(s\) 39, '
+                                         r'outside 0\.\.6 for the 7 classes'):
+        _run_tool('train.py', [plain, '--work-dir', tmp_path / 'work', '--cfg-options'] + opts)
 
 
 def test_zero_pixel_image_tensor():

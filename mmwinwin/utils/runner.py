@@ -89,11 +89,14 @@ def apply_common_flags(cfg: Config, args) -> Config:
 
 
 def add_rng_state_hook(cfg: Config) -> Config:
-    """Add ``RNGStateHook`` to ``cfg.custom_hooks`` (unless there): checkpoints then hold
-    every RNG state and ``--resume`` continues a run bit-identically."""
+    """Add the hooks ``tools/train.py`` gives every config to ``cfg.custom_hooks`` (each
+    unless there): ``RNGStateHook`` (checkpoints hold every RNG state, so ``--resume``
+    continues a run bit-identically) and ``LabelRangeHook`` (a checked segmentation
+    preprocessor learns the model's class count, so an out-of-range label names its file)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == 'RNGStateHook' for h in hooks):
-        hooks.append(ConfigDict(type='RNGStateHook'))
+    for name in ('RNGStateHook', 'LabelRangeHook'):
+        if not any(str(h.get('type', '')).split('.')[-1] == name for h in hooks):
+            hooks.append(ConfigDict(type=name))
     cfg.custom_hooks = hooks
     return cfg
 
