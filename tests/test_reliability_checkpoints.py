@@ -219,3 +219,18 @@ def test_unknown_settings_keys(trained, synthetic_ade20k, tmp_path):
     for path in glob.glob(osp.join(REPO, 'configs/*/*.py')):
         if '_base_' not in path:
             check_config_settings(Config.fromfile(path))
+
+
+def test_safe_loader_keeps_the_process_wide_allow_list(tmp_path):
+    """torch's ``safe_globals`` context removes its entries on exit, even those that were
+    allowed before; the safe loader must not strip what ``import mmwinwin`` allowed, or a
+    later plain ``torch.load`` of a Runner checkpoint fails (seen in the full suite)."""
+    from mmengine.logging import HistoryBuffer
+
+    import mmwinwin  # noqa: F401  (allows mmengine's checkpoint types process-wide)
+    from mmwinwin.utils.checkpoint import load_checkpoint
+    path = str(tmp_path / 'runner_like.pth')
+    torch.save({'message_hub': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}, path)
+    assert load_checkpoint(path)['message_hub']['loss'].mean() == 1.5
+    assert load_checkpoint(path)['message_hub']['loss'].mean() == 1.5
+    assert torch.load(path, weights_only=True)['message_hub']['loss'].mean() == 1.5

@@ -2,6 +2,7 @@
 and rank, exact resume, rank checks that cover buffers, SyncBN on CPU."""
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import os.path as osp
@@ -37,9 +38,10 @@ def _rank_main(fn, rank: int, world: int, port: str, out_dir: str) -> None:
 
 
 def run_ranks(fn, tmp_path, world: int = 2, timeout: int = 120) -> list:
-    """Run ``fn(rank)`` in ``world`` forked processes joined by a gloo process group on a
-    free port; return their results in rank order."""
-    ctx = multiprocessing.get_context('fork')
+    """Run ``fn(rank)`` in ``world`` fresh (spawned) processes joined by a gloo process
+    group on a free port; return their results in rank order. Not forked: a fork of the
+    test process after earlier tests started threads (torch's pools, gloo) can hang."""
+    ctx = multiprocessing.get_context('spawn')
     port, out_dir = free_port(), str(tmp_path)
     os.makedirs(out_dir, exist_ok=True)
     procs = [ctx.Process(target=_rank_main, args=(fn, r, world, port, out_dir))
@@ -198,41 +200,43 @@ def test_resume_is_exact(request, tmp_path, task, num_workers):
 
 
 # ------------------------------------------------------- 3. rank checks miss buffers
+def _sync_check_rank(work_dir: str, same_data: bool, rank: int):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Net(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.bn = torch.nn.BatchNorm2d(4)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            y = self.bn(self.conv(inputs))
+            return dict(loss=y.pow(2).mean()) if mode == 'loss' else y
+
+    gen = torch.Generator().manual_seed(0 if same_data else 1 + rank)
+    images = [dict(inputs=torch.randn(3, 8, 8, generator=gen)) for _ in range(10)]
+    loader = torch.utils.data.DataLoader(images, batch_size=2)
+    os.environ['LOCAL_RANK'] = str(rank)
+    runner = Runner(
+        model=Net(), work_dir=work_dir, train_dataloader=loader,
+        train_cfg=dict(by_epoch=False, max_iters=5),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), launcher='pytorch',
+        cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None,
+                                        broadcast_buffers=False)),
+        custom_hooks=[dict(type='mmwinwin.ParamSyncCheckHook', interval=5)],
+        default_hooks=dict(checkpoint=None), randomness=dict(seed=0))
+    try:
+        runner.train()
+    except RuntimeError as err:
+        return str(err)
+    finally:
+        runner.logger.handlers.clear()
+    return None
+
+
 def _train_with_sync_check(work_dir: str, same_data: bool):
-    def run(rank: int):
-        from mmengine.model import BaseModel
-        from mmengine.runner import Runner
-
-        class Net(BaseModel):
-            def __init__(self):
-                super().__init__()
-                self.conv = torch.nn.Conv2d(3, 4, 3)
-                self.bn = torch.nn.BatchNorm2d(4)
-
-            def forward(self, inputs, data_samples=None, mode='tensor'):
-                y = self.bn(self.conv(inputs))
-                return dict(loss=y.pow(2).mean()) if mode == 'loss' else y
-
-        gen = torch.Generator().manual_seed(0 if same_data else 1 + rank)
-        images = [dict(inputs=torch.randn(3, 8, 8, generator=gen)) for _ in range(10)]
-        loader = torch.utils.data.DataLoader(images, batch_size=2)
-        os.environ['LOCAL_RANK'] = str(rank)
-        runner = Runner(
-            model=Net(), work_dir=work_dir, train_dataloader=loader,
-            train_cfg=dict(by_epoch=False, max_iters=5),
-            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), launcher='pytorch',
-            cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None,
-                                            broadcast_buffers=False)),
-            custom_hooks=[dict(type='mmwinwin.ParamSyncCheckHook', interval=5)],
-            default_hooks=dict(checkpoint=None), randomness=dict(seed=0))
-        try:
-            runner.train()
-        except RuntimeError as err:
-            return str(err)
-        finally:
-            runner.logger.handlers.clear()
-        return None
-    return run
+    return functools.partial(_sync_check_rank, work_dir, same_data)  # picklable for spawn
 
 
 def test_rank_checks_miss_buffers(tmp_path):

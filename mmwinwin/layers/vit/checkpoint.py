@@ -76,8 +76,12 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu',
             f'Checkpoint {path!r} is empty (0 bytes): the save or download was interrupted. '
             'Delete it and use an intact checkpoint (re-download it, or resume from an '
             'earlier one).')
+    # torch's safe_globals context removes its entries on exit, even ones that were already
+    # allowed process-wide (e.g. by ``import mmwinwin``): add only the missing ones
+    allowed = torch.serialization.get_safe_globals()
+    extra = [g for g in safe_globals if g not in allowed]
     try:
-        with torch.serialization.safe_globals(list(safe_globals)):
+        with torch.serialization.safe_globals(extra):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         msg = str(err)
