@@ -50,10 +50,10 @@ for _p in (ROOT, osp.join(ROOT, 'tools')):
         sys.path.insert(0, _p)
 
 from benchmark_flow import ARCHS as FLOW_ARCHS  # noqa: E402
-from benchmark_winwin import LinearSegModel  # noqa: E402
+from benchmark_winwin import LinearSegModel, training_step  # noqa: E402
 from mmwinwin.layers import (CroCoFlowNet, ExpediteSettings, RoPEVisionTransformer,  # noqa: E402
                              cluster_sequence, expedited_forward_tokens, reconstruct_tokens,
-                             sample_grid_size, sample_windows, tiled_flow)
+                             sample_grid_size, tiled_flow)
 from mmwinwin.layers.vit.vision_transformer import Block  # noqa: E402
 from mmwinwin.utils.benchmark import (PeakMemory, count_macs, sdpa_kernels,  # noqa: E402
                                       time_fn)
@@ -172,17 +172,8 @@ def bench_winwin(b: Bench, arch, size, num_windows, window, batch, compiled) -> 
         compile_blocks(model)
 
     def step(mode):
-        def run():
-            if mode == 'winwin':
-                wins = [sample_windows(grid, num_windows, window, generator=gen)
-                        for _ in range(batch)]
-                loss = model.loss_winwin(img, label, wins)
-            else:
-                loss = model.loss_fullres(img, label)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return run
+        return lambda: training_step(model, opt, img, label, mode, grid, num_windows, window,
+                                     gen)
 
     for mode in ('winwin', 'fullres'):
         row[mode] = b.measure(step(mode))

@@ -73,6 +73,22 @@ class LinearSegModel(nn.Module):
         return torch.stack(losses).mean()
 
 
+def training_step(model: LinearSegModel, opt: torch.optim.Optimizer, img: torch.Tensor,
+                  label: torch.Tensor, mode: str, grid, num_windows: int, window: int,
+                  gen: torch.Generator) -> None:
+    """One training step, forward + backward + optimizer: ``mode='winwin'`` on freshly
+    sampled windows (one list per image), ``'fullres'`` on the whole images."""
+    if mode == 'winwin':
+        wins = [sample_windows(grid, num_windows, window, generator=gen)
+                for _ in range(img.shape[0])]
+        loss = model.loss_winwin(img, label, wins)
+    else:
+        loss = model.loss_fullres(img, label)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def run_one(args) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -86,15 +102,8 @@ def run_one(args) -> dict:
     grid = sample_grid_size((H, W), 16)
 
     def step():
-        if args.mode == 'winwin':
-            wins = [sample_windows(grid, args.num_windows, args.window_size, generator=gen)
-                    for _ in range(args.batch_size)]
-            loss = model.loss_winwin(img, label, wins)
-        else:
-            loss = model.loss_fullres(img, label)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        training_step(model, opt, img, label, args.mode, grid, args.num_windows,
+                      args.window_size, gen)
         if dev.type == 'cuda':
             torch.cuda.synchronize()
 

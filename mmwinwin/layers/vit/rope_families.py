@@ -59,6 +59,14 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
+def _check_rope_args(family: str, head_dim: int, base: float) -> None:
+    if head_dim % 4 != 0:
+        raise ValueError(f'{family} RoPE needs a head dimension divisible by 4, got '
+                         f'{head_dim}. Choose embed_dims / num_heads as a multiple of 4.')
+    if base <= 0:
+        raise ValueError(f'{family} RoPE base must be positive, got {base}.')
+
+
 class DINOv3RoPE(nn.Module):
     """DINOv3's 2D RoPE on normalised coordinates (see the module docstring).
 
@@ -69,11 +77,7 @@ class DINOv3RoPE(nn.Module):
 
     def __init__(self, head_dim: int, base: float = 100.0) -> None:
         super().__init__()
-        if head_dim % 4 != 0:
-            raise ValueError(f'DINOv3 RoPE needs a head dimension divisible by 4, got '
-                             f'{head_dim}. Choose embed_dims / num_heads as a multiple of 4.')
-        if base <= 0:
-            raise ValueError(f'DINOv3 RoPE base must be positive, got {base}.')
+        _check_rope_args('DINOv3', head_dim, base)
         self.head_dim = head_dim
         self.base = float(base)
         self.register_buffer('periods', dinov3_periods(head_dim, base), persistent=False)
@@ -119,11 +123,7 @@ class EVA02RoPE(nn.Module):
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
-        if head_dim % 4 != 0:
-            raise ValueError(f'EVA-02 RoPE needs a head dimension divisible by 4, got '
-                             f'{head_dim}. Choose embed_dims / num_heads as a multiple of 4.')
-        if base <= 0:
-            raise ValueError(f'EVA-02 RoPE base must be positive, got {base}.')
+        _check_rope_args('EVA-02', head_dim, base)
         self.head_dim = head_dim
         self.base = float(base)
         n = head_dim // 4
