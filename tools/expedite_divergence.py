@@ -32,9 +32,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmwinwin.layers import (ExpediteSettings, candidate_index, cluster_partitions,  # noqa: E402
-                             cluster_sequence, reconstruct_partitions, reconstruct_tokens,
-                             resize_relative_position_bias)
+                             cluster_sequence, reconstruct_partitions, reconstruct_tokens)
 from mmwinwin.layers.expedite.local_neighbors import candidate_mask  # noqa: E402
+from mmwinwin.models.expedite.partitioned import resize_relative_position_bias  # noqa: E402
 
 #: the paper's settings (papers.md section 2): token grid, window of partitions or None
 SETTINGS = {

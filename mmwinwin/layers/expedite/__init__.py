@@ -6,8 +6,7 @@ attention partition, for ViTDet / Swin-style models (``partitioned``,
 from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import LocalPlan, build_plan, candidate_index, resolve_cluster_grid
 from .partitioned import (PartitionClusters, cluster_grid_of_partitions, cluster_partitions,
-                          partitions_of_cluster_grid, reconstruct_partitions,
-                          relative_position_index, resize_relative_position_bias)
+                          partitions_of_cluster_grid, reconstruct_partitions)
 from .partitioned_plugin import PartitionedExpeditePolicy, expedited_partitioned_forward
 from .plugin import ExpeditePolicy, ExpediteSettings, cluster_sequence, expedited_forward_tokens
 from .reconstruction import (ReconstructionWeights, reconstruct_map, reconstruct_tokens,
@@ -18,5 +17,4 @@ __all__ = ['ClusterResult', 'cluster_tokens', 'LocalPlan', 'build_plan', 'candid
            'reconstruct_tokens', 'reconstruct_map', 'ExpediteSettings', 'cluster_sequence',
            'expedited_forward_tokens', 'ExpeditePolicy', 'PartitionClusters', 'cluster_partitions',
            'reconstruct_partitions', 'cluster_grid_of_partitions', 'partitions_of_cluster_grid',
-           'relative_position_index', 'resize_relative_position_bias',
            'expedited_partitioned_forward', 'PartitionedExpeditePolicy']

@@ -15,10 +15,9 @@ clusters per window), so the later blocks still attend inside windows -- of clus
   Swin stage can keep running (shifted) window attention on it with window ``ch``.
 * :func:`reconstruct_partitions`: rebuild the full ``(B, H, W, C)`` grid from refined
   clusters (the padding is cropped).
-* :func:`resize_relative_position_bias`: a Swin relative-position-bias table for a
-  ``w x w`` window resized to a smaller window of clusters (an offset of one cluster
-  cell spans ``window / clusters`` tokens): bilinear with ``align_corners=False`` as
-  the official code, or ``'bicubic-aligned'`` (bicubic, ``align_corners=True``).
+
+Swin's relative-position-bias resizing lives with the Swin adapter
+(``mmwinwin.models.expedite.partitioned``).
 """
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ from .reconstruction import ReconstructionWeights, reconstruct_tokens, reconstru
 from ..vit.partition import partition_tokens, unpartition_tokens
 
 __all__ = ['PartitionClusters', 'cluster_partitions', 'reconstruct_partitions',
-           'cluster_grid_of_partitions', 'partitions_of_cluster_grid',
-           'resize_relative_position_bias', 'relative_position_index', 'pad_partitions']
+           'cluster_grid_of_partitions', 'partitions_of_cluster_grid', 'pad_partitions']
 
 
 @dataclass
@@ -56,7 +54,6 @@ class PartitionClusters:
 
 
 PARTITION_PADDINGS = ('zeros', 'replicate')
-BIAS_RESIZES = ('bilinear', 'bicubic-aligned')
 
 
 def pad_partitions(x: torch.Tensor, window_size: int, mode: str = 'zeros') -> torch.Tensor:
@@ -127,35 +124,3 @@ def cluster_grid_of_partitions(centers: torch.Tensor, clusters: PartitionCluster
 def partitions_of_cluster_grid(grid: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:
     """Inverse of :func:`cluster_grid_of_partitions`."""
     return partition_tokens(grid, clusters.cluster_grid[0])[0]
-
-
-def relative_position_index(window: int, device: torch.device | None = None) -> torch.Tensor:
-    """Swin's ``(w*w, w*w)`` index into a ``(2w-1)^2`` relative-position-bias table."""
-    ys, xs = torch.meshgrid(torch.arange(window, device=device),
-                            torch.arange(window, device=device), indexing='ij')
-    coords = torch.stack([ys.reshape(-1), xs.reshape(-1)])  # (2, w*w)
-    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
-    return rel[0] * (2 * window - 1) + rel[1]
-
-
-def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: int,
-                                  mode: str = 'bilinear') -> torch.Tensor:
-    """Resize a ``((2w-1)^2, heads)`` bias table to ``((2w'-1)^2, heads)``: ``'bilinear'``
-    with ``align_corners=False`` (official), or ``'bicubic-aligned'`` (bicubic, corners
-    aligned: the largest offsets map onto each other)."""
-    if mode not in BIAS_RESIZES:
-        raise ValueError(f"bias_resize must be 'bilinear' (official) or 'bicubic-aligned', "
-                         f"got {mode!r}.")
-    n = 2 * window - 1
-    if table.shape[0] != n * n:
-        raise ValueError(f'A relative position bias table for window {window} has {n * n} '
-                         f'rows, got {table.shape[0]}.')
-    if new_window == window:
-        return table
-    m = 2 * new_window - 1
-    t = table.t().reshape(1, -1, n, n)
-    if mode == 'bilinear':
-        t = F.interpolate(t.float(), size=(m, m), mode='bilinear', align_corners=False)
-    else:
-        t = F.interpolate(t.float(), size=(m, m), mode='bicubic', align_corners=True)
-    return t.reshape(-1, m * m).t().to(table.dtype)

@@ -7,7 +7,9 @@
   stages), each ``window x window`` window is clustered to a square grid (64 -> 8x8),
   the windows' cluster grids are laid side by side and the stage's remaining blocks run
   (shifted) window attention on that map with the cluster grid as window and the
-  relative position bias resized to it. The full grid is rebuilt at the end of the
+  relative position bias resized to it (:func:`resize_relative_position_bias`: an
+  offset of one cluster cell spans ``window / clusters`` tokens; bilinear with
+  ``align_corners=False`` as the official code, or ``'bicubic-aligned'``). The full grid is rebuilt at the end of the
   stage, before patch merging, so every stage output and later stage sees the usual
   resolution.
 
@@ -23,16 +25,14 @@ from mmdet.models.backbones.swin import SwinTransformer
 
 from ...layers import ExpediteSettings
 from ...layers.expedite.partitioned_plugin import expedited_partitioned_forward
-from ...layers.vit.rope import grid_positions
 from ...layers.vit.partition import partition_tokens, unpartition_tokens
 from ...layers.expedite.partitioned import (cluster_grid_of_partitions, cluster_partitions,
-                                         reconstruct_partitions, relative_position_index,
-                                         resize_relative_position_bias,
-                                         partitions_of_cluster_grid)
+                                         partitions_of_cluster_grid, reconstruct_partitions)
 from ...registry import register
 from ..vit.vitdet import RoPEViTDet
 
-__all__ = ['ExpeditedRoPEViTDet', 'ExpeditedSwinTransformer', 'swin_block_forward']
+__all__ = ['ExpeditedRoPEViTDet', 'ExpeditedSwinTransformer', 'swin_block_forward',
+           'relative_position_index', 'resize_relative_position_bias']
 
 
 @register('MODELS')
@@ -55,6 +55,42 @@ class ExpeditedRoPEViTDet(RoPEViTDet):
         if self.expedite is None:
             return super().forward_grid(tokens, pos, hw)
         return expedited_partitioned_forward(self, tokens, pos, hw, self.expedite)
+
+
+# ------------------------------------------------------------------ Swin's bias over clusters
+BIAS_RESIZES = ('bilinear', 'bicubic-aligned')
+
+
+def relative_position_index(window: int, device: torch.device | None = None) -> torch.Tensor:
+    """Swin's ``(w*w, w*w)`` index into a ``(2w-1)^2`` relative-position-bias table."""
+    ys, xs = torch.meshgrid(torch.arange(window, device=device),
+                            torch.arange(window, device=device), indexing='ij')
+    coords = torch.stack([ys.reshape(-1), xs.reshape(-1)])  # (2, w*w)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+def resize_relative_position_bias(table: torch.Tensor, window: int, new_window: int,
+                                  mode: str = 'bilinear') -> torch.Tensor:
+    """Resize a ``((2w-1)^2, heads)`` bias table to ``((2w'-1)^2, heads)``: ``'bilinear'``
+    with ``align_corners=False`` (official), or ``'bicubic-aligned'`` (bicubic, corners
+    aligned: the largest offsets map onto each other)."""
+    if mode not in BIAS_RESIZES:
+        raise ValueError(f"bias_resize must be 'bilinear' (official) or 'bicubic-aligned', "
+                         f"got {mode!r}.")
+    n = 2 * window - 1
+    if table.shape[0] != n * n:
+        raise ValueError(f'A relative position bias table for window {window} has {n * n} '
+                         f'rows, got {table.shape[0]}.')
+    if new_window == window:
+        return table
+    m = 2 * new_window - 1
+    t = table.t().reshape(1, -1, n, n)
+    if mode == 'bilinear':
+        t = F.interpolate(t.float(), size=(m, m), mode='bilinear', align_corners=False)
+    else:
+        t = F.interpolate(t.float(), size=(m, m), mode='bicubic', align_corners=True)
+    return t.reshape(-1, m * m).t().to(table.dtype)
 
 
 def _swin_window_attention(sw, x: torch.Tensor, hw: tuple[int, int], window: int, shift: int,

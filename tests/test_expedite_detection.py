@@ -1,6 +1,7 @@
 """Expedite for detection backbones: clusters per window in the ViTDet-style RoPE ViT and
 in mmdet's SwinTransformer. Checkpoints of the plain models load unchanged, outputs keep
-their shapes and types, and the identity setting reproduces the plain model."""
+their shapes and types, and the identity setting reproduces the plain model. (The pure
+per-partition clustering is tested in test_expedite_partitioned.py.)"""
 import pytest
 import torch
 from mmengine.registry import DefaultScope
@@ -9,9 +10,10 @@ import mmwinwin  # noqa: F401
 from mmdet.registry import MODELS
 
 from mmwinwin.layers import (ExpediteSettings, ViTDetVisionTransformer, cluster_partitions,
-                             reconstruct_partitions, relative_position_index,
-                             resize_relative_position_bias)
-from mmwinwin.models.expedite.partitioned import swin_block_forward
+                             reconstruct_partitions)
+from mmwinwin.models.expedite.partitioned import (relative_position_index,
+                                                  resize_relative_position_bias,
+                                                  swin_block_forward)
 
 VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
            global_indices=[1, 3])
@@ -30,56 +32,6 @@ def _build(cfg):
     m = MODELS.build(cfg)
     m.eval()  # mmdet's Swin.train() returns None, so no chaining
     return m
-
-
-# ------------------------------------------------------------------ core
-def test_cluster_windows_shapes_and_padding():
-    torch.manual_seed(0)
-    s = ExpediteSettings(alpha=1, num_clusters=4, window=3, temperature=0.05, k=3)
-    x = torch.randn(2, 7, 10, 8)  # 7x10 is not a multiple of the window 4
-    c = cluster_partitions(x, 4, s)
-    assert c.padded_hw == (8, 12) and c.cluster_grid == (2, 2)
-    assert c.centers.shape == (2 * 2 * 3, 4, 8)
-    out = reconstruct_partitions(c.centers, c)
-    assert out.shape == x.shape and torch.isfinite(out).all()
-
-
-def test_cluster_windows_padding_zeros_or_replicate():
-    """Official: windows padded with zero tokens; 'replicate' copies the edge tokens. An
-    independent padding by hand, clustered window by window with the core call."""
-    from mmwinwin.layers import cluster_tokens
-    torch.manual_seed(0)
-    x = torch.randn(1, 6, 5, 8)  # window 4: padded to 8x8
-    for mode in ('zeros', 'replicate'):
-        s = ExpediteSettings(alpha=1, num_clusters=4, window=3, temperature=0.05, k=3,
-                             partition_padding=mode)
-        c = cluster_partitions(x, 4, s)
-        if mode == 'zeros':
-            padded = torch.zeros(1, 8, 8, 8)
-            padded[:, :6, :5] = x
-        else:
-            rows = torch.tensor([min(i, 5) for i in range(8)])
-            cols = torch.tensor([min(j, 4) for j in range(8)])
-            padded = x[:, rows][:, :, cols]
-        wins = torch.stack([padded[0, i:i + 4, j:j + 4].reshape(16, 8)
-                            for i in (0, 4) for j in (0, 4)])
-        ref = cluster_tokens(wins, (4, 4), cluster_grid=(2, 2), iters=s.iters, window=3,
-                             temperature=0.05)
-        torch.testing.assert_close(c.centers, ref.centers)
-    with pytest.raises(ValueError, match='partition_padding'):
-        ExpediteSettings(alpha=1, num_clusters=4, window=3, k=3, partition_padding='reflect')
-
-
-def test_cluster_windows_is_per_window():
-    """A window's clusters depend on its own tokens only."""
-    torch.manual_seed(0)
-    s = ExpediteSettings(alpha=1, num_clusters=4, window=3, temperature=0.05, k=3)
-    x = torch.randn(1, 8, 8, 8)
-    y = x.clone()
-    y[:, :4, 4:] += 5.0  # change window (0, 1) only
-    a, b = cluster_partitions(x, 4, s).centers, cluster_partitions(y, 4, s).centers
-    changed = [(a[i] - b[i]).abs().max().item() > 1e-4 for i in range(4)]
-    assert changed == [False, True, False, False]
 
 
 def test_relative_position_bias_index_and_resize():
