@@ -58,8 +58,9 @@ def _run_tool(tool: str, args: list) -> None:
 
 # --------------------------------------------------------------------------- 1. patch size
 def test_patch_size_mismatch_segmentation_through_train_py(tmp_path):
-    """WinWinWindows(patch_size=32) before a patch-16 backbone: the first batch raises,
-    naming both patch sizes and the fix (today it trains on the top-left quarter)."""
+    """WinWinWindows(patch_size=32) before a patch-16 backbone: tools/train.py stops before
+    training, naming both patch sizes and the fix (before: it trained on the top-left
+    quarter)."""
     from mmwinwin.datasets.synthetic import generate_ade20k
     data = generate_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, img_size=(128, 256))
     cfg = Config.fromfile(SEG_CFG)
@@ -67,8 +68,39 @@ def test_patch_size_mismatch_segmentation_through_train_py(tmp_path):
     opts = [f'{s}_dataloader.dataset.data_root={data}' for s in ('train', 'val', 'test')]
     opts += [f'train_dataloader.dataset.pipeline.{idx}.patch_size=32',
              'train_cfg.max_iters=2', 'train_cfg.val_interval=2']
-    with pytest.raises(ValueError, match=r'patch_size=32.*patch size 16.*patch_size=16'):
+    with pytest.raises(ValueError, match=r"patch_size=32 but the model's backbone has patch "
+                                         r'size 16.*Drop patch_size'):
         _run_tool('train.py', [SEG_CFG, '--work-dir', tmp_path / 'work', '--cfg-options'] + opts)
+    assert not osp.exists(tmp_path / 'work' / 'iter_2.pth')
+
+
+def test_window_patch_size_comes_from_the_model(tmp_path):
+    """The Win-Win configs state the patch size once, on the backbone: build_runner gives
+    it to WinWinWindows (also inside a dataset wrapper); without it the transform refuses
+    to sample and says how to set it."""
+    from mmwinwin.datasets.synthetic import generate_ade20k
+    from mmwinwin.utils import build_runner
+    cfg = Config.fromfile(SEG_CFG)
+    pipe = cfg.train_dataloader.dataset.pipeline
+    window = [t for t in pipe if t['type'] == 'WinWinWindows'][0]
+    assert 'patch_size' not in window  # the config does not repeat it
+    data = generate_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, img_size=(128, 256))
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = data
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=cfg.train_dataloader.dataset)
+    cfg.model.backbone.patch_size = 32  # a different backbone patch: followed
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = build_runner(cfg)
+    inner = runner._train_dataloader['dataset']['dataset']['pipeline']
+    assert [t for t in inner if t['type'] == 'WinWinWindows'][0]['patch_size'] == 32
+    batch = next(iter(runner.build_dataloader(runner._train_dataloader)))
+    meta = batch['data_samples'][0].metainfo
+    assert meta['winwin_patch_size'] == 32 and tuple(meta['winwin_grid']) == (4, 8)
+    # a transform without a patch size (a Runner built by hand, not resolved)
+    t = TRANSFORMS.build(dict(type='WinWinWindows', window_size=2))
+    with pytest.raises(ValueError, match=r'no patch_size.*resolve_window_patch_size'):
+        t(dict(img=np.zeros((64, 64, 3), np.uint8)))
 
 
 @pytest.mark.parametrize('cfg_path', [SEG_CFG, DEPTH_CFG])
@@ -160,11 +192,16 @@ def test_non_finite_tokens_in_clustering():
 
 # ------------------------------------------------- 3. clear errors instead of deep crashes
 def _ade_dataset(root: str, split: str = 'training'):
-    """The tiny Win-Win config's training dataset (real pipeline) on ``root``."""
+    """The tiny Win-Win config's training dataset (real pipeline) on ``root``; built without
+    a Runner, so the window transform is given the backbone's patch size here."""
     from mmseg.registry import DATASETS
     init_default_scope('mmseg')
-    cfg = Config.fromfile(SEG_CFG).train_dataloader.dataset
+    full = Config.fromfile(SEG_CFG)
+    cfg = full.train_dataloader.dataset
     cfg.data_root = root
+    for t in cfg.pipeline:
+        if t['type'] == 'WinWinWindows':
+            t['patch_size'] = full.model.backbone.patch_size
     return DATASETS.build(cfg)
 
 

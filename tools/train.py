@@ -2,7 +2,6 @@
 import os
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 
 def parse_args():
@@ -61,7 +60,8 @@ def resolve_auto_resume(cfg) -> None:
 def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
-    Runner.from_cfg(cfg).train()
+    from mmwinwin.utils import build_runner
+    build_runner(cfg).train()
 
 
 

@@ -105,7 +105,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
 
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.runner import Runner
+    from mmwinwin.utils import build_runner
 
     import mmwinwin  # noqa: F401
     from mmwinwin.datasets.synthetic import generate_ade20k
@@ -119,7 +119,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
                     log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
                     context_pool=args.context_pool)
-    runner = Runner.from_cfg(Config(with_validation(cfg, args.val_every)))
+    runner = build_runner(Config(with_validation(cfg, args.val_every)))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
     runner.register_hook(rec.as_hook(), priority='LOWEST')

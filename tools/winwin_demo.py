@@ -52,12 +52,12 @@ class ProgressHook(Hook):
 
 def run(cfg: dict, title: str, show: bool = True):
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mmwinwin.utils import build_runner
 
     import mmwinwin  # noqa: F401
 
     cfg = dict(cfg, log_level='WARNING')
-    runner = Runner.from_cfg(Config(cfg))
+    runner = build_runner(Config(cfg))
     hook = ProgressHook(title, show)
     runner.register_hook(hook)
     runner.train()

@@ -90,13 +90,13 @@ def train(variant: str, data_root: str, work: str, args):
 
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.runner import Runner
+    from mmwinwin.utils import build_runner
 
     cfg = build_cfg(variant, data_root, osp.join(work, variant), tuple(args.img_size),
                     args.window, 144, args.iters, 4, 2e-3, args.seed, log_interval=args.iters,
                     num_scenes=2)
     cfg['log_level'] = 'WARNING'
-    runner = Runner.from_cfg(Config(cfg))
+    runner = build_runner(Config(cfg))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     runner.train()
     runner.model.eval()

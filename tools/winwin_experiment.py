@@ -55,8 +55,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         train_pipeline.append(dict(type='RandomCrop', crop_size=(crop, crop)))
     train_pipeline.append(dict(type='RandomFlip', prob=0.5))
     if windows:
-        train_pipeline.append(dict(type='WinWinWindows', num_windows=2, window_size=window,
-                                   patch_size=16))
+        train_pipeline.append(dict(type='WinWinWindows', num_windows=2, window_size=window))
     train_pipeline.append(dict(type='PackSegInputs', meta_keys=_META))
     test_pipeline = [dict(type='LoadImageFromFile'),
                      dict(type='LoadAnnotations', reduce_zero_label=True),
@@ -132,11 +131,11 @@ def train_and_test(cfg: dict, quiet: bool = False) -> dict:
     training wall time in seconds (data loading included, evaluation excluded)."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.runner import Runner
+    from mmwinwin.utils import build_runner
 
     import mmwinwin  # noqa: F401
 
-    runner = Runner.from_cfg(Config(cfg))
+    runner = build_runner(Config(cfg))
     if quiet:
         MMLogger.get_current_instance().setLevel(logging.WARNING)
     t0 = time.perf_counter()

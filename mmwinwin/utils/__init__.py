@@ -18,7 +18,8 @@ _LAZY = {
     **{name: 'runner' for name in (
         'CheckpointMismatchError', 'add_rng_state_hook', 'apply_common_flags',
         'check_cfg_options', 'distributed_session', 'parse_tool_args', 'tool_parser',
-        'load_checkpoint_strict', 'setup_cpu_distributed', 'teardown_distributed')},
+        'load_checkpoint_strict', 'setup_cpu_distributed', 'teardown_distributed',
+        'build_runner', 'resolve_window_patch_size')},
 }
 
 __all__ = list(_LAZY)

@@ -101,6 +101,79 @@ def add_rng_state_hook(cfg: Config) -> Config:
     return cfg
 
 
+_WINDOW_TRANSFORMS = ('WinWinWindows',)
+
+
+def _window_transforms(dataset_cfg) -> list:
+    """Every Win-Win window transform dict in a dataset config, through dataset wrappers
+    (``dataset`` / ``datasets`` keys, e.g. RepeatDataset, ConcatDataset)."""
+    found = []
+    if isinstance(dataset_cfg, (list, tuple)):
+        for d in dataset_cfg:
+            found += _window_transforms(d)
+        return found
+    if not isinstance(dataset_cfg, dict):
+        return found
+    for t in dataset_cfg.get('pipeline', None) or []:
+        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] in _WINDOW_TRANSFORMS:
+            found.append(t)
+    for key in ('dataset', 'datasets'):
+        if key in dataset_cfg:
+            found += _window_transforms(dataset_cfg[key])
+    return found
+
+
+def resolve_window_patch_size(runner) -> int | None:
+    """Give the training pipeline's ``WinWinWindows`` the model's patch size.
+
+    The window transform samples windows on the backbone's token grid, so its patch size
+    must be the backbone's; the config states it once, on the backbone. Call after the
+    Runner is built (the model exists) and before ``runner.train()`` (the dataloader is
+    still a config). A transform that gives a different ``patch_size`` is an error naming
+    both. Returns the patch size set, or ``None`` when the pipeline has no window
+    transform.
+    """
+    loader = getattr(runner, '_train_dataloader', None)
+    if not isinstance(loader, dict):
+        return None
+    transforms = _window_transforms(loader.get('dataset'))
+    if not transforms:
+        return None
+    model = getattr(runner.model, 'module', runner.model)
+    patch = getattr(getattr(model, 'backbone', None), 'patch_size', None)
+    if isinstance(patch, (tuple, list)):
+        patch = patch[0]
+    if patch is None:
+        missing = [t for t in transforms if t.get('patch_size') is None]
+        if missing:
+            raise ValueError(
+                f'The training pipeline has WinWinWindows without patch_size, and the model '
+                f'({type(model).__name__}) has no backbone.patch_size to take it from; give '
+                "it in the config: dict(type='WinWinWindows', ..., patch_size=16).")
+        return None
+    patch = int(patch)
+    for t in transforms:
+        given = t.get('patch_size')
+        if given is None:
+            t['patch_size'] = patch
+        elif int(given) != patch:
+            raise ValueError(
+                f"WinWinWindows has patch_size={given} but the model's backbone has patch size "
+                f'{patch}: the windows would be sampled on the wrong token grid. Drop '
+                "patch_size from the transform (it takes the model's) or make them equal.")
+    return patch
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg(cfg)`` with the Win-Win window transform given the model's patch
+    size (:func:`resolve_window_patch_size`): what every mmwinwin tool uses to build a
+    runner for training."""
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    resolve_window_patch_size(runner)
+    return runner
+
+
 def setup_cpu_distributed(cfg: Config) -> None:
     """mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in DDP
     with ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On CPU, start

@@ -36,7 +36,11 @@ class WinWinWindows(BaseTransform):
         num_windows: N windows per image (2 in the paper).
         window_size: side in tokens, or a ``(min, max)`` range sampled per image.
         token_budget: alternatively, total kept tokens (side = floor(sqrt(budget / N))).
-        patch_size: the backbone's patch size in pixels.
+        patch_size: the backbone's patch size in pixels. Default ``None``: the model's,
+            filled in from ``model.backbone.patch_size`` when the Runner is built by
+            ``tools/train.py`` (or any tool using
+            :func:`mmwinwin.utils.build_runner`), so the config holds it once; an explicit
+            value must equal the model's.
         shrink_to_fit: when N windows of that size do not fit in an image, use the
             largest size that does instead of raising a ``ValueError``.
         mode: ``'windows'`` (Win-Win) or ``'random_tokens'`` (ablation: the same number
@@ -56,7 +60,7 @@ class WinWinWindows(BaseTransform):
     """
 
     def __init__(self, num_windows: int = 2, window_size: int | Sequence[int] | None = None,
-                 token_budget: int | None = None, patch_size: int = 16,
+                 token_budget: int | None = None, patch_size: int | None = None,
                  shrink_to_fit: bool = False, mode: str = 'windows',
                  seed: int | None = None) -> None:
         if mode not in ('windows', 'random_tokens'):
@@ -64,7 +68,8 @@ class WinWinWindows(BaseTransform):
         if window_size is None and token_budget is None:
             raise ValueError('WinWinWindows needs window_size (tokens per side, e.g. 22) or '
                              'token_budget (total tokens, e.g. 968).')
-        check_int('patch_size', patch_size)
+        if patch_size is not None:
+            check_int('patch_size', patch_size)
         check_window_args(num_windows, window_size, token_budget)
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
@@ -94,6 +99,13 @@ class WinWinWindows(BaseTransform):
         if 'img' not in results:
             raise KeyError("WinWinWindows needs results['img']; put it after LoadImageFromFile "
                            'and the geometric augmentations.')
+        if self.patch_size is None:
+            raise ValueError(
+                "WinWinWindows has no patch_size: it takes the model's backbone patch size "
+                'when the Runner is built by tools/train.py (mmwinwin.utils.build_runner). '
+                'When you build the Runner yourself, call '
+                'mmwinwin.utils.resolve_window_patch_size(runner) before runner.train(), or '
+                "give it in the config: dict(type='WinWinWindows', ..., patch_size=16).")
         img_hw = results['img'].shape[:2]
         grid = sample_grid_size(img_hw, self.patch_size)
         generator = self._stream()
