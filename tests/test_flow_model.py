@@ -1,4 +1,5 @@
 """Binocular flow model, Win-Win pairing policy, data preprocessor, estimator (CPU, tiny)."""
+import numpy as np
 import pytest
 import torch
 from mmengine.structures import BaseDataElement
@@ -135,26 +136,30 @@ def test_data_preprocessor_normalises_and_pads():
 
 
 def test_estimator_loss_only_inside_windows_and_predict():
+    """The windows come from the samples' metainfo (the pipeline's WinWinWindows, packed by
+    PackFlowInputs); the loss sees the target inside them only."""
     torch.manual_seed(0)
-    model = WinWinFlowEstimator(net=TINY, windows=dict(num_windows=2, window_size=2))
+    model = WinWinFlowEstimator(net=TINY, windows=dict(margin=0))
     data = model.data_preprocessor(_batch(), training=True)
-    model.window_generator.manual_seed(5)  # the model's own window stream
-    wins = model.sample_batch_windows(data['data_samples'])
-    assert all(len(w) == 2 and w[0][2] == 2 for w in wins)
-    model.window_generator.manual_seed(5)  # the model's own window stream
+    wins = [[(0, 0, 2, 2), (2, 3, 2, 2)], [(1, 1, 2, 2), (0, 4, 2, 2)]]  # 4x6 token grid
+    for s, w in zip(data['data_samples'], wins):
+        s.set_metainfo(dict(winwin_windows=w, winwin_grid=(4, 6), winwin_patch_size=16))
+    assert model.batch_windows(data['data_samples']) == wins
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_flow', 'train_epe'}
     losses['loss_flow'].backward()
     assert model.net.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
-    # changing the target outside the sampled windows leaves the loss unchanged
+    # changing the target outside the windows leaves the loss unchanged; inside changes it
     outside = torch.ones(2, 64, 96, dtype=torch.bool)
     for b, ws in enumerate(wins):
         for t, l, h, w in ws:
             outside[b, t * 16:(t + h) * 16, l * 16:(l + w) * 16] = False
     for b, s in enumerate(data['data_samples']):
         s.gt_flow = torch.where(outside[b], torch.full_like(s.gt_flow, 1e3), s.gt_flow)
-    model.window_generator.manual_seed(5)  # the model's own window stream
     assert model(**data, mode='loss')['loss_flow'].item() == pytest.approx(
+        losses['loss_flow'].item(), rel=1e-5)
+    data['data_samples'][0].gt_flow[:, 0, 0] += 50.0  # inside window (0, 0)
+    assert model(**data, mode='loss')['loss_flow'].item() != pytest.approx(
         losses['loss_flow'].item(), rel=1e-5)
     # predict: whole frames, one pass, cropped to the unpadded size
     model.eval()
@@ -164,17 +169,52 @@ def test_estimator_loss_only_inside_windows_and_predict():
     assert out[0].pred_flow.shape == (2, 40, 50)
 
 
+def test_estimator_windows_from_the_pipeline(tmp_path):
+    """The real pipeline: WinWinWindows on a loaded pair (frame 1's size), PackFlowInputs
+    carries the windows and the model trains on exactly those."""
+    from mmwinwin.datasets.synthetic.flow import write_sintel_layout
+    from mmwinwin.registry import TRANSFORMS
+    write_sintel_layout(str(tmp_path / 'train'), 1, size=(64, 96), seed=0)
+    from mmwinwin.datasets.flow import SintelFlowDataset
+    pipe = [dict(type='LoadFlowPair'), dict(type='WinWinWindows', num_windows=2,
+                                             window_size=2, patch_size=16, seed=3),
+            dict(type='PackFlowInputs')]
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmwinwin'):
+        ds = SintelFlowDataset(data_root=str(tmp_path / 'train'), split='training',
+                               passes='clean', pipeline=pipe)
+    item = ds[0]
+    meta = item['data_samples'].metainfo
+    assert tuple(meta['winwin_grid']) == (4, 6) and meta['winwin_patch_size'] == 16
+    ref = TRANSFORMS.build(dict(type='WinWinWindows', num_windows=2, window_size=2,
+                                patch_size=16, seed=3))
+    assert meta['winwin_windows'] == ref(dict(img=np.zeros((64, 96, 3), np.uint8)))[
+        'winwin_windows']
+    model = WinWinFlowEstimator(net=TINY, windows=dict(margin=1))
+    data = model.data_preprocessor(dict(inputs=[item['inputs']],
+                                        data_samples=[item['data_samples']]), training=True)
+    assert model(**data, mode='loss')['loss_flow'].requires_grad
+
+
 def test_estimator_full_resolution_baseline_and_bad_config():
     model = WinWinFlowEstimator(net=TINY, windows=None)
     data = model.data_preprocessor(_batch(1), training=True)
     assert model(**data, mode='loss')['loss_flow'].requires_grad
     with pytest.raises(KeyError, match="windows: unknown key 'overlap'"):
-        WinWinFlowEstimator(net=TINY, windows=dict(window_size=2, overlap=True))
-    with pytest.raises(ValueError, match='window_size'):
-        WinWinFlowEstimator(net=TINY, windows=dict(num_windows=2))
-    big = WinWinFlowEstimator(net=TINY, windows=dict(num_windows=2, window_size=5))
-    with pytest.raises(ValueError, match='do not fit'):
-        big(**big.data_preprocessor(_batch(1), training=True), mode='loss')
+        WinWinFlowEstimator(net=TINY, windows=dict(overlap=True))
+    with pytest.raises(ValueError, match=r"moved to the pipeline.*WinWinWindows', "
+                                         r'num_windows=2, window_size=2.*margin=0'):
+        WinWinFlowEstimator(net=TINY, windows=dict(num_windows=2, window_size=2))
+    with pytest.raises(ValueError, match='margin must be an int >= 0'):
+        WinWinFlowEstimator(net=TINY, windows=dict(margin=-1))
+    win = WinWinFlowEstimator(net=TINY, windows=dict(margin=0))
+    data = win.data_preprocessor(_batch(2), training=True)
+    with pytest.raises(KeyError, match="WinWinWindows.*PackFlowInputs"):
+        win(**data, mode='loss')
+    data['data_samples'][0].set_metainfo(dict(winwin_windows=[(0, 0, 2, 2)]))
+    data['data_samples'][1].set_metainfo(dict(winwin_windows=[(0, 0, 3, 3)]))
+    with pytest.raises(ValueError, match='same window sizes.*fixed window_size'):
+        win(**data, mode='loss')
     with pytest.raises(ValueError, match='RoPE'):
         CroCoFlowNet(**{**TINY, 'encoder': dict(TINY['encoder'], use_rope=False)})
 
@@ -219,7 +259,10 @@ def test_configs_match_their_names_and_windows_fit():
             assert cfg.model.windows is None
             continue
         n, s = int(m.group(1)), int(m.group(2))
-        assert (cfg.model.windows.num_windows, cfg.model.windows.window_size) == (n, s)
+        pipe = cfg.train_dataloader.dataset.pipeline
+        windows = [t for t in pipe if t['type'] == 'WinWinWindows']
+        assert len(windows) == 1 and pipe[-1]['type'] == 'PackFlowInputs', name
+        assert (windows[0].num_windows, windows[0].window_size) == (n, s), name
         assert cfg.model.windows.margin == int(m.group(4) or cfg.model.windows.margin)
         size = next(v for k, v in frames.items() if k in name)
         assert windows_fit(sample_grid_size(size, 16), n, s), name

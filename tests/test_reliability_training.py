@@ -89,9 +89,9 @@ def _unbatched(batch):
 
 
 def _window_streams(rank: int) -> dict:
-    from mmwinwin.models.flow import WinWinFlowEstimator
+    """The window transform's stream on this rank, twice from the same run seed (flow pairs
+    use the same transform, on frame 1)."""
     from mmwinwin.registry import TRANSFORMS
-    from mmengine.structures import BaseDataElement
 
     out = {}
     for attempt in range(2):  # the same run seed twice: the same streams
@@ -101,15 +101,11 @@ def _window_streams(rank: int) -> dict:
         img = {'img': np.zeros((128, 256, 3), np.uint8)}
         out[f'transform{attempt}'] = [t.transform(dict(img))['winwin_windows'] for _ in range(20)]
         torch.manual_seed(0)
-        flow = WinWinFlowEstimator(
-            net=dict(encoder=dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2,
-                                            mlp_ratio=2.0)),
-                     dec_embed_dims=32, dec_num_layers=2, dec_num_heads=2, dec_mlp_ratio=2.0,
-                     head_hooks=(0, 1, 2, 2), head_features=16, head_layer_dims=(8, 16, 32, 32)),
-            windows=dict(num_windows=2, window_size=2))
-        samples = [BaseDataElement(metainfo=dict(img_shape=(128, 256)),
-                                   gt_flow=torch.zeros(2, 128, 256))]
-        out[f'flow{attempt}'] = [flow.sample_batch_windows(samples)[0] for _ in range(20)]
+        t = TRANSFORMS.build(dict(type='WinWinWindows', num_windows=2, window_size=2,
+                                  patch_size=16))
+        pair = {'img1': np.zeros((128, 256, 3), np.uint8),
+                'img2': np.zeros((128, 256, 3), np.uint8)}
+        out[f'flow{attempt}'] = [t.transform(dict(pair))['winwin_windows'] for _ in range(20)]
     return out
 
 
@@ -160,7 +156,7 @@ def synthetic_flow(tmp_path_factory) -> str:
 def test_resume_is_exact(request, tmp_path, task, num_workers):
     """4 iterations straight == 2 iterations + ``--resume`` for 2 more, bit for bit: every
     weight and buffer (BatchNorm statistics included), with head dropout active, window
-    streams in dataloader workers (segmentation) or in the model (flow)."""
+    streams of the window transform in the main process or in dataloader workers."""
     if task == 'segmentation':
         config, root = WINWIN_TINY, request.getfixturevalue('synthetic_ade20k_wide')
         data = _data_root(root)

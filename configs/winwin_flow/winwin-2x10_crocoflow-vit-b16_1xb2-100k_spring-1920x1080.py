@@ -1,4 +1,10 @@
 # Win-Win: train on 2 random windows of 10x10 tokens per pair (same windows in both
 # frames); test in one pass on the whole 1920x1080 frames.
 _base_ = ['./fullres_crocoflow-vit-b16_1xb2-100k_spring-1920x1080.py']
-model = dict(windows=dict(_delete_=True, num_windows=2, window_size=10, margin=0))
+model = dict(windows=dict(_delete_=True, margin=0))  # frame-2 margin, tokens
+train_pipeline = [
+    dict(type='LoadFlowPair'),
+    dict(type='FlowRandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='WinWinWindows', num_windows=2, window_size=10),  # after the flips
+    dict(type='PackFlowInputs')]  # carries the windows to the model
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -140,7 +140,8 @@ def resolve_window_patch_size(runner) -> int | None:
     if not transforms:
         return None
     model = getattr(runner.model, 'module', runner.model)
-    patch = getattr(getattr(model, 'backbone', None), 'patch_size', None)
+    trunk = getattr(model, 'backbone', None) or getattr(model, 'net', None)  # net: flow
+    patch = getattr(trunk, 'patch_size', None)
     if isinstance(patch, (tuple, list)):
         patch = patch[0]
     if patch is None:

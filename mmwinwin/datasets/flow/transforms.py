@@ -21,6 +21,7 @@ from mmengine.structures import BaseDataElement
 from ...layers.flow.ops import subpixel_gt
 from ...registry import register
 from ...fileio.flow import read_flow, read_image_rgb, read_mask_png
+from ..winwin.windows import WINWIN_META_KEYS
 
 __all__ = ['LoadFlowPair', 'FlowRandomCrop', 'FlowRandomFlip', 'FlowResize', 'PackFlowInputs']
 
@@ -185,10 +186,10 @@ class PackFlowInputs(BaseTransform):
     """Pack to ``inputs`` (uint8 ``(2, 3, H, W)``: frame 1, frame 2) and a ``data_samples``
     :class:`BaseDataElement` with ``gt_flow (2, H, W)``, ``gt_valid (H, W)`` (and
     ``gt_occ``; ``gt_flow_subpixels (4, 2, H, W)`` from ``gt_flow_hr``) plus meta
-    information."""
+    information, including the Win-Win windows of ``WinWinWindows``."""
 
     META_KEYS = ('img1_path', 'img2_path', 'flow_path', 'out_name', 'ori_shape', 'img_shape',
-                 'scale_factor', 'flip_directions', 'sample_idx', 'winwin_patch_size')
+                 'scale_factor', 'flip_directions', 'sample_idx') + WINWIN_META_KEYS
 
     def transform(self, results: dict) -> dict:
         imgs = np.stack([results['img1'], results['img2']])  # (2, H, W, 3)

@@ -1,7 +1,7 @@
 """``WinWinWindows``: the window-masking transform of Win-Win training.
 
-Runs after the geometric augmentations (resize, crop, flip) of an mmseg or mmdet
-pipeline, samples N square non-overlapping windows aligned to the patch grid over the
+Runs after the geometric augmentations (resize, crop, flip) of an mmseg, mmdet or flow
+pipeline (for a pair it reads frame 1's size; both frames share the windows), samples N square non-overlapping windows aligned to the patch grid over the
 image (see :mod:`mmwinwin.layers.winwin.windows`) and records them in the results, so that
 ``PackSegInputs`` / ``PackDetInputs`` put them into the sample's metainfo when their
 ``meta_keys`` include :data:`WINWIN_META_KEYS`. The image itself is left whole: the
@@ -96,9 +96,10 @@ class WinWinWindows(BaseTransform):
         return self.generator
 
     def transform(self, results: dict) -> dict:
-        if 'img' not in results:
-            raise KeyError("WinWinWindows needs results['img']; put it after LoadImageFromFile "
-                           'and the geometric augmentations.')
+        image = results.get('img', results.get('img1'))  # an image, or frame 1 of a pair
+        if image is None:
+            raise KeyError("WinWinWindows needs results['img'] (or results['img1'] for a flow "
+                           'pair); put it after the loading and the geometric augmentations.')
         if self.patch_size is None:
             raise ValueError(
                 "WinWinWindows has no patch_size: it takes the model's backbone patch size "
@@ -106,7 +107,7 @@ class WinWinWindows(BaseTransform):
                 'When you build the Runner yourself, call '
                 'mmwinwin.utils.resolve_window_patch_size(runner) before runner.train(), or '
                 "give it in the config: dict(type='WinWinWindows', ..., patch_size=16).")
-        img_hw = results['img'].shape[:2]
+        img_hw = image.shape[:2]
         grid = sample_grid_size(img_hw, self.patch_size)
         generator = self._stream()
         try:

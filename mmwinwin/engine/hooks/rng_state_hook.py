@@ -8,8 +8,8 @@ into each checkpoint, under ``checkpoint['rng_state']``, for every rank:
 
 * the torch CPU (and, when initialised, CUDA) generator states, NumPy's and Python's
   global states;
-* the state of every ``torch.Generator`` attribute of the model's modules (e.g. the flow
-  estimator's window stream).
+* the state of every ``torch.Generator`` attribute of the model's modules (a model that
+  keeps a private stream of its own).
 
 On resume it restores them at the point the original run had reached. mmengine's
 ``IterBasedTrainLoop`` first replays the dataloader up to the resumed iteration (so the

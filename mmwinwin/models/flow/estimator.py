@@ -1,11 +1,12 @@
 """Registered optical-flow model: :class:`CroCoFlowNet` + Win-Win training, on mmengine.
 
-Training (``mode='loss'``) with ``windows`` set: per sample, ``num_windows`` square,
-non-overlapping windows of ``window_size`` tokens are sampled inside the (unpadded)
-image (:func:`mmwinwin.layers.winwin.windows.sample_windows`); both frames keep the tokens of
-those windows (frame 2 optionally with a ``margin``, see ``layers/winwin/pair_windows.py``), the flow
-target and its valid mask are cropped to the windows and the EPE loss is computed there
-only. With ``windows=None`` it trains on whole crops (the full-resolution baseline).
+Training (``mode='loss'``) with ``windows`` set: the windows come as for every Win-Win task,
+from the ``WinWinWindows`` transform in the training pipeline (after the crop / flip; it reads
+frame 1's size), carried in each sample's metainfo by ``PackFlowInputs``. Both frames keep
+the tokens of those windows (frame 2 optionally with a ``margin``, see
+``layers/winwin/pair_windows.py``), the flow target and its valid mask are cropped to the
+windows (the shared ``crop_windows``) and the EPE loss is computed there only. With
+``windows=None`` it trains on whole crops (the full-resolution baseline).
 Prediction is one full-resolution pass on the whole frames (``test_cfg=dict(mode='whole')``,
 the default and Win-Win's point); ``mode='tiled'`` runs CroCo-Flow's tiled inference
 instead (``layers/flow/tiling.py``), the baseline the paper compares with.
@@ -24,14 +25,16 @@ from ...layers.flow.ops import endpoint_error, masked_epe_loss
 from ...layers.flow.tiling import tiled_flow
 from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
-from ...layers.winwin.windows import (check_patch_size, check_window_args,
-                                      resolve_window_size, sample_grid_size, sample_windows,
-                                      window_stream_generator)
+from ...layers.winwin.windows import check_patch_size
 from ...registry import MODELS, register
 
 __all__ = ['WinWinFlowEstimator']
 
-_WINDOW_KEYS = ('num_windows', 'window_size', 'token_budget', 'margin', 'shrink_to_fit')
+_WINDOW_KEYS = ('margin',)
+_MOVED_KEYS = ('num_windows', 'window_size', 'token_budget', 'shrink_to_fit')
+_MISSING = ("Win-Win flow training needs windows in each sample's metainfo: add "
+            "dict(type='WinWinWindows', num_windows=2, window_size=10) to the training "
+            'pipeline after the crop / flip, before PackFlowInputs (it carries them).')
 _TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 
 
@@ -39,10 +42,10 @@ _TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 class WinWinFlowEstimator(BaseModel):
     """Args:
         net: keyword arguments of :class:`CroCoFlowNet` (encoder, decoder, head).
-        windows: ``dict(num_windows=2, window_size=10, margin=0)`` for Win-Win training
-            (``window_size`` may be a ``(min, max)`` range or replaced by
-            ``token_budget``; ``shrink_to_fit=True`` shrinks windows that do not fit);
-            ``None`` trains on whole crops.
+        windows: ``dict(margin=0)`` for Win-Win training on the windows the pipeline's
+            ``WinWinWindows`` transform sampled (``margin``: frame 2 keeps each window
+            enlarged by that many tokens); ``None`` trains on whole crops. The window count
+            and size are the transform's (one size per batch: a fixed ``window_size``).
         pretrained: optional CroCo / CroCo-v2 pre-training checkpoint (e.g.
             ``CroCo_V2_ViTBase_BaseDecoder.pth``): encoder *and* decoder are loaded, the
             DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
@@ -70,21 +73,21 @@ class WinWinFlowEstimator(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = CroCoFlowNet(**net)
         if windows is not None:
+            moved = sorted(set(windows) & set(_MOVED_KEYS))
+            if moved:
+                given = ', '.join(f'{k}={windows[k]!r}' for k in moved)
+                raise ValueError(
+                    f'windows.{moved[0]}: the window count and size moved to the pipeline, as '
+                    f"for every Win-Win task. Put dict(type='WinWinWindows', {given}) in the "
+                    'training pipeline before PackFlowInputs and keep only '
+                    f"model.windows=dict(margin={windows.get('margin', 0)}).")
             check_settings_keys(windows, _WINDOW_KEYS, 'windows')
-            windows = {**dict(num_windows=2, margin=0, shrink_to_fit=False), **windows}
-            if windows.get('window_size') is None and windows.get('token_budget') is None:
-                raise ValueError('windows needs window_size (tokens per side) or token_budget.')
-            check_window_args(windows['num_windows'], windows.get('window_size'),
-                              windows.get('token_budget'))
-            if windows['margin'] < 0:
-                raise ValueError(f'windows.margin must be >= 0 tokens, got {windows["margin"]}.')
+            windows = {**dict(margin=0), **windows}
+            if isinstance(windows['margin'], bool) or not isinstance(windows['margin'], int) \
+                    or windows['margin'] < 0:
+                raise ValueError(f'windows.margin must be an int >= 0 tokens, got '
+                                 f'{windows["margin"]!r}.')
         self.windows = windows
-        # Window stream of this rank: seeded from the run seed (mmengine seeds torch before
-        # building the model) and the rank, so ranks draw different windows; private, so
-        # it neither consumes nor depends on the global RNG (the RNG-state hook saves it
-        # in checkpoints, like every torch.Generator attribute of the model).
-        from mmengine.dist import get_rank
-        self.window_generator = window_stream_generator(torch.initial_seed(), get_rank())
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder
@@ -151,23 +154,22 @@ class WinWinFlowEstimator(BaseModel):
             valids.append(F.pad(v, (0, W - v.shape[-1], 0, H - v.shape[-2])))
         return torch.stack(flows).to(device), torch.stack(valids).to(device)
 
-    def sample_batch_windows(self, data_samples: list[BaseDataElement],
-                             generator: torch.Generator | None = None) -> list[list[tuple]]:
-        """Windows of one training step: one size for the batch, positions per sample
-        (from this rank's window stream unless a generator is given)."""
-        cfg, p = self.windows, self.net.patch_size
-        if generator is None:
-            generator = self.window_generator
-        shapes = [tuple(s.metainfo.get('img_shape', s.gt_flow.shape[-2:])) for s in data_samples]
-        grid = sample_grid_size((min(h for h, _ in shapes), min(w for _, w in shapes)), p)
-        size = resolve_window_size(cfg.get('window_size'), cfg.get('token_budget'),
-                                   cfg['num_windows'], generator)
-        out = [sample_windows(grid, cfg['num_windows'], size, None, cfg['shrink_to_fit'],
-                              generator) for _ in data_samples]
-        side = min(w[0][2] for w in out)  # shrink_to_fit gives the same side for one grid
-        return out if all(w[0][2] == side for w in out) else [
-            sample_windows(grid, cfg['num_windows'], side, None, False, generator)
-            for _ in data_samples]
+    @staticmethod
+    def batch_windows(data_samples: list[BaseDataElement]) -> list[list[tuple]]:
+        """The windows ``WinWinWindows`` recorded for each sample of a training batch."""
+        metas = [s.metainfo for s in data_samples]
+        if not all('winwin_windows' in m for m in metas):
+            if any('winwin_token_index' in m for m in metas):
+                raise ValueError("WinWinWindows mode='random_tokens' is not supported for flow "
+                                 "(pairs need window grids); use mode='windows'.")
+            raise KeyError(_MISSING)
+        out = [[tuple(int(v) for v in w) for w in m['winwin_windows']] for m in metas]
+        sizes = {tuple((w[2], w[3]) for w in wins) for wins in out}
+        if len(sizes) > 1:
+            raise ValueError(f'Flow pairs of one batch need the same window sizes, got '
+                             f'{sorted(sizes)}: give WinWinWindows a fixed window_size '
+                             '(no (min, max) range, no shrink_to_fit) or use batch_size=1.')
+        return out
 
     # ----------------------------------------------------------------- modes
     def forward(self, inputs: torch.Tensor, data_samples: list | None = None,
@@ -193,7 +195,7 @@ class WinWinFlowEstimator(BaseModel):
         if self.windows is None:
             pred = self.net(img1, img2)
         else:
-            bw = self.sample_batch_windows(data_samples)
+            bw = self.batch_windows(data_samples)
             pred = self.net.forward_windows(img1, img2, bw, self.windows['margin'])
             p = self.net.patch_size
             gt = crop_pair_windows(gt, bw, p)
