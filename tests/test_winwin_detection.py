@@ -127,7 +127,9 @@ def test_window_without_instances_is_a_negative_sample(cfg_name):
     img = torch.randn(2, 3, S, S, generator=torch.Generator().manual_seed(1))
     # image 0: both windows hold nothing; image 1: windows of another size, one holds a box
     samples = [_sample([(100, 100, 120, 120)], [1], (S, S), windows=[(0, 0, 4, 4), (0, 4, 4, 4)]),
-               _sample([(10, 10, 40, 40)], [0], (S, S), windows=[(0, 0, 3, 3), (5, 5, 3, 3)])]
+               # + a sliver of (44, 60, 84, 100) in window 2: 80 of 1600 px, an ignore region
+               _sample([(10, 10, 40, 40), (44, 60, 84, 100)], [0, 1], (S, S),
+                       windows=[(0, 0, 3, 3), (5, 5, 3, 3)])]
     losses = model.loss(img, samples)
     _finite_total(losses).backward()
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
@@ -146,6 +148,36 @@ def test_missing_windows_and_wrong_patch_size_are_clear_errors():
     cfg['border_rule'] = dict(dropped='background')
     with pytest.raises(ValueError, match="dropped must be 'ignore'"):
         MODELS.build(cfg)
+
+
+WINWIN_CONFIGS = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
+
+
+@pytest.mark.parametrize('path', WINWIN_CONFIGS, ids=[osp.basename(p) for p in WINWIN_CONFIGS])
+def test_winwin_configs_are_twins_of_their_full_resolution_configs(path):
+    """A Win-Win config = its twin + the model type, the border rule, the window transform
+    and packer; the window settings match the name (winwin-NxS) and the backbone."""
+    name = osp.basename(path)
+    n, s = (int(v) for v in re.match(r'winwin-(\d+)x(\d+)_', name).groups())
+    twin = Config.fromfile(osp.join(CFG, name.split('_', 1)[1]))
+    cfg = Config.fromfile(path)
+    assert cfg.model.type == {'MaskRCNN': 'WinWinTwoStageDetector',
+                              'Mask2Former': 'WinWinMask2Former'}[twin.model.type]
+    assert cfg.model.border_rule == dict(min_visible_area=16, min_visible_fraction=0.25,
+                                         dropped='ignore')
+
+    def pipeline(c):
+        d = c.train_dataloader.dataset
+        return d.get('dataset', d).pipeline
+
+    ours, theirs = pipeline(cfg), pipeline(twin)
+    assert [t['type'] for t in ours[-2:]] == ['WinWinWindows', 'WinWinPackDetInputs']
+    assert theirs[-1]['type'] == 'PackDetInputs' and ours[:-2] == theirs[:-1]
+    win = ours[-2]
+    assert (win['num_windows'], win['window_size']) == (n, s)
+    assert win['patch_size'] == cfg.model.backbone.get('patch_size', 16)
+    assert cfg.test_dataloader == twin.test_dataloader and cfg.model.test_cfg == twin.model.test_cfg
+    assert cfg.model.backbone == twin.model.backbone
 
 
 # ------------------------------------------------------------------ through the tools

@@ -25,8 +25,8 @@ model = dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=256))))
 
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform and packer
+    dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_type='absolute_range', crop_size=image_size,

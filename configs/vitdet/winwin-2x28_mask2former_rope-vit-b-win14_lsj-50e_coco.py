@@ -12,8 +12,8 @@ model = dict(
     type='WinWinMask2Former',
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'))
 
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', to_float32=True),
+train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform and packer
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     # large scale jittering
