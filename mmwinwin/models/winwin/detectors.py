@@ -115,6 +115,10 @@ class WinWinDetMixin:
         for m in metas:
             check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
         if not all('winwin_windows' in m for m in metas):
+            if any('winwin_token_index' in m for m in metas):
+                raise ValueError("WinWinWindows(mode='random_tokens') is an ablation for "
+                                 "segmentation; Win-Win detectors train on windows: use "
+                                 "mode='windows' (the default).")
             raise KeyError(_MISSING)
         buckets = self.window_batches(batch_inputs, batch_data_samples,
                                       [m['winwin_windows'] for m in metas])
