@@ -135,6 +135,24 @@ def test_window_without_instances_is_a_negative_sample(cfg_name):
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
+def test_window_shapes_reach_a_backbone_that_takes_them():
+    """A backbone whose forward_tokens takes ``window_shapes`` (ViTDet partitions inside each
+    Win-Win window) gets each window's (h, w); the loss is unchanged otherwise."""
+    model = _build(MRCNN)
+    seen = []
+    plain = model.backbone.forward_tokens
+
+    def forward_tokens(tokens, pos, grid_size=None, window_shapes=None):
+        seen.append(window_shapes)
+        return plain(tokens, pos, grid_size)
+
+    model.backbone.forward_tokens = forward_tokens
+    img = torch.randn(1, 3, S, S)
+    model.loss(img, [_sample([(10, 10, 40, 40)], [0], (S, S), windows=[(0, 0, 4, 4),
+                                                                       (4, 2, 3, 3)])])
+    assert seen == [[(4, 4), (3, 3)]]
+
+
 def test_missing_windows_and_wrong_patch_size_are_clear_errors():
     model = _build(MRCNN)
     img = torch.randn(1, 3, S, S)
