@@ -182,13 +182,15 @@ def test_winwin_configs_are_twins_of_their_full_resolution_configs(path):
     assert cfg.model.type == {'MaskRCNN': 'WinWinTwoStageDetector',
                               'Mask2Former': 'WinWinMask2Former'}[twin.model.type]
     assert cfg.model.border_rule == dict(min_visible_area=16, min_visible_fraction=0.25,
-                                         dropped='ignore')
+                                         dropped='ignore', recompute_bbox=True)
 
     def pipeline(c):
         d = c.train_dataloader.dataset
         return d.get('dataset', d).pipeline
 
     ours, theirs = pipeline(cfg), pipeline(twin)
+    crop = [t for t in theirs if t['type'] == 'RandomCrop']
+    assert crop[0]['recompute_bbox'] is True  # the window crop does as the image crop
     assert [t['type'] for t in ours[-2:]] == ['WinWinWindows', 'WinWinPackDetInputs']
     assert theirs[-1]['type'] == 'PackDetInputs' and ours[:-2] == theirs[:-1]
     win = ours[-2]

@@ -201,3 +201,30 @@ def test_bad_rules_and_sizes_are_clear_errors():
         BorderRule.build(dict(min_visible_aera=3))
     with pytest.raises(ValueError, match='do not cover the window'):
         crop_sample_to_window(s, (4, 6, 4, 4), P)  # pixels up to 128 x 128 > 96 rows
+
+
+@pytest.mark.parametrize('boxes_type', ['hbox', 'tensor'])
+def test_recompute_bbox_takes_the_cropped_masks_box(boxes_type):
+    # an instance in two parts: its box reaches across the window's top rows, its mask
+    # enters the window only with one part; clipping keeps the box's strip, recompute_bbox
+    # the visible part's box
+    m = np.zeros((H, W), np.uint8)
+    m[10:20, 10:20] = 1  # in the window: x 16..20, y 16..20
+    m[0:10, 40:60] = 1   # above the window
+    s = _det_sample([(10, 0, 60, 20)])
+    s.gt_instances.masks = BitmapMasks(m[None], H, W)
+    if boxes_type == 'tensor':
+        s.gt_instances.bboxes = s.gt_instances.bboxes.tensor
+    clipped = crop_sample_to_window(s, (1, 1, 2, 2), P, rule=dict(min_visible_area=0,
+                                                                  min_visible_fraction=0))
+    recomputed = crop_sample_to_window(s, (1, 1, 2, 2), P, rule=dict(
+        min_visible_area=0, min_visible_fraction=0, recompute_bbox=True))
+
+    def box(out):
+        b = out.gt_instances.bboxes
+        assert isinstance(b, HorizontalBoxes) == (boxes_type == 'hbox')
+        return (b.tensor if boxes_type == 'hbox' else b)[0].tolist()
+
+    assert box(clipped) == [0, 0, 32, 4]      # (10, 0, 60, 20) clipped to x, y in [16, 48)
+    ys, xs = np.nonzero(m[16:48, 16:48])      # the visible mask, in window coordinates
+    assert box(recomputed) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [0, 0, 4, 4]

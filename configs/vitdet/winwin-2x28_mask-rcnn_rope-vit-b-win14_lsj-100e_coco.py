@@ -15,7 +15,8 @@ model = dict(
     type='WinWinTwoStageDetector',
     # instances cut by a window border: kept when >= 16 px and >= 1/4 of min(own area,
     # window area) are visible, else ignore regions (mmwinwin.models.winwin.window_targets)
-    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'),
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
+                     recompute_bbox=True),  # as the pipeline's RandomCrop
     # Each window is a small image for the RPN and the RoI head: half the sampled anchors
     # and RoIs per window (and half the proposals) keep the samples per training image as in
     # full-resolution training. ignore_iof_thr makes the assigners use the ignore regions

@@ -9,7 +9,8 @@ image_size = (1024, 1024)
 backend_args = None
 model = dict(
     type='WinWinMask2Former',
-    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'))
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
+                     recompute_bbox=True))  # as the pipeline's RandomCrop
 
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile', to_float32=True, backend_args=backend_args),

@@ -10,7 +10,8 @@ _base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco.py']
 image_size = (1024, 1024)
 model = dict(
     type='WinWinMask2Former',
-    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'))
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
+                     recompute_bbox=True))  # as the pipeline's RandomCrop
 
 train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform and packer
     dict(type='LoadImageFromFile', to_float32=True, backend_args=None),

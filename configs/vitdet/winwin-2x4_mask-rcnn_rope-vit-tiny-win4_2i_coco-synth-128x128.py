@@ -7,7 +7,8 @@
 _base_ = ['./mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
 model = dict(
     type='WinWinTwoStageDetector',
-    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'),
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
+                     recompute_bbox=True),  # as the pipeline's RandomCrop
     # each window is a small image for the RPN and the RoI head: half the samples per window
     # keeps the sampled anchors / RoIs per training image as in full-resolution training;
     # ignore_iof_thr makes the assigners use crowd regions and the instances the border rule

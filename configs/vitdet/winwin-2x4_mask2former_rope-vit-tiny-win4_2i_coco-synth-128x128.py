@@ -8,7 +8,8 @@
 _base_ = ['./mask2former_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
 model = dict(
     type='WinWinMask2Former',
-    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'),
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
+                     recompute_bbox=True),  # as the pipeline's RandomCrop
     train_cfg=dict(num_points=256))  # point-sampled mask loss: a 64x64 window has 4096 px
 
 train_pipeline = [

@@ -14,7 +14,8 @@ What is cropped:
   pixels exactly (values untouched: void stays void, ignore stays ignore);
 * ``gt_instances``: boxes translated into the window and clipped to it (mmdet's
   :class:`~mmdet.structures.bbox.HorizontalBoxes` ``translate_`` / ``clip_``; plain
-  ``(N, 4)`` xyxy tensors too), masks cropped with mmdet's own ``BitmapMasks.crop`` /
+  ``(N, 4)`` xyxy tensors too; or, with ``recompute_bbox``, the boxes of the cropped
+  masks), masks cropped with mmdet's own ``BitmapMasks.crop`` /
   ``PolygonMasks.crop``, every other per-instance field (labels, ...) indexed along;
 * ``ignored_instances`` (COCO crowd regions, which ``PackDetInputs`` puts there): cropped
   the same way and kept as ignore wherever any part of them is inside the window.
@@ -83,11 +84,15 @@ class BorderRule:
             inside the window, in ``[0, 1]``.
         dropped: ``'ignore'`` (a dropped instance becomes an ignore region) or
             ``'discard'`` (it is removed).
+        recompute_bbox: with masks, each cropped box is the box of the cropped mask (as
+            mmdet's ``RandomCrop(recompute_bbox=True)``, which mmdet's LSJ configs use)
+            instead of the clipped box; the default, ``False``, clips (mmdet's default).
     """
 
     min_visible_area: float = 16.0
     min_visible_fraction: float = 0.25
     dropped: str = 'ignore'
+    recompute_bbox: bool = False
 
     def __post_init__(self) -> None:
         area, frac = self.min_visible_area, self.min_visible_fraction
@@ -95,6 +100,8 @@ class BorderRule:
             raise ValueError(f'min_visible_area must be a number of pixels >= 0, got {area!r}.')
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
             raise ValueError(f'min_visible_fraction must be a number in [0, 1], got {frac!r}.')
+        if not isinstance(self.recompute_bbox, bool):
+            raise TypeError(f'recompute_bbox must be True or False, got {self.recompute_bbox!r}.')
         if self.dropped not in _DROPPED:
             raise ValueError(f"dropped must be 'ignore' (dropped instances become ignore "
                              f"regions) or 'discard' (they are removed), got {self.dropped!r}.")
@@ -186,6 +193,11 @@ def crop_instances(instances: InstanceData, window: Sequence[int], patch_size: i
         visible = _mask_areas(new.masks)
     if 'bboxes' in instances:
         new.bboxes = _crop_boxes(instances.bboxes, x1, y1, size)
+        if rule.recompute_bbox and 'masks' in instances and not isinstance(new.masks,
+                                                                          torch.Tensor):
+            ref = _box_tensor(new.bboxes)  # the cropped masks' boxes, same type and device
+            boxes = new.masks.get_bboxes('hbox').tensor.to(ref.device, ref.dtype)
+            new.bboxes = type(new.bboxes)(boxes) if hasattr(new.bboxes, 'tensor') else boxes
         if 'masks' not in instances:
             full, visible = _box_areas(instances.bboxes), _box_areas(new.bboxes)
     if 'masks' not in instances and 'bboxes' not in instances:
