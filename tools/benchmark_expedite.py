@@ -32,7 +32,9 @@ it measures, in one process and on the same weights:
 Attention is torch's fused kernel in the baseline too (``use_fused_attention``). The
 baseline is the same model with ``expedite=None``: no clustering, the exact plain path.
 Each ``--settings`` entry is ``ALPHA:HxW`` (cluster grid) or ``ALPHA:sS`` (scale S per
-axis); other hyper-parameters (iters, window, t, k, placement) come from the config.
+axis), optionally followed by ``:former`` (mmwinwin's former local operators) or
+``:OPTION=VALUE`` (one operator option, e.g. ``:reconstruction_topk=local``); other
+hyper-parameters (iters, window, t, k, placement) come from the config.
 Writes ``results.json``, ``results.md`` (the table) and ``speed_vs_alpha.png``.
 """
 from __future__ import annotations
@@ -56,7 +58,8 @@ def parse_args():
                    help='input size (default: the config crop size)')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--settings', nargs='+', default=None,
-                   help='ALPHA:HxW or ALPHA:sSCALE entries (default: the config setting)')
+                   help='ALPHA:HxW or ALPHA:sSCALE entries, optionally :former or '
+                        ':OPTION=VALUE (default: the config setting)')
     p.add_argument('--reps', type=int, default=3, help='timed forwards per setting')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--device', default='cpu')
@@ -109,8 +112,22 @@ def build_model(cfg_path: str, checkpoint: str | None, device):
 
 
 def parse_setting(text: str, base):
+    """``ALPHA[:GRID][:former][:OPTION=VALUE ...]`` -> settings: GRID is ``HxW`` or ``sSCALE``
+    (else the config's grid), ``former`` selects mmwinwin's former local operators
+    (``ExpediteSettings.previous_local``), ``OPTION=VALUE`` one operator option (e.g.
+    ``reconstruction_topk=local``); the rest comes from the config."""
     from dataclasses import replace
-    alpha, _, grid = text.partition(':')
+
+    from mmwinwin.layers.expedite.plugin import OPTIONS, PREVIOUS_LOCAL
+    alpha, *parts = text.split(':')
+    grid = parts.pop(0) if parts and '=' not in parts[0] and parts[0] != 'former' else ''
+    options = dict(p.split('=', 1) for p in parts if '=' in p)
+    unknown = [p for p in parts if '=' not in p and p != 'former']
+    unknown += [f'{k}={v}' for k, v in options.items() if k not in OPTIONS or v not in OPTIONS[k]]
+    if unknown:
+        raise ValueError(f'Setting {text!r}: expected ALPHA[:HxW|:sSCALE][:former][:OPTION=VALUE],'
+                         f' e.g. 10:28x28:reconstruction_topk=local, with options {OPTIONS}; '
+                         f'could not read {unknown}.')
     kw = dict(alpha=int(alpha), cluster_grid=None, num_clusters=None, cluster_scale=None)
     if grid.startswith('s'):
         kw['cluster_scale'] = float(grid[1:])
@@ -120,15 +137,22 @@ def parse_setting(text: str, base):
     else:
         kw.update(cluster_grid=base.cluster_grid, num_clusters=base.num_clusters,
                   cluster_scale=base.cluster_scale)
+    if 'former' in parts:
+        kw.update(PREVIOUS_LOCAL)
+    kw.update(options)
     return replace(base, **kw)
 
 
 def label(s) -> str:
+    from mmwinwin.layers.expedite.plugin import OPTIONS, PREVIOUS_LOCAL
     if s is None:
         return 'baseline'
     g = (f'{s.cluster_grid[0]}x{s.cluster_grid[1]}' if s.cluster_grid else
          f'{s.num_clusters}' if s.num_clusters else f'scale {s.cluster_scale}')
-    return f'alpha={s.alpha}, {g}'
+    departs = {k: getattr(s, k) for k in OPTIONS if getattr(s, k) != OPTIONS[k][0]}
+    if departs == PREVIOUS_LOCAL:
+        return f'alpha={s.alpha}, {g}, former local operators'
+    return f'alpha={s.alpha}, {g}' + ''.join(f', {k}={v}' for k, v in departs.items())
 
 
 def scaled(s, size, big, model):
