@@ -36,6 +36,29 @@ def test_clustering_macs_linear_in_tokens():
     assert 0.5 < (large / 3200) / (small / 400) <= 1.0
 
 
+def test_benchmark_settings_take_operator_options():
+    import pytest
+
+    from benchmark_expedite import label, parse_setting
+    from mmwinwin.layers import ExpediteSettings
+    base = ExpediteSettings(alpha=10, cluster_grid=(28, 28), temperature=0.02, k=20,
+                            reconstruct='logits')
+    s = parse_setting('8:20x20:reconstruction_topk=local', base)
+    assert (s.alpha, s.cluster_grid, s.reconstruction_topk, s.candidate_window) == \
+        (8, (20, 20), 'local', 'cut')
+    assert (s.temperature, s.k, s.reconstruct) == (0.02, 20, 'logits')  # from the config
+    assert label(s) == 'alpha=8, 20x20, reconstruction_topk=local'
+    former = parse_setting('10:former', base)
+    assert former.cluster_grid == (28, 28)
+    assert (former.candidate_window, former.reconstruction_topk, former.empty_cluster,
+            former.partition_padding, former.bias_resize) == \
+        ('shifted', 'local', 'keep', 'replicate', 'bicubic-aligned')
+    assert label(former) == 'alpha=10, 28x28, former local operators'
+    assert label(parse_setting('10:s0.5', base)) == 'alpha=10, scale 0.5'
+    with pytest.raises(ValueError, match="could not read.*'empty_cluster=drop'"):
+        parse_setting('10:28x28:empty_cluster=drop', base)
+
+
 def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     img = np.zeros((96, 128, 3), np.uint8)

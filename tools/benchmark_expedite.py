@@ -14,20 +14,27 @@ it measures, in one process and on the same weights:
   clustering and reconstruction; element-wise ops, softmax, norms and resizes are not
   (as fvcore / mmcv counters do);
 * images/s (median of ``--reps`` timed forwards after one warm-up, interleaved over the
-  settings so that other load on a shared machine hits all alike), the process CPU time
-  per forward (with ``--threads 1`` this is the compute time, insensitive to other
-  processes on a shared machine: the robust speed-up there) and peak memory: on
-  CPU the process's peak resident set during the forward (VmHWM, reset before each
-  measurement), on CUDA ``max_memory_allocated``;
+  settings so that other load on a shared machine hits all alike) and the process CPU
+  time per forward (with ``--threads 1`` this is the compute time, insensitive to other
+  processes on a shared machine: the robust speed-up there), timed with glibc's default
+  allocator;
+* peak memory, in one more untimed forward per setting: on CPU the process's peak
+  resident set during the forward (VmHWM, reset before each measurement, with the mmap
+  threshold pinned so that freed buffers go back to the OS -- pinned only after the
+  timing, because it turns every large tensor into fresh page faults and slowed
+  clustering + reconstruction 1.6x), on CUDA ``max_memory_allocated``;
 * the time and GMACs of clustering + reconstruction alone at the same shapes (random
-  tokens: their cost depends on shapes only) and its share of the expedited forward,
-  and with ``--linear-size`` the same at a larger input (a fixed cluster grid scaled with
-  the token grid), per token, to show linearity.
+  tokens: their cost depends on shapes only), timed right after each timed expedited
+  forward, and its share of the expedited forward in wall and in CPU time; with
+  ``--linear-size`` the same at a larger input (a fixed cluster grid scaled with the
+  token grid), per token, to show linearity.
 
 Attention is torch's fused kernel in the baseline too (``use_fused_attention``). The
 baseline is the same model with ``expedite=None``: no clustering, the exact plain path.
 Each ``--settings`` entry is ``ALPHA:HxW`` (cluster grid) or ``ALPHA:sS`` (scale S per
-axis); other hyper-parameters (iters, window, t, k, placement) come from the config.
+axis), optionally followed by ``:former`` (mmwinwin's former local operators) or
+``:OPTION=VALUE`` (one operator option, e.g. ``:reconstruction_topk=local``); other
+hyper-parameters (iters, window, t, k, placement) come from the config.
 Writes ``results.json``, ``results.md`` (the table) and ``speed_vs_alpha.png``.
 """
 from __future__ import annotations
@@ -51,7 +58,8 @@ def parse_args():
                    help='input size (default: the config crop size)')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--settings', nargs='+', default=None,
-                   help='ALPHA:HxW or ALPHA:sSCALE entries (default: the config setting)')
+                   help='ALPHA:HxW or ALPHA:sSCALE entries, optionally :former or '
+                        ':OPTION=VALUE (default: the config setting)')
     p.add_argument('--reps', type=int, default=3, help='timed forwards per setting')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--device', default='cpu')
@@ -67,7 +75,8 @@ def parse_args():
 # (mmwinwin/utils/benchmark.py: fused SDPA / native MHA attention counted, a CUDA-aware
 # timer, peak memory on CUDA or as the CPU process's peak RSS)
 from mmwinwin.utils.benchmark import (PeakMemory, count_macs,  # noqa: E402
-                                      pin_malloc_threshold, sdpa_kernels, time_fn)
+                                      Timing, pin_malloc_threshold, sdpa_kernels,
+                                      time_fn)
 
 __all__ = ['count_macs', 'time_it']
 
@@ -103,8 +112,22 @@ def build_model(cfg_path: str, checkpoint: str | None, device):
 
 
 def parse_setting(text: str, base):
+    """``ALPHA[:GRID][:former][:OPTION=VALUE ...]`` -> settings: GRID is ``HxW`` or ``sSCALE``
+    (else the config's grid), ``former`` selects mmwinwin's former local operators
+    (``ExpediteSettings.previous_local``), ``OPTION=VALUE`` one operator option (e.g.
+    ``reconstruction_topk=local``); the rest comes from the config."""
     from dataclasses import replace
-    alpha, _, grid = text.partition(':')
+
+    from mmwinwin.layers.expedite.plugin import OPTIONS, PREVIOUS_LOCAL
+    alpha, *parts = text.split(':')
+    grid = parts.pop(0) if parts and '=' not in parts[0] and parts[0] != 'former' else ''
+    options = dict(p.split('=', 1) for p in parts if '=' in p)
+    unknown = [p for p in parts if '=' not in p and p != 'former']
+    unknown += [f'{k}={v}' for k, v in options.items() if k not in OPTIONS or v not in OPTIONS[k]]
+    if unknown:
+        raise ValueError(f'Setting {text!r}: expected ALPHA[:HxW|:sSCALE][:former][:OPTION=VALUE],'
+                         f' e.g. 10:28x28:reconstruction_topk=local, with options {OPTIONS}; '
+                         f'could not read {unknown}.')
     kw = dict(alpha=int(alpha), cluster_grid=None, num_clusters=None, cluster_scale=None)
     if grid.startswith('s'):
         kw['cluster_scale'] = float(grid[1:])
@@ -114,15 +137,22 @@ def parse_setting(text: str, base):
     else:
         kw.update(cluster_grid=base.cluster_grid, num_clusters=base.num_clusters,
                   cluster_scale=base.cluster_scale)
+    if 'former' in parts:
+        kw.update(PREVIOUS_LOCAL)
+    kw.update(options)
     return replace(base, **kw)
 
 
 def label(s) -> str:
+    from mmwinwin.layers.expedite.plugin import OPTIONS, PREVIOUS_LOCAL
     if s is None:
         return 'baseline'
     g = (f'{s.cluster_grid[0]}x{s.cluster_grid[1]}' if s.cluster_grid else
          f'{s.num_clusters}' if s.num_clusters else f'scale {s.cluster_scale}')
-    return f'alpha={s.alpha}, {g}'
+    departs = {k: getattr(s, k) for k in OPTIONS if getattr(s, k) != OPTIONS[k][0]}
+    if departs == PREVIOUS_LOCAL:
+        return f'alpha={s.alpha}, {g}, former local operators'
+    return f'alpha={s.alpha}, {g}' + ''.join(f', {k}={v}' for k, v in departs.items())
 
 
 def scaled(s, size, big, model):
@@ -137,8 +167,9 @@ def scaled(s, size, big, model):
     return replace(s, cluster_grid=(round(s.cluster_grid[0] * fy), round(s.cluster_grid[1] * fx)))
 
 
-def cluster_cost(model, s, size, batch, reps, device):
-    """Time / GMACs of clustering + reconstruction alone at the model's shapes."""
+def cluster_run(model, s, size, batch, device):
+    """``(run, GMACs, tokens)``: clustering + reconstruction alone at the model's shapes
+    for one setting (random tokens: their cost depends on the shapes only)."""
     from mmwinwin.layers import cluster_sequence, reconstruct_tokens
     bb = model.backbone
     p = getattr(bb, 'patch_size', 16)
@@ -155,23 +186,29 @@ def cluster_cost(model, s, size, batch, reps, device):
     x = torch.randn(batch, prefix + grid[0] * grid[1], C, device=device)
 
     def run():
-        _, _, _, w = cluster_sequence(x, prefix, grid, s)
-        if s.reconstruct == 'logits':
-            reconstruct_tokens(torch.randn(batch, w.num_clusters, num_classes, device=device), w)
-        else:
-            for _ in range(n_out):
-                reconstruct_tokens(torch.randn(batch, w.num_clusters, C, device=device), w)
+        with torch.no_grad():
+            _, _, _, w = cluster_sequence(x, prefix, grid, s)
+            if s.reconstruct == 'logits':
+                reconstruct_tokens(torch.randn(batch, w.num_clusters, num_classes,
+                                               device=device), w)
+            else:
+                for _ in range(n_out):
+                    reconstruct_tokens(torch.randn(batch, w.num_clusters, C, device=device), w)
 
-    with torch.no_grad():
-        macs, _ = count_macs(run)
-        t, _ = time_it(run, max(reps, 2), device)
-    return dict(grid=grid, tokens=grid[0] * grid[1], seconds=t, gmacs=macs / 1e9)
+    macs, _ = count_macs(run)
+    run()  # warm-up (index tables are built and cached on the first call)
+    return run, macs / 1e9, grid[0] * grid[1]
+
+
+def row_tokens(model, size) -> int:
+    p = getattr(model.backbone, 'patch_size', 16)
+    p = p if isinstance(p, int) else p[0]
+    return (-(-size[0] // p)) * (-(-size[1] // p))
 
 
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    pin_malloc_threshold()  # freed buffers go back to the OS: peak RSS per measurement
     device = torch.device(args.device)
     cfg, model = build_model(args.config, args.checkpoint, device)
     from mmwinwin.layers import ExpediteSettings
@@ -201,35 +238,67 @@ def main():
                 kernels = sdpa_kernels(lambda: counted.append(
                     count_macs(lambda: model.encode_decode(img, metas))[0]))
             macs = counted[0]
-        rows.append(dict(setting=label(s), alpha=None if s is None else s.alpha,
-                         gmacs=macs / 1e9, sdpa_kernels=kernels, times=[], cpu_times=[],
-                         peak_mb=0.0))
+        row = dict(setting=label(s), alpha=None if s is None else s.alpha,
+                   gmacs=macs / 1e9, sdpa_kernels=kernels, times=[], cpu_times=[],
+                   peak_mb=float('nan'))
+        if s is not None:  # clustering + reconstruction alone, at the same shapes
+            row['cluster_run'], row['cluster_gmacs'], _ = cluster_run(model, s, size,
+                                                                      args.batch, device)
+            row['cluster_times'], row['cluster_cpu_times'] = [], []
+        rows.append(row)
     # timed forwards interleaved over the settings, so that load from other processes
-    # on a shared machine hits baseline and expedited alike
+    # on a shared machine hits baseline and expedited alike; after each expedited forward
+    # its clustering + reconstruction alone, so that the share compares like moments.
+    # Timed with glibc's default allocator: the pinned mmap threshold that peak-memory
+    # measurement needs makes every large tensor a fresh mmap (page faults), which slowed
+    # clustering + reconstruction 1.6x in CPU time and 3x in wall time here
     for _ in range(args.reps):
         for s, row in zip(settings, rows):
             model.backbone.expedite = s
             with torch.no_grad():
-                t, mem = time_it(lambda: model.encode_decode(img, metas), 1, device,
-                                 row['cpu_times'])
-            row['times'].append(t)
-            row['peak_mb'] = max(row['peak_mb'], mem)
+                t = time_fn(lambda: model.encode_decode(img, metas), device, warmup=0,
+                            repeats=1)
+            row['times'] += t.times
+            row['cpu_times'] += t.cpu_times
+            if s is not None:
+                t = time_fn(row['cluster_run'], device, warmup=0, repeats=1)
+                row['cluster_times'] += t.times
+                row['cluster_cpu_times'] += t.cpu_times
+    # linearity: clustering + reconstruction alone at the config size and at
+    # --linear-size, the two interleaved (same allocator, same moments)
+    for s, row in zip(settings, rows):
+        if s is not None and args.linear_size:
+            big = scaled(s, size, tuple(args.linear_size), model)
+            runs = dict(small=row['cluster_run'], large=None)
+            runs['large'], big_gmacs, big_tokens = cluster_run(
+                model, big, tuple(args.linear_size), args.batch, device)
+            timing = {key: Timing() for key in runs}
+            for _ in range(max(args.reps, 2)):
+                for key, fn in runs.items():
+                    time_fn(fn, device, warmup=0, repeats=1, timing=timing[key])
+            row['linear'] = {key: dict(tokens=n, gmacs=g, seconds=timing[key].median,
+                                       cpu_seconds=timing[key].cpu_median)
+                             for key, n, g in (('small', row_tokens(model, size),
+                                                row['cluster_gmacs']),
+                                               ('large', big_tokens, big_gmacs))}
+            row['linear']['large']['cluster_grid'] = big.cluster_grid
+    # peak memory: one more forward per setting, untimed, with the pinned mmap threshold
+    # (freed buffers go back to the OS, so the peak RSS follows the live tensors)
+    pin_malloc_threshold()
+    for s, row in zip(settings, rows):
+        model.backbone.expedite = s
+        with torch.no_grad():
+            _, row['peak_mb'] = time_it(lambda: model.encode_decode(img, metas), 1, device)
     for s, row in zip(settings, rows):
         t = row['seconds'] = statistics.median(row['times'])
         row['cpu_seconds'] = statistics.median(row['cpu_times'])
         row['images_per_s'] = args.batch / t
         if s is not None:
-            model.backbone.expedite = s
-            cc = cluster_cost(model, s, size, args.batch, args.reps, device)
-            row.update(cluster_seconds=cc['seconds'], cluster_gmacs=cc['gmacs'],
-                       cluster_share=cc['seconds'] / t)
-            if args.linear_size:
-                big = cluster_cost(model, scaled(s, size, tuple(args.linear_size), model),
-                                   tuple(args.linear_size), args.batch, args.reps, device)
-                row.update(linear=dict(
-                    small=dict(tokens=cc['tokens'], seconds=cc['seconds'], gmacs=cc['gmacs']),
-                    large=dict(tokens=big['tokens'], seconds=big['seconds'],
-                               gmacs=big['gmacs'])))
+            row.pop('cluster_run')
+            row.update(cluster_seconds=statistics.median(row['cluster_times']),
+                       cluster_cpu_seconds=statistics.median(row['cluster_cpu_times']))
+            row.update(cluster_share=row['cluster_seconds'] / t,
+                       cluster_cpu_share=row['cluster_cpu_seconds'] / row['cpu_seconds'])
         print(f"  {row['setting']:<22} {row['gmacs']:8.2f} GMACs  {t * 1000:9.1f} ms  "
               f"{row['peak_mb']:8.0f} MB  SDPA {row['sdpa_kernels']}", flush=True)
     model.backbone.expedite = base
@@ -243,13 +312,18 @@ def main():
              f'median of {args.reps}. GMACs = multiply-accumulates (incl. clustering + '
              'reconstruction, SDPA attention counted). SDPA kernel calls per forward: '
              f"{rows[0]['sdpa_kernels'] or 'not recorded'} (baseline), "
-             f"{rows[-1]['sdpa_kernels'] or 'not recorded'} (expedited).", '',
+             f"{rows[-1]['sdpa_kernels'] or 'not recorded'} (expedited). Clustering + "
+             'reconstruction timed alone after each expedited forward; share = its median '
+             'over the forward\'s median (wall / process CPU time).', '',
              '| setting | GMACs | ratio | ms / img | img/s | speed-up | CPU s / img | '
-             'speed-up (CPU time) | peak MB | clust.+recon. ms | share of fwd |',
+             'speed-up (CPU time) | peak MB | clust.+recon. ms (wall / CPU) | '
+             'share of fwd (wall / CPU) |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        share = (f"{r['cluster_seconds'] * 1000 / args.batch:.1f} | "
-                 f"{100 * r['cluster_share']:.1f} %" if 'cluster_seconds' in r else '- | -')
+        share = (f"{r['cluster_seconds'] * 1000 / args.batch:.1f} / "
+                 f"{r['cluster_cpu_seconds'] * 1000 / args.batch:.1f} | "
+                 f"{100 * r['cluster_share']:.1f} % / {100 * r['cluster_cpu_share']:.1f} %"
+                 if 'cluster_seconds' in r else '- | -')
         lines.append(f"| {r['setting']} | {r['gmacs']:.2f} | {r['gmacs_ratio']:.3f} | "
                      f"{r['seconds'] * 1000 / args.batch:.1f} | {r['images_per_s']:.3f} | "
                      f"{r['speedup']:.2f}x | {r['cpu_seconds'] / args.batch:.2f} | "
@@ -257,13 +331,16 @@ def main():
     lin = [r for r in rows if 'linear' in r]
     if lin:
         lines += ['', 'Clustering + reconstruction alone (random tokens), per token:', '',
-                  '| setting | tokens | ms | us / token | GMACs | kMACs / token |',
-                  '|---|---|---|---|---|---|']
+                  '| setting | tokens | ms (wall) | CPU ms | us / token (wall) | '
+                  'CPU us / token | GMACs | kMACs / token |',
+                  '|---|---|---|---|---|---|---|---|']
         for r in lin:
             for key in ('small', 'large'):
                 d = r['linear'][key]
                 lines.append(f"| {r['setting']} | {d['tokens']} | {d['seconds'] * 1000:.1f} | "
-                             f"{d['seconds'] * 1e6 / d['tokens']:.1f} | {d['gmacs']:.3f} | "
+                             f"{d['cpu_seconds'] * 1000:.1f} | "
+                             f"{d['seconds'] * 1e6 / d['tokens']:.1f} | "
+                             f"{d['cpu_seconds'] * 1e6 / d['tokens']:.1f} | {d['gmacs']:.3f} | "
                              f"{d['gmacs'] * 1e6 / d['tokens']:.1f} |")
     table = '\n'.join(lines)
     print(table)

@@ -130,12 +130,16 @@ def _global_weights(tokens: torch.Tensor, centers: torch.Tensor, k: int, t: floa
     idx, wts = [], []
     for s in range(0, N, step):
         x = tokens[:, s:s + step]
-        d = ((x * x).sum(-1, keepdim=True) + cc - 2 * torch.matmul(x, ct)).clamp_min_(0)
+        # |c|^2 - 2 x.c in one fused product (baddbmm), then + |x|^2 in place
+        d = torch.baddbmm(cc, x, ct, alpha=-2).add_((x * x).sum(-1, keepdim=True))
+        d = d.clamp_min_(0)
         dmin = d.amin(-1, keepdim=True)
-        kth = d.topk(k, dim=-1, largest=False, sorted=True).values[..., -1:]
+        # the k-th smallest = the largest of the k smallest (no sort needed)
+        kth = d.topk(k, dim=-1, largest=False, sorted=False).values.amax(-1, keepdim=True)
         keep = d <= kth
         if dense:
-            wts.append(_normalise(torch.exp(-t * (d - dmin)) * keep, norm))
+            w = d.sub_(dmin).mul_(-t).exp_().mul_(keep)  # d is not needed any more
+            wts.append(_normalise(w, norm))
             continue
         width = int(keep.sum(-1).max())  # k, or more where centres tie with the k-th
         dk, sel = d.topk(width, dim=-1, largest=False, sorted=False)  # (B, n, width)
