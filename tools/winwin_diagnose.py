@@ -166,7 +166,8 @@ def analyse(runner, data_root: str, args) -> dict:
             bn_before = {k: len(v) for k, v in bn_inputs.items()}
             with AttentionEntropy() as rec:
                 tok, pos = embed_windows(model.backbone.patch_embed, inputs, [wins], PATCH)
-                levels = model.backbone.forward_tokens(tok, pos, grid)
+                levels = model.backbone.forward_tokens(
+                    tok, pos, grid, window_shapes=[(h, w) for _, _, h, w in wins])
                 feats = [[lv[0] for lv in per_win]
                          for per_win in zip(*[window_grids(lv, wins) for lv in levels])]
             for i, (e, n) in enumerate(rec.values):

@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .block_loop import run_blocks
 from .rope import RoPE2D, grid_positions
+from .window_shapes import check_window_shapes
 from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, dinov3_coordinates,
                             eva02_coordinates, resolve_family_preset)
 
@@ -493,7 +494,9 @@ class RoPEVisionTransformer(nn.Module):
         return x[:, self.num_prefix_tokens:]
 
     def forward_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
-                       grid_size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+                       grid_size: tuple[int, int] | None = None, *,
+                       window_shapes: Sequence[tuple[int, int]] | None = None
+                       ) -> list[torch.Tensor]:
         """Run the blocks on patch tokens at explicit positions (the one block loop,
         :func:`~mmwinwin.layers.vit.block_loop.run_blocks`, with the plain policy).
 
@@ -502,6 +505,10 @@ class RoPEVisionTransformer(nn.Module):
             pos: ``(B, N, 2)`` or ``(N, 2)`` (y, x) coordinates in the full token grid.
             grid_size: the full image's token grid, needed only to read the absolute
                 position embedding (defaults to the extent of ``pos``).
+            window_shapes: the ``(h, w)`` token grids of the Win-Win windows the tokens
+                come from, in order. Only checked here (they must account for all ``N``
+                tokens): every block of a plain ViT attends over all kept tokens, which is
+                Win-Win's global interaction. Windowed models (ViTDet) use them.
 
         Returns:
             ``(B, N, C)`` patch tokens for each of ``out_indices``.
@@ -509,6 +516,8 @@ class RoPEVisionTransformer(nn.Module):
         if pos.shape[-2] != tokens.shape[1] or pos.shape[-1] != 2:
             raise ValueError(f'Got {tokens.shape[1]} tokens but positions of shape '
                              f'{tuple(pos.shape)}; expected (B, {tokens.shape[1]}, 2).')
+        if window_shapes is not None:
+            check_window_shapes(window_shapes, tokens.shape[1])
         pos = pos.to(device=tokens.device)
         x = self.prepare_tokens(tokens, pos, grid_size)
         if self.rope_type != 'axial':

@@ -80,7 +80,8 @@ class WinWinMixin:
         tokens, pos, (h, w) = self.backbone.embed_image(inputs)
         n = tokens.shape[1]
         tokens, pos = self._append_context(inputs, tokens, pos, (h, w))
-        outs = self.backbone.forward_tokens(tokens, pos, (h, w))
+        shapes = [(h, w), context_grid((h, w), self.context_pool)]
+        outs = self.backbone.forward_tokens(tokens, pos, (h, w), window_shapes=shapes)
         feats = [o[:, :n].transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs]
         return self.neck(feats) if self.with_neck else feats
 
@@ -93,7 +94,12 @@ class WinWinMixin:
         return int(bb.patch_size)
 
     def _window_feats(self, inputs: torch.Tensor, batch_windows: list) -> list[list[torch.Tensor]]:
-        """Per sample, per window: list over backbone levels of (C, h, w) grids."""
+        """Per sample, per window: list over backbone levels of (C, h, w) grids.
+
+        The backbone gets the windows' token grids (``window_shapes``): a plain ViT attends
+        over all kept tokens, a ViTDet-style one attends inside partitions of each window
+        in its windowed blocks and across all windows in its global blocks (context
+        tokens, if any, are one more grid)."""
         p = self._check_backbone()
         grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
         groups = defaultdict(list)
@@ -105,9 +111,12 @@ class WinWinMixin:
             wins = [batch_windows[i] for i in idxs]
             tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
             n = tok.shape[1]
+            shapes = [(h, w) for _, _, h, w in wins[0]]
             if self.context_pool is not None:
                 tok, pos = self._append_context(inputs[idxs], tok, pos, grid)
-            levels = [lv[:, :n] for lv in self.backbone.forward_tokens(tok, pos, grid)]
+                shapes.append(context_grid(grid, self.context_pool))
+            levels = [lv[:, :n] for lv in
+                      self.backbone.forward_tokens(tok, pos, grid, window_shapes=shapes)]
             per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
             for k, i in enumerate(idxs):
                 out[i] = [[per_level[l][j][k] for l in range(len(levels))]
