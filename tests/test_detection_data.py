@@ -83,7 +83,7 @@ def test_registered_backbone_and_neck_shapes():
     from mmdet.registry import MODELS
     from mmseg.registry import MODELS as SEG_MODELS
     cfg = dict(type='RoPEViTDet', arch=dict(embed_dims=64, num_layers=4, num_heads=2),
-               window_size=4, global_indices=[1, 3])
+               partition_size=4, global_indices=[1, 3])
     backbone = MODELS.build(cfg)
     assert type(SEG_MODELS.build(cfg)).__name__ == 'RoPEViTDet'
     neck = MODELS.build(dict(type='mmwinwin.SimpleFPN', in_channels=[64], out_channels=32,

@@ -15,7 +15,7 @@ from mmwinwin.models.expedite.partitioned import (relative_position_index,
                                                   resize_relative_position_bias,
                                                   swin_block_forward)
 
-VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), window_size=4,
+VIT = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), partition_size=4,
            global_indices=[1, 3])
 SWIN = dict(embed_dims=32, depths=[2, 2, 4, 2], num_heads=[2, 2, 4, 4], window_size=6,
             out_indices=(0, 1, 2, 3))

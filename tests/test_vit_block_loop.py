@@ -124,7 +124,7 @@ def test_plain_vit_equals_blocks_by_hand(with_cls):
 
 
 def _vitdet():
-    return ViTDetVisionTransformer(ARCH, patch_size=4, window_size=4, global_indices=[1, 3],
+    return ViTDetVisionTransformer(ARCH, patch_size=4, partition_size=4, global_indices=[1, 3],
                                    out_indices=(0, 2, 3)).eval()
 
 

@@ -29,7 +29,7 @@ def test_partition_roundtrip_and_padding(hw):
 
 
 def test_bad_window_args():
-    with pytest.raises(ValueError, match='window_size'):
+    with pytest.raises(ValueError, match='partition_size'):
         partition_tokens(torch.zeros(1, 4, 4, 2), 0)
     with pytest.raises(ValueError, match='B, H, W, C'):
         partition_tokens(torch.zeros(4, 4, 2), 2)
@@ -62,7 +62,7 @@ def _reference_windowed(vit: RoPEVisionTransformer, img: torch.Tensor, ws: int, 
 def test_windowed_vit_matches_per_window_reference(img_hw):
     """Token grids 4x4, 5x3 and 5x7 (5 and 7 are not multiples of the window 4)."""
     torch.manual_seed(0)
-    vit = ViTDetVisionTransformer(ARCH, window_size=4, global_indices=[2]).eval()
+    vit = ViTDetVisionTransformer(ARCH, partition_size=4, global_indices=[2]).eval()
     img = torch.randn(2, 3, *img_hw)
     with torch.no_grad():
         out = vit(img)[0]
@@ -74,7 +74,7 @@ def test_windowed_vit_matches_per_window_reference(img_hw):
 def test_all_global_equals_plain_vit_and_keys_unchanged():
     torch.manual_seed(0)
     plain = RoPEVisionTransformer(ARCH).eval()
-    win = ViTDetVisionTransformer(ARCH, window_size=2, global_indices=range(4)).eval()
+    win = ViTDetVisionTransformer(ARCH, partition_size=2, global_indices=range(4)).eval()
     assert set(win.state_dict()) == set(plain.state_dict())
     win.load_state_dict(plain.state_dict())
     img = torch.randn(1, 3, 48, 80)
@@ -82,15 +82,30 @@ def test_all_global_equals_plain_vit_and_keys_unchanged():
         torch.testing.assert_close(win(img)[0], plain(img)[0])
         # a window covering the whole grid is global attention too
         win.global_indices = ()
-        win.window_size = 16
+        win.partition_size = 16
         torch.testing.assert_close(win(img)[0], plain(img)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_default_global_indices_and_grad():
     vit = ViTDetVisionTransformer(dict(embed_dims=32, num_layers=12, num_heads=2))
     assert vit.global_indices == (2, 5, 8, 11)
-    vit = ViTDetVisionTransformer(ARCH, window_size=3, global_indices=[-1])
+    vit = ViTDetVisionTransformer(ARCH, partition_size=3, global_indices=[-1])
     assert vit.global_indices == (3,)
     img = torch.randn(1, 3, 40, 56, requires_grad=True)
     vit(img)[0].sum().backward()
     assert img.grad is not None and torch.isfinite(img.grad).all()
+
+
+def test_partition_size_is_named_apart_from_winwin_windows():
+    """ViTDet's attention partitions are ``partition_size``; the former name ``window_size``
+    (which Win-Win uses for its training windows) still builds, with a DeprecationWarning,
+    and a conflicting pair is refused."""
+    arch = dict(embed_dims=32, num_layers=4, num_heads=2)
+    assert ViTDetVisionTransformer(arch).partition_size == 14  # ViTDet's default
+    with pytest.warns(DeprecationWarning, match='window_size is now partition_size'):
+        old = ViTDetVisionTransformer(arch, window_size=6)
+    assert old.partition_size == 6 and not hasattr(old, 'window_size')
+    with pytest.raises(ValueError, match='partition_size=4 and its former name window_size=6'):
+        ViTDetVisionTransformer(arch, partition_size=4, window_size=6)
+    with pytest.raises(ValueError, match='partition_size must be a positive int'):
+        ViTDetVisionTransformer(arch, partition_size=True)

@@ -603,7 +603,7 @@ def test_vitdet_uses_the_family_coordinates(opts):
     from mmwinwin.layers.expedite.partitioned_plugin import expedited_partitioned_forward
     torch.manual_seed(0)
     plain = RoPEVisionTransformer(arch=SMALL, **opts).eval()
-    det = ViTDetVisionTransformer(arch=SMALL, window_size=8, global_indices=(2,), **opts).eval()
+    det = ViTDetVisionTransformer(arch=SMALL, partition_size=8, global_indices=(2,), **opts).eval()
     det.load_state_dict(plain.state_dict())
     img = torch.randn(1, 3, 96, 128)
     torch.testing.assert_close(det(img)[0], plain(img)[0], atol=1e-5, rtol=1e-5)

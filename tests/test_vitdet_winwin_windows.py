@@ -1,7 +1,7 @@
 """ViTDet-style attention inside Win-Win windows (issue 14 item 2, backbone part).
 
 A ViTDet backbone trained on Win-Win windows must attend, in its windowed blocks, inside
-attention partitions of ``window_size`` laid out *within each Win-Win window* (from the
+attention partitions of ``partition_size`` laid out *within each Win-Win window* (from the
 window's top-left corner, a partial partition padded and masked), and in its global blocks
 across all windows of the image. The references here are written independently of the
 code under test: partitions are cut by slicing the window grids (no ``partition_tokens``),
@@ -23,7 +23,7 @@ WINDOWS = [(0, 0, 5, 5), (6, 5, 6, 6), (1, 8, 4, 2)]
 def _vitdet(**kw):
     torch.manual_seed(0)
     cfg = dict(arch=dict(embed_dims=32, num_layers=4, num_heads=2), patch_size=P,
-               window_size=WS, global_indices=(1, 3), out_indices=(0, 1, 3))
+               partition_size=WS, global_indices=(1, 3), out_indices=(0, 1, 3))
     cfg.update(kw)
     return ViTDetVisionTransformer(**cfg).eval()
 
@@ -225,7 +225,7 @@ def test_winwin_segmentor_on_vitdet_attends_per_window(context_pool):
         type='WinWinEncoderDecoder', context_tokens=None if context_pool is None else
         dict(pool=context_pool),
         backbone=dict(type='RoPEViTDet', arch=dict(embed_dims=32, num_layers=4, num_heads=2),
-                      patch_size=P, window_size=WS, global_indices=(1, 3), out_indices=(3,)),
+                      patch_size=P, partition_size=WS, global_indices=(1, 3), out_indices=(3,)),
         decode_head=dict(type='FCNHead', in_channels=32, in_index=-1, channels=8, num_convs=1,
                          num_classes=3, norm_cfg=None),
         train_cfg=dict(), test_cfg=dict(mode='whole'))).eval()

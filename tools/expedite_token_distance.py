@@ -60,9 +60,9 @@ def token_distances(cfg_path: str, checkpoint: str, grid: int,
     if not hasattr(vit, 'run_windowed_block'):
         raise ValueError(f'{type(vit).__name__} is not a windowed RoPE ViT (RoPEViTDet); '
                          'this tool reads windowed ViTDet-style backbones only.')
-    ws = vit.window_size
+    ws = vit.partition_size
     if not 1 <= grid <= ws:
-        raise ValueError(f'--grid must be in [1, window_size={ws}], got {grid}.')
+        raise ValueError(f'--grid must be in [1, partition_size={ws}], got {grid}.')
     dists: dict[int, list[torch.Tensor]] = {a: [] for a in range(1, vit.num_layers)}
     DistancePolicy = _distance_policy_class()
     seen = 0

@@ -2,7 +2,7 @@
 # (python tools/dataset_converters/generate_synthetic.py coco data/coco_synth).
 tiny_arch = dict(embed_dims=64, num_layers=4, num_heads=2)
 tiny_backbone = dict(
-    _delete_=True, type='RoPEViTDet', arch=tiny_arch, patch_size=16, window_size=4,
+    _delete_=True, type='RoPEViTDet', arch=tiny_arch, patch_size=16, partition_size=4,
     global_indices=[1, 3], out_indices=[-1], init_cfg=None)
 synth_metainfo = dict(
     classes=('box', 'disc', 'sky', 'ground'), thing_classes=('box', 'disc'),

@@ -42,7 +42,7 @@ class PartitionClusters:
     centers: torch.Tensor
     pos: torch.Tensor | None
     weights: ReconstructionWeights
-    window_size: int
+    partition_size: int
     cluster_grid: tuple[int, int]
     hw: tuple[int, int]
     padded_hw: tuple[int, int]
@@ -50,20 +50,21 @@ class PartitionClusters:
 
     @property
     def num_windows(self) -> tuple[int, int]:
-        return self.padded_hw[0] // self.window_size, self.padded_hw[1] // self.window_size
+        return (self.padded_hw[0] // self.partition_size,
+                self.padded_hw[1] // self.partition_size)
 
 
 PARTITION_PADDINGS = ('zeros', 'replicate')
 
 
-def pad_partitions(x: torch.Tensor, window_size: int, mode: str = 'zeros') -> torch.Tensor:
-    """Pad a ``(B, H, W, C)`` grid at the bottom / right to multiples of ``window_size``
+def pad_partitions(x: torch.Tensor, partition_size: int, mode: str = 'zeros') -> torch.Tensor:
+    """Pad a ``(B, H, W, C)`` grid at the bottom / right to multiples of ``partition_size``
     with zeros (official) or copies of the edge tokens (``'replicate'``)."""
     if mode not in PARTITION_PADDINGS:
         raise ValueError(f"partition_padding must be 'zeros' (official) or 'replicate', got "
                          f"{mode!r}.")
     H, W = x.shape[1:3]
-    pad_h, pad_w = (-H) % window_size, (-W) % window_size
+    pad_h, pad_w = (-H) % partition_size, (-W) % partition_size
     if not (pad_h or pad_w):
         return x
     if mode == 'zeros':
@@ -73,9 +74,10 @@ def pad_partitions(x: torch.Tensor, window_size: int, mode: str = 'zeros') -> to
     return x.permute(0, 2, 3, 1)
 
 
-def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSettings,
+def cluster_partitions(x: torch.Tensor, partition_size: int, settings: ExpediteSettings,
                     pos: torch.Tensor | None = None) -> PartitionClusters:
-    """Cluster each ``window_size`` window of a ``(B, H, W, C)`` grid separately.
+    """Cluster each ``partition_size`` attention partition of a ``(B, H, W, C)`` grid
+    separately.
 
     The cluster grid per window comes from ``settings`` (``num_clusters=64`` -> 8x8 for a
     12x12 window); ``pos`` (``(B, H, W, 2)`` or ``(H, W, 2)``) gives RoPE models the
@@ -85,7 +87,7 @@ def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSett
         raise ValueError(f'cluster_partitions expects a (B, H, W, C) grid, got {tuple(x.shape)}.')
     check_finite_tokens(x, 'Expedite clustering (per partition)')
     B, H, W, C = x.shape
-    ws = window_size
+    ws = partition_size
     grid = settings.grid_for((ws, ws))
     padded = pad_partitions(x, ws, settings.partition_padding)
     windows, padded_hw = partition_tokens(padded, ws)
@@ -107,7 +109,7 @@ def cluster_partitions(x: torch.Tensor, window_size: int, settings: ExpediteSett
 def reconstruct_partitions(refined: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:
     """Refined ``(B*nW, ch*cw, C)`` clusters -> the full ``(B, H, W, C)`` grid."""
     tokens = reconstruct_tokens(refined, clusters.weights)  # (B*nW, ws*ws, C)
-    return unpartition_tokens(tokens, clusters.window_size, clusters.padded_hw, clusters.hw)
+    return unpartition_tokens(tokens, clusters.partition_size, clusters.padded_hw, clusters.hw)
 
 
 def cluster_grid_of_partitions(centers: torch.Tensor, clusters: PartitionClusters) -> torch.Tensor:

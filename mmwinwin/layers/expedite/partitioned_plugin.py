@@ -57,7 +57,7 @@ class PartitionedExpeditePolicy(PartitionedAttentionPolicy):
             H, W = self.hw
             B, _, C = state.x.shape
             self.batch = B
-            self.clusters = cluster_partitions(state.x.reshape(B, H, W, C), vit.window_size, s,
+            self.clusters = cluster_partitions(state.x.reshape(B, H, W, C), vit.partition_size, s,
                                                pos=state.pos.reshape(-1, H, W, 2))
             state.x, state.pos = self.clusters.centers, self.clusters.pos
 

@@ -8,6 +8,7 @@ simple-FPN neck turns it into a pyramid.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -23,7 +24,7 @@ __all__ = ['PartitionedAttentionPolicy', 'ViTDetVisionTransformer']
 
 class PartitionedAttentionPolicy(TokenPolicy):
     """Token policy of ViTDet: blocks in ``vit.global_indices`` attend over all tokens,
-    the others inside attention partitions of ``vit.window_size``
+    the others inside attention partitions of ``vit.partition_size``
     (``vit.run_windowed_block``).
 
     Args:
@@ -49,11 +50,28 @@ class PartitionedAttentionPolicy(TokenPolicy):
         return vit.run_windowed_block(index, state.x, state.pos, self.grids)
 
 
+def _partition_size(partition_size: int | None, window_size: int | None) -> int:
+    """``partition_size``, or the deprecated ``window_size`` (default 14, ViTDet's)."""
+    if window_size is not None:
+        if partition_size is not None and partition_size != window_size:
+            raise ValueError(f'Got partition_size={partition_size} and its former name '
+                             f'window_size={window_size}; give partition_size only.')
+        warnings.warn('ViTDet backbone: window_size is now partition_size (the attention '
+                      "partitions, named apart from Win-Win's training windows); write "
+                      f'partition_size={window_size}.', DeprecationWarning, stacklevel=3)
+        return window_size
+    return 14 if partition_size is None else partition_size
+
+
 class ViTDetVisionTransformer(RoPEVisionTransformer):
     """RoPE ViT with window attention (ViTDet).
 
     Args:
-        window_size: side of the square attention windows, in tokens (ViTDet: 14).
+        partition_size: side of the square attention partitions -- ViTDet's "window
+            attention" windows -- in tokens (ViTDet: 14). Named apart from Win-Win's
+            training windows, which are a different thing.
+        window_size: former name of ``partition_size`` (accepted with a
+            ``DeprecationWarning``).
         global_indices: blocks that attend globally (ViTDet ViT-B: 2, 5, 8, 11).
             Negative entries count from the end. ``None`` picks the last block of each
             quarter of the network.
@@ -61,8 +79,10 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
             supported: windows have no place for it).
     """
 
-    def __init__(self, *args, window_size: int = 14,
-                 global_indices: Sequence[int] | None = None, **kwargs) -> None:
+    def __init__(self, *args, partition_size: int | None = None,
+                 global_indices: Sequence[int] | None = None, window_size: int | None = None,
+                 **kwargs) -> None:
+        partition_size = _partition_size(partition_size, window_size)
         if kwargs.get('with_cls_token'):
             raise ValueError('ViTDetVisionTransformer does not support with_cls_token=True: '
                              'window attention has no place for a cls token.')
@@ -71,9 +91,10 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
             raise ValueError(f'ViTDetVisionTransformer does not support register tokens '
                              f'(num_reg_tokens={self.num_reg_tokens}, e.g. from a DINOv3 arch): '
                              'window attention has no place for them. Use a plain RoPEViT.')
-        if not isinstance(window_size, int) or window_size < 1:
-            raise ValueError(f'window_size must be a positive int, got {window_size!r}.')
-        self.window_size = window_size
+        if isinstance(partition_size, bool) or not isinstance(partition_size, int) or \
+                partition_size < 1:
+            raise ValueError(f'partition_size must be a positive int, got {partition_size!r}.')
+        self.partition_size = partition_size
         n = self.num_layers
         if global_indices is None:
             global_indices = sorted({(n * (q + 1)) // 4 - 1 for q in range(4)} - {-1})
@@ -84,7 +105,7 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
 
     def run_windowed_block(self, index: int, x: torch.Tensor, pos: torch.Tensor,
                            hw: tuple[int, int] | Sequence[tuple[int, int]],
-                           window_size: int | None = None) -> torch.Tensor:
+                           partition_size: int | None = None) -> torch.Tensor:
         """Run block ``index`` inside attention partitions of ``(B, K, C)`` tokens ``x``.
 
         ``hw`` is the ``(H, W)`` grid the tokens form (row-major), or a list of ``(h, w)``
@@ -94,7 +115,7 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
         window's tokens never attend to another window's; all partitions of all grids
         run in one call of the block.
         """
-        ws = window_size or self.window_size
+        ws = partition_size or self.partition_size
         grids = [tuple(g) for g in hw] if isinstance(hw[0], (tuple, list)) else [tuple(hw)]
         B, N, C = x.shape
         sizes = [h * w for h, w in grids]
@@ -150,7 +171,7 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
             window_shapes: the ``(h, w)`` grids of the Win-Win windows the ``K`` tokens
                 come from, row-major, concatenated in order (``window_token_index``
                 order). Windowed blocks then attend inside partitions of
-                ``window_size`` within each window, global blocks across all windows.
+                ``partition_size`` within each window, global blocks across all windows.
                 ``None``: the tokens are the whole ``grid_size`` grid (row-major) and
                 this is :meth:`forward_grid`, the whole-image forward.
 

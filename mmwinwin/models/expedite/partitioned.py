@@ -49,7 +49,7 @@ class ExpeditedRoPEViTDet(RoPEViTDet):
         self.expedite = ExpediteSettings.build(expedite)
         if self.expedite is not None:
             self.expedite.check_alpha(self.num_layers)
-            self.expedite.grid_for((self.window_size, self.window_size))  # validate now
+            self.expedite.grid_for((self.partition_size, self.partition_size))  # validate now
 
     def forward_grid(self, tokens, pos, hw):  # noqa: D102
         if self.expedite is None:
