@@ -17,7 +17,8 @@ resolution, measured in the same run:
   ``train_step``);
 * time: one process builds both models and alternates them step by step (``--repeats``
   timed steps each after ``--warmup``; min and median seconds), so machine contention
-  hits both alike (:func:`mmwinwin.utils.benchmark.time_fn`);
+  hits both alike (:func:`mmwinwin.utils.benchmark.time_fn`); the process CPU time of each
+  step is reported too (less sensitive to other jobs on a shared machine);
 * memory: one process per model (glibc's mmap threshold pinned through
   ``MALLOC_MMAP_THRESHOLD_`` so the resident set follows live tensors), one step after a
   warm-up (which also creates the AdamW state), the peak resident set during the step
@@ -264,14 +265,17 @@ def report(args, results: dict) -> str:
              'step after warm-up (own process per mode)',
              '',
              '| mode | backbone tokens / image | s / step (min) | s / step (median) | '
-             'peak memory (MiB) | speed-up (median) | memory ratio |',
-             '|---|---:|---:|---:|---:|---:|---:|']
+             'CPU s / step (median) | peak memory (MiB) | speed-up (median wall) | '
+             'speed-up (median CPU) | memory ratio |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     for name, r in results.items():
         speed = full['median_s'] / r['median_s']
+        cpu = full['cpu_median_s'] / r['cpu_median_s']
         mem = full['peak_growth_bytes'] / max(1, r['peak_growth_bytes'])
         lines.append(f"| {label(name, r)} | {r['tokens']} | {r['min_s']:.2f} | "
-                     f"{r['median_s']:.2f} | {r['peak_growth_bytes'] / mib:.0f} | "
-                     f'{speed:.2f}x | {mem:.2f}x |')
+                     f"{r['median_s']:.2f} | {r['cpu_median_s']:.2f} | "
+                     f"{r['peak_growth_bytes'] / mib:.0f} | {speed:.2f}x | {cpu:.2f}x | "
+                     f'{mem:.2f}x |')
     return '\n'.join(lines)
 
 
@@ -349,11 +353,17 @@ def main(argv=None) -> None:
     else:
         print(f'timing {names} (alternated, one process) ...', flush=True)
         results = child(args, 'time', names)
+        save(args, results, table=None)  # kept even if a memory run fails
         for name in names:
             print(f'peak memory of {name} (own process) ...', flush=True)
             results[name].update(child(args, 'memory', [name]))
     table = report(args, results)
     print('\n' + table)
+    save(args, results, table)
+
+
+def save(args, results: dict, table: str | None) -> None:
+    """Write the results (and the table, once complete) to ``--out`` as JSON."""
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(config=args.config, winwin_config=args.winwin_config,
