@@ -416,3 +416,33 @@ def test_converter_tool_infers_naver_and_pe_presets(tmp_path, monkeypatch, capsy
             with torch.no_grad():
                 got = model(img)[0].flatten(2).transpose(1, 2)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_rotation_tables_are_reused_only_while_valid():
+    """The cos / sin tables computed once per forward (shared by all blocks) are recomputed
+    when the coordinates change in place or RoPE-Mixed's learned frequencies change, and a
+    RoPE-Mixed training step twice over the same positions tensor back-propagates both
+    times."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 6, 16)
+    coords = torch.rand(6, 2) * 5
+    for rope in (InterleavedRoPE2D(16, 100.0, 'xy'), MixedRoPE2D(16, 4)):
+        with torch.no_grad():
+            first = rope(x, coords)
+            torch.testing.assert_close(rope(x, coords), first)
+            coords.add_(1.0)  # in place: a new rotation
+            torch.testing.assert_close(rope(x, coords), rope(x, coords.clone()))
+            if isinstance(rope, MixedRoPE2D):
+                before = rope(x, coords)
+                rope.freqs.mul_(2.0)
+                after = rope(x, coords)
+                assert (after - before).abs().max() > 1e-3
+                torch.testing.assert_close(after, rope(x, coords.clone()))
+    model = RoPEVisionTransformer(arch=SMALL, **MIXED_OPTS)
+    tokens, pos, grid = model.embed_image(torch.randn(1, 3, 32, 48))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        model.forward_tokens(tokens.detach(), pos, grid)[-1].square().mean().backward()
+        assert model.blocks[0].attn.rope.freqs.grad.abs().sum() > 0
+        opt.step()

@@ -83,6 +83,31 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
+def _version_of(t: torch.Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors keep no version counter (nor change in place)
+        return -1
+
+
+def _cached_cos_sin(module: nn.Module, coords: torch.Tensor, angles_fn,
+                    depends_on: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos`` and ``sin`` of ``angles_fn()``, reused while the same coordinates tensor (the
+    same object, not modified in place) and unchanged ``depends_on`` tensors (learned
+    frequencies) come back. Every block of a forward rotates queries and keys by the same
+    positions, so the tables are computed once per forward instead of twice per block (timm
+    precomputes them too); the output is the same. Angles that need gradients (RoPE-Mixed in
+    training) are not kept."""
+    key = (_version_of(coords), coords.device, tuple(_version_of(t) for t in depends_on))
+    cache = module.__dict__.get('_cos_sin_cache')
+    if cache is not None and cache[0] is coords and cache[1] == key:
+        return cache[2]
+    angles = angles_fn()
+    out = (angles.cos(), angles.sin())
+    module.__dict__['_cos_sin_cache'] = None if angles.requires_grad else (coords, key, out)
+    return out
+
+
 def _check_rope_args(family: str, head_dim: int, base: float) -> None:
     if head_dim % 4 != 0:
         raise ValueError(f'{family} RoPE needs a head dimension divisible by 4, got '
@@ -109,17 +134,15 @@ class DINOv3RoPE(nn.Module):
     def forward(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` ``(B, heads, N, head_dim)`` by ``coords`` ``(B, N, 2)`` or
         ``(N, 2)``: normalised ``(y, x)`` from :func:`dinov3_coordinates`."""
-        if coords.shape[-1] != 2 or coords.shape[-2] != x.shape[-2]:
-            raise ValueError(
-                f'DINOv3 RoPE expects coordinates of shape (B, N, 2) or (N, 2) with N = '
-                f'{x.shape[-2]} tokens, got {tuple(coords.shape)}.')
-        if coords.dim() == 3:
-            coords = coords.unsqueeze(1)  # broadcast over heads
-        angles = 2 * math.pi * coords.float().unsqueeze(-1) / self.periods  # (..., N, 2, D/4)
-        angles = angles.flatten(-2)  # (..., N, D/2): [y periods | x periods]
-        angles = torch.cat([angles, angles], dim=-1)
+        c = _check_coords('DINOv3', x, coords)
+
+        def angles_fn():
+            angles = 2 * math.pi * c.float().unsqueeze(-1) / self.periods  # (..., N, 2, D/4)
+            angles = angles.flatten(-2)  # (..., N, D/2): [y periods | x periods]
+            return torch.cat([angles, angles], dim=-1)
+        cos, sin = _cached_cos_sin(self, coords, angles_fn)
         xf = x.float()
-        return (xf * angles.cos() + _rotate_half(xf) * angles.sin()).to(x.dtype)
+        return (xf * cos + _rotate_half(xf) * sin).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f'head_dim={self.head_dim}, base={self.base}, convention=dinov3'
@@ -137,15 +160,15 @@ def eva02_coordinates(pos: torch.Tensor, grid_size: Sequence[int],
     return pos.float() * scale
 
 
-def _rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs ``(2k, 2k + 1)`` of ``x`` by ``angles[..., k]``
-    (in float32 at least), returned in ``x``'s dtype."""
+def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved channel pairs ``(2k, 2k + 1)`` of ``x`` by the angles whose
+    ``cos`` / ``sin`` are given per channel (each pair's twice: ``repeat_interleave(2)``), in
+    float32 at least, returned in ``x``'s dtype."""
     dtype = torch.promote_types(x.dtype, torch.float32)
-    angles = angles.to(dtype).repeat_interleave(2, dim=-1)
     xf = x.to(dtype)
     pairs = xf.unflatten(-1, (-1, 2))
     rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
-    return (xf * angles.cos() + rotated * angles.sin()).to(x.dtype)
+    return (xf * cos.to(dtype) + rotated * sin.to(dtype)).to(x.dtype)
 
 
 def _check_coords(family: str, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -184,11 +207,13 @@ class InterleavedRoPE2D(nn.Module):
     def forward(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` ``(B, heads, N, head_dim)`` by ``(y, x)`` ``coords`` ``(B, N, 2)`` or
         ``(N, 2)`` (already in the family's convention)."""
-        coords = _check_coords(self.family, x, coords)
-        if self.axis_order == 'xy':
-            coords = coords.flip(-1)
-        angles = (coords.float().unsqueeze(-1) * self.inv_freq).flatten(-2)  # (..., N, D/2)
-        return _rotate_pairs(x, angles)
+        c = _check_coords(self.family, x, coords)
+
+        def angles_fn():
+            ordered = c.flip(-1) if self.axis_order == 'xy' else c
+            angles = (ordered.float().unsqueeze(-1) * self.inv_freq).flatten(-2)  # (..., N, D/2)
+            return angles.repeat_interleave(2, dim=-1)
+        return _rotate_pairs(x, *_cached_cos_sin(self, coords, angles_fn))
 
     def extra_repr(self) -> str:
         return (f'head_dim={self.head_dim}, base={self.base}, axis_order={self.axis_order}, '
@@ -248,13 +273,17 @@ class MixedRoPE2D(nn.Module):
     def forward(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` ``(B, heads, N, head_dim)`` by integer or fractional ``(y, x)``
         token coordinates ``(B, N, 2)`` or ``(N, 2)``."""
-        coords = _check_coords('RoPE-Mixed', x, coords).float()
+        c = _check_coords('RoPE-Mixed', x, coords).float()
         if x.shape[-3] != self.num_heads:
             raise ValueError(f'RoPE-Mixed was built for {self.num_heads} heads, got '
                              f'{x.shape[-3]}.')
-        fx, fy = self.freqs.float()[0, :, None], self.freqs.float()[1, :, None]  # (h, 1, D/2)
-        angles = coords[..., 1, None] * fx + coords[..., 0, None] * fy  # (..., h, N, D/2)
-        return _rotate_pairs(x, angles)
+
+        def angles_fn():
+            fx, fy = self.freqs.float()[0, :, None], self.freqs.float()[1, :, None]  # (h, 1, D/2)
+            angles = c[..., 1, None] * fx + c[..., 0, None] * fy  # (..., h, N, D/2)
+            return angles.repeat_interleave(2, dim=-1)
+        cos, sin = _cached_cos_sin(self, coords, angles_fn, depends_on=(self.freqs,))
+        return _rotate_pairs(x, cos, sin)
 
     def extra_repr(self) -> str:
         return f'head_dim={self.head_dim}, num_heads={self.num_heads}, convention=naver_mixed'
