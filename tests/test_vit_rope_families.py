@@ -371,7 +371,8 @@ def test_layer_decay_treats_register_tokens_like_the_cls_token():
 
 @pytest.mark.parametrize('arch,window,crop', [('dinov3-vitb16', 12, 272),
                                                ('eva02-vitb14', 13, 252),
-                                               ('naver-rope-mixed-vitb16', 12, 272)])
+                                               ('naver-rope-mixed-vitb16', 12, 272),
+                                               ('pe-spatial-vitb16', 12, 272)])
 def test_pretrained_family_ade20k_configs_build(arch, window, crop):
     """The Win-Win config of each family's ViT-B and its two baselines build; the backbone
     is the family preset with a Pretrained init; Win-Win samples 2 windows of the named
