@@ -446,3 +446,12 @@ def test_rotation_tables_are_reused_only_while_valid():
         model.forward_tokens(tokens.detach(), pos, grid)[-1].square().mean().backward()
         assert model.blocks[0].attn.rope.freqs.grad.abs().sum() > 0
         opt.step()
+
+
+def test_presets_keep_their_options_but_allow_dropping_the_final_norm():
+    with pytest.raises(ValueError, match="rope_type='naver_mixed'.*rope_type='naver_axial'"):
+        RoPEVisionTransformer(arch='naver-rope-mixed-vits16', rope_type='naver_axial')
+    assert isinstance(RoPEVisionTransformer(arch='pe-core-vitt16', final_norm=False).norm,
+                      torch.nn.Identity)
+    assert isinstance(RoPEVisionTransformer(arch='pe-core-vitt16').norm, torch.nn.LayerNorm)
+    assert isinstance(RoPEVisionTransformer(arch='pe-spatial-vitt16').norm, torch.nn.Identity)

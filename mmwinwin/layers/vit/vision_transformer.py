@@ -79,6 +79,8 @@ def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
         want = family.get(key, _FAMILY_DEFAULTS[key])
         if key == 'img_size' and value != _FAMILY_DEFAULTS[key]:
             want = value  # a fine-tuned checkpoint's size (e.g. EVA-02 at 448), not the family
+        if key == 'final_norm' and value is False:
+            want = value  # raw last-block tokens: the checkpoint's final norm goes unused
         if value != _FAMILY_DEFAULTS[key] and value != want:
             raise ValueError(
                 f'arch={name!r} is the released model with {key}={want!r}, but {key}={value!r} '
