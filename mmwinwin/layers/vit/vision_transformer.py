@@ -376,14 +376,13 @@ class RoPEVisionTransformer(nn.Module):
         self.pos_embed_antialias = bool(pos_embed_antialias)
         self.pos_embed_interp = pos_embed_interp
         self.num_reg_tokens = num_reg_tokens
-        if rope_type == 'pe':
-            self.rope_ref_grid = None if rope_ref_grid is None else tuple(
-                int(g) for g in rope_ref_grid)
-        elif rope_ref_grid is None:
-            size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-            rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
-        if rope_type != 'pe':
+        if rope_ref_grid is not None:
             self.rope_ref_grid = tuple(int(g) for g in rope_ref_grid)
+        elif rope_type == 'pe':
+            self.rope_ref_grid = None  # the official PE: integer positions at every size
+        else:
+            size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            self.rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
         setting = resolve_arch(arch)
         self.embed_dims = dim = setting['embed_dims']
         self.num_layers = setting['num_layers']
