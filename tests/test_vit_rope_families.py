@@ -325,7 +325,7 @@ def test_converter_tool_reads_upstream_release_layout(tmp_path, monkeypatch, cap
                                atol=1e-5, rtol=1e-5)
     plain = tmp_path / 'plain.pth'
     torch.save(timm.create_model('vit_tiny_patch16_224', pretrained=False).state_dict(), plain)
-    with pytest.raises(SystemExit, match='not DINOv3 or EVA-02'):
+    with pytest.raises(SystemExit, match='not DINOv3, EVA-02'):
         _run_converter(monkeypatch, plain, tmp_path / 'x.pth')
     # an EVA-02 S/14 in the upstream layout: the tiny preset is told apart by width
     torch.manual_seed(0)
@@ -370,7 +370,9 @@ def test_layer_decay_treats_register_tokens_like_the_cls_token():
 
 
 @pytest.mark.parametrize('arch,window,crop', [('dinov3-vitb16', 12, 272),
-                                               ('eva02-vitb14', 13, 252)])
+                                               ('eva02-vitb14', 13, 252),
+                                               ('naver-rope-mixed-vitb16', 12, 272),
+                                               ('pe-spatial-vitb16', 12, 272)])
 def test_pretrained_family_ade20k_configs_build(arch, window, crop):
     """The Win-Win config of each family's ViT-B and its two baselines build; the backbone
     is the family preset with a Pretrained init; Win-Win samples 2 windows of the named

@@ -1,7 +1,10 @@
 """Convert a pretrained RoPE ViT checkpoint of a known family -- DINOv3 (upstream release
 layout, e.g. the hub's ``dinov3_vitb16_pretrain_lvd1689m-*.pth``, or timm's
-``vit_*_patch16_dinov3*``) or EVA-02 (BAAI's release layout or timm's ``eva02_*``) -- to
-mmwinwin's ``RoPEViT`` keys, offline, checking it against the preset it belongs to.
+``vit_*_patch16_dinov3*``), EVA-02 (BAAI's release layout or timm's ``eva02_*``), naver's
+RoPE-ViT (the release's ``rope_mixed_deit_base_patch16_LS.pth``-style DeiT-III files, or timm's
+``vit_*_patch16_rope_*``) or PE (Meta's ``PE-Spatial-B16-512.pt``-style files, a whole CLIP
+checkpoint's ``visual.`` tower too, or timm's ``vit_pe_*``) -- to mmwinwin's ``RoPEViT`` keys,
+offline, checking it against the preset it belongs to.
 
     python tools/model_converters/rope_family2mmwinwin.py SRC.pth DST.pth [--arch dinov3-vitb16]
 
@@ -19,8 +22,9 @@ import os.path as osp
 import torch
 
 from mmwinwin.layers import CheckpointMismatchError, RoPEVisionTransformer, load_vit_state_dict
-from mmwinwin.layers.vit.checkpoint import (convert_vit_state_dict, describe_state,
-                                            load_checkpoint_file)
+from mmwinwin.layers.vit.checkpoint import (checkpoint_family, convert_vit_state_dict,
+                                            describe_state, load_checkpoint_file,
+                                            matching_presets)
 from mmwinwin.layers.vit.rope_families import FAMILY_PRESETS
 
 
@@ -36,32 +40,23 @@ def load_source(path: str) -> dict:
 
 
 def family_of(state: dict) -> str | None:
-    """'dinov3', 'eva02' or None for a converted state dict."""
-    if 'reg_token' in state and 'blocks.0.ls1.gamma' in state:
-        return 'dinov3'
-    if 'blocks.0.mlp.fc1_g.weight' in state and 'blocks.0.ls1.gamma' not in state:
-        return 'eva02'
-    return None
+    """The RoPE family of a converted state dict ('dinov3', 'eva02', 'naver_axial',
+    'naver_mixed', 'pe'), or None for a plain ViT."""
+    family = checkpoint_family(state)
+    return None if family == 'axial' else family
 
 
 def infer_arch(state: dict, family: str) -> str | None:
-    width = state['patch_embed.proj.weight'].shape[0]
-    depth = 1 + max(int(k.split('.')[1]) for k in state if k.startswith('blocks.'))
-    swiglu = 'blocks.0.mlp.fc1_g.weight' in state
-    sub_ln = 'blocks.0.mlp.norm.weight' in state
-    for name, preset in FAMILY_PRESETS.items():
-        mlp = preset.get('mlp_type', 'gelu')
-        if (preset['rope_type'] == family and preset['arch']['embed_dims'] == width
-                and preset['arch']['num_layers'] == depth
-                and mlp.startswith('swiglu') == swiglu and (mlp == 'swiglu_norm') == sub_ln):
-            return name
-    return None
+    """The first preset of ``family`` whose shapes fit ``state``, else None."""
+    names = matching_presets(state, family)
+    return names[0] if names else None
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='DINOv3 or EVA-02 checkpoint (.pth or .safetensors)')
+    parser.add_argument('src', help='DINOv3, EVA-02, RoPE-ViT or PE checkpoint (.pth or '
+                        '.safetensors)')
     parser.add_argument('dst', help='where to write the converted checkpoint')
     parser.add_argument('--arch', choices=sorted(FAMILY_PRESETS),
                         help='preset to check against (default: inferred from the checkpoint)')
@@ -75,9 +70,11 @@ def main():
                          '; is it a backbone checkpoint?')
     family = family_of(state)
     if family is None and args.arch is None:
-        raise SystemExit(f'{args.src}: {describe_state(state)}, not DINOv3 or EVA-02 (no '
-                         'register tokens with layer scale, no SwiGLU MLP); for plain ViTs use '
-                         'tools/model_converters/vit2mmwinwin.py.')
+        raise SystemExit(f'{args.src}: {describe_state(state)}, not DINOv3, EVA-02, RoPE-ViT '
+                         'or PE (no register tokens with layer scale, no SwiGLU MLP, no cls '
+                         'token with layer scale, no pre-norm); for plain ViTs use '
+                         'tools/model_converters/vit2mmwinwin.py (RoPE-ViT "-ape" files: pass '
+                         '--arch naver-rope-axial-ape-vit?16).')
     arch = args.arch or infer_arch(state, family)
     if arch is None:
         raise SystemExit(f'{args.src}: {describe_state(state)}, which is none of the presets '

@@ -6,7 +6,12 @@ Supported layouts: timm / DeiT / MAE (``blocks.N.attn.qkv``), mmseg / mmpretrain
 upstream release layout (``storage_tokens``, ``ls1.gamma``, ``rope_embed.periods``, masked
 ``qkv.bias``) and in timm's (``reg_token``, ``gamma_1``, ``q_bias`` / ``v_bias``), EVA-02 in the
 upstream (``q_proj`` / ``k_proj`` / ``v_proj``, ``mlp.w1`` / ``w2`` / ``ffn_ln`` / ``w3``) and timm
-layouts (packed ``mlp.fc1`` or ``fc1_g`` / ``fc1_x``, ``fc_norm``), with or without
+layouts (packed ``mlp.fc1`` or ``fc1_g`` / ``fc1_x``, ``fc_norm``), naver's RoPE-ViT in the
+upstream (DeiT-III keys, ``gamma_1``, RoPE-Mixed ``freqs`` ``(2, depth, heads * D / 2)``) and
+timm layouts (``rope.freqs`` ``(2, depth, heads, D / 2)``), PE (Perception Encoder) in the
+upstream (``conv1``, ``class_embedding``, ``positional_embedding``, ``ln_pre``,
+``transformer.resblocks.N``, ``in_proj_weight``, ``ls_1``, ``c_fc``; optionally a whole CLIP
+checkpoint under ``visual.``) and timm layouts (``norm_pre``, ``attn_pool``), with or without
 a ``backbone.`` / ``module.`` / ``encoder.`` prefix and inside ``state_dict`` / ``model``.
 Classifier heads, distillation tokens and MAE / CroCo decoders are dropped; absolute
 position embeddings are dropped with a warning when the target uses RoPE only.
@@ -26,11 +31,11 @@ from torch import nn
 __all__ = ['convert_vit_state_dict', 'load_vit_state_dict', 'CheckpointMismatchError',
            'unwrap_state_dict', 'mismatch_report', 'load_checkpoint_file',
            'CorruptCheckpointError', 'UnsafeCheckpointError', 'dinov3_layout', 'eva02_layout',
-           'describe_state']
+           'pe_layout', 'describe_state', 'checkpoint_family', 'matching_presets']
 
 _DROP_PATTERNS = (r'^head\.', r'^head_dist\.', r'^fc_norm\.', r'^dist_token$', r'^decoder',
                   r'^mask_token$', r'^pre_logits', r'^head_drop', r'^local_cls_norm\.',
-                  r'^projectors\.')
+                  r'^projectors\.', r'^attn_pool\.', r'^freqs_t_[xy]$')
 _PREFIXES = ('module.', 'backbone.', 'encoder.', 'model.')
 
 
@@ -262,21 +267,115 @@ def _convert_eva02_layout(state: dict) -> dict:
     return out
 
 
-def _family(state: Mapping) -> str:
+def pe_layout(state: Mapping) -> bool:
+    """Whether a state dict (prefixes stripped) is PE's upstream release layout
+    (``conv1``, ``transformer.resblocks.N``), alone or as a CLIP checkpoint's ``visual.``."""
+    return 'conv1.weight' in state or 'visual.conv1.weight' in state
+
+
+_PE_SWAPS = (('conv1.', 'patch_embed.proj.'), ('ln_pre.', 'norm_pre.'), ('ln_post.', 'norm.'),
+             ('transformer.resblocks.', 'blocks.'), ('.ln_1.', '.norm1.'), ('.ln_2.', '.norm2.'),
+             ('.attn.in_proj_weight', '.attn.qkv.weight'),
+             ('.attn.in_proj_bias', '.attn.qkv.bias'), ('.attn.out_proj.', '.attn.proj.'),
+             ('.ls_1.gamma', '.ls1.gamma'), ('.ls_2.gamma', '.ls2.gamma'),
+             ('.mlp.c_fc.', '.mlp.fc1.'), ('.mlp.c_proj.', '.mlp.fc2.'))
+
+
+def _convert_pe_layout(state: dict) -> dict:
+    """PE's upstream keys -> ours: only the vision tower of a CLIP checkpoint (``visual.``),
+    ``class_embedding`` ``(C,)`` -> ``cls_token`` ``(1, 1, C)``, ``positional_embedding``
+    ``(N, C)`` -> ``pos_embed`` ``(1, N, C)``; the pooling head (``attn_pool``) and the
+    output projection ``proj`` are dropped (the trunk's patch tokens only)."""
+    if 'visual.conv1.weight' in state:
+        state = {k[len('visual.'):]: v for k, v in state.items() if k.startswith('visual.')}
+    out = {}
+    for k, v in state.items():
+        if k == 'proj' or k.startswith('attn_pool.'):
+            continue
+        if k == 'class_embedding':
+            out['cls_token'] = v.reshape(1, 1, -1)
+            continue
+        if k == 'positional_embedding':
+            out['pos_embed'] = v[None] if v.dim() == 2 else v
+            continue
+        for old, new in _PE_SWAPS:
+            k = k.replace(old, new)
+        out[k] = v
+    return out
+
+
+def _convert_layer_scale_and_mixed(state: dict) -> dict:
+    """DeiT-III / EVA-style layer scale ``gamma_1`` / ``gamma_2`` -> ``ls1`` / ``ls2.gamma``
+    (RoPE-ViT, timm's PE), and RoPE-Mixed's learned frequencies -> per block
+    ``blocks.N.attn.rope.freqs``: timm's ``rope.freqs`` ``(2, depth, heads, D / 2)`` gives
+    ``(2, heads, D / 2)``, the upstream ``freqs`` ``(2, depth, heads * D / 2)`` gives
+    ``(2, heads * D / 2)`` (reshaped to the model's heads when it is known)."""
+    out = {}
+    for k, v in state.items():
+        if k in ('rope.freqs', 'freqs') and v.dim() >= 3 and v.shape[0] == 2:
+            for i in range(v.shape[1]):
+                out[f'blocks.{i}.attn.rope.freqs'] = v[:, i]
+            continue
+        out[k.replace('.gamma_1', '.ls1.gamma').replace('.gamma_2', '.ls2.gamma')] = v
+    return out
+
+
+NAVER_TYPES = ('naver_axial', 'naver_mixed')
+
+
+def checkpoint_family(state: Mapping) -> str:
+    """The RoPE family of a converted state dict, from its keys: ``'pe'`` (pre-norm),
+    ``'naver_mixed'`` (learned RoPE frequencies), ``'dinov3'`` (register tokens and layer
+    scale), ``'eva02'`` (SwiGLU without layer scale), ``'naver_axial'`` (cls token and layer
+    scale, GELU MLP, no absolute position embedding), else ``'axial'`` (a plain ViT; also
+    RoPE-ViT's "-ape" RoPE-Axial, whose keys are those of a DeiT-III ViT)."""
+    if 'norm_pre.weight' in state:
+        return 'pe'
+    if 'blocks.0.attn.rope.freqs' in state:
+        return 'naver_mixed'
     if 'reg_token' in state and 'blocks.0.ls1.gamma' in state:
         return 'dinov3'
     if 'blocks.0.mlp.fc1_g.weight' in state and 'blocks.0.ls1.gamma' not in state:
         return 'eva02'
+    if ('cls_token' in state and 'blocks.0.ls1.gamma' in state and 'pos_embed' not in state
+            and 'blocks.0.mlp.fc1.weight' in state):
+        return 'naver_axial'
     return 'axial'
 
 
-_FAMILY_NAMES = {'dinov3': 'DINOv3', 'eva02': 'EVA-02', 'axial': 'plain'}
+_family = checkpoint_family
+_FAMILY_NAMES = {'dinov3': 'DINOv3', 'eva02': 'EVA-02', 'axial': 'plain',
+                 'naver_axial': 'RoPE-ViT (RoPE-Axial)', 'naver_mixed': 'RoPE-ViT (RoPE-Mixed)',
+                 'pe': 'PE (Perception Encoder)'}
+
+
+def matching_presets(state: Mapping, family: str | None = None) -> list[str]:
+    """Names of the released-model presets whose shapes and options fit a converted
+    state dict (family, width, depth, patch, MLP, absolute position embedding, final norm)."""
+    from .rope_families import FAMILY_PRESETS
+    family = checkpoint_family(state) if family is None else family
+    w = state.get('patch_embed.proj.weight')
+    if w is None:
+        return []
+    depth = 1 + max((int(k.split('.')[1]) for k in state if re.match(r'^blocks\.\d+\.', k)),
+                    default=-1)
+    swiglu = 'blocks.0.mlp.fc1_g.weight' in state
+    sub_ln = 'blocks.0.mlp.norm.weight' in state
+    names = []
+    for name, p in FAMILY_PRESETS.items():
+        mlp = p.get('mlp_type', 'gelu')
+        if (p['rope_type'] == family and p['arch']['embed_dims'] == w.shape[0]
+                and p['arch']['num_layers'] == depth and p['patch_size'] == w.shape[-1]
+                and mlp.startswith('swiglu') == swiglu and (mlp == 'swiglu_norm') == sub_ln
+                and p.get('use_abs_pos_embed', False) == ('pos_embed' in state)
+                and p.get('final_norm', True) == ('norm.weight' in state)):
+            names.append(name)
+    return names
 
 
 def describe_state(state: Mapping) -> str:
     """One line naming a converted state dict's family, width, depth and, when it is a
     released model's shape, the ``arch`` preset to build."""
-    from .rope_families import FAMILY_PRESETS
     depth = 1 + max((int(k.split('.')[1]) for k in state if re.match(r'^blocks\.\d+\.', k)),
                     default=-1)
     w = state.get('patch_embed.proj.weight')
@@ -287,9 +386,7 @@ def describe_state(state: Mapping) -> str:
     text = (f'the checkpoint is a {_FAMILY_NAMES[family]} ViT of width {width}, '
             f'depth {depth}, patch {patch}{", SwiGLU MLP" if swiglu else ""}')
     if family != 'axial':
-        names = [n for n, p in FAMILY_PRESETS.items() if p['rope_type'] == family
-                 and p['arch']['embed_dims'] == width and p['arch']['num_layers'] == depth
-                 and p.get('mlp_type', 'gelu').startswith('swiglu') == swiglu]
+        names = matching_presets(state, family)
         if names:
             text += f": build it with arch='{names[0]}'"
     return text
@@ -320,6 +417,37 @@ def _check_family(state: dict, periods: torch.Tensor | None, model: nn.Module) -
             f'Wrong family: the model is a DINOv3 ViT (rope_type=\'dinov3\', register tokens, '
             f'layer scale) but {describe_state(state)} without register tokens / layer scale. '
             'Use a DINOv3 checkpoint, or build a plain RoPEViT arch for this one.')
+    has_blocks = any(k.startswith('blocks.') for k in state)
+    if family == 'pe' and model_type != 'pe':
+        raise CheckpointMismatchError(
+            f'Wrong family: {describe_state(state)}, but the model uses rope_type='
+            f'{model_type!r}. PE has a pre-norm (ln_pre) and rotates by integer (x, y) token '
+            'indices + 1 past its cls token; build the backbone with a pe-* arch.')
+    if model_type == 'pe' and family != 'pe' and has_blocks:
+        raise CheckpointMismatchError(
+            f'Wrong family: the model is a PE (Perception Encoder) ViT (pre-norm, '
+            f"rope_type='pe') but {describe_state(state)} without a pre-norm. Use a PE "
+            'checkpoint or another arch.')
+    if family in NAVER_TYPES and model_type not in NAVER_TYPES:
+        raise CheckpointMismatchError(
+            f'Wrong family: {describe_state(state)}, but the model uses rope_type='
+            f'{model_type!r}. RoPE-ViT rotates interleaved channel pairs by integer (x, y) '
+            'token indices and has a cls token and layer scale; build the backbone with a '
+            'naver-rope-* arch.')
+    if family == 'naver_mixed' and model_type == 'naver_axial':
+        raise CheckpointMismatchError(
+            f'Wrong RoPE convention: {describe_state(state)} with learned per-block RoPE '
+            'frequencies (blocks.N.attn.rope.freqs), but the model uses RoPE-Axial (fixed '
+            'frequencies); build it with a naver-rope-mixed-* arch.')
+    if model_type == 'naver_mixed' and family != 'naver_mixed' and has_blocks:
+        raise CheckpointMismatchError(
+            f'Wrong RoPE convention: the model uses RoPE-Mixed (learned frequencies per block) '
+            f'but {describe_state(state)} without RoPE frequencies (rope.freqs / freqs). Use a '
+            'RoPE-Mixed checkpoint, or build a naver-rope-axial-* arch for a RoPE-Axial one.')
+    if model_type == 'naver_axial' and family not in ('naver_axial', 'axial') and has_blocks:
+        raise CheckpointMismatchError(
+            f'Wrong family: the model is a RoPE-ViT (RoPE-Axial) but {describe_state(state)}. '
+            'Use a RoPE-ViT checkpoint or another arch.')
     rope = getattr(model, 'rope', None)
     if periods is not None and rope is not None:
         from .rope_families import DINOv3RoPE, dinov3_periods
@@ -349,16 +477,24 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     elif any(re.match(r'^enc_blocks\.\d+\.', k) for k in state):
         state = _convert_croco_layout(state)
     periods = None
+    if pe_layout(state):
+        state = _convert_pe_layout(state)
     if dinov3_layout(state) is not None:
         state, periods = _convert_dinov3_layout(state)
     elif eva02_layout(state):
         state = _convert_eva02_layout(state)
+    else:
+        state = _convert_layer_scale_and_mixed(state)
     state = {k: v for k, v in state.items()
              if not any(re.match(p, k) for p in _DROP_PATTERNS)}
     if model is None:
         return state
     _check_family(state, periods, model)
     target = model.state_dict()
+    for k, v in state.items():  # upstream RoPE-Mixed frequencies: (2, heads * D/2) per block
+        if (k.endswith('.attn.rope.freqs') and k in target and v.shape != target[k].shape
+                and v.numel() == target[k].numel()):
+            state[k] = v.reshape(target[k].shape)
     for k in [k for k in target if k.endswith('.attn.qkv.bias') and k not in state]:
         if k.replace('.bias', '.weight') in state and getattr(model, 'rope_type', '') == 'dinov3':
             # DINOv3 without qkv bias (timm's non-qkvb models): a zero bias is equivalent
@@ -366,7 +502,8 @@ def convert_vit_state_dict(checkpoint: Mapping, model: nn.Module | None = None) 
     if ('patch_embed.proj.weight' in state and 'patch_embed.proj.bias' not in state
             and 'patch_embed.proj.bias' in target):
         # mmseg's ViT defaults to patch_bias=False: a zero bias is exactly equivalent
-        state['patch_embed.proj.bias'] = torch.zeros_like(target['patch_embed.proj.bias'])
+        bias = target['patch_embed.proj.bias']  # (also PE's: no patch bias)
+        state['patch_embed.proj.bias'] = torch.zeros(bias.shape, dtype=bias.dtype)
     if 'pos_embed' in state and 'pos_embed' not in target:
         warnings.warn('The checkpoint has an absolute position embedding (pos_embed); this '
                       'model uses RoPE only, so it is dropped. Set use_abs_pos_embed=True to '

@@ -26,8 +26,9 @@ from torch.utils.checkpoint import checkpoint
 from .block_loop import run_blocks
 from .rope import RoPE2D, grid_positions
 from .window_shapes import check_window_shapes
-from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, dinov3_coordinates,
-                            eva02_coordinates, resolve_family_preset)
+from .rope_families import (ROPE_TYPES, DINOv3RoPE, EVA02RoPE, InterleavedRoPE2D, MixedRoPE2D,
+                            dinov3_coordinates, eva02_coordinates, pe_coordinates,
+                            resolve_family_preset)
 
 __all__ = ['ARCH_SETTINGS', 'PatchEmbed', 'Attention', 'Mlp', 'SwiGLUMlp', 'Block', 'DropPath',
            'LayerScale',
@@ -66,7 +67,9 @@ _FAMILY_DEFAULTS = dict(patch_size=16, rope_type='axial', rope_base=100.0, num_r
                         with_cls_token=False, layer_scale_init=None, qkv_bias=True,
                         mask_k_bias=False, norm_eps=1e-6, mlp_type='gelu',
                         use_abs_pos_embed=False, img_size=224, rope_ref_grid=None,
-                        swiglu_align_to=1, pos_embed_antialias=False)
+                        swiglu_align_to=1, pos_embed_antialias=False, final_norm=True,
+                        pre_norm=False, cls_pos_embed=True, pos_embed_interp='bicubic')
+POS_EMBED_INTERP = ('bicubic', 'bilinear')
 
 
 def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
@@ -77,6 +80,8 @@ def _apply_family_preset(name: str, family: dict, given: dict) -> dict:
         want = family.get(key, _FAMILY_DEFAULTS[key])
         if key == 'img_size' and value != _FAMILY_DEFAULTS[key]:
             want = value  # a fine-tuned checkpoint's size (e.g. EVA-02 at 448), not the family
+        if key == 'final_norm' and value is False:
+            want = value  # raw last-block tokens: the checkpoint's final norm goes unused
         if value != _FAMILY_DEFAULTS[key] and value != want:
             raise ValueError(
                 f'arch={name!r} is the released model with {key}={want!r}, but {key}={value!r} '
@@ -270,8 +275,8 @@ class RoPEVisionTransformer(nn.Module):
     Args:
         arch: preset name (``tiny``, ``small``, ``base``, ``large``, ``huge``) or a dict
             with ``embed_dims``, ``num_layers``, ``num_heads`` and optional ``mlp_ratio``;
-            or a released model's name (``dinov3-vits16``, ``dinov3-vits16plus``,
-            ``dinov3-vitb16``, ``dinov3-vitl16``, ``dinov3-vith16plus``:
+            or a released model's name (``dinov3-vitb16``, ``eva02-vitb14``,
+            ``naver-rope-mixed-vitb16``, ``pe-spatial-vitb16``, ...:
             ``rope_families.FAMILY_PRESETS``), which also sets the
             family's options (patch size, RoPE convention, register tokens, layer scale,
             qkv bias, norm eps); passing one of those with another value is an error.
@@ -292,8 +297,12 @@ class RoPEVisionTransformer(nn.Module):
         with_cp: gradient checkpointing of each block, to save training memory.
         rope_type: the RoPE convention, ``'axial'`` (integer token coordinates,
             :class:`RoPE2D`), ``'dinov3'`` (coordinates normalised to [-1, 1] by the
-            full image's token grid, :class:`DINOv3RoPE`) or ``'eva02'`` (coordinates
-            rescaled from the full grid to ``rope_ref_grid``, :class:`EVA02RoPE`).
+            full image's token grid, :class:`DINOv3RoPE`), ``'eva02'`` (coordinates
+            rescaled from the full grid to ``rope_ref_grid``, :class:`EVA02RoPE`),
+            ``'naver_axial'`` / ``'naver_mixed'`` (RoPE-ViT's RoPE-Axial and RoPE-Mixed on
+            integer coordinates; Mixed learns frequencies per block, :class:`MixedRoPE2D`)
+            or ``'pe'`` (Perception Encoder: integer coordinates + 1 with a cls token);
+            see ``rope_families``.
         num_reg_tokens: register ("storage") tokens after the cls token; like the cls
             token they are prefix tokens: never rotated, windowed or clustered.
         layer_scale_init: initial value of per-channel layer scale on both residual
@@ -306,7 +315,14 @@ class RoPEVisionTransformer(nn.Module):
         pos_embed_antialias: resize the absolute position embedding with antialiased
             bicubic interpolation (timm's resampling, used by the EVA-02 presets).
         rope_ref_grid: EVA-02's pre-training token grid, to which positions are rescaled
-            (default ``img_size // patch_size``).
+            (default ``img_size // patch_size``); for ``rope_type='pe'`` only when given
+            (timm's rescaling; the official PE code uses the integer positions).
+        pre_norm: a LayerNorm on the prepared tokens before the first block (PE's
+            ``ln_pre``).
+        cls_pos_embed: whether the absolute position embedding has an entry for the cls
+            token (RoPE-ViT's "-ape" variants: patches only).
+        pos_embed_interp: ``'bicubic'`` or ``'bilinear'`` (PE) resizing of the absolute
+            position embedding.
     """
 
     def __init__(self, arch: str | dict = 'base', img_size: int | Sequence[int] = 224,
@@ -318,7 +334,9 @@ class RoPEVisionTransformer(nn.Module):
                  norm_eps: float = 1e-6, rope_type: str = 'axial', num_reg_tokens: int = 0,
                  layer_scale_init: float | None = None, mask_k_bias: bool = False,
                  mlp_type: str = 'gelu', rope_ref_grid: Sequence[int] | None = None,
-                 swiglu_align_to: int = 1, pos_embed_antialias: bool = False) -> None:
+                 swiglu_align_to: int = 1, pos_embed_antialias: bool = False,
+                 pre_norm: bool = False, cls_pos_embed: bool = True,
+                 pos_embed_interp: str = 'bicubic') -> None:
         super().__init__()
         family = resolve_family_preset(arch)
         if family is not None:
@@ -328,7 +346,9 @@ class RoPEVisionTransformer(nn.Module):
                          mask_k_bias=mask_k_bias, norm_eps=norm_eps, mlp_type=mlp_type,
                          use_abs_pos_embed=use_abs_pos_embed, img_size=img_size,
                          rope_ref_grid=rope_ref_grid, swiglu_align_to=swiglu_align_to,
-                         pos_embed_antialias=pos_embed_antialias)
+                         pos_embed_antialias=pos_embed_antialias, final_norm=final_norm,
+                         pre_norm=pre_norm, cls_pos_embed=cls_pos_embed,
+                         pos_embed_interp=pos_embed_interp)
             opts = _apply_family_preset(arch, family, given)
             arch = family['arch']
             patch_size, rope_type, rope_base = (opts[k] for k in ('patch_size', 'rope_type',
@@ -339,22 +359,31 @@ class RoPEVisionTransformer(nn.Module):
                 opts[k] for k in ('qkv_bias', 'mask_k_bias', 'norm_eps', 'mlp_type'))
             use_abs_pos_embed, img_size, rope_ref_grid = (
                 opts[k] for k in ('use_abs_pos_embed', 'img_size', 'rope_ref_grid'))
-            swiglu_align_to, pos_embed_antialias = (
-                opts[k] for k in ('swiglu_align_to', 'pos_embed_antialias'))
+            swiglu_align_to, pos_embed_antialias, final_norm = (
+                opts[k] for k in ('swiglu_align_to', 'pos_embed_antialias', 'final_norm'))
+            pre_norm, cls_pos_embed, pos_embed_interp = (
+                opts[k] for k in ('pre_norm', 'cls_pos_embed', 'pos_embed_interp'))
         if mlp_type not in MLP_TYPES:
             raise ValueError(f'Unknown mlp_type {mlp_type!r}; choose one of {MLP_TYPES}.')
         if rope_type not in ROPE_TYPES:
             raise ValueError(f'Unknown rope_type {rope_type!r}; choose one of {ROPE_TYPES}.')
+        if pos_embed_interp not in POS_EMBED_INTERP:
+            raise ValueError(f'Unknown pos_embed_interp {pos_embed_interp!r}; choose one of '
+                             f'{POS_EMBED_INTERP}.')
         if not isinstance(num_reg_tokens, int) or num_reg_tokens < 0:
             raise ValueError(f'num_reg_tokens must be a non-negative int, got {num_reg_tokens!r}.')
         self.arch_name = arch if isinstance(arch, str) else None
         self.rope_type = rope_type
         self.pos_embed_antialias = bool(pos_embed_antialias)
+        self.pos_embed_interp = pos_embed_interp
         self.num_reg_tokens = num_reg_tokens
-        if rope_ref_grid is None:
+        if rope_ref_grid is not None:
+            self.rope_ref_grid = tuple(int(g) for g in rope_ref_grid)
+        elif rope_type == 'pe':
+            self.rope_ref_grid = None  # the official PE: integer positions at every size
+        else:
             size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-            rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
-        self.rope_ref_grid = tuple(int(g) for g in rope_ref_grid)
+            self.rope_ref_grid = (size[0] // patch_size, size[1] // patch_size)
         setting = resolve_arch(arch)
         self.embed_dims = dim = setting['embed_dims']
         self.num_layers = setting['num_layers']
@@ -363,6 +392,9 @@ class RoPEVisionTransformer(nn.Module):
         self.with_cp = with_cp
         self.final_norm = final_norm
         self.num_prefix_tokens = (1 if with_cls_token else 0) + num_reg_tokens
+        # prefix tokens with an absolute position embedding entry (the cls token, unless
+        # the family embeds patches only)
+        self.num_pos_embed_prefix = 1 if with_cls_token and cls_pos_embed else 0
         self.out_indices = self._normalize_out_indices(out_indices, self.num_layers)
 
         self.patch_embed = PatchEmbed(patch_size, in_channels, dim)
@@ -372,25 +404,38 @@ class RoPEVisionTransformer(nn.Module):
         if use_abs_pos_embed:
             img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
             self.pretrain_grid = (img_size[0] // patch_size, img_size[1] // patch_size)
-            n = self.pretrain_grid[0] * self.pretrain_grid[1] + (1 if with_cls_token else 0)
+            n = self.pretrain_grid[0] * self.pretrain_grid[1] + self.num_pos_embed_prefix
             self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
         else:
             self.pretrain_grid = None
             self.pos_embed = None
         self.pos_drop = nn.Dropout(drop_rate)
+        self.norm_pre = nn.LayerNorm(dim, eps=norm_eps) if pre_norm else None
+        head_dim = dim // self.num_heads
+        # one RoPE module shared by all blocks (fixed frequencies), or, for RoPE-Mixed,
+        # one per block (learned frequencies, ``blocks.N.attn.rope.freqs``; self.rope None)
         if not use_rope:
             self.rope = None
         elif rope_type == 'dinov3':
-            self.rope = DINOv3RoPE(dim // self.num_heads, rope_base)
+            self.rope = DINOv3RoPE(head_dim, rope_base)
         elif rope_type == 'eva02':
-            self.rope = EVA02RoPE(dim // self.num_heads, rope_base)
+            self.rope = EVA02RoPE(head_dim, rope_base)
+        elif rope_type in ('naver_axial', 'pe'):
+            self.rope = InterleavedRoPE2D(head_dim, rope_base, axis_order='xy')
+        elif rope_type == 'naver_mixed':
+            self.rope = None
         else:
-            self.rope = RoPE2D(dim // self.num_heads, rope_base)
+            self.rope = RoPE2D(head_dim, rope_base)
+        if use_rope and rope_type == 'naver_mixed':
+            block_ropes = [MixedRoPE2D(head_dim, self.num_heads, rope_base)
+                           for _ in range(self.num_layers)]
+        else:
+            block_ropes = [self.rope] * self.num_layers
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, setting['mlp_ratio'], qkv_bias, drop_rate,
-                  attn_drop_rate, dpr[i], self.rope, norm_eps, layer_scale_init, mask_k_bias,
+                  attn_drop_rate, dpr[i], block_ropes[i], norm_eps, layer_scale_init, mask_k_bias,
                   mlp_type, swiglu_align_to)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
@@ -433,11 +478,11 @@ class RoPEVisionTransformer(nn.Module):
         """Learned absolute embedding, resized (bicubic) to the full ``grid_size`` and
         read at ``pos`` (bilinear, so fractional positions work). Returns (B, N, C)."""
         gh, gw = self.pretrain_grid
-        table = self.pos_embed[:, self.num_prefix_tokens - self.num_reg_tokens:]
+        table = self.pos_embed[:, self.num_pos_embed_prefix:]
         table = table.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
         if (gh, gw) != tuple(grid_size):
-            table = F.interpolate(table, size=tuple(grid_size), mode='bicubic', align_corners=False,
-                                  antialias=self.pos_embed_antialias)
+            table = F.interpolate(table, size=tuple(grid_size), mode=self.pos_embed_interp,
+                                  align_corners=False, antialias=self.pos_embed_antialias)
         H, W = grid_size
         if pos.dim() == 2:
             pos = pos.unsqueeze(0)
@@ -449,34 +494,39 @@ class RoPEVisionTransformer(nn.Module):
 
     def prepare_tokens(self, tokens: torch.Tensor, pos: torch.Tensor,
                        grid_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Add the absolute embedding (if any) and prepend the cls and register tokens
-        (if any), in that order."""
+        """Add the absolute embedding (if any), prepend the cls and register tokens
+        (if any), in that order, and apply the pre-norm (PE's ``ln_pre``, if any)."""
         if self.pos_embed is not None:
             if grid_size is None:
                 grid_size = (int(pos[..., 0].max()) + 1, int(pos[..., 1].max()) + 1)
             tokens = tokens + self.abs_pos_embed(pos, grid_size)
         if self.cls_token is not None:
             cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-            if self.pos_embed is not None:
+            if self.pos_embed is not None and self.num_pos_embed_prefix:
                 cls = cls + self.pos_embed[:, :1]
             tokens = torch.cat([cls, tokens], dim=1)
         if self.reg_token is not None:
             reg = self.reg_token.expand(tokens.shape[0], -1, -1)
             p = 1 if self.cls_token is not None else 0
             tokens = torch.cat([tokens[:, :p], reg, tokens[:, p:]], dim=1)
-        return self.pos_drop(tokens)
+        tokens = self.pos_drop(tokens)
+        return tokens if self.norm_pre is None else self.norm_pre(tokens)
 
     def rope_positions(self, pos: torch.Tensor,
                        grid_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Token-grid ``(y, x)`` positions -> the coordinates this model's RoPE rotates
-        by: unchanged for ``'axial'``; for ``'dinov3'`` normalised to [-1, 1] by the
-        *full* image's token grid ``grid_size`` (so a Win-Win window's tokens keep their
-        full-image coordinates). Affine, so Expedite's weighted-mean cluster positions
-        commute with it."""
+        by: unchanged for ``'axial'`` and RoPE-ViT's ``'naver_*'``; for ``'dinov3'``
+        normalised to [-1, 1] by the *full* image's token grid ``grid_size`` (so a Win-Win
+        window's tokens keep their full-image coordinates), for ``'eva02'`` rescaled to
+        the pre-training grid, for ``'pe'`` shifted by 1 past the cls token. Affine, so
+        Expedite's weighted-mean cluster positions commute with it."""
         if self.rope_type == 'dinov3':
             return dinov3_coordinates(pos, grid_size)
         if self.rope_type == 'eva02':
             return eva02_coordinates(pos, grid_size, self.rope_ref_grid)
+        if self.rope_type == 'pe':
+            offset = 1.0 if self.cls_token is not None else 0.0
+            return pe_coordinates(pos, grid_size, offset, self.rope_ref_grid)
         return pos
 
     def run_block(self, index: int, x: torch.Tensor, pos: torch.Tensor,
