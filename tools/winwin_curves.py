@@ -28,23 +28,34 @@ import time
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from winwin_experiment import VARIANTS, build_cfg  # noqa: E402
+from winwin_experiment import FULL_PHASE_FRACTION, VARIANTS, build_cfg  # noqa: E402
 
 TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
 
 
-def run_name(variant: str, context_pool: int) -> str:
+def run_name(variant: str, context_pool: int, full_phase_begin: int | None = None) -> str:
     """The stored name of a run: the variant, with the context pool when it is not the
-    default (``winwin_ctx_p2``)."""
-    return f'{variant}_p{context_pool}' if variant == 'winwin_ctx' and context_pool != 4 \
-        else variant
+    default (``winwin_ctx_p2``) and the first whole-image iteration of the full-image-phase
+    variants when given (``winwin_ft_b2000``)."""
+    name = variant
+    if variant.startswith('winwin_ctx') and context_pool != 4:
+        name += f'_p{context_pool}'
+    if variant.endswith('_ft') and full_phase_begin is not None:
+        name += f'_b{full_phase_begin}'
+    return name
 
 
 def label(name: str) -> str:
-    if name.startswith('winwin_ctx'):
-        pool = name.rsplit('_p', 1)[1] if name.startswith('winwin_ctx_p') else 4
-        return f'{VARIANTS["winwin_ctx"]} (pool {pool})'
-    return VARIANTS[name]
+    base, extra = name, []
+    if '_b' in base:
+        base, begin = base.rsplit('_b', 1)
+        extra.append(f'whole images from it {begin}')
+    pool = 4
+    if '_p' in base:
+        base, pool = base.rsplit('_p', 1)
+    if base.startswith('winwin_ctx'):
+        extra.insert(0, f'pool {pool}')
+    return VARIANTS[base] + (f' ({", ".join(extra)})' if extra else '')
 
 
 class CurveRecorder:
@@ -118,7 +129,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     cfg = build_cfg(variant, data, osp.join(work, f'{task}_{variant}_seed{seed}'), (H, W),
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
                     log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
-                    context_pool=args.context_pool)
+                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
     runner = Runner.from_cfg(Config(with_validation(cfg, args.val_every)))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
@@ -210,7 +221,10 @@ def main() -> None:
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--crop', type=int, default=144)
     parser.add_argument('--context-pool', type=int, default=4,
-                        help='pool side (tokens) of the context tokens of variant winwin_ctx')
+                        help='pool side (tokens) of the context tokens of variants winwin_ctx*')
+    parser.add_argument('--full-phase-begin', type=int, default=None,
+                        help='first whole-image iteration of variants winwin_ft / winwin_ctx_ft '
+                             '(default: 5/6 of --iters)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--num-train', type=int, default=64)
@@ -221,6 +235,8 @@ def main() -> None:
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
     args = parser.parse_args()
+    if args.full_phase_begin is None:
+        args.full_phase_begin = round(FULL_PHASE_FRACTION * args.iters)
     os.makedirs(args.out, exist_ok=True)
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
@@ -231,7 +247,8 @@ def main() -> None:
         for seed in args.seeds:
             for task in args.tasks:
                 for variant in args.variants:
-                    key = dict(task=task, variant=run_name(variant, args.context_pool),
+                    key = dict(task=task, variant=run_name(variant, args.context_pool,
+                                                           args.full_phase_begin),
                                seed=seed, iters=args.iters,
                                img_size=list(args.img_size), window=args.window)
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
