@@ -138,6 +138,89 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     return rec.points
 
 
+def step_costs(variants: list[str], task: str, args, work: str) -> dict:
+    """Training cost per step of every variant's model, built side by side in one process.
+
+    Each model gets the experiment's real config (mmengine Runner: model, AdamW optim
+    wrapper, training dataloader of the seed-0 data of ``task``); batches are fetched first,
+    then the models take turns, one ``model.train_step`` (data preprocessor, loss, backward,
+    AdamW step) each per round, so a change of the machine's load hits all of them alike.
+    Per variant: the median over ``--step-cost-steps`` rounds after 5 warm-up rounds of the
+    step's CPU seconds (``time.process_time``, 1 thread) and wall seconds. A ``*_ft``
+    variant is measured in both phases (``<name>@windows`` before ``begin``,
+    ``<name>@whole`` after) and its whole-run cost is their mix over the schedule.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmwinwin.datasets.synthetic import generate_ade20k
+
+    H, W = args.img_size
+    data = osp.join(work, f'data_{task}_seed0')
+    if not osp.isdir(data):
+        generate_ade20k(data, num_train=args.num_train, num_val=args.num_val, img_size=(H, W),
+                        num_scenes=TASKS[task]['num_scenes'], seed=0)
+    runs = {}  # name -> (model, optim wrapper, batches, iteration to set or None)
+    for variant in variants:
+        cfg = build_cfg(variant, data, osp.join(work, f'stepcost_{variant}'), (H, W),
+                        args.window, args.crop, args.iters, args.batch_size, args.lr, 0,
+                        num_scenes=TASKS[task]['num_scenes'], context_pool=args.context_pool,
+                        full_phase_begin=args.full_phase_begin)
+        cfg['log_level'] = 'WARNING'
+        runner = Runner.from_cfg(Config(cfg))
+        optim = runner.build_optim_wrapper(runner.cfg.optim_wrapper)
+        loader = Runner.build_dataloader(runner.cfg.train_dataloader, seed=0)
+        it = iter(loader)
+        batches = [next(it) for _ in range(4)]
+        phases = [(None, None)]
+        if variant.endswith('_ft'):
+            phases = [('windows', 0), ('whole', args.full_phase_begin)]
+        for phase, at in phases:
+            name = run_name(variant, args.context_pool, args.full_phase_begin) + (
+                f'@{phase}' if phase else '')
+            runs[name] = (runner.model, optim, batches, at)
+    cpu = {n: [] for n in runs}
+    wall = {n: [] for n in runs}
+    for r in range(5 + args.step_cost_steps):
+        for name, (model, optim, batches, at) in runs.items():
+            if at is not None:
+                model.set_train_progress(at, args.iters)
+            batch = batches[r % len(batches)]
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.train_step(batch, optim)
+            c1, t1 = time.process_time(), time.perf_counter()
+            if r >= 5:
+                cpu[name].append(c1 - c0)
+                wall[name].append(t1 - t0)
+    out = {n: dict(cpu_ms=1e3 * float(np.median(cpu[n])), wall_ms=1e3 * float(np.median(wall[n])),
+                   steps=len(cpu[n])) for n in runs}
+    return out
+
+
+def step_cost_table(costs: dict, args) -> str:
+    """Markdown table of :func:`step_costs`, relative to full resolution, with the whole-run
+    cost of each full-image-phase variant (its two phases mixed over ``--iters``)."""
+    full = costs.get('fullres', {}).get('cpu_ms')
+    lines = [f'Step cost side by side ({args.img_size[0]}x{args.img_size[1]}, batch '
+             f'{args.batch_size}, {args.threads} thread(s), median of {args.step_cost_steps} '
+             f'steps after 5 warm-up; CPU ms = process CPU time of one train_step)', '',
+             '| model | CPU ms / step | wall ms / step | / full resolution |',
+             '|---|---:|---:|---:|']
+    for name, c in costs.items():
+        rel = f'{c["cpu_ms"] / full:.2f}' if full else '-'
+        lines.append(f'| {name} | {c["cpu_ms"]:.1f} | {c["wall_ms"]:.1f} | {rel} |')
+    lines.append('')
+    b, n = args.full_phase_begin, args.iters
+    for name in costs:
+        if name.endswith('@windows'):
+            base = name[:-len('@windows')]
+            mix = (b * costs[name]['cpu_ms'] + (n - b) * costs[base + '@whole']['cpu_ms']) / n
+            rel = f', {mix / full:.2f} of full resolution over the run' if full else ''
+            lines.append(f'- {base}: {b} window steps + {n - b} whole-image steps = '
+                         f'{mix:.1f} CPU ms per step on average{rel}.')
+    return '\n'.join(lines)
+
+
 def summarise(results: list[dict]) -> dict:
     """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
     out = {}
@@ -234,10 +317,27 @@ def main() -> None:
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
+    parser.add_argument('--step-cost', action='store_true',
+                        help='instead of curves: the training cost per step of --variants, '
+                             'built side by side in one process (first --tasks); writes '
+                             'OUT/step_costs.json and .md')
+    parser.add_argument('--step-cost-steps', type=int, default=20)
     args = parser.parse_args()
     if args.full_phase_begin is None:
         args.full_phase_begin = round(FULL_PHASE_FRACTION * args.iters)
     os.makedirs(args.out, exist_ok=True)
+    if args.step_cost:
+        import torch
+        torch.set_num_threads(args.threads)
+        work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
+        costs = step_costs(args.variants, args.tasks[0], args, work)
+        with open(osp.join(args.out, 'step_costs.json'), 'w') as f:
+            json.dump(costs, f, indent=1)
+        text = step_cost_table(costs, args)
+        with open(osp.join(args.out, 'step_costs.md'), 'w') as f:
+            f.write(text + '\n')
+        print(text)
+        return
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
     if not args.plot_only:
