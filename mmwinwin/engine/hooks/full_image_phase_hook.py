@@ -55,5 +55,5 @@ class FullImagePhaseHook(Hook):
                 model.in_full_image_phase()
             model.set_train_progress(runner.iter, runner.max_iters)
             if model.in_full_image_phase() and not was:
-                print_log(f'Win-Win full-image phase begins at iteration {runner.iter}: '
-                          f'training on whole images.', logger='current')
+                print_log(f'Win-Win full-image phase: iteration {runner.iter} onwards trains '
+                          f'on whole images.', logger='current')
