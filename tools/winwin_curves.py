@@ -263,7 +263,28 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
     return text
 
 
-def plot(summary: dict, out: str) -> list[str]:
+def load_reference(path: str | None) -> dict:
+    """Stored curves of earlier runs (``{task: {run name: {iters, cpu_s, mean, std, seeds}}}``,
+    e.g. ``docs/data/winwin_curves_stored.json``, copied from the tables of docs/winwin.md),
+    drawn dashed beside this run's curves; their raw points are not stored, so no band."""
+    if not path:
+        return {}
+    with open(path) as f:
+        ref = json.load(f)
+    return {k: v for k, v in ref.items() if isinstance(v, dict)}
+
+
+def reference_table(reference: dict, tasks) -> str:
+    lines = []
+    for task in tasks:
+        for name, r in reference.get(task, {}).items():
+            cells = ', '.join(f'{i} it: {m:.1f} +- {sd:.1f} ({t:.0f} s)'
+                              for i, m, sd, t in zip(r['iters'], r['mean'], r['std'], r['cpu_s']))
+            lines.append(f'- stored, task `{task}`, {label(name)} ({r["seeds"]} seeds): {cells}')
+    return '\n'.join(lines)
+
+
+def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -277,6 +298,11 @@ def plot(summary: dict, out: str) -> list[str]:
             for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
                 ax.plot(x, s['mean'], marker='o', label=f'{label(v)} ({s["seeds"]} seeds)')
                 ax.fill_between(x, s['min'], s['max'], alpha=0.2)
+        for name, r in (reference or {}).get(task, {}).items():
+            for ax, x in zip(axes, (r['iters'], r['cpu_s'])):
+                ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
+                            markersize=3, capsize=2, alpha=0.7,
+                            label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std)')
         axes[0].set_xlabel('training iterations')
         axes[1].set_xlabel('training CPU seconds (1 thread; about the wall time on an idle core)')
         for ax in axes:
@@ -317,6 +343,9 @@ def main() -> None:
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
+    parser.add_argument('--reference', default=None,
+                        help='JSON of stored curves drawn dashed beside these (e.g. '
+                             'docs/data/winwin_curves_stored.json)')
     parser.add_argument('--step-cost', action='store_true',
                         help='instead of curves: the training cost per step of --variants, '
                              'built side by side in one process (first --tasks); writes '
@@ -365,8 +394,15 @@ def main() -> None:
     summary = summarise(results)
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
             f'batch {args.batch_size}, {args.threads} thread(s)')
-    print(write_table(summary, osp.join(args.out, 'curves.md'), line))
-    for p in plot(summary, args.out):
+    text = write_table(summary, osp.join(args.out, 'curves.md'), line)
+    reference = load_reference(args.reference)
+    ref_text = reference_table(reference, sorted({k[0] for k in summary}))
+    if ref_text:
+        text += '\n' + ref_text
+        with open(osp.join(args.out, 'curves.md'), 'a') as f:
+            f.write(ref_text + '\n')
+    print(text)
+    for p in plot(summary, args.out, reference):
         print('[curves] wrote', p)
 
 
