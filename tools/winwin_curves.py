@@ -14,6 +14,11 @@ against training seconds, mean with a min-max band per variant).
     PYTHONPATH=$PWD python tools/winwin_curves.py --tasks long local --seeds 0 1 2 \\
         --iters 1200 --val-every 200 --out docs/images/winwin_curves
     PYTHONPATH=$PWD python tools/winwin_curves.py --plot-only --out docs/images/winwin_curves
+
+Variants ``winwin_ft`` / ``winwin_ctx_ft`` end Win-Win training (without / with context tokens)
+with whole images from ``--full-phase-begin`` on (the models' ``full_image_phase`` option);
+``--reference docs/data/winwin_curves_stored.json`` draws earlier runs' stored curves beside
+these; ``--step-cost`` measures the variants' training cost per step side by side instead.
 """
 from __future__ import annotations
 
