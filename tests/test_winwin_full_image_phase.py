@@ -304,16 +304,3 @@ def test_tools_train_switches_at_iteration_2_of_4(ade, tmp_path, capsys):
     assert 'iterations 2 .. 3 train on whole images (2 of 4)' in log
     assert 'iteration 2 onwards trains on whole images' in log
     assert 'mIoU' in log and (tmp_path / 'work' / 'iter_4.pth').exists()
-
-
-def test_dataset_configs_end_with_the_full_image_phase():
-    """The Win-Win configs of real datasets train the last 1/6 on whole images (the measured
-    recipe, docs/winwin.md); the tiny 20-iteration CPU configs keep windows only."""
-    import glob
-    from fractions import Fraction
-    for f in sorted(glob.glob(osp.join(CFG, 'winwin-*.py'))):
-        phase = Config.fromfile(f).model.get('full_image_phase')
-        if '_1xb2-20i_' in f:
-            assert phase is None, f
-        else:
-            assert Fraction(phase['begin_fraction']).limit_denominator(100) == Fraction(5, 6), f

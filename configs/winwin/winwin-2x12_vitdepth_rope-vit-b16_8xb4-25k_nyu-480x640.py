@@ -2,11 +2,7 @@
 # test whole. Baselines: vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py and
 # vitdepth_rope-vit-b16_crop272_8xb4-25k_nyu-480x640.py.
 _base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py']
-# Windows for the first 5/6 of the iterations, whole images for the last 1/6 (the
-# full-image phase, docs/winwin.md; tools/train.py adds its FullImagePhaseHook). That
-# phase costs full-resolution time and memory per step; full_image_phase=None trains on
-# windows throughout.
-model = dict(type='WinWinDepthEstimator', full_image_phase=dict(begin_fraction=5 / 6))
+model = dict(type='WinWinDepthEstimator')
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),

@@ -3,11 +3,7 @@
 # Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py (full resolution)
 # and upernet_rope-vit-b16_crop720_8xb2-80k_cityscapes-1024x2048.py (one low-resolution crop, same budget).
 _base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py']
-# Windows for the first 5/6 of the iterations, whole images for the last 1/6 (the
-# full-image phase, docs/winwin.md; tools/train.py adds its FullImagePhaseHook). That
-# phase costs full-resolution time and memory per step; full_image_phase=None trains on
-# windows throughout.
-model = dict(type='WinWinEncoderDecoder', full_image_phase=dict(begin_fraction=5 / 6))
+model = dict(type='WinWinEncoderDecoder')
 crop_size = (1024, 2048)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
