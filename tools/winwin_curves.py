@@ -276,7 +276,9 @@ def load_reference(path: str | None) -> dict:
         return {}
     with open(path) as f:
         ref = json.load(f)
-    return {k: v for k, v in ref.items() if isinstance(v, dict)}
+    note = ref.get('label_note', '')
+    return {k: {n: dict(r, note=note) for n, r in v.items()}
+            for k, v in ref.items() if isinstance(v, dict)}
 
 
 def reference_table(reference: dict, tasks) -> str:
@@ -307,7 +309,8 @@ def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
             for ax, x in zip(axes, (r['iters'], r['cpu_s'])):
                 ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
                             markersize=3, capsize=2, alpha=0.7,
-                            label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std)')
+                            label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std'
+                                  + (f'; {r["note"]}' if r.get('note') else '') + ')')
         axes[0].set_xlabel('training iterations')
         axes[1].set_xlabel('training CPU seconds (1 thread; about the wall time on an idle core)')
         for ax in axes:
