@@ -54,7 +54,7 @@ def label(name: str) -> str:
     base, extra = name, []
     if '_b' in base:
         base, begin = base.rsplit('_b', 1)
-        extra.append(f'whole images from it {begin}')
+        extra.append(f'from it {begin}')
     pool = 4
     if '_p' in base:
         base, pool = base.rsplit('_p', 1)
@@ -298,7 +298,7 @@ def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
 
     paths = []
     for task in sorted({k[0] for k in summary}):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
         for (t, v), s in summary.items():
             if t != task:
                 continue
@@ -312,13 +312,14 @@ def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
                             label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std'
                                   + (f'; {r["note"]}' if r.get('note') else '') + ')')
         axes[0].set_xlabel('training iterations')
-        axes[1].set_xlabel('training CPU seconds (1 thread; about the wall time on an idle core)')
+        axes[1].set_xlabel('training CPU seconds (1 thread, validation excluded)')
         for ax in axes:
             ax.set_ylabel('whole-image val mIoU')
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=7)
         fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 1) // 2), 1, 1))
         path = osp.join(out, f'curves_{task}.png')
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -31,7 +31,7 @@ VARIANTS = {
     'crop': '(c) low-res crop, same budget',
     'winwin_abspos': '(d) Win-Win, learned abs. pos. embed',
     'winwin_ctx': '(e) Win-Win + pooled context tokens',
-    'winwin_ft': '(f) Win-Win, then whole images (full-image phase)',
+    'winwin_ft': '(f) Win-Win, then whole images',
     'winwin_ctx_ft': '(g) Win-Win + context tokens, then whole images',
 }
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
