@@ -17,7 +17,7 @@ against training seconds, mean with a min-max band per variant).
 
 Variants ``winwin_ft`` / ``winwin_ctx_ft`` end Win-Win training (without / with context tokens)
 with whole images from ``--full-phase-begin`` on (the models' ``full_image_phase`` option);
-``--reference docs/data/winwin_curves_stored.json`` draws earlier runs' stored curves beside
+``--reference docs/winwin_curves_stored.json`` draws earlier runs' stored curves beside
 these; ``--step-cost`` measures the variants' training cost per step side by side instead.
 """
 from __future__ import annotations
@@ -270,7 +270,7 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
 
 def load_reference(path: str | None) -> dict:
     """Stored curves of earlier runs (``{task: {run name: {iters, cpu_s, mean, std, seeds}}}``,
-    e.g. ``docs/data/winwin_curves_stored.json``, copied from the tables of docs/winwin.md),
+    e.g. ``docs/winwin_curves_stored.json``, copied from the tables of docs/winwin.md),
     drawn dashed beside this run's curves; their raw points are not stored, so no band."""
     if not path:
         return {}
@@ -354,7 +354,7 @@ def main() -> None:
                         help='re-draw the table and plots from OUT/curves.json')
     parser.add_argument('--reference', default=None,
                         help='JSON of stored curves drawn dashed beside these (e.g. '
-                             'docs/data/winwin_curves_stored.json)')
+                             'docs/winwin_curves_stored.json)')
     parser.add_argument('--step-cost', action='store_true',
                         help='instead of curves: the training cost per step of --variants, '
                              'built side by side in one process (first --tasks); writes '
