@@ -14,6 +14,11 @@ against training seconds, mean with a min-max band per variant).
     PYTHONPATH=$PWD python tools/winwin_curves.py --tasks long local --seeds 0 1 2 \\
         --iters 1200 --val-every 200 --out docs/images/winwin_curves
     PYTHONPATH=$PWD python tools/winwin_curves.py --plot-only --out docs/images/winwin_curves
+
+Variants ``winwin_ft`` / ``winwin_ctx_ft`` end Win-Win training (without / with context tokens)
+with whole images from ``--full-phase-begin`` on (the models' ``full_image_phase`` option);
+``--reference docs/winwin_curves_stored.json`` draws earlier runs' stored curves beside
+these; ``--step-cost`` measures the variants' training cost per step side by side instead.
 """
 from __future__ import annotations
 
@@ -28,23 +33,34 @@ import time
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from winwin_experiment import VARIANTS, build_cfg  # noqa: E402
+from winwin_experiment import FULL_PHASE_FRACTION, VARIANTS, build_cfg  # noqa: E402
 
 TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
 
 
-def run_name(variant: str, context_pool: int) -> str:
+def run_name(variant: str, context_pool: int, full_phase_begin: int | None = None) -> str:
     """The stored name of a run: the variant, with the context pool when it is not the
-    default (``winwin_ctx_p2``)."""
-    return f'{variant}_p{context_pool}' if variant == 'winwin_ctx' and context_pool != 4 \
-        else variant
+    default (``winwin_ctx_p2``) and the first whole-image iteration of the full-image-phase
+    variants when given (``winwin_ft_b2000``)."""
+    name = variant
+    if variant.startswith('winwin_ctx') and context_pool != 4:
+        name += f'_p{context_pool}'
+    if variant.endswith('_ft') and full_phase_begin is not None:
+        name += f'_b{full_phase_begin}'
+    return name
 
 
 def label(name: str) -> str:
-    if name.startswith('winwin_ctx'):
-        pool = name.rsplit('_p', 1)[1] if name.startswith('winwin_ctx_p') else 4
-        return f'{VARIANTS["winwin_ctx"]} (pool {pool})'
-    return VARIANTS[name]
+    base, extra = name, []
+    if '_b' in base:
+        base, begin = base.rsplit('_b', 1)
+        extra.append(f'from it {begin}')
+    pool = 4
+    if '_p' in base:
+        base, pool = base.rsplit('_p', 1)
+    if base.startswith('winwin_ctx'):
+        extra.insert(0, f'pool {pool}')
+    return VARIANTS[base] + (f' ({", ".join(extra)})' if extra else '')
 
 
 class CurveRecorder:
@@ -118,13 +134,97 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     cfg = build_cfg(variant, data, osp.join(work, f'{task}_{variant}_seed{seed}'), (H, W),
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
                     log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
-                    context_pool=args.context_pool)
+                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
     runner = build_runner(Config(with_validation(cfg, args.val_every)))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
     runner.register_hook(rec.as_hook(), priority='LOWEST')
     runner.train()
     return rec.points
+
+
+def step_costs(variants: list[str], task: str, args, work: str) -> dict:
+    """Training cost per step of every variant's model, built side by side in one process.
+
+    Each model gets the experiment's real config (mmengine Runner: model, AdamW optim
+    wrapper, training dataloader of the seed-0 data of ``task``); batches are fetched first,
+    then the models take turns, one ``model.train_step`` (data preprocessor, loss, backward,
+    AdamW step) each per round, so a change of the machine's load hits all of them alike.
+    Per variant: the median over ``--step-cost-steps`` rounds after 5 warm-up rounds of the
+    step's CPU seconds (``time.process_time``, 1 thread) and wall seconds. A ``*_ft``
+    variant is measured in both phases (``<name>@windows`` before ``begin``,
+    ``<name>@whole`` after) and its whole-run cost is their mix over the schedule.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmwinwin.datasets.synthetic import generate_ade20k
+    from mmwinwin.utils import build_runner
+
+    H, W = args.img_size
+    data = osp.join(work, f'data_{task}_seed0')
+    if not osp.isdir(data):
+        generate_ade20k(data, num_train=args.num_train, num_val=args.num_val, img_size=(H, W),
+                        num_scenes=TASKS[task]['num_scenes'], seed=0)
+    runs = {}  # name -> (model, optim wrapper, batches, iteration to set or None)
+    for variant in variants:
+        cfg = build_cfg(variant, data, osp.join(work, f'stepcost_{variant}'), (H, W),
+                        args.window, args.crop, args.iters, args.batch_size, args.lr, 0,
+                        num_scenes=TASKS[task]['num_scenes'], context_pool=args.context_pool,
+                        full_phase_begin=args.full_phase_begin)
+        cfg['log_level'] = 'WARNING'
+        runner = build_runner(Config(cfg))  # the window transform gets the model's patch size
+        optim = runner.build_optim_wrapper(runner.cfg.optim_wrapper)
+        loader = Runner.build_dataloader(runner._train_dataloader, seed=0)
+        it = iter(loader)
+        batches = [next(it) for _ in range(4)]
+        phases = [(None, None)]
+        if variant.endswith('_ft'):
+            phases = [('windows', 0), ('whole', args.full_phase_begin)]
+        for phase, at in phases:
+            name = run_name(variant, args.context_pool, args.full_phase_begin) + (
+                f'@{phase}' if phase else '')
+            runs[name] = (runner.model, optim, batches, at)
+    cpu = {n: [] for n in runs}
+    wall = {n: [] for n in runs}
+    for r in range(5 + args.step_cost_steps):
+        for name, (model, optim, batches, at) in runs.items():
+            if at is not None:
+                model.set_train_progress(at, args.iters)
+            batch = batches[r % len(batches)]
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.train_step(batch, optim)
+            c1, t1 = time.process_time(), time.perf_counter()
+            if r >= 5:
+                cpu[name].append(c1 - c0)
+                wall[name].append(t1 - t0)
+    out = {n: dict(cpu_ms=1e3 * float(np.median(cpu[n])), wall_ms=1e3 * float(np.median(wall[n])),
+                   steps=len(cpu[n])) for n in runs}
+    return out
+
+
+def step_cost_table(costs: dict, args) -> str:
+    """Markdown table of :func:`step_costs`, relative to full resolution, with the whole-run
+    cost of each full-image-phase variant (its two phases mixed over ``--iters``)."""
+    full = costs.get('fullres', {}).get('cpu_ms')
+    lines = [f'Step cost side by side ({args.img_size[0]}x{args.img_size[1]}, batch '
+             f'{args.batch_size}, {args.threads} thread(s), median of {args.step_cost_steps} '
+             f'steps after 5 warm-up; CPU ms = process CPU time of one train_step)', '',
+             '| model | CPU ms / step | wall ms / step | / full resolution |',
+             '|---|---:|---:|---:|']
+    for name, c in costs.items():
+        rel = f'{c["cpu_ms"] / full:.2f}' if full else '-'
+        lines.append(f'| {name} | {c["cpu_ms"]:.1f} | {c["wall_ms"]:.1f} | {rel} |')
+    lines.append('')
+    b, n = args.full_phase_begin, args.iters
+    for name in costs:
+        if name.endswith('@windows'):
+            base = name[:-len('@windows')]
+            mix = (b * costs[name]['cpu_ms'] + (n - b) * costs[base + '@whole']['cpu_ms']) / n
+            rel = f', {mix / full:.2f} of full resolution over the run' if full else ''
+            lines.append(f'- {base}: {b} window steps + {n - b} whole-image steps = '
+                         f'{mix:.1f} CPU ms per step on average{rel}.')
+    return '\n'.join(lines)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -169,28 +269,58 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
     return text
 
 
-def plot(summary: dict, out: str) -> list[str]:
+def load_reference(path: str | None) -> dict:
+    """Stored curves of earlier runs (``{task: {run name: {iters, cpu_s, mean, std, seeds}}}``,
+    e.g. ``docs/winwin_curves_stored.json``, copied from the tables of docs/winwin.md),
+    drawn dashed beside this run's curves; their raw points are not stored, so no band."""
+    if not path:
+        return {}
+    with open(path) as f:
+        ref = json.load(f)
+    note = ref.get('label_note', '')
+    return {k: {n: dict(r, note=note) for n, r in v.items()}
+            for k, v in ref.items() if isinstance(v, dict)}
+
+
+def reference_table(reference: dict, tasks) -> str:
+    lines = []
+    for task in tasks:
+        for name, r in reference.get(task, {}).items():
+            cells = ', '.join(f'{i} it: {m:.1f} +- {sd:.1f} ({t:.0f} s)'
+                              for i, m, sd, t in zip(r['iters'], r['mean'], r['std'], r['cpu_s']))
+            lines.append(f'- stored, task `{task}`, {label(name)} ({r["seeds"]} seeds): {cells}')
+    return '\n'.join(lines)
+
+
+def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     paths = []
     for task in sorted({k[0] for k in summary}):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
         for (t, v), s in summary.items():
             if t != task:
                 continue
             for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
                 ax.plot(x, s['mean'], marker='o', label=f'{label(v)} ({s["seeds"]} seeds)')
                 ax.fill_between(x, s['min'], s['max'], alpha=0.2)
+        for name, r in (reference or {}).get(task, {}).items():
+            for ax, x in zip(axes, (r['iters'], r['cpu_s'])):
+                ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
+                            markersize=3, capsize=2, alpha=0.7,
+                            label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std'
+                                  + (f'; {r["note"]}' if r.get('note') else '') + ')')
         axes[0].set_xlabel('training iterations')
-        axes[1].set_xlabel('training CPU seconds (1 thread; about the wall time on an idle core)')
+        axes[1].set_xlabel('training CPU seconds (1 thread, validation excluded)')
         for ax in axes:
             ax.set_ylabel('whole-image val mIoU')
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=7)
         fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 1) // 2), 1, 1))
         path = osp.join(out, f'curves_{task}.png')
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -210,7 +340,10 @@ def main() -> None:
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--crop', type=int, default=144)
     parser.add_argument('--context-pool', type=int, default=4,
-                        help='pool side (tokens) of the context tokens of variant winwin_ctx')
+                        help='pool side (tokens) of the context tokens of variants winwin_ctx*')
+    parser.add_argument('--full-phase-begin', type=int, default=None,
+                        help='first whole-image iteration of variants winwin_ft / winwin_ctx_ft '
+                             '(default: 5/6 of --iters)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--num-train', type=int, default=64)
@@ -220,8 +353,30 @@ def main() -> None:
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
+    parser.add_argument('--reference', default=None,
+                        help='JSON of stored curves drawn dashed beside these (e.g. '
+                             'docs/winwin_curves_stored.json)')
+    parser.add_argument('--step-cost', action='store_true',
+                        help='instead of curves: the training cost per step of --variants, '
+                             'built side by side in one process (first --tasks); writes '
+                             'OUT/step_costs.json and .md')
+    parser.add_argument('--step-cost-steps', type=int, default=20)
     args = parser.parse_args()
+    if args.full_phase_begin is None:
+        args.full_phase_begin = round(FULL_PHASE_FRACTION * args.iters)
     os.makedirs(args.out, exist_ok=True)
+    if args.step_cost:
+        import torch
+        torch.set_num_threads(args.threads)
+        work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
+        costs = step_costs(args.variants, args.tasks[0], args, work)
+        with open(osp.join(args.out, 'step_costs.json'), 'w') as f:
+            json.dump(costs, f, indent=1)
+        text = step_cost_table(costs, args)
+        with open(osp.join(args.out, 'step_costs.md'), 'w') as f:
+            f.write(text + '\n')
+        print(text)
+        return
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
     if not args.plot_only:
@@ -231,7 +386,8 @@ def main() -> None:
         for seed in args.seeds:
             for task in args.tasks:
                 for variant in args.variants:
-                    key = dict(task=task, variant=run_name(variant, args.context_pool),
+                    key = dict(task=task, variant=run_name(variant, args.context_pool,
+                                                           args.full_phase_begin),
                                seed=seed, iters=args.iters,
                                img_size=list(args.img_size), window=args.window)
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
@@ -248,8 +404,15 @@ def main() -> None:
     summary = summarise(results)
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
             f'batch {args.batch_size}, {args.threads} thread(s)')
-    print(write_table(summary, osp.join(args.out, 'curves.md'), line))
-    for p in plot(summary, args.out):
+    text = write_table(summary, osp.join(args.out, 'curves.md'), line)
+    reference = load_reference(args.reference)
+    ref_text = reference_table(reference, sorted({k[0] for k in summary}))
+    if ref_text:
+        text += '\n' + ref_text
+        with open(osp.join(args.out, 'curves.md'), 'a') as f:
+            f.write(ref_text + '\n')
+    print(text)
+    for p in plot(summary, args.out, reference):
         print('[curves] wrote', p)
 
 

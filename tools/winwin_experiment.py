@@ -31,8 +31,11 @@ VARIANTS = {
     'crop': '(c) low-res crop, same budget',
     'winwin_abspos': '(d) Win-Win, learned abs. pos. embed',
     'winwin_ctx': '(e) Win-Win + pooled context tokens',
+    'winwin_ft': '(f) Win-Win, then whole images',
+    'winwin_ctx_ft': '(g) Win-Win + context tokens, then whole images',
 }
-CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variant winwin_ctx)
+CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
+FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
 
 _META = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
          'flip', 'flip_direction', 'reduce_zero_label', 'winwin_windows', 'winwin_token_index',
@@ -43,10 +46,21 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
               window: int, crop: int, iters: int, batch_size: int, lr: float = 2e-3,
               seed: int = 0, log_interval: int = 50,
               embed_dims: int = 64, num_layers: int = 4, bg_weight: float = 0.25,
-              num_scenes: int = 3, context_pool: int = CONTEXT_POOL):
-    """An mmengine config (dict) for one variant of the comparison."""
+              num_scenes: int = 3, context_pool: int = CONTEXT_POOL,
+              full_phase_begin: int | None = None):
+    """An mmengine config (dict) for one variant of the comparison.
+
+    ``full_phase_begin``: first whole-image iteration of the ``*_ft`` variants (default
+    ``round(FULL_PHASE_FRACTION * iters)``)."""
     if variant not in VARIANTS:
         raise KeyError(f'Unknown variant {variant!r}; choose from {sorted(VARIANTS)}.')
+    model_options = {}
+    if variant.startswith('winwin_ctx'):
+        model_options['context_tokens'] = dict(pool=context_pool)
+    if variant.endswith('_ft'):
+        begin = round(FULL_PHASE_FRACTION * iters) if full_phase_begin is None \
+            else full_phase_begin
+        model_options['full_image_phase'] = dict(begin=begin)
     windows = variant.startswith('winwin')
     train_size = (crop, crop) if variant == 'crop' else tuple(img_size)
     train_pipeline = [dict(type='LoadImageFromFile'),
@@ -86,8 +100,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
                              loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0,
                                               class_weight=[bg_weight] + [1.0] * (num_classes - 1),
                                               avg_non_ignore=True)),
-            train_cfg=dict(), test_cfg=dict(mode='whole'),
-            **(dict(context_tokens=dict(pool=context_pool)) if variant == 'winwin_ctx' else {})),
+            train_cfg=dict(), test_cfg=dict(mode='whole'), **model_options),
         train_dataloader=dict(
             batch_size=batch_size, num_workers=0, persistent_workers=False,
             sampler=dict(type='InfiniteSampler', shuffle=True),
@@ -122,6 +135,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'),
                      dist_cfg=dict(backend='gloo')),
         randomness=dict(seed=seed),
+        custom_hooks=[dict(type='FullImagePhaseHook')],
         custom_imports=dict(imports=['mmwinwin'], allow_failed_imports=False),
     )
 

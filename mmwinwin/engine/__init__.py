@@ -1,7 +1,7 @@
 """Training glue: optimizer constructors, hooks, the CPU distributed model wrapper."""
-from .hooks import LabelRangeHook, ParamSyncCheckHook, RNGStateHook
+from .hooks import FullImagePhaseHook, LabelRangeHook, ParamSyncCheckHook, RNGStateHook
 from .optimizers import ViTLayerDecayOptimizerConstructor
 from .wrappers import CPUDistributedDataParallel
 
-__all__ = ['LabelRangeHook', 'ParamSyncCheckHook', 'RNGStateHook',
+__all__ = ['FullImagePhaseHook', 'LabelRangeHook', 'ParamSyncCheckHook', 'RNGStateHook',
            'ViTLayerDecayOptimizerConstructor', 'CPUDistributedDataParallel']

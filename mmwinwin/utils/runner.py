@@ -92,9 +92,11 @@ def add_rng_state_hook(cfg: Config) -> Config:
     """Add the hooks ``tools/train.py`` gives every config to ``cfg.custom_hooks`` (each
     unless there): ``RNGStateHook`` (checkpoints hold every RNG state, so ``--resume``
     continues a run bit-identically) and ``LabelRangeHook`` (a checked segmentation
-    preprocessor learns the model's class count, so an out-of-range label names its file)."""
+    preprocessor learns the model's class count, so an out-of-range label names its file) and
+    ``FullImagePhaseHook`` (a Win-Win model with ``full_image_phase`` learns the iteration;
+    a no-op for other models)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    for name in ('RNGStateHook', 'LabelRangeHook'):
+    for name in ('RNGStateHook', 'LabelRangeHook', 'FullImagePhaseHook'):
         if not any(str(h.get('type', '')).split('.')[-1] == name for h in hooks):
             hooks.append(ConfigDict(type=name))
     cfg.custom_hooks = hooks

@@ -1,7 +1,9 @@
+from .full_image_phase_hook import FullImagePhaseHook
 from .label_range_hook import LabelRangeHook
 from .param_sync_check_hook import (ParamSyncCheckHook, parameter_checksums,
                                     tensor_fingerprints)
 from .rng_state_hook import RNGStateHook, capture_rng_state, model_generators, restore_rng_state
 
 __all__ = ['ParamSyncCheckHook', 'parameter_checksums', 'tensor_fingerprints', 'RNGStateHook',
-           'capture_rng_state', 'restore_rng_state', 'model_generators', 'LabelRangeHook']
+           'capture_rng_state', 'restore_rng_state', 'model_generators', 'LabelRangeHook',
+           'FullImagePhaseHook']

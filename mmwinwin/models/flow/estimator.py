@@ -7,6 +7,9 @@ the tokens of those windows (frame 2 optionally with a ``margin``, see
 ``layers/winwin/pair_windows.py``), the flow target and its valid mask are cropped to the
 windows (the shared ``crop_windows``) and the EPE loss is computed there only. With
 ``windows=None`` it trains on whole crops (the full-resolution baseline).
+``full_image_phase=dict(begin=N)`` (or ``begin_fraction``) trains Win-Win on windows before
+iteration N and on the whole frame pairs from N on (``models/winwin/full_image_phase.py``;
+``FullImagePhaseHook`` tells the model the iteration).
 Prediction is one full-resolution pass on the whole frames (``test_cfg=dict(mode='whole')``,
 the default and Win-Win's point); ``mode='tiled'`` runs CroCo-Flow's tiled inference
 instead (``layers/flow/tiling.py``), the baseline the paper compares with.
@@ -27,6 +30,7 @@ from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
 from ...layers.winwin.windows import check_patch_size
 from ...registry import MODELS, register
+from ..winwin.full_image_phase import FullImagePhaseMixin
 
 __all__ = ['WinWinFlowEstimator']
 
@@ -39,13 +43,16 @@ _TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 
 
 @register('MODELS')
-class WinWinFlowEstimator(BaseModel):
+class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
     """Args:
         net: keyword arguments of :class:`CroCoFlowNet` (encoder, decoder, head).
         windows: ``dict(margin=0)`` for Win-Win training on the windows the pipeline's
             ``WinWinWindows`` transform sampled (``margin``: frame 2 keeps each window
             enlarged by that many tokens); ``None`` trains on whole crops. The window count
             and size are the transform's (one size per batch: a fixed ``window_size``).
+        full_image_phase: with ``windows``, ``dict(begin=N)`` or ``dict(begin_fraction=f)``
+            to train on the whole frame pairs from iteration N (or ``f * max_iters``) on, with
+            ``FullImagePhaseHook``; ``None`` (default): windows throughout.
         pretrained: optional CroCo / CroCo-v2 pre-training checkpoint (e.g.
             ``CroCo_V2_ViTBase_BaseDecoder.pth``): encoder *and* decoder are loaded, the
             DPT head keeps its init (see ``croco_checkpoint.py``). The paper's starting point.
@@ -60,7 +67,8 @@ class WinWinFlowEstimator(BaseModel):
 
     def __init__(self, net: dict, windows: dict | None = None, pretrained: str | None = None,
                  pretrained_encoder: str | None = None, test_cfg: dict | None = None,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None,
+                 full_image_phase: dict | None = None) -> None:
         if pretrained and pretrained_encoder:
             raise ValueError(
                 f'Set either pretrained (a CroCo checkpoint: encoder + decoder, here '
@@ -88,6 +96,11 @@ class WinWinFlowEstimator(BaseModel):
                 raise ValueError(f'windows.margin must be an int >= 0 tokens, got '
                                  f'{windows["margin"]!r}.')
         self.windows = windows
+        if full_image_phase is not None and windows is None:
+            raise ValueError('full_image_phase ends Win-Win training on whole frames; with '
+                             'windows=None every step is already whole-frame. Set windows, '
+                             'or drop full_image_phase.')
+        self._init_full_image_phase(full_image_phase)
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder
@@ -192,7 +205,7 @@ class WinWinFlowEstimator(BaseModel):
             check_patch_size(s.metainfo.get('winwin_patch_size'), self.net.patch_size,
                              s.metainfo.get('img1_path', ''))
         gt, valid = self._targets(data_samples, img1.shape[-2:], img1.device)
-        if self.windows is None:
+        if self.windows is None or self.in_full_image_phase():
             pred = self.net(img1, img2)
         else:
             bw = self.batch_windows(data_samples)

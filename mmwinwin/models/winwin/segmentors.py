@@ -13,6 +13,12 @@ Inference is the host's: ``whole`` runs the full-resolution image in one pass,
 ``context_tokens=dict(pool=P)`` adds pooled context tokens of the whole image beside the
 windows (``mmwinwin.layers.winwin.context``), in training and in whole-image inference alike.
 
+``full_image_phase=dict(begin=N)`` (or ``begin_fraction``) trains on the whole image from
+iteration N on: the host's own ``loss`` (all tokens, pixel maps uncropped, the windows in the
+metainfo ignored; with context tokens, the whole image plus its context tokens, as in
+inference). ``FullImagePhaseHook`` tells the model the iteration
+(``full_image_phase.py``).
+
 The "random tokens" ablation (``winwin_token_index`` in the metainfo) runs the
 backbone on the kept tokens, scatters them back into the full grid (zeros elsewhere)
 and masks the labels outside the kept tokens (ignore index / zero depth).
@@ -29,6 +35,7 @@ from ...layers.winwin.context import context_grid, pool_context_tokens
 from ...layers.winwin.windows import (check_patch_size, check_windows,
                                       embed_windows, gather_tokens, scatter_tokens, window_grids)
 from ...registry import register
+from .full_image_phase import FullImagePhaseMixin
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_targets import crop_sample_to_window
@@ -42,8 +49,9 @@ _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
             "'winwin_patch_size' to PackSegInputs: mmwinwin.datasets.WINWIN_META_KEYS).")
 
 
-class WinWinMixin:
-    """Window-token training for an mmseg ``EncoderDecoder``-family model."""
+class WinWinMixin(FullImagePhaseMixin):
+    """Window-token training for an mmseg ``EncoderDecoder``-family model (and, with
+    ``full_image_phase``, whole-image training for the last iterations)."""
 
     def __init__(self, *args, **kwargs) -> None:
         check_segmentor_settings(kwargs.get('test_cfg'), kwargs.get('train_cfg'),
@@ -208,6 +216,8 @@ class WinWinMixin:
         p = self._check_backbone()
         for m in metas:
             check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
+        if self.in_full_image_phase():
+            return super().loss(inputs, data_samples)  # the host's whole-image loss
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas])
         if all('winwin_token_index' in m for m in metas):
@@ -227,11 +237,16 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
     Args:
         context_tokens: ``dict(pool=P)`` to add pooled context tokens of the whole image
             (about one per ``P x P`` token cell) beside the windows, in training and inference.
+        full_image_phase: ``dict(begin=N)`` or ``dict(begin_fraction=f)`` to train on whole
+            images from iteration N (or ``f * max_iters``) on, with ``FullImagePhaseHook``
+            (``full_image_phase.py``); ``None`` (default): windows throughout.
     """
 
-    def __init__(self, *args, context_tokens: dict | None = None, **kwargs) -> None:
+    def __init__(self, *args, context_tokens: dict | None = None,
+                 full_image_phase: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
+        self._init_full_image_phase(full_image_phase)
         pre = self.data_preprocessor
         if hasattr(pre, 'num_classes'):
             pre.num_classes = int(self.decode_head.num_classes)
@@ -244,13 +259,15 @@ class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
 
     Inference: ``whole`` (one full-resolution pass), ``slide`` or ``slide_flip``.
     (mmseg 1.2.2's ``DepthEstimator.inference`` runs ``whole`` when ``slide`` is asked
-    for; this class dispatches ``slide`` correctly.) ``context_tokens`` as for
-    :class:`WinWinEncoderDecoder`.
+    for; this class dispatches ``slide`` correctly.) ``context_tokens`` and
+    ``full_image_phase`` as for :class:`WinWinEncoderDecoder`.
     """
 
-    def __init__(self, *args, context_tokens: dict | None = None, **kwargs) -> None:
+    def __init__(self, *args, context_tokens: dict | None = None,
+                 full_image_phase: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
+        self._init_full_image_phase(full_image_phase)
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
         mode = self.test_cfg.get('mode', 'whole')

@@ -1,0 +1,107 @@
+"""The full-image phase of Win-Win training: whole images for the last iterations.
+
+Win-Win trains on the tokens of a few windows per image. A *full-image phase* switches the
+same model, from iteration ``begin`` on, to the host's ordinary loss on the whole image
+(every token, pixel maps uncropped; the windows recorded in the metainfo are ignored), so the
+last part of training sees the full context at full-resolution cost. Before ``begin`` the
+model trains on windows exactly as without the option.
+
+A model cannot see the training iteration. :class:`FullImagePhaseMixin` holds the setting and
+the progress that :class:`~mmwinwin.engine.hooks.FullImagePhaseHook` hands it before every
+training iteration (from ``runner.iter``, which a ``--resume`` restores, so a resumed run
+lands in the right phase). A configured phase without that progress is an error naming the
+hook, never a silent window-only run. ``tools/train.py`` adds the hook to every config.
+
+``full_image_phase`` settings (one of the two):
+
+* ``begin``: the first (0-based) iteration that trains on whole images, e.g.
+  ``dict(begin=2000)`` with ``max_iters=2400``: 2000 window iterations, then 400 whole-image
+  iterations;
+* ``begin_fraction``: the same as a fraction of ``train_cfg.max_iters`` (``0.85`` ->
+  ``begin = round(0.85 * max_iters)``), so the phase follows a changed schedule length.
+
+Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
+:class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
+:class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs).
+"""
+from __future__ import annotations
+
+from ...layers.settings import check_settings_keys
+
+__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin']
+
+_KEYS = ('begin', 'begin_fraction')
+_HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (tools/train.py adds it to every "
+         "config), or call model.set_train_progress(iteration, max_iters) before each step")
+
+
+def check_full_image_phase(setting: dict | None) -> dict | None:
+    """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None)."""
+    if setting is None:
+        return None
+    if not isinstance(setting, dict):
+        raise TypeError(f'full_image_phase must be a dict such as dict(begin=2000) or '
+                        f'dict(begin_fraction=0.85), or None; got {setting!r}.')
+    check_settings_keys(setting, _KEYS, 'full_image_phase')
+    given = [k for k in _KEYS if setting.get(k) is not None]
+    if len(given) != 1:
+        raise ValueError(f'full_image_phase needs exactly one of begin (an iteration) or '
+                         f'begin_fraction (a fraction of max_iters); got {dict(setting)!r}.')
+    if 'begin' in given:
+        begin = setting['begin']
+        if isinstance(begin, bool) or not isinstance(begin, int) or begin < 0:
+            raise ValueError(f'full_image_phase.begin must be an integer iteration >= 0 (the '
+                             f'first whole-image iteration, counted from 0); got {begin!r}. '
+                             f'For a fraction of max_iters use begin_fraction.')
+    else:
+        frac = setting['begin_fraction']
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1:
+            raise ValueError(f'full_image_phase.begin_fraction must be a number in [0, 1) (e.g. '
+                             f'0.85: whole images for the last 15 % of max_iters); got {frac!r}.')
+    return dict(setting)
+
+
+def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:
+    """The first whole-image iteration of ``setting`` in a run of ``max_iters`` iterations."""
+    if setting.get('begin') is not None:
+        begin = int(setting['begin'])
+    else:
+        if max_iters is None:
+            raise ValueError('full_image_phase.begin_fraction needs the run length '
+                             '(max_iters): ' + _HOOK + '.')
+        begin = int(round(setting['begin_fraction'] * max_iters))
+    if max_iters is not None and begin >= max_iters:
+        raise ValueError(f'full_image_phase begins at iteration {begin}, not before the end of '
+                         f'training (max_iters={max_iters}): the whole-image phase would never '
+                         f'run. Set begin below max_iters, or drop full_image_phase.')
+    return begin
+
+
+class FullImagePhaseMixin:
+    """The model side of the full-image phase: the setting, and the training progress
+    that :class:`~mmwinwin.engine.hooks.FullImagePhaseHook` sets."""
+
+    full_image_phase: dict | None = None
+    train_iteration: int | None = None
+    train_max_iters: int | None = None
+
+    def _init_full_image_phase(self, setting: dict | None) -> None:
+        self.full_image_phase = check_full_image_phase(setting)
+
+    def set_train_progress(self, iteration: int, max_iters: int | None = None) -> None:
+        """Record the (0-based) iteration about to be trained and the run length."""
+        if self.full_image_phase is not None:  # checks begin against max_iters
+            full_image_phase_begin(self.full_image_phase, max_iters)
+        self.train_iteration = int(iteration)
+        self.train_max_iters = None if max_iters is None else int(max_iters)
+
+    def in_full_image_phase(self) -> bool:
+        """Whether this training step trains on whole images."""
+        if self.full_image_phase is None:
+            return False
+        if self.train_iteration is None:
+            raise RuntimeError(f'{type(self).__name__} has full_image_phase='
+                               f'{self.full_image_phase} but does not know the training '
+                               f'iteration: {_HOOK}.')
+        return self.train_iteration >= full_image_phase_begin(self.full_image_phase,
+                                                              self.train_max_iters)

@@ -1,0 +1,306 @@
+"""Win-Win's full-image phase: windows before ``begin``, the host's whole-image loss from it.
+
+The whole-image loss is checked against the host model itself (mmseg's ``EncoderDecoder`` /
+``DepthEstimator`` with the same weights, or the flow network's whole-pair forward and the
+EPE loss), the window phase by its defining property (nothing outside the windows changes
+the loss), and the hook through a real mmengine Runner, with ``--resume``, and through
+``tools/train.py``.
+"""
+import copy
+import os.path as osp
+import runpy
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmengine.structures import BaseDataElement, PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmwinwin  # noqa: F401
+from mmwinwin.datasets.synthetic import generate_ade20k
+from mmwinwin.layers.flow.ops import masked_epe_loss
+from mmwinwin.layers.settings import UnknownSettingError
+from mmwinwin.models.flow import WinWinFlowEstimator
+from mmwinwin.models.winwin.full_image_phase import check_full_image_phase
+from mmwinwin.utils import add_rng_state_hook
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG = osp.join(ROOT, 'configs', 'winwin')
+SEG_CFG = osp.join(CFG, 'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
+P = 8
+WINS = [[(0, 0, 2, 2), (2, 3, 2, 2)], [(1, 1, 2, 2), (0, 4, 2, 2)]]
+
+
+def _seg_cfg(type_, **extra):
+    return ConfigDict(
+        type=type_, **extra,
+        backbone=dict(type='RoPEViT', arch=dict(embed_dims=32, num_layers=2, num_heads=2),
+                      patch_size=P, out_indices=(1,)),
+        decode_head=dict(type='FCNHead', in_channels=32, in_index=-1, channels=16, num_convs=1,
+                         num_classes=5, norm_cfg=None, dropout_ratio=0.0,
+                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+
+def _seg_batch(H=32, W=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    img = torch.randn(2, 3, H, W, generator=g)
+    samples = []
+    for b in range(2):
+        s = SegDataSample()
+        s.set_metainfo(dict(img_shape=(H, W), pad_shape=(H, W), ori_shape=(H, W),
+                            winwin_windows=WINS[b], winwin_patch_size=P))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, H, W), generator=g))
+        samples.append(s)
+    return img, samples
+
+
+def _outside_windows(H, W):
+    """(2, H, W) True on the pixels outside each sample's windows."""
+    out = torch.ones(2, H, W, dtype=torch.bool)
+    for b, wins in enumerate(WINS):
+        for t, l, h, w in wins:
+            out[b, t * P:(t + h) * P, l * P:(l + w) * P] = False
+    return out
+
+
+def _change_outside(img, samples, key='gt_sem_seg', fill=4):
+    """The same batch with new pixels and labels outside the windows."""
+    out = _outside_windows(*img.shape[-2:])
+    img2 = torch.where(out[:, None], torch.randn_like(img) * 3, img)
+    new = copy.deepcopy(samples)
+    for b, s in enumerate(new):
+        data = getattr(s, key).data
+        s.set_data({key: PixelData(data=torch.where(out[b][None], torch.full_like(data, fill),
+                                                    data))})
+    return img2, new
+
+
+def test_segmentation_windows_before_begin_host_loss_from_begin():
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(begin=3)))
+    host = MODELS.build(_seg_cfg('EncoderDecoder'))
+    host.load_state_dict(model.state_dict())
+    img, samples = _seg_batch()
+    img2, samples2 = _change_outside(img, samples)
+
+    model.set_train_progress(2, 10)  # iteration 2 < begin: windows only
+    assert not model.in_full_image_phase()
+    win = model.loss(img, samples)['decode.loss_ce']
+    torch.testing.assert_close(model.loss(img2, samples2)['decode.loss_ce'], win)
+    whole = host.loss(img, samples)['decode.loss_ce']
+    assert abs(win.item() - whole.item()) > 1e-3
+
+    model.set_train_progress(3, 10)  # from begin on: the host's whole-image loss
+    assert model.in_full_image_phase()
+    torch.testing.assert_close(model.loss(img, samples)['decode.loss_ce'], whole)
+    torch.testing.assert_close(model.loss(img2, samples2)['decode.loss_ce'],
+                               host.loss(img2, samples2)['decode.loss_ce'])
+    loss = model.loss(img, samples)['decode.loss_ce']
+    loss.backward()
+    assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+def test_segmentation_with_context_tokens_whole_phase_is_the_inference_forward():
+    """With context tokens the whole-image phase trains the forward that inference runs:
+    the whole image plus its pooled context tokens."""
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', context_tokens=dict(pool=2),
+                                  full_image_phase=dict(begin=0)))
+    img, samples = _seg_batch()
+    model.set_train_progress(0, 4)
+    want = model.decode_head.loss_by_feat(model.decode_head(model.extract_feat(img)), samples)
+    torch.testing.assert_close(model.loss(img, samples)['decode.loss_ce'], want['loss_ce'])
+
+
+def test_depth_windows_before_begin_host_loss_from_begin():
+    cfg = Config.fromfile(osp.join(CFG, 'vitdepth_rope-vit-tiny_fullres_1xb2-20i_'
+                                        'synthetic-nyu-128x192.py')).model
+    cfg.pop('data_preprocessor')
+    cfg.backbone.patch_size = P
+    torch.manual_seed(0)
+    host = MODELS.build(cfg)
+    model = MODELS.build(dict(cfg, type='WinWinDepthEstimator',
+                              full_image_phase=dict(begin_fraction=0.5)))
+    model.load_state_dict(host.state_dict())
+    H, W = 32, 48
+    g = torch.Generator().manual_seed(1)
+    img = torch.randn(2, 3, H, W, generator=g)
+    samples = []
+    for b in range(2):
+        s = SegDataSample()
+        s.set_metainfo(dict(img_shape=(H, W), pad_shape=(H, W), ori_shape=(H, W),
+                            winwin_windows=WINS[b], winwin_patch_size=P))
+        s.gt_depth_map = PixelData(data=torch.rand(1, H, W, generator=g) * 5 + 0.5)
+        samples.append(s)
+    img2, samples2 = _change_outside(img, samples, 'gt_depth_map', fill=9.0)
+
+    model.set_train_progress(1, 4)  # begin = round(0.5 * 4) = 2
+    win = model.loss(img, samples)['decode.loss_silog']
+    torch.testing.assert_close(model.loss(img2, samples2)['decode.loss_silog'], win)
+    model.set_train_progress(2, 4)
+    torch.testing.assert_close(model.loss(img, samples)['decode.loss_silog'],
+                               host.loss(img, samples)['decode.loss_silog'])
+    assert abs(win.item() - host.loss(img, samples)['decode.loss_silog'].item()) > 1e-4
+
+
+TINY_FLOW = dict(encoder=dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2, mlp_ratio=2.0)),
+                 dec_embed_dims=32, dec_num_layers=2, dec_num_heads=2, dec_mlp_ratio=2.0,
+                 head_hooks=(0, 1, 2, 2), head_features=16, head_layer_dims=(8, 16, 32, 32))
+
+
+def test_flow_windows_before_begin_whole_pair_from_begin():
+    torch.manual_seed(0)
+    model = WinWinFlowEstimator(net=TINY_FLOW, windows=dict(num_windows=2, window_size=2),
+                                full_image_phase=dict(begin=5))
+    g = torch.Generator().manual_seed(0)
+    H, W = 64, 96
+    img1, img2 = torch.randn(2, 3, H, W, generator=g), torch.randn(2, 3, H, W, generator=g)
+    samples = []
+    for _ in range(2):
+        s = BaseDataElement(metainfo=dict(img_shape=(H, W), ori_shape=(H, W)))
+        s.gt_flow = torch.randn(2, H, W, generator=g) * 3
+        s.gt_valid = torch.ones(H, W, dtype=torch.bool)
+        samples.append(s)
+    # before begin: windows of the model's own stream; the target outside them is unseen
+    model.set_train_progress(4, 10)
+    model.window_generator.manual_seed(5)
+    wins = model.sample_batch_windows(samples)
+    model.window_generator.manual_seed(5)
+    win = model.loss(img1, img2, samples)['loss_flow']
+    far = copy.deepcopy(samples)
+    for b, ws in enumerate(wins):
+        outside = torch.ones(H, W, dtype=torch.bool)
+        for t, l, h, w in ws:
+            outside[t * 16:(t + h) * 16, l * 16:(l + w) * 16] = False
+        far[b].gt_flow = torch.where(outside, torch.full_like(far[b].gt_flow, 1e3),
+                                     far[b].gt_flow)
+    model.window_generator.manual_seed(5)
+    torch.testing.assert_close(model.loss(img1, img2, far)['loss_flow'], win)
+    # from begin on: the whole pair, the EPE loss over every valid pixel
+    model.set_train_progress(5, 10)
+    state = model.window_generator.get_state()
+    gt = torch.stack([s.gt_flow for s in samples])
+    valid = torch.stack([s.gt_valid for s in samples])
+    with torch.no_grad():
+        want = masked_epe_loss(model.net(img1, img2), gt, valid)
+    torch.testing.assert_close(model.loss(img1, img2, samples)['loss_flow'], want)
+    assert torch.equal(model.window_generator.get_state(), state)  # no windows drawn
+
+
+@pytest.mark.parametrize('setting, error, match', [
+    (dict(begin=-1), ValueError, 'integer iteration >= 0'),
+    (dict(begin=1.5), ValueError, 'begin_fraction'),
+    (dict(begin=True), ValueError, 'integer iteration'),
+    (dict(begin_fraction=1.0), ValueError, r'in \[0, 1\)'),
+    (dict(begin_fraction='0.8'), ValueError, r'in \[0, 1\)'),
+    (dict(begin=10, begin_fraction=0.5), ValueError, 'exactly one'),
+    (dict(), ValueError, 'exactly one'),
+    (dict(begn=10), UnknownSettingError, "Did you mean 'begin'"),
+    (2000, TypeError, 'dict'),
+])
+def test_bad_settings_are_named(setting, error, match):
+    with pytest.raises(error, match=match):
+        check_full_image_phase(setting)
+    with pytest.raises(error, match=match):
+        MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=setting))
+
+
+def test_phase_without_the_hook_and_past_the_end_are_errors():
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(begin=3)))
+    img, samples = _seg_batch()
+    with pytest.raises(RuntimeError, match='FullImagePhaseHook'):
+        model.loss(img, samples)
+    with pytest.raises(ValueError, match='max_iters=3'):
+        model.set_train_progress(0, 3)
+    frac = MODELS.build(_seg_cfg('WinWinEncoderDecoder',
+                                 full_image_phase=dict(begin_fraction=0.85)))
+    frac.set_train_progress(2039, 2400)
+    assert not frac.in_full_image_phase()
+    frac.set_train_progress(2040, 2400)
+    assert frac.in_full_image_phase()
+    with pytest.raises(ValueError, match='windows=None'):
+        WinWinFlowEstimator(net=TINY_FLOW, windows=None, full_image_phase=dict(begin=1))
+    # without the option a model never needs the hook
+    plain = MODELS.build(_seg_cfg('WinWinEncoderDecoder'))
+    assert not plain.in_full_image_phase()
+    plain.loss(img, samples)
+
+
+def test_tools_train_adds_the_hook():
+    cfg = add_rng_state_hook(Config(dict(custom_hooks=[])))
+    assert [h['type'] for h in cfg.custom_hooks].count('FullImagePhaseHook') == 1
+
+
+class PhaseRecorder(Hook):
+    """Records (runner.iter, whether the step trained on whole images) per training step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.steps.append((runner.iter, runner.model.in_full_image_phase()))
+
+
+def _runner_cfg(data, work, **over):
+    cfg = add_rng_state_hook(Config.fromfile(SEG_CFG))
+    cfg.model.full_image_phase = dict(begin=2)
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = data
+    cfg.work_dir = str(work)
+    cfg.train_cfg.max_iters = 4
+    cfg.train_cfg.val_interval = 100
+    cfg.param_scheduler[0].end = 4
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    cfg.default_hooks.logger.interval = 1
+    cfg.log_level = 'WARNING'
+    cfg.merge_from_dict(over)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def ade(tmp_path_factory):
+    return generate_ade20k(str(tmp_path_factory.mktemp('ade')), num_train=4, num_val=2,
+                           img_size=(128, 256))
+
+
+def test_hook_sets_the_phase_from_runner_iter_and_after_resume(ade, tmp_path):
+    runner = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run'))
+    rec = PhaseRecorder()
+    runner.register_hook(rec, priority='LOWEST')
+    runner.train()
+    assert rec.steps == [(0, False), (1, False), (2, True), (3, True)]
+    for ckpt, want in (('iter_1.pth', [(1, False), (2, True), (3, True)]),
+                       ('iter_3.pth', [(3, True)])):
+        resumed = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run', resume=True,
+                                              load_from=str(tmp_path / 'run' / ckpt)))
+        rec = PhaseRecorder()
+        resumed.register_hook(rec, priority='LOWEST')
+        resumed.train()
+        assert rec.steps == want, ckpt
+
+
+def test_tools_train_switches_at_iteration_2_of_4(ade, tmp_path, capsys):
+    cfg = tmp_path / 'phase.py'
+    cfg.write_text(f'_base_ = [{SEG_CFG!r}]\nmodel = dict(full_image_phase=dict(begin=2))\n')
+    argv = sys.argv
+    sys.argv = ['train.py', str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                f'train_dataloader.dataset.data_root={ade}',
+                f'val_dataloader.dataset.data_root={ade}',
+                f'test_dataloader.dataset.data_root={ade}', 'train_cfg.max_iters=4',
+                'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=4',
+                'default_hooks.logger.interval=1', 'param_scheduler.0.end=4']
+    try:
+        runpy.run_path(osp.join(ROOT, 'tools', 'train.py'), run_name='__main__')
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr()
+    log = out.out + out.err
+    assert 'iterations 2 .. 3 train on whole images (2 of 4)' in log
+    assert 'iteration 2 onwards trains on whole images' in log
+    assert 'mIoU' in log and (tmp_path / 'work' / 'iter_4.pth').exists()
