@@ -20,7 +20,9 @@ import torch
 from mmseg.models.backbones.vit import VisionTransformer
 from torch import nn
 
-from ...layers import ExpediteSettings, cluster_sequence, expedited_forward_tokens
+from ...layers import ExpediteSettings, expedited_forward_tokens
+from ...layers.expedite.plugin import ExpeditePolicy
+from ...layers.vit.block_loop import run_blocks
 from ...layers.expedite.reconstruction import ReconstructionWeights, reconstruct_tokens
 from ...registry import register
 from ..vit.rope_vit import RoPEViT
@@ -79,6 +81,25 @@ class ExpeditedRoPEViT(RoPEViT):
         return self.forward_expedited(img, reconstruct=True)[0]
 
 
+class _MMSegExpeditePolicy(ExpeditePolicy):
+    """:class:`ExpeditePolicy` for mmseg's ViT: outputs in mmseg's format (maps, cls token
+    when asked for), reconstructed or on the cluster grid; no clustering when the settings
+    are ``None`` (the plain model)."""
+
+    def __init__(self, settings: ExpediteSettings | None, grid_size: tuple[int, int],
+                 reconstruct: bool = True) -> None:
+        super().__init__(settings, grid_size, reconstruct)
+
+    def output(self, index: int, state) -> torch.Tensor:
+        vit = state.vit
+        return vit._format_output(state.x, vit.num_prefix_tokens, self.grid_size, self.weights,
+                                  self.reconstruct)
+
+    def after_block(self, index: int, state) -> None:
+        if self.settings is not None:
+            super().after_block(index, state)
+
+
 @register('MODELS')
 class ExpeditedMMSegViT(VisionTransformer):
     """mmseg's ``VisionTransformer`` (Segmenter, UPerNet-ViT, DPT) with Expedite.
@@ -115,9 +136,27 @@ class ExpeditedMMSegViT(VisionTransformer):
             out = [out, x[:, 0]]
         return out
 
+    # --- the block-loop interface (run_blocks), over mmseg's own layers and norm
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return 1 if self.with_cls_token else 0
+
+    def run_block(self, index: int, x: torch.Tensor, pos=None, attn_mask=None) -> torch.Tensor:
+        """mmseg's layer ``index`` (no positions: the absolute embedding is in the tokens);
+        the final norm follows the last layer as in mmseg's forward."""
+        x = self.layers[index](x)
+        if index == self.num_layers - 1 and self.final_norm:
+            x = self.norm1(x)
+        return x
+
     def forward_expedited(self, inputs: torch.Tensor, reconstruct: bool = True
                           ) -> tuple[tuple, ReconstructionWeights | None]:
-        """mmseg's forward with clustering after layer alpha. Returns the outputs and the
+        """mmseg's forward with clustering after layer alpha, through the one block loop
+        (``run_blocks`` with :class:`_MMSegExpeditePolicy`). Returns the outputs and the
         reconstruction weights; with ``reconstruct=False`` the levels after alpha stay
         on the cluster grid (for reconstruction after the head)."""
         B = inputs.shape[0]
@@ -129,22 +168,12 @@ class ExpeditedMMSegViT(VisionTransformer):
             x = x[:, 1:]
         if self.pre_norm:
             x = self.pre_ln(x)
-        p = 1 if self.with_cls_token else 0
         hw = tuple(hw_shape)
-        s = self.expedite
-        num_layers = len(self.layers)
-        outs, weights = [], None
-        if self.out_origin:
-            outs.append(self._format_output(x, p, hw, None, reconstruct))
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i == num_layers - 1 and self.final_norm:
-                x = self.norm1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, p, hw, weights, reconstruct))
-            if s is not None and i == s.alpha - 1 and s.alpha < num_layers:
-                x, _, _, weights = cluster_sequence(x, p, hw, s)
-        return tuple(outs), weights
+        origin = [self._format_output(x, self.num_prefix_tokens, hw, None, reconstruct)] \
+            if self.out_origin else []
+        policy = _MMSegExpeditePolicy(self.expedite, hw, reconstruct)
+        outs = run_blocks(self, x, None, policy)
+        return tuple(origin + outs), policy.weights
 
     def forward(self, inputs: torch.Tensor) -> tuple:
         return self.forward_expedited(inputs, reconstruct=True)[0]
