@@ -144,7 +144,7 @@ def test_window_shapes_reach_a_backbone_that_takes_them():
 
     def forward_tokens(tokens, pos, grid_size=None, window_shapes=None):
         seen.append(window_shapes)
-        return plain(tokens, pos, grid_size)
+        return plain(tokens, pos, grid_size, window_shapes=window_shapes)
 
     model.backbone.forward_tokens = forward_tokens
     img = torch.randn(1, 3, S, S)

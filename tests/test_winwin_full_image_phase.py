@@ -15,7 +15,6 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement, PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -26,7 +25,7 @@ from mmwinwin.layers.flow.ops import masked_epe_loss
 from mmwinwin.layers.settings import UnknownSettingError
 from mmwinwin.models.flow import WinWinFlowEstimator
 from mmwinwin.models.winwin.full_image_phase import check_full_image_phase
-from mmwinwin.utils import add_rng_state_hook
+from mmwinwin.utils import add_rng_state_hook, build_runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = osp.join(ROOT, 'configs', 'winwin')
@@ -266,14 +265,14 @@ def ade(tmp_path_factory):
 
 
 def test_hook_sets_the_phase_from_runner_iter_and_after_resume(ade, tmp_path):
-    runner = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run'))
+    runner = build_runner(_runner_cfg(ade, tmp_path / 'run'))
     rec = PhaseRecorder()
     runner.register_hook(rec, priority='LOWEST')
     runner.train()
     assert rec.steps == [(0, False), (1, False), (2, True), (3, True)]
     for ckpt, want in (('iter_1.pth', [(1, False), (2, True), (3, True)]),
                        ('iter_3.pth', [(3, True)])):
-        resumed = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run', resume=True,
+        resumed = build_runner(_runner_cfg(ade, tmp_path / 'run', resume=True,
                                               load_from=str(tmp_path / 'run' / ckpt)))
         rec = PhaseRecorder()
         resumed.register_hook(rec, priority='LOWEST')
