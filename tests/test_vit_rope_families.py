@@ -410,6 +410,40 @@ def test_pretrained_family_ade20k_configs_build(arch, window, crop):
     assert model.backbone.patch_size == preset['patch_size']
 
 
+@pytest.mark.parametrize('dataset,window,crop,sched', [('cityscapes-1024x2048', 32, 720, '80k'),
+                                                        ('bdd100k-720x1280', 22, 496, '80k')])
+def test_dinov3_driving_configs_are_the_rope_vit_recipe_with_dinov3(dataset, window, crop,
+                                                                      sched):
+    """Cityscapes / BDD100K: the DINOv3 ViT-B/16 Win-Win config and its full-resolution and
+    crop baselines are the RoPE ViT-B/16 configs with only the backbone swapped (the shared
+    DINOv3 backbone base); the Win-Win model builds with the DINOv3 preset."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'winwin')
+    pairs = [(f'winwin-2x{window}_upernet_{a}_8xb2-{sched}_{dataset}.py')
+             for a in ('dinov3-vitb16', 'rope-vit-b16')]
+    pairs = [pairs] + [[f'upernet_{a}_{kind}_8xb2-{sched}_{dataset}.py'
+                        for a in ('dinov3-vitb16', 'rope-vit-b16')]
+                       for kind in ('fullres', f'crop{crop}')]
+    for ours_name, theirs_name in pairs:
+        ours = Config.fromfile(osp.join(root, ours_name)).to_dict()
+        theirs = Config.fromfile(osp.join(root, theirs_name)).to_dict()
+        bb = ours['model'].pop('backbone')
+        theirs['model'].pop('backbone')
+        assert bb['arch'] == 'dinov3-vitb16' and bb['init_cfg']['type'] == 'Pretrained'
+        for key in ('model', 'train_dataloader', 'val_dataloader', 'optim_wrapper',
+                    'param_scheduler', 'train_cfg'):
+            assert ours[key] == theirs[key], (ours_name, key)
+    cfg = Config.fromfile(osp.join(root, pairs[0][0]))
+    assert cfg.model.type == 'WinWinEncoderDecoder'
+    with torch.device('meta'):
+        from mmseg.registry import MODELS
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            model = MODELS.build(cfg.model)
+    assert model.backbone.rope_type == 'dinov3' and model.backbone.num_reg_tokens == 4
+
+
 @pytest.mark.parametrize('family', ['dinov3', 'eva02'])
 def test_winwin_segmentor_trains_a_family_backbone_on_windows(family):
     """A Win-Win loss step on a tiny DINOv3 / EVA-02 backbone: the window features are

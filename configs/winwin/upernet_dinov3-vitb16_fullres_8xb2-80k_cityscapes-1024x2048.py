@@ -1,0 +1,6 @@
+# DINOv3 ViT-B/16 + UPerNet, cityscapes-1024x2048, 8 GPUs x 2 images, 80k iterations, AdamW with
+# layer-wise LR decay. Full-resolution baseline: whole 1024x2048 images (8192 tokens), test whole.
+# The same recipe as the RoPE ViT-B/16 config it inherits (upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py); only the
+# backbone changes (weights and licence: ../_base_/models/dinov3-vitb16_backbone.py).
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py', '../_base_/models/dinov3-vitb16_backbone.py']
+model = dict(backbone={{_base_.dinov3_vitb16_backbone}})
