@@ -7,19 +7,8 @@
 # PE rotates by integer (x, y) token indices of the full image + 1 (past its cls token), so the
 # window tokens keep their full-image positions; its absolute position embedding is read at
 # them too.
-# Weights: Meta's release, Apache-2.0 licence (https://github.com/facebookresearch/perception_models;
-# HF hub facebook/PE-Spatial-B16-512, file PE-Spatial-B16-512.pt), or timm's
-# vit_pe_spatial_base_patch16_512.fb weights; read as they are or converted once by
-# tools/model_converters/rope_family2mmwinwin.py. PE normalises images with mean = std = 0.5.
-_base_ = ['./winwin-2x12_upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py']
-pe_checkpoint = 'checkpoints/PE-Spatial-B16-512.pt'  # your download
+# Weights and licence: ../_base_/models/pe-spatial-vitb16_backbone.py.
+_base_ = ['./winwin-2x12_upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py', '../_base_/models/pe-spatial-vitb16_backbone.py']
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
-    backbone=dict(
-        _delete_=True,
-        type='RoPEViT',
-        arch='pe-spatial-vitb16',  # pre-norm, cls token, abs. pos. embed + PE RoPE
-        out_indices=(2, 5, 8, 11),
-        drop_path_rate=0.1,
-        with_cp=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pe_checkpoint)))
+    backbone={{_base_.pe_spatial_vitb16_backbone}})
