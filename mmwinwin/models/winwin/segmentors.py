@@ -26,11 +26,12 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
 from ...layers.winwin.context import context_grid, pool_context_tokens
-from ...layers.winwin.windows import (check_patch_size, check_windows, crop_windows,
+from ...layers.winwin.windows import (check_patch_size, check_windows,
                                       embed_windows, gather_tokens, scatter_tokens, window_grids)
 from ...registry import register
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
+from .window_targets import crop_sample_to_window
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
 
@@ -115,18 +116,10 @@ class WinWinMixin:
 
     @staticmethod
     def _crop_sample(sample, win: tuple, p: int):
-        """A copy of ``sample`` whose ``gt_*`` pixel maps are cropped to ``win``."""
-        new = sample.__class__()
-        meta = dict(sample.metainfo)
-        size = (win[2] * p, win[3] * p)
-        meta.update(img_shape=size, pad_shape=size, ori_shape=size, winwin_crop=tuple(win))
-        meta.pop('flip', None)
-        new.set_metainfo(meta)
-        for key in sample.keys():
-            value = getattr(sample, key)
-            if key.startswith('gt_') and isinstance(value, PixelData):
-                new.set_data({key: PixelData(data=crop_windows(value.data, [win], p)[0])})
-        return new
+        """A copy of ``sample`` whose ``gt_*`` pixel maps are cropped to ``win``
+        (:func:`~mmwinwin.models.winwin.window_targets.crop_sample_to_window`, the one
+        cropping of targets that every Win-Win model uses)."""
+        return crop_sample_to_window(sample, win, p)
 
     def _heads_loss(self, feats: list[torch.Tensor], samples: list) -> dict:
         if self.with_neck:

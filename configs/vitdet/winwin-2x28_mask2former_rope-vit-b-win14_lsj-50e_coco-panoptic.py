@@ -1,0 +1,27 @@
+# Win-Win twin of mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py: 2 windows of
+# 28x28 tokens per 1024x1024 LSJ image; panoptic segments (things and stuff, void kept
+# void) cut to each window; evaluated on whole images (mmwinwin.CocoPanopticMetric).
+#
+# Window size, in tokens: as for winwin-2x28_mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py
+# (64x64 token grid; 28 = 2 partitions of 14, 2 x 28^2 = 38 % of the tokens).
+_base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py']
+image_size = (1024, 1024)
+backend_args = None
+model = dict(
+    type='WinWinMask2Former',
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'))
+
+train_pipeline = [
+    dict(type='CheckedLoadImageFromFile', to_float32=True, backend_args=backend_args),
+    dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True,
+         backend_args=backend_args),
+    dict(type='RandomFlip', prob=0.5),
+    # large scale jittering
+    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), resize_type='Resize',
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=True,
+         allow_negative_crop=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True),
+    dict(type='WinWinPackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

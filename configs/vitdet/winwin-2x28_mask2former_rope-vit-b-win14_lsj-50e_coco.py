@@ -1,0 +1,28 @@
+# Win-Win twin of mask2former_rope-vit-b-win14_lsj-50e_coco.py (COCO instance
+# segmentation): 2 windows of 28x28 tokens per 1024x1024 LSJ image, whole-image test.
+#
+# Window size, in tokens: as for winwin-2x28_mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py
+# (64x64 token grid; 28 = 2 partitions of 14, 2 x 28^2 = 38 % of the tokens).
+# Mask2Former has no ignore regions: instances the border rule drops are simply no targets.
+# Its point-sampled mask loss keeps mmdet's 12544 points per mask = the 112x112 mask
+# prediction of a 448 px window.
+_base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco.py']
+image_size = (1024, 1024)
+model = dict(
+    type='WinWinMask2Former',
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'))
+
+train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform and packer
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    # large scale jittering
+    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), resize_type='Resize',
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=True,
+         allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True),
+    dict(type='WinWinPackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

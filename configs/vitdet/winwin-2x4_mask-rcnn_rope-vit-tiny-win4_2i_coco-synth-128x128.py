@@ -1,0 +1,31 @@
+# Win-Win twin of the tiny Mask R-CNN on generated COCO data (CPU smoke run):
+# python tools/dataset_converters/generate_synthetic.py coco data/coco_synth
+# 128x128 images with patch 16 are an 8x8 token grid; 2 windows of 4x4 tokens (64x64 px)
+# keep half of it. Windows are as large as the backbone's 4-token attention partitions.
+# Large-scale jitter makes some images smaller than the crop (padded later by the data
+# preprocessor): windows are sampled inside the real image, shrunk where two do not fit.
+_base_ = ['./mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
+model = dict(
+    type='WinWinTwoStageDetector',
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'),
+    # each window is a small image for the RPN and the RoI head: half the samples per window
+    # keeps the sampled anchors / RoIs per training image as in full-resolution training;
+    # ignore_iof_thr makes the assigners use crowd regions and the instances the border rule
+    # dropped as ignore regions (mmdet's default, -1, would treat them as background)
+    train_cfg=dict(
+        rpn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=32)),
+        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+        rcnn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=32))))
+
+train_pipeline = [
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(128, 128),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16, shrink_to_fit=True),
+    dict(type='WinWinPackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

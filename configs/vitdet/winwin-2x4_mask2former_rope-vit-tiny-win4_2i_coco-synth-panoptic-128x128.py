@@ -1,0 +1,25 @@
+# Win-Win twin of the tiny Mask2Former panoptic segmentation on generated COCO data (CPU
+# smoke run): python tools/dataset_converters/generate_synthetic.py coco data/coco_synth
+# 128x128 images with patch 16 are an 8x8 token grid; 2 windows of 4x4 tokens (64x64 px)
+# keep half of it, as large as the backbone's 4-token attention partitions. Windows are
+# sampled inside the real image (jitter can make it smaller than 128x128), shrunk where
+# two do not fit. Panoptic segments (gt_sem_seg: things and stuff, 255 = void) are cut to
+# each window pixel for pixel; evaluation runs whole images (CocoPanopticMetric).
+_base_ = ['./mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py']
+model = dict(
+    type='WinWinMask2Former',
+    border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore'),
+    train_cfg=dict(num_points=256))  # point-sampled mask loss: a 64x64 window has 4096 px
+
+train_pipeline = [
+    dict(type='CheckedLoadImageFromFile', to_float32=True),
+    dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True, with_seg=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0), resize_type='Resize',
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=(128, 128), crop_type='absolute', recompute_bbox=True,
+         allow_negative_crop=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16, shrink_to_fit=True),
+    dict(type='WinWinPackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

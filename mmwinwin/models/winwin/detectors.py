@@ -1,0 +1,157 @@
+"""Win-Win detectors (mmdet): train on window tokens, test whole images.
+
+Training (``loss``): the backbone runs only on the tokens of the windows that
+:class:`~mmwinwin.datasets.winwin.WinWinWindows` recorded in each sample's metainfo, every
+token at its (y, x) in the full image (``layers.winwin.embed_windows``); with a ViTDet-style
+backbone whose ``forward_tokens`` takes ``window_shapes``, its windowed blocks partition
+inside each Win-Win window and its global blocks attend across all windows of the image.
+Each window's output tokens become a small ``(C, s, s)`` feature map; windows of equal size
+across the batch are stacked as a batch of small images, their samples cropped to the same
+windows by :func:`~mmwinwin.models.winwin.window_targets.crop_sample_to_window` (boxes
+clipped, masks cropped, the border rule, crowd regions kept as ignore, panoptic segments cut
+pixel for pixel), and the host's **own** ``loss`` (mmdet's ``TwoStageDetector.loss``,
+``MaskFormer.loss``) runs on them. The one patch point, ToMe style: ``extract_feat`` given
+:class:`WindowFeatures` instead of images runs only the neck on them, so no mmdet loss body is
+copied. Losses of different window sizes are averaged weighted by their window counts.
+
+Inference (``predict``) is the host's: the whole image in one backbone pass.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+
+import torch
+from mmdet.models.detectors import Mask2Former, TwoStageDetector
+
+from ...layers.winwin.windows import check_patch_size, check_windows, embed_windows, window_grids
+from ...registry import register
+from .window_targets import BorderRule, crop_sample_to_window
+
+__all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former']
+
+_MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
+            "dict(type='WinWinWindows', num_windows=2, window_size=S, patch_size=16) to the "
+            'training pipeline after the geometric augmentations (RandomResize, RandomCrop, '
+            "RandomFlip), and pack with dict(type='WinWinPackDetInputs') (or pass meta_keys "
+            "including 'winwin_windows', 'winwin_grid', 'winwin_patch_size' to PackDetInputs: "
+            'mmwinwin.datasets.WINWIN_META_KEYS).')
+
+
+class WindowFeatures(tuple):
+    """Backbone feature maps of a batch of windows, one ``(B, C, s, s)`` map per level.
+
+    Given to a host detector's ``loss`` in place of the image batch: the Win-Win
+    ``extract_feat`` then runs only the neck on them (the backbone already ran on the
+    windows' tokens)."""
+
+
+class WinWinDetMixin:
+    """Window-token training for an mmdet detector (two-stage, Mask2Former).
+
+    Args:
+        border_rule: which instances cut by a window border stay targets
+            (:class:`~mmwinwin.models.winwin.window_targets.BorderRule`:
+            ``dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore')``).
+    """
+
+    def __init__(self, *args, border_rule: dict | None = None, **kwargs) -> None:
+        rule = BorderRule.build(border_rule)  # checked before the (costly) host build
+        super().__init__(*args, **kwargs)
+        self.border_rule = rule
+        self._check_backbone()
+
+    def _check_backbone(self) -> int:
+        bb = self.backbone
+        for attr in ('patch_embed', 'forward_tokens', 'patch_size'):
+            if not hasattr(bb, attr):
+                raise TypeError(f'Win-Win needs a token backbone with `{attr}` (RoPEViT or '
+                                f'RoPEViTDet); got {type(bb).__name__}.')
+        return int(bb.patch_size)
+
+    def extract_feat(self, batch_inputs):
+        """Images: the host's (backbone + neck). :class:`WindowFeatures`: the neck only."""
+        if isinstance(batch_inputs, WindowFeatures):
+            feats = tuple(batch_inputs)
+            return self.neck(feats) if self.with_neck else feats
+        return super().extract_feat(batch_inputs)
+
+    def _backbone_windows(self, tokens: torch.Tensor, pos: torch.Tensor,
+                          grid: tuple[int, int], windows: list) -> list[torch.Tensor]:
+        kwargs = {}
+        if 'window_shapes' in inspect.signature(self.backbone.forward_tokens).parameters:
+            kwargs['window_shapes'] = [(int(h), int(w)) for _, _, h, w in windows]
+        return self.backbone.forward_tokens(tokens, pos, grid, **kwargs)
+
+    def window_batches(self, inputs: torch.Tensor, samples: list,
+                       batch_windows: list) -> dict:
+        """``{(h, w): (features, cropped samples)}``: every window of the batch, grouped
+        by size; ``features`` is a list over windows of per-level ``(C, h, w)`` maps."""
+        p = self._check_backbone()
+        grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
+        groups = defaultdict(list)
+        for i, wins in enumerate(batch_windows):
+            check_windows(wins, grid)
+            groups[tuple((h, w) for _, _, h, w in wins)].append(i)
+        buckets = defaultdict(lambda: ([], []))
+        for idxs in groups.values():
+            wins = [batch_windows[i] for i in idxs]
+            tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
+            levels = self._backbone_windows(tok, pos, grid, wins[0])
+            per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
+            for k, i in enumerate(idxs):
+                for j, win in enumerate(batch_windows[i]):
+                    feats, crops = buckets[(int(win[2]), int(win[3]))]
+                    feats.append([lv[j][k] for lv in per_level])
+                    crops.append(crop_sample_to_window(samples[i], win, p, self.border_rule))
+        return dict(buckets)
+
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
+        """The host's loss on the windows of every image (see the module docstring)."""
+        if not batch_data_samples:
+            raise ValueError('Win-Win training needs data samples carrying the windows.')
+        p = self._check_backbone()
+        metas = [s.metainfo for s in batch_data_samples]
+        for m in metas:
+            check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
+        if not all('winwin_windows' in m for m in metas):
+            if any('winwin_token_index' in m for m in metas):
+                raise ValueError("WinWinWindows(mode='random_tokens') is an ablation for "
+                                 "segmentation; Win-Win detectors train on windows: use "
+                                 "mode='windows' (the default).")
+            raise KeyError(_MISSING)
+        buckets = self.window_batches(batch_inputs, batch_data_samples,
+                                      [m['winwin_windows'] for m in metas])
+        total = sum(len(crops) for _, crops in buckets.values())
+        losses: dict = {}
+        for feats, crops in buckets.values():
+            stacked = WindowFeatures(torch.stack([f[lv] for f in feats])
+                                     for lv in range(len(feats[0])))
+            part = super().loss(stacked, crops)
+            if len(buckets) == 1:
+                return part
+            _add_weighted(losses, part, len(crops) / total)
+        return losses
+
+
+def _add_weighted(total: dict, part: dict, weight: float) -> None:
+    """``total[k] += weight * part[k]``; list-valued losses (mmdet RPN, per level) per item."""
+    for k, v in part.items():
+        if isinstance(v, (list, tuple)):
+            prev = total.get(k, [0] * len(v))
+            total[k] = [a + b * weight for a, b in zip(prev, v)]
+        else:
+            total[k] = total.get(k, 0) + v * weight
+
+
+@register('MODELS')
+class WinWinTwoStageDetector(WinWinDetMixin, TwoStageDetector):
+    """mmdet two-stage detector (Mask R-CNN, Faster R-CNN, ...) trained on Win-Win windows;
+    inference unchanged (whole image). A ``MaskRCNN`` config switches by
+    ``model.type='WinWinTwoStageDetector'``. ``border_rule`` as :class:`WinWinDetMixin`."""
+
+
+@register('MODELS')
+class WinWinMask2Former(WinWinDetMixin, Mask2Former):
+    """mmdet ``Mask2Former`` (instance or panoptic) trained on Win-Win windows; inference
+    unchanged (whole image). ``border_rule`` as :class:`WinWinDetMixin`."""
