@@ -148,7 +148,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     return cfg
 
 
-def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
+def run_one(variant: str, task: str, seed: int, args, work: str, key: dict) -> list[dict]:
+    from mmengine.hooks import Hook
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
@@ -165,11 +166,25 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder(METRICS)
     runner.register_hook(rec.as_hook(), priority='LOWEST')
+    partial = osp.join(args.out, f'partial_{task}_{variant}_seed{seed}.json')
+
+    class _SavePartial(Hook):  # the points so far, should the run be stopped early
+        priority = 'LOWEST'
+
+        def after_val_epoch(self, runner, metrics=None):
+            with open(partial, 'w') as f:
+                json.dump(dict(key, points=in_percent(rec.points)), f, indent=1)
+
+    runner.register_hook(_SavePartial(), priority='LOWEST')
     runner.train()
-    for p in rec.points:  # CocoMetric reports fractions; the curves are in percent
-        for name in METRICS:
-            p[name] = round(100.0 * p[name], 2)
-    return rec.points
+    if osp.exists(partial):
+        os.remove(partial)
+    return in_percent(rec.points)
+
+
+def in_percent(points: list[dict]) -> list[dict]:
+    """CocoMetric reports fractions; the curves are in percent."""
+    return [dict(p, **{name: round(100.0 * p[name], 2) for name in METRICS}) for p in points]
 
 
 def report(results: list[dict], args) -> None:
@@ -220,6 +235,9 @@ def main() -> None:
     parser.add_argument('--out', required=True, help='folder for curves.json/.md and PNGs')
     parser.add_argument('--prefix', default='winwin_det_curves', help='PNG file name prefix')
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
+    parser.add_argument('--merge', nargs='+', default=None, metavar='DIR',
+                        help='add the runs stored under these --out folders (parallel '
+                             'processes; runs stopped early count with their points so far)')
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
     args = parser.parse_args()
@@ -230,6 +248,18 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
+    if args.merge:  # complete runs of other stores (parallel processes), then their partials
+        for other in args.merge:
+            found = json.load(open(osp.join(other, 'curves.json'))) \
+                if osp.exists(osp.join(other, 'curves.json')) else []
+            found += [dict(json.load(open(p)), partial=True)
+                      for p in sorted(glob.glob(osp.join(other, 'partial_*.json')))]
+            for r in found:
+                same = [k for k in r if k not in ('points', 'partial')]
+                if not any(all(q.get(k) == r[k] for k in same) for q in results):
+                    results.append(r)
+        with open(store, 'w') as f:
+            json.dump(results, f, indent=1)
     if not args.plot_only:
         import torch
         torch.set_num_threads(args.threads)
@@ -245,7 +275,7 @@ def main() -> None:
                         continue  # already measured: the run is resumable
                     print(f'[det-curves] task {task} | {label(variant)} | seed {seed}',
                           flush=True)
-                    pts = run_one(variant, task, seed, args, work)
+                    pts = run_one(variant, task, seed, args, work, key)
                     results.append(dict(key, points=pts))
                     with open(store, 'w') as f:
                         json.dump(results, f, indent=1)
