@@ -195,9 +195,16 @@ def report(results: list[dict], args) -> None:
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, crop '
             f'{args.crop}, batch {args.batch_size}, {args.threads} thread(s)')
     summaries, texts = {}, []
-    for metric in ('bbox AP', 'mask AP'):
-        summaries[metric] = summarise(results, metric)
-        texts.append(write_table(summaries[metric], None, line, metric=metric, label_fn=label))
+    for metric in METRICS:  # AP50 too: more legible while the AP of a young model is small
+        summary = summarise(results, metric)
+        texts.append(write_table(summary, None, line, metric=metric, label_fn=label))
+        if metric in ('bbox AP', 'mask AP'):
+            summaries[metric] = summary
+    partial = sorted({f'{r["task"]} {r["variant"]} seed {r["seed"]}' for r in results
+                      if r.get('partial')})
+    if partial:
+        texts.append('Runs stopped before their last iteration (their points so far): '
+                     + ', '.join(partial) + '\n')
     text = '\n'.join(texts)
     with open(osp.join(args.out, 'curves.md'), 'w') as f:
         f.write(text)
