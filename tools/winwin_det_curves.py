@@ -194,17 +194,22 @@ def report(results: list[dict], args) -> None:
         return
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, crop '
             f'{args.crop}, batch {args.batch_size}, {args.threads} thread(s)')
+    # tables and plots from complete runs only (a summary cuts every seed to the shortest)
+    complete = [r for r in results if not r.get('partial')]
     summaries, texts = {}, []
     for metric in METRICS:  # AP50 too: more legible while the AP of a young model is small
-        summary = summarise(results, metric)
+        summary = summarise(complete, metric)
         texts.append(write_table(summary, None, line, metric=metric, label_fn=label))
         if metric in ('bbox AP', 'mask AP'):
             summaries[metric] = summary
-    partial = sorted({f'{r["task"]} {r["variant"]} seed {r["seed"]}' for r in results
-                      if r.get('partial')})
+    partial = [r for r in results if r.get('partial')]
     if partial:
-        texts.append('Runs stopped before their last iteration (their points so far): '
-                     + ', '.join(partial) + '\n')
+        texts += ['Runs stopped before their last iteration (not in the tables above; '
+                  'iteration: bbox AP / mask AP (training CPU s)):', '']
+        texts += [f'- {r["task"]}, {label(r["variant"])}, seed {r["seed"]}: ' + ', '.join(
+            f'{p["iter"]}: {p["bbox AP"]:.1f} / {p["mask AP"]:.1f} ({p["cpu_s"]:.0f} s)'
+            for p in r['points']) for r in partial]
+        texts.append('')
     text = '\n'.join(texts)
     with open(osp.join(args.out, 'curves.md'), 'w') as f:
         f.write(text)
