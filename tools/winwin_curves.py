@@ -64,13 +64,19 @@ def label(name: str) -> str:
 
 
 class CurveRecorder:
-    """An mmengine hook recording (iteration, training seconds, mIoU) at every validation."""
+    """An mmengine hook recording (iteration, training seconds, metrics) at every validation.
+
+    ``metric_keys`` maps the stored name of each point's metric to the key the evaluator
+    returns (default: mmseg's ``mIoU`` and ``aAcc``; ``tools/winwin_det_curves.py`` records
+    mmdet's ``coco/bbox_mAP`` and ``coco/segm_mAP``).
+    """
 
     priority = 'LOWEST'
 
-    def __init__(self):
+    def __init__(self, metric_keys: dict[str, str] | None = None):
         from mmengine.hooks import Hook
         self._hook_cls = Hook
+        self.metric_keys = metric_keys or {'mIoU': 'mIoU', 'aAcc': 'aAcc'}
         self.points: list[dict] = []
         self._t0 = self._paused = self._pause_start = 0.0
         self._c0 = self._cpaused = self._cpause_start = 0.0
@@ -95,9 +101,10 @@ class CurveRecorder:
                 cpu_s = rec._cpause_start - rec._c0 - rec._cpaused
                 rec._paused += now - rec._pause_start
                 rec._cpaused += cnow - rec._cpause_start
-                rec.points.append(dict(iter=runner.iter, train_s=train_s, cpu_s=cpu_s,
-                                       mIoU=float((metrics or {}).get('mIoU', float('nan'))),
-                                       aAcc=float((metrics or {}).get('aAcc', float('nan')))))
+                rec.points.append(dict(
+                    iter=runner.iter, train_s=train_s, cpu_s=cpu_s,
+                    **{name: float((metrics or {}).get(key, float('nan')))
+                       for name, key in rec.metric_keys.items()}))
 
         return _Hook()
 
@@ -227,8 +234,9 @@ def step_cost_table(costs: dict, args) -> str:
     return '\n'.join(lines)
 
 
-def summarise(results: list[dict]) -> dict:
-    """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}"""
+def summarise(results: list[dict], metric: str = 'mIoU') -> dict:
+    """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}
+    of one metric, over the seeds (points up to the shortest run)."""
     out = {}
     for task in sorted({r['task'] for r in results}):
         for variant in dict.fromkeys(r['variant'] for r in results):
@@ -236,7 +244,7 @@ def summarise(results: list[dict]) -> dict:
             if not runs:
                 continue
             n = min(len(p) for p in runs)
-            m = np.array([[p[i]['mIoU'] for i in range(n)] for p in runs])
+            m = np.array([[p[i][metric] for i in range(n)] for p in runs])
             t = np.array([[p[i]['cpu_s'] for i in range(n)] for p in runs])
             out[(task, variant)] = dict(iters=[runs[0][i]['iter'] for i in range(n)],
                                         cpu_s=t.mean(0), mean=m.mean(0), std=m.std(0),
@@ -244,8 +252,12 @@ def summarise(results: list[dict]) -> dict:
     return out
 
 
-def write_table(summary: dict, path: str, args_line: str) -> str:
-    lines = [f'Win-Win learning curves ({args_line}); mIoU mean +- std over seeds, '
+def write_table(summary: dict, path: str | None, args_line: str, metric: str = 'mIoU',
+                label_fn=None) -> str:
+    """A markdown table per task (mean +- std over seeds at each validation point); written
+    to ``path`` (unless None) and returned."""
+    label_fn = label_fn or label
+    lines = [f'Win-Win learning curves ({args_line}); {metric} mean +- std over seeds, '
              's = mean training CPU seconds at that point (one thread, data loading included, '
              'validation excluded; it depends far less on the load of the shared machine than '
              'wall time does)', '']
@@ -261,11 +273,12 @@ def write_table(summary: dict, path: str, args_line: str) -> str:
                 continue
             cells = [f'{mu:.1f} +- {sd:.1f} ({ts:.0f} s)'
                      for mu, sd, ts in zip(s['mean'], s['std'], s['cpu_s'])]
-            lines.append(f'| {label(v)} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
+            lines.append(f'| {label_fn(v)} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
         lines.append('')
     text = '\n'.join(lines)
-    with open(path, 'w') as f:
-        f.write(text + '\n')
+    if path is not None:
+        with open(path, 'w') as f:
+            f.write(text + '\n')
     return text
 
 
@@ -292,36 +305,46 @@ def reference_table(reference: dict, tasks) -> str:
     return '\n'.join(lines)
 
 
-def plot(summary: dict, out: str, reference: dict | None = None) -> list[str]:
+def plot(summaries: dict, out: str, label_fn=None, prefix: str = 'curves',
+         reference: dict | None = None) -> list[str]:
+    """One PNG per task, ``{out}/{prefix}_{task}.png``: a row per metric of ``summaries``
+    (metric name -> ``summarise`` output), the metric against iterations (left) and against
+    training CPU seconds (right), mean with a min-max band per variant; ``reference``
+    (stored curves, :func:`load_reference`) dashed on the first metric's row."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    label_fn = label_fn or label
     paths = []
-    for task in sorted({k[0] for k in summary}):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
-        for (t, v), s in summary.items():
-            if t != task:
-                continue
-            for ax, x in zip(axes, (s['iters'], s['cpu_s'])):
-                ax.plot(x, s['mean'], marker='o', label=f'{label(v)} ({s["seeds"]} seeds)')
-                ax.fill_between(x, s['min'], s['max'], alpha=0.2)
-        for name, r in (reference or {}).get(task, {}).items():
-            for ax, x in zip(axes, (r['iters'], r['cpu_s'])):
-                ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
-                            markersize=3, capsize=2, alpha=0.7,
-                            label=f'{label(name)} (stored, {r["seeds"]} seeds, +- std'
-                                  + (f'; {r["note"]}' if r.get('note') else '') + ')')
-        axes[0].set_xlabel('training iterations')
-        axes[1].set_xlabel('training CPU seconds (1 thread, validation excluded)')
-        for ax in axes:
-            ax.set_ylabel('whole-image val mIoU')
-            ax.grid(alpha=0.3)
-        handles, labels = axes[0].get_legend_handles_labels()
+    tasks = sorted({k[0] for summary in summaries.values() for k in summary})
+    for task in tasks:
+        fig, axes = plt.subplots(len(summaries), 2, figsize=(11, 5.5 * len(summaries)),
+                                 squeeze=False)
+        for r_i, (row, (metric, summary)) in enumerate(zip(axes, summaries.items())):
+            for (t, v), s in summary.items():
+                if t != task:
+                    continue
+                for ax, x in zip(row, (s['iters'], s['cpu_s'])):
+                    ax.plot(x, s['mean'], marker='o', label=f'{label_fn(v)} ({s["seeds"]} seeds)')
+                    ax.fill_between(x, s['min'], s['max'], alpha=0.2)
+            for name, r in ((reference or {}).get(task, {}) if r_i == 0 else {}).items():
+                for ax, x in zip(row, (r['iters'], r['cpu_s'])):
+                    ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
+                                markersize=3, capsize=2, alpha=0.7,
+                                label=f'{label_fn(name)} (stored, {r["seeds"]} seeds, +- std'
+                                      + (f'; {r["note"]}' if r.get('note') else '') + ')')
+            row[0].set_xlabel('training iterations')
+            row[1].set_xlabel('training CPU seconds (1 thread, validation excluded)')
+            for ax in row:
+                ax.set_ylabel(f'whole-image val {metric}')
+                ax.grid(alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=7)
         fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
-        fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 1) // 2), 1, 1))
-        path = osp.join(out, f'curves_{task}.png')
+        legend_rows = (len(labels) + 1) // 2
+        fig.tight_layout(rect=(0, (0.04 + 0.035 * legend_rows) / len(summaries), 1, 1))
+        path = osp.join(out, f'{prefix}_{task}.png')
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
@@ -412,7 +435,7 @@ def main() -> None:
         with open(osp.join(args.out, 'curves.md'), 'a') as f:
             f.write(ref_text + '\n')
     print(text)
-    for p in plot(summary, args.out, reference):
+    for p in plot({'mIoU': summary}, args.out, reference=reference):
         print('[curves] wrote', p)
 
 

@@ -6,6 +6,8 @@
         --size 128 192 --num-train 256 --num-val 8
     python tools/dataset_converters/generate_synthetic.py nyu data/synthetic_nyu --size 128 192
     python tools/dataset_converters/generate_synthetic.py coco data/coco_synth --size 128 128
+    python tools/dataset_converters/generate_synthetic.py coco data/coco_context \
+        --size 128 256 --coco-task context --num-train 96 --num-val 8
 
 Layouts: ADE20K (ADEChallengeData2016), NYU depth (mmseg's NYU layout), MPI-Sintel flow, and
 COCO 2017 instances + panoptic (``annotations/instances_*.json``, ``panoptic_*.json`` and PNGs).
@@ -30,8 +32,20 @@ def main():
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-flow', type=float, default=None,
                         help='sintel-flow only: largest motion in pixels (default 8)')
+    parser.add_argument('--coco-task', default=None, choices=['shapes', 'context', 'local'],
+                        help='coco only: shapes (default), or a Win-Win cue task: context '
+                             '(the class is a beacon colour far from the object) / local')
+    parser.add_argument('--cue-gap', type=int, default=None,
+                        help='coco context / local only: least beacon-object gap in pixels '
+                             '(default 64)')
     args = parser.parse_args()
     extra = {}
+    if args.coco_task is not None or args.cue_gap is not None:
+        if args.layout != 'coco':
+            parser.error('--coco-task and --cue-gap apply to the coco layout only.')
+        extra['task'] = args.coco_task or 'shapes'
+        if args.cue_gap is not None:
+            extra['cue_gap'] = args.cue_gap
     if args.max_flow is not None:
         if args.layout != 'sintel-flow':
             parser.error('--max-flow applies to the sintel-flow layout only.')

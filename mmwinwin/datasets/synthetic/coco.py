@@ -13,6 +13,9 @@ The scenes have learnable structure: two stuff classes (``sky`` above a horizon,
 ``ground`` below, each its own colour) and two thing classes (red ``box`` squares and
 green ``disc`` circles, never overlapping), with pixel noise. Category ids are not
 contiguous (1, 3, 5, 7), as in COCO, so the id mapping is exercised.
+
+``task='context'`` / ``'local'`` write instead the two tasks of :mod:`.coco_cue` (object
+classes that need a cue beyond one Win-Win window, or that do not), in the same formats.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import os
 import os.path as osp
 
 import numpy as np
+
+from .coco_cue import CUE_TASKS, cue_categories, cue_scene
 
 __all__ = ['COCO_SYNTH_CATEGORIES', 'COCO_SYNTH_METAINFO', 'generate_coco']
 
@@ -104,6 +109,12 @@ def _scene(rng: np.random.Generator, h: int, w: int, crowd: bool):
     for s in segments:
         img[ids == s['id']] = colors[s['category_id']]
     img += rng.normal(0, 12, img.shape)
+    _add_areas_and_boxes(ids, segments, instances)
+    return np.clip(img, 0, 255).astype(np.uint8), ids, segments, instances
+
+
+def _add_areas_and_boxes(ids: np.ndarray, segments: list[dict], instances: list[dict]) -> None:
+    """Fill ``area`` and ``bbox`` of panoptic segments and instances (whose ``mask`` goes)."""
     for s in segments:
         mask = ids == s['id']
         s['area'] = int(mask.sum())
@@ -112,20 +123,26 @@ def _scene(rng: np.random.Generator, h: int, w: int, crowd: bool):
         m = ins.pop('mask')
         ins['area'] = int(m.sum())
         ins['bbox'] = _bbox(m)
-    return np.clip(img, 0, 255).astype(np.uint8), ids, segments, instances
 
 
 def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
                   img_size: tuple[int, int] = (96, 128), crowd: bool = True,
-                  seed: int = 0) -> dict[str, str]:
+                  seed: int = 0, task: str = 'shapes', cue_gap: int = 64) -> dict[str, str]:
     """Write a small COCO instances + panoptic dataset under ``out_dir``.
 
     Args:
         out_dir: dataset root (``train2017/``, ``val2017/``, ``annotations/``).
         num_train / num_val: number of images per split.
         img_size: (height, width) of every image.
-        crowd: add a crowd region (``iscrowd=1``) to every other validation image.
+        crowd: add a crowd region (``iscrowd=1``) to every other validation image
+            (``task='shapes'`` only).
         seed: random seed (the output is deterministic).
+        task: ``'shapes'`` (the default scenes above: sky, ground, red boxes, green discs),
+            or a cue task of :mod:`.coco_cue`: ``'context'`` (identical grey objects whose
+            class is the colour of a beacon at least ``cue_gap`` pixels away) or ``'local'``
+            (the same layout, the class is the object's own colour).
+        cue_gap: cue tasks only: least gap in pixels between the beacon and every object
+            (at least a training window's side, so that no window shows both).
 
     Returns:
         paths of the written annotation files.
@@ -138,6 +155,13 @@ def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
     h, w = img_size
     if h < 32 or w < 32:
         raise ValueError(f'img_size {img_size} is too small; use at least 32 x 32.')
+    if task != 'shapes' and task not in CUE_TASKS:
+        raise ValueError(f'Unknown task {task!r}; choose one of '
+                         f"{['shapes'] + sorted(CUE_TASKS)}.")
+    if task != 'shapes' and max(h, w) < 2 * 16 + cue_gap + 2:
+        raise ValueError(f'img_size {img_size} has no room for an object {cue_gap} px away '
+                         'from the beacon; use a larger image or a smaller cue_gap.')
+    categories = COCO_SYNTH_CATEGORIES if task == 'shapes' else cue_categories(task)
     rng = np.random.default_rng(seed)
     ann_dir = osp.join(out_dir, 'annotations')
     os.makedirs(ann_dir, exist_ok=True)
@@ -152,8 +176,12 @@ def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
         for i in range(n):
             img_id += 1
             name = f'{img_id:012d}'
-            img, ids, segments, instances = _scene(
-                rng, h, w, crowd=crowd and split == 'val2017' and i % 2 == 0)
+            if task == 'shapes':
+                img, ids, segments, instances = _scene(
+                    rng, h, w, crowd=crowd and split == 'val2017' and i % 2 == 0)
+            else:
+                img, ids, segments, instances = cue_scene(rng, h, w, task, _polygon, cue_gap)
+                _add_areas_and_boxes(ids, segments, instances)
             mmcv.imwrite(img[..., ::-1], osp.join(img_dir, name + '.jpg'), [1, 95])
             write_panoptic_png(ids, osp.join(pan_dir, name + '.png'))
             images.append(dict(id=img_id, file_name=name + '.jpg', height=h, width=w))
@@ -163,14 +191,14 @@ def generate_coco(out_dir: str, num_train: int = 4, num_val: int = 2,
             pan_anns.append(dict(image_id=img_id, file_name=name + '.png',
                                  segments_info=segments))
         things = [{k: c[k] for k in ('id', 'name', 'supercategory')}
-                  for c in COCO_SYNTH_CATEGORIES if c['isthing']]
+                  for c in categories if c['isthing']]
         inst_path = osp.join(ann_dir, f'instances_{split}.json')
         pan_path = osp.join(ann_dir, f'panoptic_{split}.json')
         with open(inst_path, 'w') as f:
             json.dump(dict(images=images, annotations=inst_anns, categories=things), f)
         with open(pan_path, 'w') as f:
             json.dump(dict(images=images, annotations=pan_anns,
-                           categories=COCO_SYNTH_CATEGORIES), f)
+                           categories=categories), f)
         written[f'instances_{split}'] = inst_path
         written[f'panoptic_{split}'] = pan_path
     return written

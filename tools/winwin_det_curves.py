@@ -1,0 +1,302 @@
+"""Win-Win for detection: box and mask AP curves over seeds, against iterations and time.
+
+The detection counterpart of ``tools/winwin_curves.py`` (whose recorder, summary, table and
+plots it reuses). Tiny Mask R-CNN on the tiny ViTDet-style RoPE ViT
+(``configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py``, and its Win-Win
+twin for variant ``winwin``), built through mmengine's Runner from those configs, with only
+the data, the image size, the schedule and the training pipeline replaced. Variants:
+
+* ``fullres``: whole images;
+* ``crop``: one random ``--crop`` x ``--crop`` pixel crop per image (about the Win-Win token
+  budget), at full scale;
+* ``winwin``: 2 random windows of ``--window`` x ``--window`` tokens per image;
+* ``winwin_long``: Win-Win trained ``--long-factor`` times as many iterations (the same
+  validation points in iterations), to compare at equal training time.
+
+Each variant is trained once per seed and *validated on the whole validation images every
+``--val-every`` iterations* with mmdet's ``CocoMetric`` (bbox AP and mask AP), recording the
+iteration, the training CPU seconds and the wall seconds (validation excluded). Tasks are
+the generated COCO data of ``generate_coco(task=...)`` (``mmwinwin.datasets.synthetic``):
+``context`` (identical grey objects whose class is the colour of a beacon at least
+``--cue-gap`` pixels away, beyond any window) and ``local`` (the class is the object's colour).
+
+Writes under ``--out``: ``curves.json`` (every point, resumable: runs already stored are
+skipped), ``curves.md`` (mean +- std over seeds at every validation point) and
+``<prefix>_<task>.png`` (bbox AP and mask AP against iterations and CPU seconds).
+
+    PYTHONPATH=$PWD python tools/winwin_det_curves.py --tasks context local --seeds 0 1 2 \\
+        --variants fullres crop winwin --iters 300 --val-every 75 --out work_dirs/det_curves
+    PYTHONPATH=$PWD python tools/winwin_det_curves.py --plot-only --out work_dirs/det_curves
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import os.path as osp
+import sys
+import tempfile
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from winwin_curves import CurveRecorder, plot, summarise, write_table  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BASE_CONFIG = osp.join(ROOT, 'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
+WINWIN_CONFIG_GLOB = osp.join(ROOT, 'configs/vitdet/winwin-*mask-rcnn*coco-synth*.py')
+
+VARIANTS = {
+    'winwin': 'Win-Win, 2 windows',
+    'winwin_long': 'Win-Win, 2 windows, longer (equal time)',
+    'fullres': 'full resolution',
+    'crop': 'crop, same token budget',
+}
+TASKS = ('context', 'local')
+METRICS = {'bbox AP': 'coco/bbox_mAP', 'mask AP': 'coco/segm_mAP',
+           'bbox AP50': 'coco/bbox_mAP_50', 'mask AP50': 'coco/segm_mAP_50'}
+TEST_META = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
+
+
+def label(name: str) -> str:
+    return VARIANTS.get(name, name)
+
+
+def winwin_config() -> str:
+    """The tiny Win-Win Mask R-CNN config (``configs/vitdet/winwin-*``)."""
+    found = sorted(p for p in glob.glob(WINWIN_CONFIG_GLOB) if 'mask2former' not in p)
+    if not found:
+        raise FileNotFoundError(
+            f'No tiny Win-Win Mask R-CNN config matches {WINWIN_CONFIG_GLOB}; variant winwin '
+            'needs the Win-Win detector (branch winwin-det). Run the other variants with '
+            '--variants fullres crop.')
+    return found[0]
+
+
+def train_pipeline(variant: str, crop: int, window: int) -> list[dict]:
+    """Loading, the variant's sampling of the training pixels, flip, packing."""
+    pipe = [dict(type='CheckedLoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
+    if variant == 'crop':
+        pipe += [dict(type='RandomCrop', crop_size=(crop, crop), recompute_bbox=True,
+                      allow_negative_crop=True),
+                 dict(type='FilterAnnotations', min_gt_bbox_wh=(1.0, 1.0))]
+    pipe.append(dict(type='RandomFlip', prob=0.5))
+    if variant.startswith('winwin'):
+        pipe += [dict(type='WinWinWindows', num_windows=2, window_size=window),
+                 dict(type='WinWinPackDetInputs')]
+    else:
+        pipe.append(dict(type='PackDetInputs'))
+    return pipe
+
+
+def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed: int):
+    """The mmengine Config of one run: the tiny config with the data, size and schedule
+    replaced, validating on whole images every ``args.val_every`` iterations."""
+    from mmengine.config import Config
+
+    from mmwinwin.datasets.synthetic import cue_metainfo
+
+    cfg = Config.fromfile(winwin_config() if variant.startswith('winwin') else BASE_CONFIG)
+    iters = args.iters * (args.long_factor if variant == 'winwin_long' else 1)
+    H, W = args.img_size
+    train_size = (args.crop, args.crop) if variant == 'crop' else (H, W)
+    metainfo = dict(classes=cue_metainfo(task)['classes'])
+    cfg.work_dir = work_dir
+    cfg.model.data_preprocessor.batch_augments = [
+        dict(type='BatchFixedSizePad', size=train_size, pad_mask=True)]
+    dataset = dict(type='CocoDataset', data_root=data_root, metainfo=metainfo)
+    cfg.train_dataloader = dict(
+        batch_size=args.batch_size, num_workers=0, persistent_workers=False,
+        sampler=dict(type='InfiniteSampler', shuffle=True),
+        dataset=dict(dataset, ann_file='annotations/instances_train2017.json',
+                     data_prefix=dict(img='train2017/'), filter_cfg=dict(filter_empty_gt=True),
+                     pipeline=train_pipeline(variant, args.crop, args.window)))
+    cfg.val_dataloader = dict(
+        batch_size=1, num_workers=0, persistent_workers=False, drop_last=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(dataset, ann_file='annotations/instances_val2017.json',
+                     data_prefix=dict(img='val2017/'), test_mode=True,
+                     pipeline=[dict(type='CheckedLoadImageFromFile'),
+                               # the whole image at its own size (records scale_factor 1)
+                               dict(type='Resize', scale=(W, H), keep_ratio=True),
+                               dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+                               dict(type='PackDetInputs', meta_keys=TEST_META)]))
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = dict(type='CocoMetric', metric=['bbox', 'segm'],
+                             ann_file=osp.join(data_root, 'annotations/instances_val2017.json'))
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=args.val_every)
+    cfg.val_cfg = dict(type='ValLoop')
+    if args.light_heads:  # RoI heads dominate the cost of a tiny backbone on small images
+        roi = cfg.model.roi_head
+        roi.bbox_head.type = 'Shared2FCBBoxHead'
+        roi.mask_head.num_convs = 2
+        # 32 RoIs per training image; Win-Win windows are images of their own for the heads
+        cfg.model.train_cfg.rcnn.sampler.num = 16 if variant.startswith('winwin') else 32
+    cfg.optim_wrapper.optimizer.lr = args.lr
+    warm = max(1, args.iters // 10)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warm),
+        dict(type='PolyLR', power=1.0, begin=warm, end=iters, eta_min=0.0, by_epoch=False)]
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=max(1, iters // 4),
+                                    log_metric_by_epoch=False)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
+                                        save_last=False)
+    cfg.randomness = dict(seed=seed)
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def run_one(variant: str, task: str, seed: int, args, work: str, key: dict) -> list[dict]:
+    from mmengine.hooks import Hook
+    from mmengine.logging import MMLogger
+    from mmwinwin.utils import build_runner
+
+    import mmwinwin  # noqa: F401  (registers the modules)
+    from mmwinwin.datasets.synthetic import generate_coco
+
+    data = osp.join(work, f'data_{task}_seed{seed}')
+    if not osp.isdir(data):
+        generate_coco(data, num_train=args.num_train, num_val=args.num_val,
+                      img_size=tuple(args.img_size), seed=seed, task=task, cue_gap=args.cue_gap)
+    cfg = build_cfg(variant, task, data, osp.join(work, f'{task}_{variant}_seed{seed}'), args,
+                    seed)
+    runner = build_runner(cfg)  # the window transform gets the model's patch size
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    rec = CurveRecorder(METRICS)
+    runner.register_hook(rec.as_hook(), priority='LOWEST')
+    partial = osp.join(args.out, f'partial_{task}_{variant}_seed{seed}.json')
+
+    class _SavePartial(Hook):  # the points so far, should the run be stopped early
+        priority = 'LOWEST'
+
+        def after_val_epoch(self, runner, metrics=None):
+            with open(partial, 'w') as f:
+                json.dump(dict(key, points=in_percent(rec.points)), f, indent=1)
+
+    runner.register_hook(_SavePartial(), priority='LOWEST')
+    runner.train()
+    if osp.exists(partial):
+        os.remove(partial)
+    return in_percent(rec.points)
+
+
+def in_percent(points: list[dict]) -> list[dict]:
+    """CocoMetric reports fractions; the curves are in percent."""
+    return [dict(p, **{name: round(100.0 * p[name], 2) for name in METRICS}) for p in points]
+
+
+def report(results: list[dict], args) -> None:
+    """curves.md (bbox and mask AP tables) and the PNGs, from the stored results."""
+    if not results:
+        print('[det-curves] nothing stored yet in', args.out)
+        return
+    line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, crop '
+            f'{args.crop}, batch {args.batch_size}, {args.threads} thread(s)')
+    # tables and plots from complete runs only (a summary cuts every seed to the shortest)
+    complete = [r for r in results if not r.get('partial')]
+    summaries, texts = {}, []
+    for metric in METRICS:  # AP50 too: more legible while the AP of a young model is small
+        summary = summarise(complete, metric)
+        texts.append(write_table(summary, None, line, metric=metric, label_fn=label))
+        if metric in ('bbox AP', 'mask AP'):
+            summaries[metric] = summary
+    partial = [r for r in results if r.get('partial')]
+    if partial:
+        texts += ['Runs stopped before their last iteration (not in the tables above; '
+                  'iteration: bbox AP / mask AP (training CPU s)):', '']
+        texts += [f'- {r["task"]}, {label(r["variant"])}, seed {r["seed"]}: ' + ', '.join(
+            f'{p["iter"]}: {p["bbox AP"]:.1f} / {p["mask AP"]:.1f} ({p["cpu_s"]:.0f} s)'
+            for p in r['points']) for r in partial]
+        texts.append('')
+    text = '\n'.join(texts)
+    with open(osp.join(args.out, 'curves.md'), 'w') as f:
+        f.write(text)
+    print(text)
+    for p in plot(summaries, args.out, label_fn=label,
+                  prefix=args.prefix):
+        print('[det-curves] wrote', p)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=TASKS)
+    parser.add_argument('--variants', nargs='+', default=['fullres', 'crop', 'winwin'],
+                        choices=list(VARIANTS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--val-every', type=int, default=75)
+    parser.add_argument('--long-factor', type=int, default=2,
+                        help='winwin_long trains this many times --iters')
+    parser.add_argument('--img-size', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
+    parser.add_argument('--window', type=int, default=4, help='Win-Win window side in tokens')
+    parser.add_argument('--crop', type=int, default=96, help='crop side in pixels')
+    parser.add_argument('--cue-gap', type=int, default=64,
+                        help='least beacon-object gap in pixels (>= the window side)')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--light-heads', type=int, default=1, choices=(0, 1),
+                        help='1: a 2-FC box head, a 2-conv mask head and 32 sampled RoIs per '
+                             "image instead of the tiny config's 4-conv heads and 64 RoIs "
+                             '(the RoI heads, not the backbone, dominate the CPU cost here)')
+    parser.add_argument('--num-train', type=int, default=96)
+    parser.add_argument('--num-val', type=int, default=8)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--out', required=True, help='folder for curves.json/.md and PNGs')
+    parser.add_argument('--prefix', default='winwin_det_curves', help='PNG file name prefix')
+    parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
+    parser.add_argument('--merge', nargs='+', default=None, metavar='DIR',
+                        help='add the runs stored under these --out folders (parallel '
+                             'processes; runs stopped early count with their points so far)')
+    parser.add_argument('--plot-only', action='store_true',
+                        help='re-draw the table and plots from OUT/curves.json')
+    args = parser.parse_args()
+    if args.window * 16 > args.cue_gap:
+        parser.error(f'--cue-gap {args.cue_gap} px is smaller than a window '
+                     f'({args.window} tokens = {args.window * 16} px): a window could show an '
+                     'object and its beacon together. Raise --cue-gap or lower --window.')
+    os.makedirs(args.out, exist_ok=True)
+    store = osp.join(args.out, 'curves.json')
+    results = json.load(open(store)) if osp.exists(store) else []
+    if args.merge:  # complete runs of other stores (parallel processes), then their partials
+        for other in args.merge:
+            found = json.load(open(osp.join(other, 'curves.json'))) \
+                if osp.exists(osp.join(other, 'curves.json')) else []
+            found += [dict(json.load(open(p)), partial=True)
+                      for p in sorted(glob.glob(osp.join(other, 'partial_*.json')))]
+            for r in found:
+                same = [k for k in r if k not in ('points', 'partial')]
+                if not any(all(q.get(k) == r[k] for k in same) for q in results):
+                    results.append(r)
+        with open(store, 'w') as f:
+            json.dump(results, f, indent=1)
+    if not args.plot_only:
+        import torch
+        torch.set_num_threads(args.threads)
+        work = args.work_dir or tempfile.mkdtemp(prefix='winwin_det_curves_')
+        for seed in args.seeds:
+            for task in args.tasks:
+                for variant in args.variants:
+                    key = dict(task=task, variant=variant, seed=seed, iters=args.iters,
+                               img_size=list(args.img_size), window=args.window,
+                               crop=args.crop, lr=args.lr, batch_size=args.batch_size,
+                               light_heads=args.light_heads)
+                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                        continue  # already measured: the run is resumable
+                    print(f'[det-curves] task {task} | {label(variant)} | seed {seed}',
+                          flush=True)
+                    pts = run_one(variant, task, seed, args, work, key)
+                    results.append(dict(key, points=pts))
+                    with open(store, 'w') as f:
+                        json.dump(results, f, indent=1)
+                    print('[det-curves]   ' + ', '.join(
+                        f'{p["iter"]}: box {p["bbox AP"]:.1f} mask {p["mask AP"]:.1f} '
+                        f'({p["cpu_s"]:.0f} cpu s, {p["train_s"]:.0f} wall s)' for p in pts),
+                        flush=True)
+    report(results, args)
+
+
+if __name__ == '__main__':
+    main()
