@@ -38,6 +38,27 @@ def run_tool(args: list[str], timeout: int = 300, env: dict | None = None) -> st
     return out
 
 
+def run_tool_in_process(args: list[str], cwd: str, work_dir: str) -> str:
+    """Run a tool script as ``python tools/X.py ARGS`` would, in this process (to save the
+    interpreter start-up and imports), from ``cwd``; returns the newest log it wrote under
+    ``work_dir``."""
+    import glob
+    import runpy
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    before = set(glob.glob(osp.join(work_dir, '*', '*.log')))
+    try:
+        os.chdir(cwd)
+        sys.argv = [str(a) for a in args]
+        runpy.run_path(str(args[0]), run_name='__main__')
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    logs = sorted(set(glob.glob(osp.join(work_dir, '*', '*.log'))) - before)
+    assert logs, f'no log written under {work_dir}'
+    with open(logs[-1]) as f:
+        return f.read()
+
+
 @pytest.fixture(scope='session')
 def synthetic_ade20k(tmp_path_factory) -> str:
     """A 6 + 2 image synthetic ADE20K-layout dataset at 128 x 128."""

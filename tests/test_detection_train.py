@@ -1,13 +1,10 @@
 """Tiny Mask R-CNN and Mask2Former (panoptic, instance) with the ViTDet-style RoPE ViT:
 generated COCO data, a few training iterations through tools/train.py, evaluation of the
 saved checkpoint through tools/test.py, metrics printed (real mmdet/mmcv ops)."""
-import glob
-import os
 import os.path as osp
-import runpy
-import sys
 
 import pytest
+from conftest import run_tool_in_process
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = osp.join(ROOT, 'configs', 'vitdet')
@@ -22,20 +19,7 @@ def coco_dir(tmp_path_factory):
 
 
 def _run(args, cwd, work_dir):
-    """Run a tool script as ``python tools/X.py ARGS`` would (in this process, to save
-    the interpreter start-up and imports); returns the log it wrote."""
-    old_argv, old_cwd = sys.argv, os.getcwd()
-    before = set(glob.glob(osp.join(work_dir, '*', '*.log')))
-    try:
-        os.chdir(cwd)
-        sys.argv = args
-        runpy.run_path(args[0], run_name='__main__')
-    finally:
-        sys.argv = old_argv
-        os.chdir(old_cwd)
-    logs = sorted(set(glob.glob(osp.join(work_dir, '*', '*.log'))) - before)
-    assert logs, f'no log written under {work_dir}'
-    return open(logs[-1]).read()
+    return run_tool_in_process(args, cwd, work_dir)
 
 
 def _train_and_test(cfg_name, cwd, metric_keys):

@@ -13,14 +13,12 @@ ViTDet-style RoPE ViT.
 """
 import glob
 import math
-import os
 import os.path as osp
 import re
-import runpy
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_tool_in_process
 import torch
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
@@ -210,20 +208,7 @@ def coco_dir(tmp_path_factory):
 
 
 def _run(args, cwd, work_dir):
-    """Run a tool script as ``python tools/X.py ARGS`` would (in this process, to save the
-    interpreter start-up and imports); returns the log it wrote."""
-    old_argv, old_cwd = sys.argv, os.getcwd()
-    before = set(glob.glob(osp.join(work_dir, '*', '*.log')))
-    try:
-        os.chdir(cwd)
-        sys.argv = args
-        runpy.run_path(args[0], run_name='__main__')
-    finally:
-        sys.argv = old_argv
-        os.chdir(old_cwd)
-    logs = sorted(set(glob.glob(osp.join(work_dir, '*', '*.log'))) - before)
-    assert logs, f'no log written under {work_dir}'
-    return open(logs[-1]).read()
+    return run_tool_in_process(args, cwd, work_dir)
 
 
 def _train_and_test(cfg_name, cwd, metric_keys):

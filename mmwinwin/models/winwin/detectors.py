@@ -26,6 +26,7 @@ from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
 from ...layers.winwin.windows import check_patch_size, check_windows, embed_windows, window_grids
 from ...registry import register
+from .segmentors import check_token_backbone
 from .window_targets import BorderRule, crop_sample_to_window
 
 __all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former']
@@ -62,12 +63,7 @@ class WinWinDetMixin:
         self._check_backbone()
 
     def _check_backbone(self) -> int:
-        bb = self.backbone
-        for attr in ('patch_embed', 'forward_tokens', 'patch_size'):
-            if not hasattr(bb, attr):
-                raise TypeError(f'Win-Win needs a token backbone with `{attr}` (RoPEViT or '
-                                f'RoPEViTDet); got {type(bb).__name__}.')
-        return int(bb.patch_size)
+        return check_token_backbone(self.backbone)
 
     def extract_feat(self, batch_inputs):
         """Images: the host's (backbone + neck). :class:`WindowFeatures`: the neck only."""

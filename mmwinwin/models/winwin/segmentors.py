@@ -40,13 +40,23 @@ from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_targets import crop_sample_to_window
 
-__all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator']
+__all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator', 'check_token_backbone']
 
 _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
             "dict(type='WinWinWindows', ...) to the training pipeline after the geometric "
             "augmentations, and pack with dict(type='WinWinPackSegInputs') (or pass "
             "meta_keys including 'winwin_windows', 'winwin_token_index', 'winwin_grid', "
             "'winwin_patch_size' to PackSegInputs: mmwinwin.datasets.WINWIN_META_KEYS).")
+
+
+def check_token_backbone(backbone) -> int:
+    """The patch size of a backbone Win-Win can train on windows of (it embeds pixels and
+    runs tokens at explicit positions: RoPEViT, RoPEViTDet); a clear error otherwise."""
+    for attr in ('patch_embed', 'forward_tokens', 'patch_size'):
+        if not hasattr(backbone, attr):
+            raise TypeError(f'Win-Win needs a token backbone with `{attr}` (RoPEViT or '
+                            f'RoPEViTDet); got {type(backbone).__name__}.')
+    return int(backbone.patch_size)
 
 
 class WinWinMixin(FullImagePhaseMixin):
@@ -94,12 +104,7 @@ class WinWinMixin(FullImagePhaseMixin):
         return self.neck(feats) if self.with_neck else feats
 
     def _check_backbone(self) -> int:
-        bb = self.backbone
-        for attr in ('patch_embed', 'forward_tokens', 'patch_size'):
-            if not hasattr(bb, attr):
-                raise TypeError(f'Win-Win needs a token backbone with `{attr}` (e.g. RoPEViT); '
-                                f'got {type(bb).__name__}.')
-        return int(bb.patch_size)
+        return check_token_backbone(self.backbone)
 
     def _window_feats(self, inputs: torch.Tensor, batch_windows: list) -> list[list[torch.Tensor]]:
         """Per sample, per window: list over backbone levels of (C, h, w) grids.
