@@ -126,7 +126,8 @@ def test_patch_size_mismatch_flow():
     s.gt_valid = torch.ones(128, 128, dtype=torch.bool)
     with pytest.raises(ValueError, match=rf'patch_size={2 * p} .*patch size {p} \(f1.png\)'):
         model.loss(torch.zeros(1, 3, 128, 128), torch.zeros(1, 3, 128, 128), [s])
-    s.set_metainfo(dict(winwin_patch_size=p))  # agreeing: trains
+    s.set_metainfo(dict(winwin_patch_size=p, winwin_windows=[(0, 0, 2, 2), (4, 4, 2, 2)]))
+    # agreeing: trains (on the windows the pipeline's WinWinWindows would record)
     assert 'loss_flow' in model.loss(torch.zeros(1, 3, 128, 128), torch.zeros(1, 3, 128, 128), [s])
     # PackFlowInputs carries the recorded patch size to the model
     pack = TRANSFORMS.build(dict(type='PackFlowInputs'))
@@ -376,8 +377,8 @@ def test_window_size_bool_refused():
     with pytest.raises(TypeError, match=r'window_size must be an int, got True'):
         resolve_window_size(True)
     cfg = Config.fromfile(FLOW_CFG).model
-    cfg.windows.window_size = True
-    with pytest.raises(TypeError, match=r'window_size must be an int, got True'):
+    cfg.windows.margin = True  # flow's window count and size are the transform's (above)
+    with pytest.raises(ValueError, match=r'margin must be an int >= 0 tokens, got True'):
         MODELS.build(cfg)
     with pytest.raises(TypeError, match=r'Expedite k must be an int, got True'):
         ExpediteSettings(k=True)
