@@ -38,6 +38,16 @@ def run_tool(args: list[str], timeout: int = 300, env: dict | None = None) -> st
     return out
 
 
+@pytest.fixture(scope='module')
+def coco_dir(tmp_path_factory):
+    """A work folder holding generated COCO data at ``data/coco_synth`` (the tiny detection
+    configs' data root), for runs of tools/train.py and tools/test.py from that folder."""
+    from mmwinwin.datasets.synthetic import generate_coco
+    work = tmp_path_factory.mktemp('coco')
+    generate_coco(str(work / 'data' / 'coco_synth'), num_train=2, num_val=1, seed=0)
+    return work
+
+
 def run_tool_in_process(args: list[str], cwd: str, work_dir: str) -> str:
     """Run a tool script as ``python tools/X.py ARGS`` would, in this process (to save the
     interpreter start-up and imports), from ``cwd``; returns the newest log it wrote under

@@ -10,28 +10,17 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = osp.join(ROOT, 'configs', 'vitdet')
 
 
-@pytest.fixture(scope='module')
-def coco_dir(tmp_path_factory):
-    from mmwinwin.datasets.synthetic import generate_coco
-    work = tmp_path_factory.mktemp('det')
-    generate_coco(str(work / 'data' / 'coco_synth'), num_train=2, num_val=1, seed=0)
-    return work
-
-
-def _run(args, cwd, work_dir):
-    return run_tool_in_process(args, cwd, work_dir)
-
-
 def _train_and_test(cfg_name, cwd, metric_keys):
     cfg = osp.join(CFG, cfg_name)
     wd = str(cwd / ('wd_' + cfg_name[:20]))
     # validation off during these 2 iterations; tools/test.py evaluates the checkpoint
-    out = _run([osp.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir', wd,
+    out = run_tool_in_process([osp.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir', wd,
                 '--cfg-options', 'train_cfg.val_interval=100'], cwd, wd)
     assert 'Iter(train) [2/2]' in out and 'loss' in out
     ckpt = osp.join(wd, 'iter_2.pth')
     assert osp.isfile(ckpt)
-    out = _run([osp.join(ROOT, 'tools', 'test.py'), cfg, ckpt, '--work-dir', wd], cwd, wd)
+    out = run_tool_in_process([osp.join(ROOT, 'tools', 'test.py'), cfg, ckpt, '--work-dir', wd],
+                              cwd, wd)
     line = [ln for ln in out.splitlines() if 'Iter(test) [1/1]' in ln and metric_keys[0] in ln]
     assert line, out[-3000:]
     print(line[-1])

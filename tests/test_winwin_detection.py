@@ -199,24 +199,13 @@ def test_winwin_configs_are_twins_of_their_full_resolution_configs(path):
 
 
 # ------------------------------------------------------------------ through the tools
-@pytest.fixture(scope='module')
-def coco_dir(tmp_path_factory):
-    from mmwinwin.datasets.synthetic import generate_coco
-    work = tmp_path_factory.mktemp('winwin_det')
-    generate_coco(str(work / 'data' / 'coco_synth'), num_train=2, num_val=1, seed=0)
-    return work
-
-
-def _run(args, cwd, work_dir):
-    return run_tool_in_process(args, cwd, work_dir)
-
-
 def _train_and_test(cfg_name, cwd, metric_keys):
     cfg = osp.join(CFG, cfg_name)
     wd = str(cwd / ('wd_' + cfg_name[:30]))
-    out = _run([osp.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir', wd, '--cfg-options',
-                'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
-                'default_hooks.checkpoint.max_keep_ckpts=2'], cwd, wd)
+    out = run_tool_in_process(
+        [osp.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir', wd, '--cfg-options',
+         'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+         'default_hooks.checkpoint.max_keep_ckpts=2'], cwd, wd)
     lines = [ln for ln in out.splitlines() if 'Iter(train)' in ln]
     assert len(lines) == 2 and 'Iter(train) [2/2]' in lines[-1], out[-3000:]
     for ln in lines:
@@ -226,8 +215,9 @@ def _train_and_test(cfg_name, cwd, metric_keys):
     w1, w2 = (load_checkpoint(osp.join(wd, f'iter_{i}.pth'))['state_dict'] for i in (1, 2))
     moved = [k for k in w1 if k.startswith('backbone.') and not torch.equal(w1[k], w2[k])]
     assert len(moved) > 10, 'the backbone did not train'
-    out = _run([osp.join(ROOT, 'tools', 'test.py'), cfg, osp.join(wd, 'iter_2.pth'),
-                '--work-dir', wd], cwd, wd)
+    out = run_tool_in_process(
+        [osp.join(ROOT, 'tools', 'test.py'), cfg, osp.join(wd, 'iter_2.pth'), '--work-dir', wd],
+        cwd, wd)
     line = [ln for ln in out.splitlines() if 'Iter(test) [1/1]' in ln and metric_keys[0] in ln]
     assert line, out[-3000:]
     print(line[-1])

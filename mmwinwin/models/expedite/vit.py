@@ -86,10 +86,6 @@ class _MMSegExpeditePolicy(ExpeditePolicy):
     when asked for), reconstructed or on the cluster grid; no clustering when the settings
     are ``None`` (the plain model)."""
 
-    def __init__(self, settings: ExpediteSettings | None, grid_size: tuple[int, int],
-                 reconstruct: bool = True) -> None:
-        super().__init__(settings, grid_size, reconstruct)
-
     def output(self, index: int, state) -> torch.Tensor:
         vit = state.vit
         return vit._format_output(state.x, vit.num_prefix_tokens, self.grid_size, self.weights,

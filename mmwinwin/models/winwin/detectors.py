@@ -2,9 +2,9 @@
 
 Training (``loss``): the backbone runs only on the tokens of the windows that
 :class:`~mmwinwin.datasets.winwin.WinWinWindows` recorded in each sample's metainfo, every
-token at its (y, x) in the full image (``layers.winwin.embed_windows``); with a ViTDet-style
-backbone whose ``forward_tokens`` takes ``window_shapes``, its windowed blocks partition
-inside each Win-Win window and its global blocks attend across all windows of the image.
+token at its (y, x) in the full image (``window_batches.window_features``, shared with the
+segmentors); a ViTDet-style backbone's windowed blocks partition inside each Win-Win window
+and its global blocks attend across all windows of the image.
 Each window's output tokens become a small ``(C, s, s)`` feature map; windows of equal size
 across the batch are stacked as a batch of small images, their samples cropped to the same
 windows by :func:`~mmwinwin.models.winwin.window_targets.crop_sample_to_window` (boxes
@@ -18,15 +18,13 @@ Inference (``predict``) is the host's: the whole image in one backbone pass.
 """
 from __future__ import annotations
 
-import inspect
-from collections import defaultdict
-
 import torch
 from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
-from ...layers.winwin.windows import check_patch_size, check_windows, embed_windows, window_grids
+from ...layers.winwin.windows import check_patch_size
 from ...registry import register
 from .segmentors import check_token_backbone
+from .window_batches import add_weighted, window_features, windows_by_size
 from .window_targets import BorderRule, crop_sample_to_window
 
 __all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former']
@@ -72,35 +70,15 @@ class WinWinDetMixin:
             return self.neck(feats) if self.with_neck else feats
         return super().extract_feat(batch_inputs)
 
-    def _backbone_windows(self, tokens: torch.Tensor, pos: torch.Tensor,
-                          grid: tuple[int, int], windows: list) -> list[torch.Tensor]:
-        kwargs = {}
-        if 'window_shapes' in inspect.signature(self.backbone.forward_tokens).parameters:
-            kwargs['window_shapes'] = [(int(h), int(w)) for _, _, h, w in windows]
-        return self.backbone.forward_tokens(tokens, pos, grid, **kwargs)
-
     def window_batches(self, inputs: torch.Tensor, samples: list,
                        batch_windows: list) -> dict:
         """``{(h, w): (features, cropped samples)}``: every window of the batch, grouped
         by size; ``features`` is a list over windows of per-level ``(C, h, w)`` maps."""
         p = self._check_backbone()
-        grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
-        groups = defaultdict(list)
-        for i, wins in enumerate(batch_windows):
-            check_windows(wins, grid)
-            groups[tuple((h, w) for _, _, h, w in wins)].append(i)
-        buckets = defaultdict(lambda: ([], []))
-        for idxs in groups.values():
-            wins = [batch_windows[i] for i in idxs]
-            tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
-            levels = self._backbone_windows(tok, pos, grid, wins[0])
-            per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
-            for k, i in enumerate(idxs):
-                for j, win in enumerate(batch_windows[i]):
-                    feats, crops = buckets[(int(win[2]), int(win[3]))]
-                    feats.append([lv[j][k] for lv in per_level])
-                    crops.append(crop_sample_to_window(samples[i], win, p, self.border_rule))
-        return dict(buckets)
+        per_sample = window_features(self.backbone, inputs, batch_windows, p)
+        return windows_by_size(samples, batch_windows, per_sample,
+                               lambda sample, win: crop_sample_to_window(sample, win, p,
+                                                                         self.border_rule))
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The host's loss on the windows of every image (see the module docstring)."""
@@ -126,18 +104,8 @@ class WinWinDetMixin:
             part = super().loss(stacked, crops)
             if len(buckets) == 1:
                 return part
-            _add_weighted(losses, part, len(crops) / total)
+            add_weighted(losses, part, len(crops) / total)
         return losses
-
-
-def _add_weighted(total: dict, part: dict, weight: float) -> None:
-    """``total[k] += weight * part[k]``; list-valued losses (mmdet RPN, per level) per item."""
-    for k, v in part.items():
-        if isinstance(v, (list, tuple)):
-            prev = total.get(k, [0] * len(v))
-            total[k] = [a + b * weight for a, b in zip(prev, v)]
-        else:
-            total[k] = total.get(k, 0) + v * weight
 
 
 @register('MODELS')

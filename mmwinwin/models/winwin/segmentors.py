@@ -25,19 +25,17 @@ and masks the labels outside the kept tokens (ignore index / zero depth).
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
 from ...layers.winwin.context import context_grid, pool_context_tokens
-from ...layers.winwin.windows import (check_patch_size, check_windows,
-                                      embed_windows, gather_tokens, scatter_tokens, window_grids)
+from ...layers.winwin.windows import check_patch_size, gather_tokens, scatter_tokens
 from ...registry import register
 from .full_image_phase import FullImagePhaseMixin
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
+from .window_batches import add_weighted, window_features, windows_by_size
 from .window_targets import crop_sample_to_window
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator', 'check_token_backbone']
@@ -107,34 +105,14 @@ class WinWinMixin(FullImagePhaseMixin):
         return check_token_backbone(self.backbone)
 
     def _window_feats(self, inputs: torch.Tensor, batch_windows: list) -> list[list[torch.Tensor]]:
-        """Per sample, per window: list over backbone levels of (C, h, w) grids.
-
-        The backbone gets the windows' token grids (``window_shapes``): a plain ViT attends
-        over all kept tokens, a ViTDet-style one attends inside partitions of each window
-        in its windowed blocks and across all windows in its global blocks (context
-        tokens, if any, are one more grid)."""
-        p = self._check_backbone()
-        grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
-        groups = defaultdict(list)
-        for i, wins in enumerate(batch_windows):
-            check_windows(wins, grid)
-            groups[tuple((h, w) for _, _, h, w in wins)].append(i)
-        out: list = [None] * len(batch_windows)
-        for idxs in groups.values():
-            wins = [batch_windows[i] for i in idxs]
-            tok, pos = embed_windows(self.backbone.patch_embed, inputs[idxs], wins, p)
-            n = tok.shape[1]
-            shapes = [(h, w) for _, _, h, w in wins[0]]
-            if self.context_pool is not None:
-                tok, pos = self._append_context(inputs[idxs], tok, pos, grid)
-                shapes.append(context_grid(grid, self.context_pool))
-            levels = [lv[:, :n] for lv in
-                      self.backbone.forward_tokens(tok, pos, grid, window_shapes=shapes)]
-            per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b,C,h,w)
-            for k, i in enumerate(idxs):
-                out[i] = [[per_level[l][j][k] for l in range(len(levels))]
-                          for j in range(len(wins[0]))]
-        return out
+        """Per sample, per window: list over backbone levels of (C, h, w) grids
+        (:func:`~mmwinwin.models.winwin.window_batches.window_features`; context tokens, if
+        any, are one more grid)."""
+        def context(images, tok, pos, grid):
+            tok, pos = self._append_context(images, tok, pos, grid)
+            return tok, pos, context_grid(grid, self.context_pool)
+        return window_features(self.backbone, inputs, batch_windows, self._check_backbone(),
+                               context if self.context_pool is not None else None)
 
     @staticmethod
     def _crop_sample(sample, win: tuple, p: int):
@@ -155,20 +133,16 @@ class WinWinMixin(FullImagePhaseMixin):
                      batch_windows: list) -> dict:
         p = self._check_backbone()
         per_sample = self._window_feats(inputs, batch_windows)
-        by_size = defaultdict(lambda: ([], []))  # (h, w) -> (feature lists, cropped samples)
-        for sample, wins, feats in zip(data_samples, batch_windows, per_sample):
-            for win, f in zip(wins, feats):
-                bucket = by_size[(win[2], win[3])]
-                bucket[0].append(f)
-                bucket[1].append(self._crop_sample(sample, win, p))
+        by_size = windows_by_size(data_samples, batch_windows, per_sample,
+                                  lambda sample, win: self._crop_sample(sample, win, p))
         total = sum(len(v[1]) for v in by_size.values())
         losses: dict = {}
         for feats, samples in by_size.values():
             stacked = [torch.stack([f[l] for f in feats]) for l in range(len(feats[0]))]
             part = self._heads_loss(stacked, samples)
-            weight = len(samples) / total
-            for k, v in part.items():
-                losses[k] = losses.get(k, 0) + v * weight if len(by_size) > 1 else v
+            if len(by_size) == 1:
+                return part
+            add_weighted(losses, part, len(samples) / total)
         return losses
 
     def _token_loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
