@@ -36,6 +36,10 @@ def _model(cfg_path: str):
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if getattr(model, 'full_image_phase', None) is not None:
+        # the configs' recipe ends with whole images; these checks are of the window steps
+        # (iteration 0), which a runner's FullImagePhaseHook would announce
+        model.set_train_progress(0, cfg.train_cfg.max_iters)
     return model
 
 

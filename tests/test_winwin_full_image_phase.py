@@ -24,7 +24,8 @@ from mmwinwin.datasets.synthetic import generate_ade20k
 from mmwinwin.layers.flow.ops import masked_epe_loss
 from mmwinwin.layers.settings import UnknownSettingError
 from mmwinwin.models.flow import WinWinFlowEstimator
-from mmwinwin.models.winwin.full_image_phase import check_full_image_phase
+from mmwinwin.models.winwin.full_image_phase import (check_full_image_phase,
+                                                   full_image_phase_begin)
 from mmwinwin.utils import add_rng_state_hook, build_runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -218,6 +219,14 @@ def test_phase_without_the_hook_and_past_the_end_are_errors():
     assert not frac.in_full_image_phase()
     frac.set_train_progress(2040, 2400)
     assert frac.in_full_image_phase()
+    # a run too short for the fraction still ends with one whole-image iteration
+    # (round(0.85 * 2) = 2 would leave none): begin = max_iters - 1
+    frac.set_train_progress(0, 2)
+    assert not frac.in_full_image_phase()
+    frac.set_train_progress(1, 2)
+    assert frac.in_full_image_phase()
+    frac.set_train_progress(0, 1)
+    assert frac.in_full_image_phase()
     with pytest.raises(ValueError, match='windows=None'):
         WinWinFlowEstimator(net=TINY_FLOW, windows=None, full_image_phase=dict(begin=1))
     # without the option a model never needs the hook
@@ -299,3 +308,23 @@ def test_tools_train_switches_at_iteration_2_of_4(ade, tmp_path, capsys):
     assert 'iterations 2 .. 3 train on whole images (2 of 4)' in log
     assert 'iteration 2 onwards trains on whole images' in log
     assert 'mIoU' in log and (tmp_path / 'work' / 'iter_4.pth').exists()
+
+
+def test_configs_default_to_the_recipe_and_the_models_to_the_paper():
+    """Every Win-Win config (segmentation, depth, flow) trains with the recipe: windows for
+    5/6 of max_iters, whole images for the last 1/6; the model classes keep the paper's
+    windows-only training when the option is not given."""
+    import glob
+    import inspect
+
+    from mmwinwin.models.winwin import WinWinDepthEstimator, WinWinEncoderDecoder
+    paths = sorted(glob.glob(osp.join(ROOT, 'configs', 'winwin*', 'winwin-*.py')))
+    assert len(paths) >= 12
+    for path in paths:
+        model = Config.fromfile(path).model
+        assert model.type in ('WinWinEncoderDecoder', 'WinWinDepthEstimator',
+                              'WinWinFlowEstimator'), path
+        assert dict(model.full_image_phase) == {'begin_fraction': 5 / 6}, path
+        assert full_image_phase_begin(model.full_image_phase, 160000) == 133333
+    for cls in (WinWinEncoderDecoder, WinWinDepthEstimator, WinWinFlowEstimator):
+        assert inspect.signature(cls.__init__).parameters['full_image_phase'].default is None

@@ -2,7 +2,10 @@
 # test whole. Baselines: vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py and
 # vitdepth_rope-vit-b16_crop272_8xb4-25k_nyu-480x640.py.
 _base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py']
-model = dict(type='WinWinDepthEstimator')
+# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
+# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
+# windows-only training is full_image_phase=None.
+model = dict(type='WinWinDepthEstimator', full_image_phase=dict(begin_fraction=5 / 6))
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),

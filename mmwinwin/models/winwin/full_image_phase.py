@@ -18,7 +18,10 @@ hook, never a silent window-only run. ``tools/train.py`` adds the hook to every 
   ``dict(begin=2000)`` with ``max_iters=2400``: 2000 window iterations, then 400 whole-image
   iterations;
 * ``begin_fraction``: the same as a fraction of ``train_cfg.max_iters`` (``0.85`` ->
-  ``begin = round(0.85 * max_iters)``), so the phase follows a changed schedule length.
+  ``begin = round(0.85 * max_iters)``), so the phase follows a changed schedule length. A run
+  too short for the fraction to leave a whole-image iteration (``5 / 6`` of 2 iterations)
+  still ends with one: ``begin`` is at most ``max_iters - 1``. The configs under
+  ``configs/winwin*`` set ``dict(begin_fraction=5 / 6)`` (docs/winwin.md: the recipe).
 
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
@@ -69,7 +72,8 @@ def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:
         if max_iters is None:
             raise ValueError('full_image_phase.begin_fraction needs the run length '
                              '(max_iters): ' + _HOOK + '.')
-        begin = int(round(setting['begin_fraction'] * max_iters))
+        # a fraction asks for a phase: a short (debug) run still ends with one whole-image step
+        begin = min(int(round(setting['begin_fraction'] * max_iters)), max(max_iters - 1, 0))
     if max_iters is not None and begin >= max_iters:
         raise ValueError(f'full_image_phase begins at iteration {begin}, not before the end of '
                          f'training (max_iters={max_iters}): the whole-image phase would never '
