@@ -2,11 +2,15 @@
 
 1. generates a small high-resolution ADE20K-layout dataset (object classes depend on a
    scene beacon anywhere in the image, so the model must relate distant tokens);
-2. trains a tiny RoPE ViT + FCN head with Win-Win (2 random windows of 6x6 tokens per
-   192x384 image, 25 % of its tokens), showing a progress bar;
+2. trains a tiny RoPE ViT + FCN head with the Win-Win recipe of ``configs/winwin*``: 2 random
+   windows of 6x6 tokens per 192x384 image (25 % of its tokens) for the first 5/6 of the
+   iterations, whole images for the last 1/6 (``full_image_phase=dict(begin_fraction=5 / 6)``,
+   docs/winwin.md); ``--windows-only`` trains on windows throughout (the paper's setting);
 3. evaluates on the whole full-resolution validation images in one pass (mIoU);
-4. times a few full-resolution training iterations of the same model and prints the
-   training-cost ratio.
+4. trains the same model at full resolution **for the same wall time** (as many iterations as
+   fit in the Win-Win run's training time, at the full-resolution step time measured in the
+   same process: the whole-image phase's steps, or a short probe with ``--windows-only``),
+   evaluates it the same way and prints both results side by side.
 
     PYTHONPATH=$PWD python tools/winwin_demo.py            # a few minutes on 2 cores
 """
@@ -24,7 +28,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from mmengine.hooks import Hook  # noqa: E402
 
-from winwin_experiment import build_cfg  # noqa: E402
+from winwin_experiment import FULL_PHASE_FRACTION, build_cfg  # noqa: E402
+
+_SKIP = 3  # first iterations of a run include start-up costs; left out of step medians
 
 
 class ProgressHook(Hook):
@@ -51,6 +57,7 @@ class ProgressHook(Hook):
 
 
 def run(cfg: dict, title: str, show: bool = True):
+    """Train ``cfg`` with mmengine's Runner; returns the runner and per-iteration seconds."""
     from mmengine.config import Config
     from mmwinwin.utils import build_runner
 
@@ -64,12 +71,28 @@ def run(cfg: dict, title: str, show: bool = True):
     return runner, hook.times
 
 
+def median_step(times: list[float]) -> float:
+    """Median seconds per iteration, start-up iterations left out when there are enough."""
+    skip = min(_SKIP, max(len(times) - 3, 0))
+    return statistics.median(times[skip:])
+
+
+def equal_time_iters(budget_s: float, step_s: float) -> int:
+    """Full-resolution iterations that fit in ``budget_s`` seconds of training."""
+    return max(1, int(round(budget_s / step_s)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--windows-only', action='store_true',
+                        help="train on windows throughout (the paper's Win-Win; no whole-image "
+                             'phase)')
     parser.add_argument('--probe-iters', type=int, default=20,
-                        help='full-resolution iterations timed for the cost ratio')
+                        help='full-resolution iterations timed with --windows-only')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='skip the equal-time full-resolution run')
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
@@ -92,32 +115,54 @@ def main() -> None:
     H, W = args.img_size
     total = (H // 16) * (W // 16)
     kept = 2 * args.window ** 2
-    print(f'[1/4] generating {args.num_train}+{args.num_val} images of {H}x{W} in {work}/data')
-    data = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
-                           num_val=args.num_val, img_size=(H, W), num_scenes=args.num_scenes,
-                           seed=0)
-    print(f'[2/4] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
-          f'{total} tokens per image, {args.iters} iterations x batch {args.batch_size}')
-    cfg = build_cfg('winwin', data, osp.join(work, 'winwin'), (H, W), args.window, 0, args.iters,
-                    args.batch_size, num_scenes=args.num_scenes)
-    t0 = time.perf_counter()
+    common = dict(data_root=None, img_size=(H, W), window=args.window, crop=0,
+                  batch_size=args.batch_size, num_scenes=args.num_scenes)
+    print(f'[1/5] generating {args.num_train}+{args.num_val} images of {H}x{W} in {work}/data')
+    common['data_root'] = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
+                                          num_val=args.num_val, img_size=(H, W),
+                                          num_scenes=args.num_scenes, seed=0)
+    variant = 'winwin' if args.windows_only else 'winwin_ft'
+    begin = args.iters if args.windows_only else \
+        min(round(FULL_PHASE_FRACTION * args.iters), args.iters - 1)
+    plan = (f'{args.iters} iterations' if args.windows_only else
+            f'iterations 0-{begin - 1}, then whole images for iterations {begin}-{args.iters - 1}')
+    print(f'[2/5] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
+          f'{total} tokens per image, {plan}, batch {args.batch_size}')
+    cfg = build_cfg(variant, work_dir=osp.join(work, 'winwin'), iters=args.iters,
+                    full_phase_begin=None if args.windows_only else begin, **common)
     runner, ww_times = run(cfg, 'Win-Win')
-    train_s = time.perf_counter() - t0
-    print('[3/4] evaluating on whole full-resolution images (one pass each)')
+    ww_train_s = sum(ww_times)
+    print('[3/5] evaluating on whole full-resolution images (one pass each)')
     metrics = runner.test()
-    print(f'[4/4] timing {args.probe_iters} full-resolution training iterations of the same model')
-    probe = build_cfg('fullres', data, osp.join(work, 'fullres_probe'), (H, W), args.window, 0,
-                      args.probe_iters, args.batch_size, num_scenes=args.num_scenes)
-    _, full_times = run(probe, 'full-res', show=True)
-    skip = min(3, len(full_times) - 1)  # first iterations include start-up costs
-    ww = statistics.median(ww_times[skip:])
-    full = statistics.median(full_times[skip:])
+    window_step = median_step(ww_times[:begin])
+    if args.iters - begin >= 3:  # the phase's whole-image steps are full-resolution steps
+        full_step, full_source = median_step(ww_times[begin:]), \
+            f'median of the {args.iters - begin} whole-image steps above'
+    else:
+        print(f'[4/5] timing {args.probe_iters} full-resolution training iterations')
+        probe = build_cfg('fullres', work_dir=osp.join(work, 'fullres_probe'),
+                          iters=args.probe_iters, **common)
+        _, probe_times = run(probe, 'full-res probe')
+        full_step, full_source = median_step(probe_times), \
+            f'median of a {args.probe_iters}-iteration probe'
+    rows = [('Win-Win' + ('' if args.windows_only else ' + whole-image phase'), metrics,
+             ww_train_s, args.iters)]
+    if not args.no_baseline:
+        n = equal_time_iters(ww_train_s, full_step)
+        print(f'[4/5] full resolution for the same wall time: {ww_train_s:.0f} s / {full_step:.3f} '
+              f's per step ({full_source}) = {n} iterations')
+        full_cfg = build_cfg('fullres', work_dir=osp.join(work, 'fullres'), iters=n, **common)
+        full_runner, full_times = run(full_cfg, 'full-res')
+        print('[5/5] evaluating the full-resolution model on the same whole images')
+        rows.append(('full resolution, same wall time', full_runner.test(), sum(full_times), n))
+
     print('\nResult (validation, whole images):')
-    print(f'  mIoU {metrics["mIoU"]:.2f}   aAcc {metrics["aAcc"]:.2f}   mAcc {metrics["mAcc"]:.2f}')
-    print(f'  Win-Win training: {train_s:.0f} s for {args.iters} iterations '
-          f'({ww:.3f} s/iter, median)')
-    print(f'  full-resolution training: {full:.3f} s/iter (median of {len(full_times) - skip})')
-    print(f'  training-cost ratio: {full / ww:.2f}x cheaper per iteration with Win-Win '
+    print(f'  {"run":<40} {"mIoU":>6} {"aAcc":>6} {"mAcc":>6} {"train s":>8} {"iterations":>10}')
+    for name, m, secs, iters in rows:
+        print(f'  {name:<40} {m["mIoU"]:6.2f} {m["aAcc"]:6.2f} {m["mAcc"]:6.2f} {secs:8.1f} '
+              f'{iters:10d}')
+    print(f'  step time: Win-Win windows {window_step:.3f} s, full resolution {full_step:.3f} s '
+          f'({full_source}): {full_step / window_step:.2f}x cheaper per window iteration '
           f'({total / kept:.1f}x fewer tokens)')
     print(f'  checkpoint: {osp.join(work, "winwin", f"iter_{args.iters}.pth")}')
 
