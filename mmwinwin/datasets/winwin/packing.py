@@ -74,6 +74,9 @@ class _WindowPixels:
                              f'pixels), got {pixels!r}.')
         self.pixels = pixels
 
+    def _canvas_keys(self) -> tuple[str, ...]:
+        return (CANVAS_META_KEY,) if self.pixels == 'windows' else ()
+
     def transform(self, results: dict) -> dict:
         if self.pixels == 'windows':
             results = self._to_canvas(results)
@@ -116,8 +119,7 @@ class WinWinPackSegInputs(_WindowPixels, PackSegInputs):
 
     def __init__(self, meta_keys: Sequence[str] | None = None, pixels: str = 'image') -> None:
         self._init_pixels(pixels)
-        super().__init__(meta_keys=_with_winwin_keys(PackSegInputs, meta_keys,
-                                                     (CANVAS_META_KEY,)))
+        super().__init__(meta_keys=_with_winwin_keys(PackSegInputs, meta_keys, self._canvas_keys()))
 
 
 @register('TRANSFORMS')
@@ -133,5 +135,4 @@ class WinWinPackDetInputs(_WindowPixels, PackDetInputs):
 
     def __init__(self, meta_keys: Sequence[str] | None = None, pixels: str = 'image') -> None:
         self._init_pixels(pixels)
-        super().__init__(meta_keys=_with_winwin_keys(PackDetInputs, meta_keys,
-                                                     (CANVAS_META_KEY,)))
+        super().__init__(meta_keys=_with_winwin_keys(PackDetInputs, meta_keys, self._canvas_keys()))
