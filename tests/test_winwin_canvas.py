@@ -5,7 +5,7 @@ pixels, and the models train on them exactly as on whole images.
 * The core embeds a window read from a canvas as the whole image's patch embedding gathered
   at the window's tokens, at the window's full-image positions.
 * Through the real packers and the configs' own mmseg / mmdet data preprocessors, a Win-Win
-  segmentor's, depth estimator's and Mask R-CNN's loss on canvases equals the loss on whole
+  segmentor's, depth estimator's, Mask R-CNN's and panoptic Mask2Former's loss on canvases equals the loss on whole
   images with the same windows and weights (the whole-image path is tested against mmseg /
   mmdet elsewhere: tests/test_winwin_model.py, tests/test_winwin_detection.py), and the
   preprocessor only sees the canvas (its normalised pixels, checked by hand).
@@ -28,6 +28,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'winwin', 'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
 DEPTH = osp.join(ROOT, 'configs', 'winwin', 'winwin-2x4_vitdepth_rope-vit-tiny_1xb2-20i_synthetic-nyu-128x192.py')
 MRCNN = osp.join(ROOT, 'configs', 'vitdet', 'winwin-2x4_mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
+M2F_PAN = osp.join(ROOT, 'configs', 'vitdet',
+                   'winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
 P = 16
 
 
@@ -174,33 +176,42 @@ def test_segmentor_loss_on_canvas_equals_whole_image_loss(cfg_path):
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
-def _det_results(img, windows, rects, labels):
+def _det_results(img, windows, rects, labels, panoptic=False):
     h, w = img.shape[:2]
     masks = np.zeros((len(rects), h, w), np.uint8)
     for k, (x1, y1, x2, y2) in enumerate(rects):
         masks[k, y1:y2, x1:x2] = 1
+    extra = {}
+    if panoptic:  # stuff 2 (top) / 3 (bottom), things 0 / 1, a void band
+        sem = np.where(np.arange(h)[:, None] < h // 2, 2, 3).repeat(w, 1).astype(np.uint8)
+        for k, (x1, y1, x2, y2) in enumerate(rects):
+            sem[y1:y2, x1:x2] = labels[k]
+        sem[h - 12:, :] = 255
+        extra['gt_seg_map'] = sem
     return _win_results(img, windows, img_id=0,
                         gt_bboxes=HorizontalBoxes(torch.tensor(rects, dtype=torch.float32)),
                         gt_bboxes_labels=np.array(labels, np.int64),
                         gt_ignore_flags=np.zeros(len(rects), bool),
-                        gt_masks=BitmapMasks(masks, h, w))
+                        gt_masks=BitmapMasks(masks, h, w), **extra)
 
 
-def test_mask_rcnn_loss_on_canvas_equals_whole_image_loss():
+@pytest.mark.parametrize('cfg_path', [MRCNN, M2F_PAN], ids=['mask-rcnn', 'mask2former-panoptic'])
+def test_detector_loss_on_canvas_equals_whole_image_loss(cfg_path):
     # batch_augments=None, pad_mask=False: padding the batch to 128x128 or the masks to the
     # canvas are errors with canvases (below); on the whole-image path of 128x128 images
     # both are no-ops
-    model, _ = _build(MRCNN, 'mmdet', **{'data_preprocessor.batch_augments': None,
-                                         'data_preprocessor.pad_mask': False})
+    model, _ = _build(cfg_path, 'mmdet', **{'data_preprocessor.batch_augments': None,
+                                            'data_preprocessor.pad_mask': False})
+    panoptic = cfg_path == M2F_PAN
     imgs = [_image(128, 128, 20 + i) for i in range(2)]
     windows = [[(0, 0, 4, 4), (4, 4, 4, 4)], [(0, 4, 3, 3), (5, 0, 3, 3)]]
     # objects inside windows, cut by a window border (border rule), outside every window
     rects = [[(8, 8, 40, 50), (70, 66, 120, 110), (50, 10, 80, 40), (100, 0, 127, 20)],
              [(66, 4, 110, 40), (5, 90, 30, 127), (40, 60, 60, 80)]]
     labels = [[0, 1, 0, 1], [1, 0, 1]]
-    whole = [WinWinPackDetInputs()(_det_results(im, w, r, lb))
+    whole = [WinWinPackDetInputs()(_det_results(im, w, r, lb, panoptic))
              for im, w, r, lb in zip(imgs, windows, rects, labels)]
-    canvas = [WinWinPackDetInputs(pixels='windows')(_det_results(im, w, r, lb))
+    canvas = [WinWinPackDetInputs(pixels='windows')(_det_results(im, w, r, lb, panoptic))
               for im, w, r, lb in zip(imgs, windows, rects, labels)]
     whole_in, want = _loss(model, whole)
     canvas_in, got = _loss(model, canvas)
