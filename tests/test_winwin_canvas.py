@@ -277,3 +277,27 @@ def test_mixed_batch_and_fixed_size_pad_are_errors():
     det.data_preprocessor.pad_mask = False
     with pytest.raises(ValueError, match='BatchFixedSizePad.*batch_augments=None'):
         det.train_step(batch, None)
+
+
+# ------------------------------------------------------------------ the measurement tool
+def test_canvas_benchmark_reports_the_canvas_bytes(tmp_path):
+    """tools/benchmark_winwin_canvas.py on the 1280x720 2x22 config: the canvas is 2 blocks
+    of 22x22 patches of 16 px side by side; its bytes are that share of the image's."""
+    import json
+    import runpy
+    import sys
+    out = tmp_path / 'canvas.json'
+    argv = sys.argv
+    sys.argv = ['benchmark_winwin_canvas.py', '--settings', 'seg', '--batch', '1',
+                '--repeats', '1', '--out', str(out)]
+    try:
+        runpy.run_path(osp.join(ROOT, 'tools', 'benchmark_winwin_canvas.py'), run_name='__main__')
+    finally:
+        sys.argv = argv
+    seg = json.loads(out.read_text())['seg']
+    side = 22 * 16
+    assert seg['windows']['preprocessed_shape'] == [1, 3, side, 2 * side]
+    assert seg['image']['preprocessed_shape'] == [1, 3, 720, 1280]
+    assert seg['windows']['packed_input_bytes'] == 3 * side * 2 * side  # uint8
+    assert seg['windows']['preprocessed_bytes'] == 4 * 3 * side * 2 * side  # float32
+    assert seg['packed_input_bytes_canvas_over_image'] == pytest.approx(2 * side ** 2 / (720 * 1280))
