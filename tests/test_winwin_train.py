@@ -28,16 +28,26 @@ def _opts(root, iters=2):
             'default_hooks.logger.interval=1', f'param_scheduler.0.end={iters}']
 
 
-def test_train_winwin_segmentation_then_test(tmp_path, capsys):
+# pixels='windows': the packer packs only the windows' pixels (a canvas); the preprocessor
+# then pads to the patch size, not to the whole image's size
+CANVAS_OPTS = ['train_dataloader.dataset.pipeline.4.pixels=windows',
+               'model.data_preprocessor.size=None', 'model.data_preprocessor.size_divisor=16']
+
+
+@pytest.mark.parametrize('pixels', ['image', 'windows'])
+def test_train_winwin_segmentation_then_test(tmp_path, capsys, pixels):
     data = generate_ade20k(str(tmp_path / 'ade'), num_train=4, num_val=2, img_size=(128, 256))
     work = tmp_path / 'work'
     cfg = osp.join(CFG, 'winwin-2x4_upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x256.py')
-    _run('train.py', [cfg, '--work-dir', work] + _opts(data))
+    _run('train.py', [cfg, '--work-dir', work] + _opts(data) +
+         (CANVAS_OPTS if pixels == 'windows' else []))
     ckpt = work / 'iter_2.pth'
     assert ckpt.exists()
     out = capsys.readouterr()
     log = out.out + out.err
     assert 'decode.loss_ce' in log  # window-token training ran
+    dumped = open(work / osp.basename(cfg)).read()
+    assert (f"pixels='{pixels}'" in dumped) == (pixels == 'windows')
     assert 'mIoU' in log  # full-resolution evaluation
     # test.py reads the checkpoint back and evaluates whole 128x256 images
     _run('test.py', [cfg, ckpt, '--work-dir', tmp_path / 'test'] + _opts(data))

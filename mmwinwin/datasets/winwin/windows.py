@@ -5,7 +5,8 @@ pipeline (for a pair it reads frame 1's size; both frames share the windows), sa
 image (see :mod:`mmwinwin.layers.winwin.windows`) and records them in the results, so that
 ``PackSegInputs`` / ``PackDetInputs`` put them into the sample's metainfo when their
 ``meta_keys`` include :data:`WINWIN_META_KEYS`. The image itself is left whole: the
-Win-Win segmentor embeds only the windows' pixels.
+Win-Win models embed only the windows' pixels; ``WinWinPackSegInputs(pixels='windows')`` /
+``WinWinPackDetInputs(pixels='windows')`` pack only those pixels (a canvas) instead.
 """
 from __future__ import annotations
 

@@ -32,7 +32,9 @@ API:
 * :func:`window_stream_generator` -- a private generator whose stream is reproducible
   from a run seed and independent per rank and per dataloader worker.
 * :func:`embed_windows` -- patch-embed only the windows' pixels of a batch (equal to
-  gathering those tokens from the whole image's embedding) with their positions.
+  gathering those tokens from the whole image's embedding) with their positions; the
+  pixels come from the whole image or from a *canvas* that holds only the windows.
+* :func:`canvas_layout` -- where each window's pixel block sits in such a canvas.
 * :func:`window_token_index`, :func:`window_positions`, :func:`window_token_mask`,
   :func:`gather_tokens`, :func:`scatter_tokens`, :func:`window_grids`,
   :func:`window_pixel_boxes`, :func:`crop_windows`, :func:`crop_image_windows`.
@@ -56,7 +58,7 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
            'check_windows', 'check_patch_size', 'check_int', 'check_window_args',
-           'embed_windows', 'window_stream_seed', 'window_stream_generator']
+           'embed_windows', 'canvas_layout', 'window_stream_seed', 'window_stream_generator']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -375,21 +377,48 @@ def crop_image_windows(img: torch.Tensor, windows: Sequence[Sequence[int]],
     return crop_windows(img, windows, patch_size)
 
 
+def canvas_layout(windows: Sequence[Sequence[int]]) -> tuple[list[tuple[int, int]],
+                                                             tuple[int, int]]:
+    """Where each window sits in a *canvas*: a compact image holding only the windows'
+    pixel blocks, side by side from left to right in the windows' order, top-aligned.
+
+    Why: the pixels outside the windows are never embedded in Win-Win training, so a
+    pipeline can pack this canvas instead of the whole image, and the data preprocessor
+    normalises, pads and moves only the windows' pixels. Side by side wastes nothing for
+    Win-Win's equal-size windows (the canvas area is the windows' area).
+
+    Returns ``offsets`` (one ``(top, left)`` per window) and the canvas size
+    ``(height, width)``, both in tokens; times the patch size they are pixels.
+    """
+    if not len(windows):
+        raise ValueError('canvas_layout needs at least one window.')
+    offsets, left = [], 0
+    for _, _, h, w in windows:
+        offsets.append((0, left))
+        left += int(w)
+    return offsets, (max(int(h) for _, _, h, _ in windows), left)
+
+
 def embed_windows(patch_embed, img: torch.Tensor, batch_windows: Sequence[Sequence[Sequence[int]]],
-                  patch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  patch_size: int, batch_offsets: Sequence[Sequence[Sequence[int]]] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Patch-embed only the windows of each image of a batch.
 
     Args:
         patch_embed: callable ``(B, C, h, w) -> ((B, h*w/p^2, D), grid)`` (e.g.
             :class:`mmwinwin.layers.PatchEmbed`).
-        img: ``(B, C, H, W)`` images.
+        img: ``(B, C, H, W)`` images, or canvases holding only the windows' pixels.
         batch_windows: one window list per image; the list of window sizes must be the
             same for every image of the batch (group images by sizes otherwise).
         patch_size: pixels per token.
+        batch_offsets: where each window's pixels lie in ``img``: per image, one
+            ``(top, left)`` per window in tokens (a canvas, :func:`canvas_layout`).
+            ``None``: ``img`` is the whole image, each window at its own ``(top, left)``.
 
     Returns:
-        ``tokens (B, K, D)`` and their full-image positions ``pos (B, K, 2)``, in the
-        order of :func:`window_token_index`.
+        ``tokens (B, K, D)`` and their full-image positions ``pos (B, K, 2)`` (always the
+        windows' own coordinates, wherever the pixels were read), in the order of
+        :func:`window_token_index`.
     """
     if len(batch_windows) != img.shape[0]:
         raise ValueError(f'Got {len(batch_windows)} window lists for a batch of {img.shape[0]}.')
@@ -397,9 +426,18 @@ def embed_windows(patch_embed, img: torch.Tensor, batch_windows: Sequence[Sequen
     if any(sz != sizes[0] for sz in sizes):
         raise ValueError(f'embed_windows needs the same window sizes for every image of the '
                          f'batch, got {sizes}; embed the images in groups of equal sizes.')
+    if batch_offsets is None:
+        boxes = batch_windows
+    else:
+        if len(batch_offsets) != len(batch_windows) or any(
+                len(o) != len(w) for o, w in zip(batch_offsets, batch_windows)):
+            raise ValueError(f'batch_offsets must give one (top, left) per window of every '
+                             f'image; got {list(batch_offsets)} for windows {list(batch_windows)}.')
+        boxes = [[(int(o[0]), int(o[1]), h, w) for o, (_, _, h, w) in zip(offs, wins)]
+                 for offs, wins in zip(batch_offsets, batch_windows)]
     chunks = []
     for j in range(len(batch_windows[0])):
-        crops = torch.stack([crop_windows(img[b], [batch_windows[b][j]], patch_size)[0]
+        crops = torch.stack([crop_windows(img[b], [boxes[b][j]], patch_size)[0]
                              for b in range(img.shape[0])])
         chunks.append(patch_embed(crops)[0])
     pos = torch.stack([window_positions(w, device=img.device) for w in batch_windows])

@@ -14,17 +14,30 @@ pixel for pixel), and the host's **own** ``loss`` (mmdet's ``TwoStageDetector.lo
 :class:`WindowFeatures` instead of images runs only the neck on them, so no mmdet loss body is
 copied. Losses of different window sizes are averaged weighted by their window counts.
 
+Inputs may be whole images or, with ``WinWinPackDetInputs(pixels='windows')``, canvases
+holding only the windows' pixels (``winwin_canvas`` in the metainfo): each window is embedded
+from its place in the canvas at its full-image positions; the targets stay whole and are
+cropped per window as above. The data preprocessor must then leave the targets alone and
+the canvas small: ``pad_mask=True`` would pad the whole image's instance masks "to" the
+smaller canvas (mmdet's ``BitmapMasks.pad`` then reshapes them into garbage), and a
+``BatchFixedSizePad`` batch augment pads the canvas back to the whole image's size; each is
+a ``ValueError`` naming the fix (``pad_mask=False``, ``batch_augments=None``), raised before
+the preprocessor runs. Neither is needed by Win-Win training: the heads get each window as
+an image of its own size, with its targets cropped to it.
+
 Inference (``predict``) is the host's: the whole image in one backbone pass.
 """
 from __future__ import annotations
 
 import torch
+from mmdet.models.data_preprocessors import BatchFixedSizePad
 from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
 from ...layers.winwin.windows import check_patch_size
 from ...registry import register
 from .segmentors import check_token_backbone
-from .window_batches import add_weighted, window_features, windows_by_size
+from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
+                             windows_by_size)
 from .window_targets import BorderRule, crop_sample_to_window
 
 __all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former']
@@ -63,6 +76,33 @@ class WinWinDetMixin:
     def _check_backbone(self) -> int:
         return check_token_backbone(self.backbone)
 
+    def train_step(self, data, optim_wrapper):
+        """The host's step, after the canvas checks that must come before the data
+        preprocessor pads masks or the batch."""
+        if is_canvas_batch(data):
+            self._check_canvas_inputs()
+        return super().train_step(data, optim_wrapper)
+
+    def _check_canvas_inputs(self) -> None:
+        """Canvas inputs (``WinWinPackDetInputs(pixels='windows')``): whole-image targets
+        left unpadded, the canvas not padded back to a fixed whole-image size."""
+        pre = self.data_preprocessor
+        if getattr(pre, 'pad_mask', False):
+            raise ValueError(
+                "The data preprocessor pads instance masks to the batch input (pad_mask=True), "
+                "but with WinWinPackDetInputs(pixels='windows') the batch input is the canvas "
+                "of the windows' pixels, smaller than the masks' whole image. Set "
+                'model.data_preprocessor.pad_mask=False (Win-Win crops the masks to each window '
+                'itself), or pack whole images.')
+        for aug in getattr(pre, 'batch_augments', None) or []:
+            if isinstance(aug, BatchFixedSizePad):
+                raise ValueError(
+                    f'The data preprocessor pads every training batch to size={aug.size} '
+                    f"(BatchFixedSizePad), which pads the canvas of the windows' pixels "
+                    "(WinWinPackDetInputs(pixels='windows')) back to the whole image's size and "
+                    'saves nothing. Set model.data_preprocessor.batch_augments=None (the windows '
+                    'are cropped to their own size for the heads), or pack whole images.')
+
     def extract_feat(self, batch_inputs):
         """Images: the host's (backbone + neck). :class:`WindowFeatures`: the neck only."""
         if isinstance(batch_inputs, WindowFeatures):
@@ -70,12 +110,16 @@ class WinWinDetMixin:
             return self.neck(feats) if self.with_neck else feats
         return super().extract_feat(batch_inputs)
 
-    def window_batches(self, inputs: torch.Tensor, samples: list,
-                       batch_windows: list) -> dict:
+    def window_batches(self, inputs: torch.Tensor, samples: list, batch_windows: list,
+                       batch_offsets: list | None = None,
+                       batch_grids: list | None = None) -> dict:
         """``{(h, w): (features, cropped samples)}``: every window of the batch, grouped
-        by size; ``features`` is a list over windows of per-level ``(C, h, w)`` maps."""
+        by size; ``features`` is a list over windows of per-level ``(C, h, w)`` maps.
+        ``batch_offsets`` / ``batch_grids``: ``inputs`` are canvases
+        (:func:`~mmwinwin.models.winwin.window_batches.canvas_batch`)."""
         p = self._check_backbone()
-        per_sample = window_features(self.backbone, inputs, batch_windows, p)
+        per_sample = window_features(self.backbone, inputs, batch_windows, p,
+                                     batch_offsets=batch_offsets, batch_grids=batch_grids)
         return windows_by_size(samples, batch_windows, per_sample,
                                lambda sample, win: crop_sample_to_window(sample, win, p,
                                                                          self.border_rule))
@@ -94,8 +138,11 @@ class WinWinDetMixin:
                                  "segmentation; Win-Win detectors train on windows: use "
                                  "mode='windows' (the default).")
             raise KeyError(_MISSING)
+        offsets, grids = canvas_batch(metas)
+        if offsets is not None:
+            self._check_canvas_inputs()
         buckets = self.window_batches(batch_inputs, batch_data_samples,
-                                      [m['winwin_windows'] for m in metas])
+                                      [m['winwin_windows'] for m in metas], offsets, grids)
         total = sum(len(crops) for _, crops in buckets.values())
         losses: dict = {}
         for feats, crops in buckets.values():

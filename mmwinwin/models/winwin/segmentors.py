@@ -7,6 +7,13 @@ tokens become a small ``(C, h, w)`` feature grid of its own; the neck and an
 *unchanged* mmseg decode head run on these grids, with every ``gt_*`` pixel map of the
 sample (label, depth) cropped to the same window, so the loss uses the windows only.
 
+Inputs may be whole images or, with ``WinWinPackSegInputs(pixels='windows')``, canvases
+holding only the windows' pixels (``winwin_canvas`` in the metainfo): each window is then
+embedded from its place in the canvas at its full-image positions, and the targets, which
+stay whole, are cropped the same way. Canvases need ``data_preprocessor.size=None`` (a
+fixed size pads them back to the whole image) and cannot feed ``full_image_phase`` or
+``context_tokens`` (both need the whole image): each is a ``ValueError`` naming the fix.
+
 Inference is the host's: ``whole`` runs the full-resolution image in one pass,
 ``slide`` stays available.
 
@@ -35,7 +42,8 @@ from ...registry import register
 from .full_image_phase import FullImagePhaseMixin
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
-from .window_batches import add_weighted, window_features, windows_by_size
+from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
+                             windows_by_size)
 from .window_targets import crop_sample_to_window
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator', 'check_token_backbone']
@@ -104,15 +112,47 @@ class WinWinMixin(FullImagePhaseMixin):
     def _check_backbone(self) -> int:
         return check_token_backbone(self.backbone)
 
-    def _window_feats(self, inputs: torch.Tensor, batch_windows: list) -> list[list[torch.Tensor]]:
+    def _window_feats(self, inputs: torch.Tensor, batch_windows: list,
+                      batch_offsets: list | None = None,
+                      batch_grids: list | None = None) -> list[list[torch.Tensor]]:
         """Per sample, per window: list over backbone levels of (C, h, w) grids
         (:func:`~mmwinwin.models.winwin.window_batches.window_features`; context tokens, if
-        any, are one more grid)."""
+        any, are one more grid; ``batch_offsets`` / ``batch_grids`` for canvas inputs)."""
         def context(images, tok, pos, grid):
             tok, pos = self._append_context(images, tok, pos, grid)
             return tok, pos, context_grid(grid, self.context_pool)
         return window_features(self.backbone, inputs, batch_windows, self._check_backbone(),
-                               context if self.context_pool is not None else None)
+                               context if self.context_pool is not None else None,
+                               batch_offsets, batch_grids)
+
+    def train_step(self, data, optim_wrapper):
+        """The host's step, after the canvas checks (before the data preprocessor pads the
+        batch to a fixed size)."""
+        if is_canvas_batch(data):
+            self._check_canvas_inputs()
+        return super().train_step(data, optim_wrapper)
+
+    def _check_canvas_inputs(self) -> None:
+        """Canvas inputs (``WinWinPack*Inputs(pixels='windows')``) hold only the windows'
+        pixels: a clear error for the settings that need whole training images."""
+        packer = "WinWinPackSegInputs(pixels='windows')"
+        if self.full_image_phase is not None:
+            raise ValueError(
+                f'full_image_phase={self.full_image_phase} trains on whole images, but the '
+                f"training pipeline packs only the windows' pixels ({packer}). Pack whole "
+                "images (WinWinPackSegInputs(), pixels='image') or drop full_image_phase.")
+        if self.context_pool is not None:
+            raise ValueError(
+                f'context_tokens=dict(pool={self.context_pool}) pools the whole image, but the '
+                f"training pipeline packs only the windows' pixels ({packer}). Pack whole "
+                "images (WinWinPackSegInputs(), pixels='image') or set context_tokens=None.")
+        size = getattr(self.data_preprocessor, 'size', None)
+        if size is not None:
+            raise ValueError(
+                f'The data preprocessor pads every training input to size={tuple(size)}, which '
+                f"pads the canvas of the windows' pixels ({packer}) back to the whole image's "
+                'size and saves nothing. Set model.data_preprocessor.size=None and '
+                f'size_divisor={self._check_backbone()} (test-time padding is its test_cfg).')
 
     @staticmethod
     def _crop_sample(sample, win: tuple, p: int):
@@ -130,9 +170,10 @@ class WinWinMixin(FullImagePhaseMixin):
         return losses
 
     def _window_loss(self, inputs: torch.Tensor, data_samples: list,
-                     batch_windows: list) -> dict:
+                     batch_windows: list, batch_offsets: list | None = None,
+                     batch_grids: list | None = None) -> dict:
         p = self._check_backbone()
-        per_sample = self._window_feats(inputs, batch_windows)
+        per_sample = self._window_feats(inputs, batch_windows, batch_offsets, batch_grids)
         by_size = windows_by_size(data_samples, batch_windows, per_sample,
                                   lambda sample, win: self._crop_sample(sample, win, p))
         total = sum(len(v[1]) for v in by_size.values())
@@ -195,10 +236,14 @@ class WinWinMixin(FullImagePhaseMixin):
         p = self._check_backbone()
         for m in metas:
             check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
+        offsets, grids = canvas_batch(metas)
+        if offsets is not None:
+            self._check_canvas_inputs()
         if self.in_full_image_phase():
             return super().loss(inputs, data_samples)  # the host's whole-image loss
         if all('winwin_windows' in m for m in metas):
-            return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas])
+            return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas],
+                                     offsets, grids)
         if all('winwin_token_index' in m for m in metas):
             return self._token_loss(inputs, data_samples)
         raise KeyError(_MISSING)

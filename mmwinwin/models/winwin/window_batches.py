@@ -5,6 +5,12 @@ cropped samples out, grouped by window size for the host's heads.
   window sizes together), run the backbone on them with ``window_shapes`` (a ViTDet-style
   backbone partitions inside each window) and split each level back into one ``(C, h, w)``
   map per window. ``extra_tokens`` appends tokens the windows attend to (context tokens).
+  The pixels come from whole images, or from canvases holding only the windows' pixels
+  (``WinWinPackSegInputs(pixels='windows')`` / ``WinWinPackDetInputs(pixels='windows')``):
+  each window is then read at its place in the canvas, its tokens keep their full-image
+  positions, and the full grid is the sample's ``winwin_grid``.
+* :func:`canvas_batch`: whether a batch holds canvases, and their layout;
+  :func:`is_canvas_batch`: the same, read from a batch before the data preprocessor.
 * :func:`windows_by_size`: every window of the batch with its cropped sample, bucketed by
   window size (the host's heads take a batch of equal-size small images).
 * :func:`add_weighted`: sum the heads' losses of the size buckets, weighted by window count.
@@ -16,33 +22,74 @@ from typing import Callable
 
 import torch
 
+from ...datasets.winwin.packing import CANVAS_META_KEY
 from ...layers.winwin.windows import check_windows, embed_windows, window_grids
 
-__all__ = ['window_features', 'windows_by_size', 'add_weighted']
+__all__ = ['window_features', 'canvas_batch', 'is_canvas_batch', 'windows_by_size', 'add_weighted']
+
+
+def canvas_batch(metas: list) -> tuple[list | None, list | None]:
+    """``(batch_offsets, batch_grids)`` when every sample was packed as a canvas
+    (``winwin_canvas`` in its metainfo): each window's ``(top, left)`` in the canvas and the
+    full image's token grid (``winwin_grid``); ``(None, None)`` for whole images."""
+    packed = [CANVAS_META_KEY in m for m in metas]
+    if not any(packed):
+        return None, None
+    if not all(packed):
+        raise ValueError("A batch mixes canvases of the windows' pixels (pixels='windows') and "
+                         'whole images; pack every training image the same way (one '
+                         "WinWinPackSegInputs / WinWinPackDetInputs setting per pipeline).")
+    for m in metas:
+        if 'winwin_grid' not in m:
+            raise KeyError("A canvas sample needs 'winwin_grid' (the full image's token grid) in "
+                           'its metainfo: pack with WinWinPackSegInputs / WinWinPackDetInputs, '
+                           'whose meta_keys carry it.')
+    return ([list(m[CANVAS_META_KEY]) for m in metas],
+            [tuple(int(v) for v in m['winwin_grid']) for m in metas])
+
+
+def is_canvas_batch(data) -> bool:
+    """Whether a dataloader batch (``dict(inputs=..., data_samples=...)``, before the data
+    preprocessor) holds canvases of the windows' pixels."""
+    samples = data.get('data_samples') if isinstance(data, dict) else None
+    return bool(samples) and any(CANVAS_META_KEY in getattr(s, 'metainfo', {})
+                                 for s in samples)
 
 
 def window_features(backbone, inputs: torch.Tensor, batch_windows: list, patch_size: int,
-                    extra_tokens: Callable | None = None) -> list[list[list[torch.Tensor]]]:
+                    extra_tokens: Callable | None = None, batch_offsets: list | None = None,
+                    batch_grids: list | None = None) -> list[list[list[torch.Tensor]]]:
     """Per sample, per window: the list over backbone levels of ``(C, h, w)`` maps.
 
     ``extra_tokens(images, tokens, pos, grid) -> (tokens, pos, (h, w))`` appends tokens that
-    form one more grid (they are dropped from the outputs)."""
+    form one more grid (they are dropped from the outputs); it needs whole images.
+
+    ``batch_offsets`` / ``batch_grids`` (:func:`canvas_batch`): ``inputs`` are canvases;
+    each window is read at its offset there, and the backbone is given each sample's full
+    token grid (samples are grouped by window sizes *and* grid). Default: ``inputs`` are
+    whole images and the grid is the batch's (padded) input grid."""
     p = patch_size
+    canvas = batch_offsets is not None
+    if canvas and (batch_grids is None or extra_tokens is not None):
+        raise ValueError('window_features on canvases needs batch_grids (the full token '
+                         'grids) and no extra_tokens (those pool the whole image).')
     grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
     groups = defaultdict(list)
     for i, wins in enumerate(batch_windows):
-        check_windows(wins, grid)
-        groups[tuple((h, w) for _, _, h, w in wins)].append(i)
+        g = batch_grids[i] if canvas else grid
+        check_windows(wins, g)
+        groups[(tuple((h, w) for _, _, h, w in wins), g)].append(i)
     out: list = [None] * len(batch_windows)
-    for idxs in groups.values():
+    for (_, g), idxs in groups.items():
         wins = [batch_windows[i] for i in idxs]
-        tok, pos = embed_windows(backbone.patch_embed, inputs[idxs], wins, p)
+        offsets = [batch_offsets[i] for i in idxs] if canvas else None
+        tok, pos = embed_windows(backbone.patch_embed, inputs[idxs], wins, p, offsets)
         n = tok.shape[1]
         shapes = [(int(h), int(w)) for _, _, h, w in wins[0]]
         if extra_tokens is not None:
-            tok, pos, extra_shape = extra_tokens(inputs[idxs], tok, pos, grid)
+            tok, pos, extra_shape = extra_tokens(inputs[idxs], tok, pos, g)
             shapes.append(extra_shape)
-        levels = [lv[:, :n] for lv in backbone.forward_tokens(tok, pos, grid, window_shapes=shapes)]
+        levels = [lv[:, :n] for lv in backbone.forward_tokens(tok, pos, g, window_shapes=shapes)]
         per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b, C, h, w)
         for k, i in enumerate(idxs):
             out[i] = [[per_level[lv][j][k] for lv in range(len(levels))]
