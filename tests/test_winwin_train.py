@@ -29,9 +29,11 @@ def _opts(root, iters=2):
 
 
 # pixels='windows': the packer packs only the windows' pixels (a canvas); the preprocessor
-# then pads to the patch size, not to the whole image's size
+# then pads to the patch size, not to the whole image's size; a canvas holds no whole image
+# for the configs' full-image phase, so it is switched off
 CANVAS_OPTS = ['train_dataloader.dataset.pipeline.4.pixels=windows',
-               'model.data_preprocessor.size=None', 'model.data_preprocessor.size_divisor=16']
+               'model.data_preprocessor.size=None', 'model.data_preprocessor.size_divisor=16',
+               'model.full_image_phase=None']
 
 
 @pytest.mark.parametrize('pixels', ['image', 'windows'])
