@@ -101,6 +101,8 @@ def _build(cfg_path, scope, **model_opts):
     del mmwinwin
     init_default_scope(scope)
     cfg = Config.fromfile(cfg_path)
+    if 'full_image_phase' in cfg.model:  # the configs' recipe needs whole images, not canvases
+        cfg.model.full_image_phase = None
     for k, v in model_opts.items():
         node = cfg.model
         *path, last = k.split('.')

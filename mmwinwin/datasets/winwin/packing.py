@@ -28,14 +28,12 @@ import numpy as np
 from mmdet.datasets.transforms import PackDetInputs
 from mmseg.datasets.transforms import PackSegInputs
 
-from ...layers.winwin.windows import canvas_layout, crop_windows
+from ...layers.winwin.windows import CANVAS_META_KEY, canvas_layout, crop_windows
 from ...registry import register
 from .windows import WINWIN_META_KEYS
 
 __all__ = ['WinWinPackSegInputs', 'WinWinPackDetInputs', 'CANVAS_META_KEY', 'cut_canvas']
 
-#: metainfo key of the windows' places in the canvas (``pixels='windows'``)
-CANVAS_META_KEY = 'winwin_canvas'
 _PIXELS = ('image', 'windows')
 
 

@@ -58,7 +58,7 @@ __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
            'check_windows', 'check_patch_size', 'check_int', 'check_window_args',
-           'embed_windows', 'canvas_layout', 'window_stream_seed', 'window_stream_generator']
+           'embed_windows', 'canvas_layout', 'CANVAS_META_KEY', 'window_stream_seed', 'window_stream_generator']
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in tokens
 
@@ -375,6 +375,11 @@ def crop_image_windows(img: torch.Tensor, windows: Sequence[Sequence[int]],
     """Alias of :func:`crop_windows` for images (B, C, H, W); patch-embedding each
     crop gives exactly the window tokens of the full image's patch embedding."""
     return crop_windows(img, windows, patch_size)
+
+
+#: metainfo key of the windows' places in a canvas of their pixels (the packers'
+#: ``pixels='windows'``), read by the models
+CANVAS_META_KEY = 'winwin_canvas'
 
 
 def canvas_layout(windows: Sequence[Sequence[int]]) -> tuple[list[tuple[int, int]],

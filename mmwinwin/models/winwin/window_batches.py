@@ -22,8 +22,8 @@ from typing import Callable
 
 import torch
 
-from ...datasets.winwin.packing import CANVAS_META_KEY
-from ...layers.winwin.windows import check_windows, embed_windows, window_grids
+from ...layers.winwin.windows import (CANVAS_META_KEY, check_windows, embed_windows,
+                                      window_grids)
 
 __all__ = ['window_features', 'canvas_batch', 'is_canvas_batch', 'windows_by_size', 'add_weighted']
 
