@@ -291,7 +291,7 @@ def test_hook_sets_the_phase_from_runner_iter_and_after_resume(ade, tmp_path):
 
 def test_tools_train_switches_at_iteration_2_of_4(ade, tmp_path, capsys):
     cfg = tmp_path / 'phase.py'
-    cfg.write_text(f'_base_ = [{SEG_CFG!r}]\nmodel = dict(full_image_phase=dict(begin=2))\n')
+    cfg.write_text(f'_base_ = [{SEG_CFG!r}]\nmodel = dict(full_image_phase=dict(_delete_=True, begin=2))\n')
     argv = sys.argv
     sys.argv = ['train.py', str(cfg), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
                 f'train_dataloader.dataset.data_root={ade}',

@@ -49,7 +49,11 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
     given = [k for k in _KEYS if setting.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f'full_image_phase needs exactly one of begin (an iteration) or '
-                         f'begin_fraction (a fraction of max_iters); got {dict(setting)!r}.')
+                         f'begin_fraction (a fraction of max_iters); got {dict(setting)!r}. A '
+                         f'config that inherits the configs/winwin* recipe (begin_fraction) '
+                         f'and sets begin merges the two: write full_image_phase=dict('
+                         f'_delete_=True, begin=N), or add model.full_image_phase.'
+                         f'begin_fraction=None to --cfg-options.')
     if 'begin' in given:
         begin = setting['begin']
         if isinstance(begin, bool) or not isinstance(begin, int) or begin < 0:
