@@ -274,6 +274,9 @@ def main() -> None:
     parser.add_argument('--variants', nargs='+', default=['winwin', 'fullres'])
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', default=None)
+    parser.add_argument('--coverage-only', type=int, nargs='+', metavar='WINDOW', default=None,
+                        help='only the cue coverage of 2 windows of each of these sides '
+                             '(tokens) on the generated training images of --seed; no training')
     args = parser.parse_args()
 
     import torch
@@ -286,6 +289,14 @@ def main() -> None:
     data = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
                            num_val=args.num_val, img_size=tuple(args.img_size), num_scenes=2,
                            seed=args.seed)
+    if args.coverage_only:
+        print('| window | beacon in windows | object in windows | both | object px with the '
+              'beacon visible |\n|---:|---:|---:|---:|---:|')
+        for w in args.coverage_only:
+            c = cue_coverage(data, w, args.draws, args.seed)
+            print(f"| {w}x{w} | {100 * c['p_beacon']:.1f} % | {100 * c['p_object']:.1f} % | "
+                  f"{100 * c['p_both']:.1f} % | {100 * c['share_obj_px_with_cue']:.1f} % |")
+        return
     cov = cue_coverage(data, args.window, args.draws, args.seed)
     res = {v: analyse(train(v, data, work, args), data, args) for v in args.variants}
     text = report(cov, res, args)
