@@ -32,10 +32,11 @@ def test_smoke_run_measures_both_modes(tmp_path):
     assert win['windows'] == '2x4x4' and win['tokens'] == 2 * 4 * 4
     for r in (full, win):
         assert len(r['times_s']) == 1 and 0 < r['min_s'] <= r['median_s']
-        assert r['peak_growth_bytes'] > 0
+        # recorded, not asserted positive: a tiny step's growth is allocator noise (seen 0)
+        assert isinstance(r['peak_growth_bytes'], int) and r['peak_rss_bytes'] > 0
     speed = full['median_s'] / win['median_s']
     cpu = full['cpu_median_s'] / win['cpu_median_s']
-    mem = full['peak_growth_bytes'] / win['peak_growth_bytes']
+    mem = full['peak_growth_bytes'] / max(1, win['peak_growth_bytes'])  # the tool's rule
     row = [ln for ln in res['table'].splitlines() if ln.startswith('| Win-Win 2x4x4 |')]
     assert len(row) == 1 and f'| {speed:.2f}x | {cpu:.2f}x | {mem:.2f}x |' in row[0]
     assert res['table'] in out
