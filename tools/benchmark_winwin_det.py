@@ -26,10 +26,19 @@ resolution, measured in the same run:
   optimizer state, the same in both modes, are excluded
   (:class:`mmwinwin.utils.benchmark.PeakMemory`).
 
-``--window-size 28 24 21`` compares several Win-Win window sizes in the same run.
+``--window-size 28 24 21`` compares several Win-Win window sizes in the same run (the
+twin's samples per window stay as configured).
+
+``--profile`` instead runs one step of each mode under ``torch.profiler`` (one process) and
+splits it by component: the data preprocessor, backbone, window cropping, neck, RPN
+convolutions, RPN targets / proposals, RoI sampling and losses, box / mask RoIAlign and heads,
+optimizer (:func:`label_components` names them; :func:`attribute_events` gives each op's self
+time to the innermost named range, and a backward op to the component whose forward op
+created its autograd node).
 
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 2     # ViT-B, 1024
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --window-size 28 24 21
+    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 1 --profile
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --smoke         # tiny, 128 px
 
 ``--smoke`` takes the tiny Mask R-CNN of
