@@ -27,8 +27,11 @@ model = dict(
     # up to 24 positives, the mask head's RoIs). The same density of samples per image area
     # as full resolution; per image (2 windows) that is 98 anchors and 196 RoIs instead of
     # 256 and 512: less head supervision per step, in proportion to the image area trained
-    # on. (Keeping 512 RoIs per image, 256 per window, made the box and mask heads the
-    # largest cost of a Win-Win step: docs/detection.md, "Cost of a Win-Win detection step".)
+    # on. (The counts are fixed in the config: windows that shrink_to_fit makes smaller on
+    # small LSJ images keep them.) (Keeping 512 RoIs per image, 256 per window, kept the box head at its
+    # full-resolution cost, a box head's cost being per RoI: with its RoIAlign 22 % of a
+    # Win-Win step, the largest part after the backbone; docs/detection.md, "Cost of a
+    # Win-Win detection step".)
     # ignore_iof_thr makes the assigners use the ignore regions (crowd, and instances the
     # border rule dropped) instead of calling them background.
     train_cfg=dict(
