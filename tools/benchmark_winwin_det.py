@@ -26,10 +26,19 @@ resolution, measured in the same run:
   optimizer state, the same in both modes, are excluded
   (:class:`mmwinwin.utils.benchmark.PeakMemory`).
 
-``--window-size 28 24 21`` compares several Win-Win window sizes in the same run.
+``--window-size 28 24 21`` compares several Win-Win window sizes in the same run (the
+twin's samples per window stay as configured).
+
+``--profile`` instead runs one step of each mode under ``torch.profiler`` (one process) and
+splits it by component: the data preprocessor, backbone, window cropping, neck, RPN
+convolutions, RPN targets / proposals, RoI sampling and losses, box / mask RoIAlign and heads,
+optimizer (:func:`label_components` names them; :func:`attribute_events` gives each op's self
+time to the innermost named range, and a backward op to the component whose forward op
+created its autograd node).
 
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 2     # ViT-B, 1024
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --window-size 28 24 21
+    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 1 --profile
     PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --smoke         # tiny, 128 px
 
 ``--smoke`` takes the tiny Mask R-CNN of
@@ -233,6 +242,130 @@ def measure_memory(mode: Mode, warmup: int) -> dict:
                 peak_rss_bytes=mem.peak_bytes, memory_method=mem.method)
 
 
+
+# ------------------------------------------------------------------------- profile
+PROFILE_PREFIX = 'step/'
+OTHER = 'other (loss sum, window stacking, glue)'
+OPTIMIZER = 'optimizer step (AdamW + zero_grad)'
+
+
+def _labelled(label: str, fn):
+    """``fn`` inside a ``torch.profiler.record_function`` range named ``label``."""
+    from torch.profiler import record_function
+
+    def run(*args, **kwargs):
+        with record_function(PROFILE_PREFIX + label):
+            return fn(*args, **kwargs)
+    return run
+
+
+def label_components(mode: Mode) -> None:
+    """Name the step's components for the profiler: each callable below runs inside a
+    ``record_function`` range (the innermost range names an op). Instance attributes
+    only; the classes are untouched."""
+    model, roi = mode.model, mode.model.roi_head
+    if getattr(model, '_profile_labelled', False):  # one model serves several modes
+        return
+    targets = [
+        (model.data_preprocessor, 'forward', 'data preprocessor'),
+        (model.backbone, 'forward', 'backbone'),
+        (model.backbone, 'forward_tokens', 'backbone'),
+        (model.backbone.patch_embed, 'forward', 'backbone'),
+        (model, 'window_batches', 'window targets (crop per window)'),
+        (model.neck, 'forward', 'neck (SimpleFPN)'),
+        (model.rpn_head, 'forward', 'RPN head convs'),
+        (model.rpn_head, 'loss_and_predict', 'RPN anchor targets, loss, proposals (NMS)'),
+        (roi, 'loss', 'RoI assign, sample, targets, losses'),
+        (roi.bbox_roi_extractor, 'forward', 'box RoIAlign'),
+        (roi.bbox_head, 'forward', 'box head (4 conv + fc)'),
+        (mode.optim, 'step', OPTIMIZER),
+        (mode.optim, 'zero_grad', OPTIMIZER)]
+    if getattr(roi, 'with_mask', False):
+        targets += [(roi.mask_roi_extractor, 'forward', 'mask RoIAlign'),
+                    (roi.mask_head, 'forward', 'mask head (4 conv + deconv)')]
+    for obj, name, label in targets:
+        if hasattr(obj, name):
+            setattr(obj, name, _labelled(label, getattr(obj, name)))
+    model._profile_labelled = True
+
+
+def attribute_events(events) -> dict:
+    """``{component: {'fwd': ms, 'bwd': ms}}`` from a profile's CPU events: every op's
+    self time goes to the innermost labelled range around it (forward), or, inside the
+    autograd engine, to the range of the forward op with the same sequence number (its
+    backward). Self time of a range (Python between ops) counts as its forward."""
+    from collections import defaultdict
+    fwd_label: dict = {}
+    out: dict = defaultdict(lambda: {'fwd': 0.0, 'bwd': 0.0})
+    for ev in sorted(events, key=lambda e: e.time_range.start):
+        cur, comp, phase = ev, OTHER, 'fwd'
+        while cur is not None:
+            if cur.name.startswith('autograd::engine::evaluate_function'):
+                comp, phase = fwd_label.get(cur.sequence_nr, OTHER), 'bwd'
+                break
+            if cur.name.startswith(PROFILE_PREFIX):
+                comp = cur.name[len(PROFILE_PREFIX):]
+                break
+            cur = cur.cpu_parent
+        if phase == 'fwd' and ev.sequence_nr >= 0:
+            fwd_label[ev.sequence_nr] = comp
+        out[comp][phase] += ev.self_cpu_time_total / 1e3
+    return dict(out)
+
+
+def measure_profile(modes: list[Mode], warmup: int) -> dict:
+    """One profiled step of each mode (after ``warmup`` steps): ms per component."""
+    import time
+    from torch.profiler import ProfilerActivity, profile
+    results = {}
+    for m in modes:
+        label_components(m)
+        for _ in range(max(1, warmup)):
+            m.step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0, c0 = time.perf_counter(), time.process_time()
+            m.step()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        results[m.name] = dict(tokens=m.tokens, windows=m.windows, wall_s=wall, cpu_s=cpu,
+                               components=attribute_events(prof.events()))
+    return results
+
+
+def profile_report(args, results: dict) -> str:
+    """Markdown table: per component, forward / backward ms and share of each mode."""
+    names = list(results)
+    comps = []
+    for r in results.values():
+        comps += [c for c in r['components'] if c not in comps]
+    totals = {n: sum(v['fwd'] + v['bwd'] for v in results[n]['components'].values())
+              for n in names}
+    order = sorted(comps, key=lambda c: -sum(results[names[0]]['components'].get(
+        c, {'fwd': 0, 'bwd': 0}).values()))
+    head = ' | '.join(f'{label(n, results[n])}: fwd ms | bwd ms | share' for n in names)
+    lines = [f'One profiled training step per mode (torch.profiler, CPU, threads '
+             f'{args.threads}, {args.size}x{args.size}, batch {args.batch_size}); ms of '
+             'CPU ops on the main thread, backward attributed to its forward component',
+             '', f'| component | {head} |',
+             '|---|' + '---:|---:|---:|' * len(names)]
+    for c in order + ['total']:
+        cells = []
+        for n in names:
+            if c == 'total':
+                v = {'fwd': sum(x['fwd'] for x in results[n]['components'].values()),
+                     'bwd': sum(x['bwd'] for x in results[n]['components'].values())}
+            else:
+                v = results[n]['components'].get(c, {'fwd': 0.0, 'bwd': 0.0})
+            share = (v['fwd'] + v['bwd']) / max(totals[n], 1e-9)
+            cells.append(f"{v['fwd']:.0f} | {v['bwd']:.0f} | {100 * share:.1f} %")
+        lines.append(f"| {'**total**' if c == 'total' else c} | {' | '.join(cells)} |")
+    lines.append('')
+    lines.append('Profiled step (wall clock / process CPU time; their ratio shows the '
+                 'contention on a shared machine): ' + ', '.join(
+                     f"{label(n, results[n])} {results[n]['wall_s']:.1f} s / "
+                     f"{results[n]['cpu_s']:.1f} s" for n in names))
+    return '\n'.join(lines)
+
+
 def child(args, measure: str, names: list[str]) -> dict:
     """Run one measurement in a fresh process of this script; returns its JSON."""
     env = dict(os.environ)
@@ -300,6 +433,9 @@ def parse_args(argv=None):
     parser.add_argument('--smoke', action='store_true',
                         help='tiny model, 128x128, one repeat (a fast check)')
     parser.add_argument('--out', default=None, help='also write the results as JSON here')
+    parser.add_argument('--profile', action='store_true',
+                        help='instead of timing: one torch.profiler step per mode, ms per '
+                             'component (backbone, neck, RPN, RoI heads, optimizer, ...)')
     parser.add_argument('--measure', choices=['time', 'memory'], help=argparse.SUPPRESS)
     parser.add_argument('--modes', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -344,6 +480,13 @@ def main(argv=None) -> None:
         return
     print(f'full resolution: {os.path.relpath(args.config, ROOT)}\n'
           f'Win-Win:         {os.path.relpath(args.winwin_config, ROOT)}', flush=True)
+    if args.profile:  # one process, both modes, one profiled step each
+        quiet_logs()
+        results = measure_profile(build_modes(args, names), args.warmup)
+        table = profile_report(args, results)
+        print('\n' + table)
+        save(args, results, table)
+        return
     if args.smoke:  # one process, default allocator: a check that everything runs
         quiet_logs()
         modes = build_modes(args, names)

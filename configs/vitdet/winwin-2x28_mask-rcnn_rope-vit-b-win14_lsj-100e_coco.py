@@ -17,14 +17,27 @@ model = dict(
     # window area) are visible, else ignore regions (mmwinwin.models.winwin.window_targets)
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True),  # as the pipeline's RandomCrop
-    # Each window is a small image for the RPN and the RoI head: half the sampled anchors
-    # and RoIs per window (and half the proposals) keep the samples per training image as in
-    # full-resolution training. ignore_iof_thr makes the assigners use the ignore regions
-    # (crowd, and instances the border rule dropped) instead of calling them background.
+    # Each window is a small image for the RPN and the RoI head. Its samples follow the
+    # window's share of the image, so the heads' work per image shrinks with the tokens as
+    # the backbone's does: full resolution draws 256 anchors, keeps 2000 proposals per level
+    # before NMS and 1000 after, and samples 512 RoIs per 1024x1024 image (64x64 = 4096
+    # tokens); a 28x28-token window is 784 / 4096 = 19.1 % of it, so per window
+    # round(256 * 0.191) = 49 anchors, round(2000 * 0.191) = 383 and round(1000 * 0.191)
+    # = 191 proposals, round(512 * 0.191) = 98 RoIs (pos_fraction 0.25 as in full resolution:
+    # up to 24 positives, the mask head's RoIs). The same density of samples per image area
+    # as full resolution; per image (2 windows) that is 98 anchors and 196 RoIs instead of
+    # 256 and 512: less head supervision per step, in proportion to the image area trained
+    # on. (The counts are fixed in the config: windows that shrink_to_fit makes smaller on
+    # small LSJ images keep them.) (Keeping 512 RoIs per image, 256 per window, kept the box head at its
+    # full-resolution cost, a box head's cost being per RoI: with its RoIAlign 22 % of a
+    # Win-Win step, the largest part after the backbone; docs/detection.md, "Cost of a
+    # Win-Win detection step".)
+    # ignore_iof_thr makes the assigners use the ignore regions (crowd, and instances the
+    # border rule dropped) instead of calling them background.
     train_cfg=dict(
-        rpn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=128)),
-        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
-        rcnn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=256))))
+        rpn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=49)),
+        rpn_proposal=dict(nms_pre=383, max_per_img=191),
+        rcnn=dict(assigner=dict(ignore_iof_thr=0.5), sampler=dict(num=98))))
 
 train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform and packer
     dict(type='LoadImageFromFile', backend_args=None),
