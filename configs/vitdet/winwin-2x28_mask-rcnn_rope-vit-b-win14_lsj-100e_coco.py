@@ -13,6 +13,11 @@ _base_ = ['./mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py']
 image_size = (1024, 1024)
 model = dict(
     type='WinWinTwoStageDetector',
+    # Only the windows' pixels are packed (a canvas: docs/winwin.md, "Packing only the
+    # windows' pixels"), so the data preprocessor normalises and moves 38 % of the pixels.
+    # No batch padding to 1024 and no mask padding: every window is cropped to its own size
+    # for the heads, and mmdet's mask padding cannot shrink to a canvas (refused if left on).
+    data_preprocessor=dict(pad_mask=False, batch_augments=None),
     # instances cut by a window border: kept when >= 16 px and >= 1/4 of min(own area,
     # window area) are visible, else ignore regions (mmwinwin.models.winwin.window_targets)
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
@@ -48,6 +53,6 @@ train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform a
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=28, shrink_to_fit=True),
-    dict(type='WinWinPackDetInputs'),
+    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

@@ -9,6 +9,11 @@ image_size = (1024, 1024)
 backend_args = None
 model = dict(
     type='WinWinMask2Former',
+    # Only the windows' pixels are packed (a canvas: docs/winwin.md, "Packing only the
+    # windows' pixels"), so the data preprocessor normalises and moves 38 % of the pixels.
+    # No batch padding to 1024 and no mask padding: every window is cropped to its own size
+    # for the heads, and mmdet's mask padding cannot shrink to a canvas (refused if left on).
+    data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True))  # as the pipeline's RandomCrop
 
@@ -23,6 +28,6 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=True,
          allow_negative_crop=True),
     dict(type='WinWinWindows', num_windows=2, window_size=28, shrink_to_fit=True),
-    dict(type='WinWinPackDetInputs'),
+    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

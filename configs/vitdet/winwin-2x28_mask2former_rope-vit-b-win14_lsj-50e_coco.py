@@ -10,6 +10,11 @@ _base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco.py']
 image_size = (1024, 1024)
 model = dict(
     type='WinWinMask2Former',
+    # Only the windows' pixels are packed (a canvas: docs/winwin.md, "Packing only the
+    # windows' pixels"), so the data preprocessor normalises and moves 38 % of the pixels.
+    # No batch padding to 1024 and no mask padding: every window is cropped to its own size
+    # for the heads, and mmdet's mask padding cannot shrink to a canvas (refused if left on).
+    data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True))  # as the pipeline's RandomCrop
 
@@ -24,6 +29,6 @@ train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform a
          allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
     dict(type='WinWinWindows', num_windows=2, window_size=28, shrink_to_fit=True),
-    dict(type='WinWinPackDetInputs'),
+    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
