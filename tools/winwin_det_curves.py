@@ -189,6 +189,8 @@ def _panoptic_heads(cfg, task: str, variant: str, args) -> None:
     cfg.model.panoptic_fusion_head.num_things_classes = things
     cfg.model.panoptic_fusion_head.num_stuff_classes = stuff
     cfg.model.test_cfg.instance_on = False  # PQ needs the panoptic output only
+    if getattr(args, 'object_mask_thr', None) is not None:  # Mask2Former's default: 0.8
+        cfg.model.test_cfg.object_mask_thr = args.object_mask_thr
     if args.light_heads:  # the config's 1024 points per mask (256 per Win-Win window) -> 1/4
         cfg.model.train_cfg.num_points = 64 if variant.startswith('winwin') else 256
 
@@ -408,6 +410,10 @@ def main() -> None:
                              'and 64 RoIs (the RoI heads, not the backbone, dominate the CPU '
                              'cost here); mask2former-panoptic, 1: the mask losses sample 256 '
                              'points per mask (64 per Win-Win window) instead of 1024 (256)')
+    parser.add_argument('--object-mask-thr', type=float, default=None,
+                        help='mask2former-panoptic: least class probability of a kept segment '
+                             "(default: Mask2Former's 0.8); a lower value shows whether a model "
+                             'finds objects it cannot name confidently')
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=8)
     parser.add_argument('--threads', type=int, default=1)
@@ -422,6 +428,10 @@ def main() -> None:
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
     args = parser.parse_args()
+    if args.object_mask_thr is not None and (args.model != 'mask2former-panoptic'
+                                             or not 0.0 <= args.object_mask_thr < 1.0):
+        parser.error('--object-mask-thr is a class probability in [0, 1) of Mask2Former\'s '
+                     'panoptic fusion; use it with --model mask2former-panoptic only.')
     if args.prefix is None:
         args.prefix = ('winwin_det_panoptic_curves' if args.model == 'mask2former-panoptic'
                        else 'winwin_det_curves')
@@ -460,6 +470,8 @@ def main() -> None:
                                light_heads=args.light_heads)
                     if variant == 'winwin_long':
                         key['long_factor'] = args.long_factor
+                    if args.object_mask_thr is not None:
+                        key['object_mask_thr'] = args.object_mask_thr
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
                         continue  # already measured: the run is resumable
                     print(f'[det-curves] task {task} | {label(variant)} | seed {seed}',
