@@ -34,16 +34,20 @@ def _equal_iteration_rows(results, task, metric):
 
 def _equal_time_rows(results, task, metric):
     """Rows of the equal-time table, computed here: at the full-resolution runs' mean CPU
-    seconds of each validation point, each seed's last point within those seconds + 5 %."""
+    seconds of each validation point (full resolution: that point), each seed's last point
+    within those seconds + 5 %."""
     ref = [r['points'] for r in results if r['task'] == task and r['variant'] == 'fullres']
     times = [np.mean([p[i]['cpu_s'] for p in ref]) for i in range(min(map(len, ref)))]
     rows = []
     for variant in dict.fromkeys(r['variant'] for r in results if r['task'] == task):
         runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
         cells = []
-        for t in times:
+        for i, t in enumerate(times):
             last = []
             for pts in runs:
+                if variant == 'fullres':  # the reference: its own i-th point
+                    last.append(pts[i])
+                    continue
                 before = [q for q in pts if q['cpu_s'] <= 1.05 * t]
                 last.append(max(before, key=lambda q: q['iter']) if before else None)
             if any(q is None for q in last):

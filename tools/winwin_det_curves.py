@@ -286,10 +286,10 @@ def equal_time(results: list[dict], metric: str, reference: str = 'fullres',
     """The metric each variant had reached by the reference variant's training times.
 
     For every task, the times are the reference variant's mean training CPU seconds at its
-    validation points. For every run, the value at time t is the run's last validation point
-    whose CPU seconds are at most ``(1 + slack) * t`` (a point is what a run *had* at that
-    time: nothing is interpolated); a time before a run's first point, or a variant whose
-    runs have not all reached it, has no value.
+    validation points (its own row is those points). For every other run, the value at time
+    t is the run's last validation point whose CPU seconds are at most ``(1 + slack) * t`` (a
+    point is what a run *had* at that time: nothing is interpolated); a time before a run's
+    first point, or a variant whose runs have not all reached it, has no value.
 
     Returns {task: {'times': [...], 'rows': {variant: [(mean, std, mean iteration) | None]}}}.
     """
@@ -305,8 +305,11 @@ def equal_time(results: list[dict], metric: str, reference: str = 'fullres',
         for variant in dict.fromkeys(r['variant'] for r in results if r['task'] == task):
             runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
             cells = []
-            for t in times:
-                reached = [[q for q in pts if q['cpu_s'] <= (1 + slack) * t] for pts in runs]
+            for i, t in enumerate(times):
+                if variant == reference:  # its own i-th points define the time
+                    reached = [pts[:i + 1] for pts in runs]
+                else:
+                    reached = [[q for q in pts if q['cpu_s'] <= (1 + slack) * t] for pts in runs]
                 if not all(reached):
                     cells.append(None)
                     continue
@@ -320,10 +323,10 @@ def equal_time(results: list[dict], metric: str, reference: str = 'fullres',
 
 def equal_time_table(table: dict, metric: str) -> str:
     """Markdown of :func:`equal_time`: one table per task, a column per reference time."""
-    lines = [f'{metric} at equal training CPU time (the last validation point each run had '
-             'reached by the full-resolution runs\' mean CPU seconds at their validation points, '
-             '+5 %; mean +- std over seeds, in brackets the mean iteration of that point; '
-             '- where not every seed had a point by then)', '']
+    lines = [f'{metric} at equal training CPU time (columns: the full-resolution runs\' mean '
+             'CPU seconds at their validation points; other variants: the last validation point '
+             'each run had reached by then, +5 %; mean +- std over seeds, in brackets the mean '
+             'iteration of that point; - where not every seed had a point by then)', '']
     for task, t in table.items():
         lines += [f'#### task `{task}`', '',
                   '| variant | ' + ' | '.join(f'{s:.0f} s' for s in t['times']) + ' |',
