@@ -1,4 +1,4 @@
-"""Win-Win for detection: box and mask AP curves over seeds, against iterations and time.
+"""Win-Win for detection: box and mask AP (or PQ) curves over seeds, against iterations and time.
 
 The detection counterpart of ``tools/winwin_curves.py`` (whose recorder, summary, table and
 plots it reuses). Tiny Mask R-CNN on the tiny ViTDet-style RoPE ViT
@@ -13,20 +13,30 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
 * ``winwin_long``: Win-Win trained ``--long-factor`` times as many iterations (the same
   validation points in iterations), to compare at equal training time.
 
+``--model mask2former-panoptic`` runs the tiny Mask2Former panoptic segmentor instead
+(``configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py`` and its
+Win-Win twin ``winwin-2x4_mask2former_...``), its heads sized to the cue data's 2 things and
+1 stuff class, with the same variants.
+
 Each variant is trained once per seed and *validated on the whole validation images every
-``--val-every`` iterations* with mmdet's ``CocoMetric`` (bbox AP and mask AP), recording the
-iteration, the training CPU seconds and the wall seconds (validation excluded). Tasks are
+``--val-every`` iterations* with mmdet's ``CocoMetric`` (bbox AP and mask AP) or, in the
+panoptic mode, ``mmwinwin.CocoPanopticMetric`` (PQ, PQ things, PQ stuff, SQ, RQ), recording
+the iteration, the training CPU seconds and the wall seconds (validation excluded). Tasks are
 the generated COCO data of ``generate_coco(task=...)`` (``mmwinwin.datasets.synthetic``):
 ``context`` (identical grey objects whose class is the colour of a beacon at least
 ``--cue-gap`` pixels away, beyond any window) and ``local`` (the class is the object's colour).
 
 Writes under ``--out``: ``curves.json`` (every point, resumable: runs already stored are
-skipped), ``curves.md`` (mean +- std over seeds at every validation point) and
-``<prefix>_<task>.png`` (bbox AP and mask AP against iterations and CPU seconds).
+skipped), ``curves.md`` (mean +- std over seeds at every validation point, and the headline
+metrics at equal training CPU time) and ``<prefix>_<task>.png`` (bbox AP and mask AP, or PQ,
+PQ things and PQ stuff, against iterations and CPU seconds).
 
     PYTHONPATH=$PWD python tools/winwin_det_curves.py --tasks context local --seeds 0 1 2 \\
         --variants fullres crop winwin --iters 300 --val-every 75 --out work_dirs/det_curves
     PYTHONPATH=$PWD python tools/winwin_det_curves.py --plot-only --out work_dirs/det_curves
+    PYTHONPATH=$PWD python tools/winwin_det_curves.py --model mask2former-panoptic \\
+        --tasks context --variants fullres winwin crop winwin_long --long-factor 1.6 \\
+        --iters 600 --val-every 100 --out work_dirs/det_panoptic_curves
 """
 from __future__ import annotations
 
