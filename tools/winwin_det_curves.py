@@ -1,4 +1,4 @@
-"""Win-Win for detection: box and mask AP curves over seeds, against iterations and time.
+"""Win-Win for detection: box and mask AP (or PQ) curves over seeds, against iterations and time.
 
 The detection counterpart of ``tools/winwin_curves.py`` (whose recorder, summary, table and
 plots it reuses). Tiny Mask R-CNN on the tiny ViTDet-style RoPE ViT
@@ -13,20 +13,30 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
 * ``winwin_long``: Win-Win trained ``--long-factor`` times as many iterations (the same
   validation points in iterations), to compare at equal training time.
 
+``--model mask2former-panoptic`` runs the tiny Mask2Former panoptic segmentor instead
+(``configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py`` and its
+Win-Win twin ``winwin-2x4_mask2former_...``), its heads sized to the cue data's 2 things and
+1 stuff class, with the same variants.
+
 Each variant is trained once per seed and *validated on the whole validation images every
-``--val-every`` iterations* with mmdet's ``CocoMetric`` (bbox AP and mask AP), recording the
-iteration, the training CPU seconds and the wall seconds (validation excluded). Tasks are
+``--val-every`` iterations* with mmdet's ``CocoMetric`` (bbox AP and mask AP) or, in the
+panoptic mode, ``mmwinwin.CocoPanopticMetric`` (PQ, PQ things, PQ stuff, SQ, RQ), recording
+the iteration, the training CPU seconds and the wall seconds (validation excluded). Tasks are
 the generated COCO data of ``generate_coco(task=...)`` (``mmwinwin.datasets.synthetic``):
 ``context`` (identical grey objects whose class is the colour of a beacon at least
 ``--cue-gap`` pixels away, beyond any window) and ``local`` (the class is the object's colour).
 
 Writes under ``--out``: ``curves.json`` (every point, resumable: runs already stored are
-skipped), ``curves.md`` (mean +- std over seeds at every validation point) and
-``<prefix>_<task>.png`` (bbox AP and mask AP against iterations and CPU seconds).
+skipped), ``curves.md`` (mean +- std over seeds at every validation point, and the headline
+metrics at equal training CPU time) and ``<prefix>_<task>.png`` (bbox AP and mask AP, or PQ,
+PQ things and PQ stuff, against iterations and CPU seconds).
 
     PYTHONPATH=$PWD python tools/winwin_det_curves.py --tasks context local --seeds 0 1 2 \\
         --variants fullres crop winwin --iters 300 --val-every 75 --out work_dirs/det_curves
     PYTHONPATH=$PWD python tools/winwin_det_curves.py --plot-only --out work_dirs/det_curves
+    PYTHONPATH=$PWD python tools/winwin_det_curves.py --model mask2former-panoptic \\
+        --tasks context --variants fullres winwin crop winwin_long --long-factor 1.6 \\
+        --iters 600 --val-every 100 --out work_dirs/det_panoptic_curves
 """
 from __future__ import annotations
 
@@ -45,6 +55,11 @@ from winwin_curves import CurveRecorder, plot, summarise, write_table  # noqa: E
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASE_CONFIG = osp.join(ROOT, 'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
 WINWIN_CONFIG_GLOB = osp.join(ROOT, 'configs/vitdet/winwin-*mask-rcnn*coco-synth*.py')
+PANOPTIC_CONFIG = osp.join(
+    ROOT, 'configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
+WINWIN_PANOPTIC_CONFIG = osp.join(
+    ROOT, 'configs/vitdet/winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
+MODELS = ('mask-rcnn', 'mask2former-panoptic')
 
 VARIANTS = {
     'winwin': 'Win-Win, 2 windows',
@@ -55,11 +70,26 @@ VARIANTS = {
 TASKS = ('context', 'local')
 METRICS = {'bbox AP': 'coco/bbox_mAP', 'mask AP': 'coco/segm_mAP',
            'bbox AP50': 'coco/bbox_mAP_50', 'mask AP50': 'coco/segm_mAP_50'}
+# mmwinwin.CocoPanopticMetric (already in percent): all segments, things, stuff
+PANOPTIC_METRICS = {'PQ': 'coco_panoptic/PQ', 'PQ things': 'coco_panoptic/PQ_th',
+                    'PQ stuff': 'coco_panoptic/PQ_st', 'SQ': 'coco_panoptic/SQ',
+                    'RQ': 'coco_panoptic/RQ'}
 TEST_META = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
 
 
 def label(name: str) -> str:
     return VARIANTS.get(name, name)
+
+
+def metrics_of(model: str) -> dict[str, str]:
+    """Stored name -> evaluator key of the metrics a model's runs record."""
+    return PANOPTIC_METRICS if model == 'mask2former-panoptic' else METRICS
+
+
+def headline(model: str) -> tuple[str, ...]:
+    """The metrics drawn and put in the equal-time table."""
+    return ('PQ', 'PQ things', 'PQ stuff') if model == 'mask2former-panoptic' \
+        else ('bbox AP', 'mask AP')
 
 
 def winwin_config() -> str:
@@ -73,14 +103,26 @@ def winwin_config() -> str:
     return found[0]
 
 
-def train_pipeline(variant: str, crop: int, window: int) -> list[dict]:
+def config_path(model: str, variant: str) -> str:
+    if model == 'mask2former-panoptic':
+        return WINWIN_PANOPTIC_CONFIG if variant.startswith('winwin') else PANOPTIC_CONFIG
+    return winwin_config() if variant.startswith('winwin') else BASE_CONFIG
+
+
+def train_pipeline(variant: str, crop: int, window: int, model: str = 'mask-rcnn') -> list[dict]:
     """Loading, the variant's sampling of the training pixels, flip, packing."""
-    pipe = [dict(type='CheckedLoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
+    if model == 'mask2former-panoptic':  # things and stuff: masks, boxes and the segment map
+        pipe = [dict(type='CheckedLoadImageFromFile', to_float32=True),
+                dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True,
+                     with_seg=True)]
+    else:
+        pipe = [dict(type='CheckedLoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
     if variant == 'crop':
-        pipe += [dict(type='RandomCrop', crop_size=(crop, crop), recompute_bbox=True,
-                      allow_negative_crop=True),
-                 dict(type='FilterAnnotations', min_gt_bbox_wh=(1.0, 1.0))]
+        pipe.append(dict(type='RandomCrop', crop_size=(crop, crop), crop_type='absolute',
+                         recompute_bbox=True, allow_negative_crop=True))
+        if model != 'mask2former-panoptic':  # the panoptic configs keep mmdet's crop only
+            pipe.append(dict(type='FilterAnnotations', min_gt_bbox_wh=(1.0, 1.0)))
     pipe.append(dict(type='RandomFlip', prob=0.5))
     if variant.startswith('winwin'):
         pipe += [dict(type='WinWinWindows', num_windows=2, window_size=window),
@@ -90,45 +132,105 @@ def train_pipeline(variant: str, crop: int, window: int) -> list[dict]:
     return pipe
 
 
-def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed: int):
-    """The mmengine Config of one run: the tiny config with the data, size and schedule
-    replaced, validating on whole images every ``args.val_every`` iterations."""
-    from mmengine.config import Config
+def panoptic_metainfo(task: str) -> dict:
+    """CocoPanopticDataset metainfo of a cue task: the things, then the one stuff class."""
+    from mmwinwin.datasets.synthetic.coco_cue import cue_categories
+    cats = cue_categories(task)
+    things = tuple(c['name'] for c in cats if c['isthing'])
+    stuff = tuple(c['name'] for c in cats if not c['isthing'])
+    return dict(classes=things + stuff, thing_classes=things, stuff_classes=stuff,
+                palette=[tuple(c['color']) for c in cats])
 
+
+def _data_cfg(model: str, task: str, data_root: str, variant: str, args) -> dict:
+    """Training / validation dataloaders and the evaluator of a model on a cue task."""
     from mmwinwin.datasets.synthetic import cue_metainfo
 
-    cfg = Config.fromfile(winwin_config() if variant.startswith('winwin') else BASE_CONFIG)
-    iters = args.iters * (args.long_factor if variant == 'winwin_long' else 1)
     H, W = args.img_size
-    train_size = (args.crop, args.crop) if variant == 'crop' else (H, W)
-    metainfo = dict(classes=cue_metainfo(task)['classes'])
-    cfg.work_dir = work_dir
-    cfg.model.data_preprocessor.batch_augments = [
-        dict(type='BatchFixedSizePad', size=train_size, pad_mask=True)]
-    dataset = dict(type='CocoDataset', data_root=data_root, metainfo=metainfo)
-    cfg.train_dataloader = dict(
+    pan = model == 'mask2former-panoptic'
+    if pan:
+        dataset = dict(type='CocoPanopticDataset', data_root=data_root,
+                       metainfo=panoptic_metainfo(task))
+        train_files = dict(ann_file='annotations/panoptic_train2017.json',
+                           data_prefix=dict(img='train2017/', seg='annotations/panoptic_train2017/'))
+        val_files = dict(ann_file='annotations/panoptic_val2017.json',
+                         data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'))
+        val_load = [dict(type='CheckedLoadImageFromFile', to_float32=True),
+                    dict(type='Resize', scale=(W, H), keep_ratio=True),
+                    dict(type='mmwinwin.LoadPanopticAnnotations')]
+        evaluator = dict(type='mmwinwin.CocoPanopticMetric',
+                         ann_file=osp.join(data_root, 'annotations/panoptic_val2017.json'),
+                         seg_prefix=osp.join(data_root, 'annotations/panoptic_val2017/'))
+    else:
+        dataset = dict(type='CocoDataset', data_root=data_root,
+                       metainfo=dict(classes=cue_metainfo(task)['classes']))
+        train_files = dict(ann_file='annotations/instances_train2017.json',
+                           data_prefix=dict(img='train2017/'))
+        val_files = dict(ann_file='annotations/instances_val2017.json',
+                         data_prefix=dict(img='val2017/'))
+        val_load = [dict(type='CheckedLoadImageFromFile'),
+                    # the whole image at its own size (records scale_factor 1)
+                    dict(type='Resize', scale=(W, H), keep_ratio=True),
+                    dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
+        evaluator = dict(type='CocoMetric', metric=['bbox', 'segm'],
+                         ann_file=osp.join(data_root, 'annotations/instances_val2017.json'))
+    train = dict(
         batch_size=args.batch_size, num_workers=0, persistent_workers=False,
         sampler=dict(type='InfiniteSampler', shuffle=True),
-        dataset=dict(dataset, ann_file='annotations/instances_train2017.json',
-                     data_prefix=dict(img='train2017/'), filter_cfg=dict(filter_empty_gt=True),
-                     pipeline=train_pipeline(variant, args.crop, args.window)))
-    cfg.val_dataloader = dict(
+        dataset=dict(dataset, **train_files, filter_cfg=dict(filter_empty_gt=True),
+                     pipeline=train_pipeline(variant, args.crop, args.window, model)))
+    val = dict(
         batch_size=1, num_workers=0, persistent_workers=False, drop_last=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(dataset, ann_file='annotations/instances_val2017.json',
-                     data_prefix=dict(img='val2017/'), test_mode=True,
-                     pipeline=[dict(type='CheckedLoadImageFromFile'),
-                               # the whole image at its own size (records scale_factor 1)
-                               dict(type='Resize', scale=(W, H), keep_ratio=True),
-                               dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-                               dict(type='PackDetInputs', meta_keys=TEST_META)]))
+        dataset=dict(dataset, **val_files, test_mode=True,
+                     pipeline=val_load + [dict(type='PackDetInputs', meta_keys=TEST_META)]))
+    return dict(train=train, val=val, evaluator=evaluator)
+
+
+def _panoptic_heads(cfg, task: str, variant: str, args) -> None:
+    """The tiny Mask2Former's heads sized to the cue task's 2 things + 1 stuff class;
+    ``--light-heads 1`` also samples fewer points for the mask losses."""
+    things = len(panoptic_metainfo(task)['thing_classes'])
+    stuff = len(panoptic_metainfo(task)['stuff_classes'])
+    head = cfg.model.panoptic_head
+    head.num_things_classes, head.num_stuff_classes = things, stuff
+    # as the config: weight 1 per class, 0.1 for "no object"
+    head.loss_cls.class_weight = [1.0] * (things + stuff) + [0.1]
+    cfg.model.panoptic_fusion_head.num_things_classes = things
+    cfg.model.panoptic_fusion_head.num_stuff_classes = stuff
+    cfg.model.test_cfg.instance_on = False  # PQ needs the panoptic output only
+    if getattr(args, 'object_mask_thr', None) is not None:  # Mask2Former's default: 0.8
+        cfg.model.test_cfg.object_mask_thr = args.object_mask_thr
+    if args.light_heads:  # the config's 1024 points per mask (256 per Win-Win window) -> 1/4
+        cfg.model.train_cfg.num_points = 64 if variant.startswith('winwin') else 256
+
+
+def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed: int):
+    """The mmengine Config of one run: the tiny config of ``args.model`` with the data, size
+    and schedule replaced, validating on whole images every ``args.val_every`` iterations."""
+    from mmengine.config import Config
+
+    model = getattr(args, 'model', 'mask-rcnn')
+    cfg = Config.fromfile(config_path(model, variant))
+    iters = round(args.iters * args.long_factor) if variant == 'winwin_long' else args.iters
+    H, W = args.img_size
+    train_size = (args.crop, args.crop) if variant == 'crop' else (H, W)
+    cfg.work_dir = work_dir
+    pad = dict(type='BatchFixedSizePad', size=train_size, pad_mask=True)
+    if model == 'mask2former-panoptic':  # as the config: pad masks 0, segment map void
+        pad.update(img_pad_value=0, mask_pad_value=0, pad_seg=True, seg_pad_value=255)
+    cfg.model.data_preprocessor.batch_augments = [pad]
+    data = _data_cfg(model, task, data_root, variant, args)
+    cfg.train_dataloader = data['train']
+    cfg.val_dataloader = data['val']
     cfg.test_dataloader = cfg.val_dataloader
-    cfg.val_evaluator = dict(type='CocoMetric', metric=['bbox', 'segm'],
-                             ann_file=osp.join(data_root, 'annotations/instances_val2017.json'))
+    cfg.val_evaluator = data['evaluator']
     cfg.test_evaluator = cfg.val_evaluator
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=args.val_every)
     cfg.val_cfg = dict(type='ValLoop')
-    if args.light_heads:  # RoI heads dominate the cost of a tiny backbone on small images
+    if model == 'mask2former-panoptic':
+        _panoptic_heads(cfg, task, variant, args)
+    elif args.light_heads:  # RoI heads dominate the cost of a tiny backbone on small images
         roi = cfg.model.roi_head
         roi.bbox_head.type = 'Shared2FCBBoxHead'
         roi.mask_head.num_convs = 2
@@ -156,59 +258,124 @@ def run_one(variant: str, task: str, seed: int, args, work: str, key: dict) -> l
     import mmwinwin  # noqa: F401  (registers the modules)
     from mmwinwin.datasets.synthetic import generate_coco
 
-    data = osp.join(work, f'data_{task}_seed{seed}')
+    data = osp.join(work, f'data_{task}_seed{seed}')  # instances and panoptic files
     if not osp.isdir(data):
         generate_coco(data, num_train=args.num_train, num_val=args.num_val,
                       img_size=tuple(args.img_size), seed=seed, task=task, cue_gap=args.cue_gap)
-    cfg = build_cfg(variant, task, data, osp.join(work, f'{task}_{variant}_seed{seed}'), args,
-                    seed)
+    name = f'{args.model}_{task}_{variant}_seed{seed}'
+    cfg = build_cfg(variant, task, data, osp.join(work, name), args, seed)
     runner = build_runner(cfg)  # the window transform gets the model's patch size
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    rec = CurveRecorder(METRICS)
+    rec = CurveRecorder(metrics_of(args.model))
     runner.register_hook(rec.as_hook(), priority='LOWEST')
-    partial = osp.join(args.out, f'partial_{task}_{variant}_seed{seed}.json')
+    partial = osp.join(args.out, f'partial_{name}.json')
 
     class _SavePartial(Hook):  # the points so far, should the run be stopped early
         priority = 'LOWEST'
 
         def after_val_epoch(self, runner, metrics=None):
             with open(partial, 'w') as f:
-                json.dump(dict(key, points=in_percent(rec.points)), f, indent=1)
+                json.dump(dict(key, points=in_percent(rec.points, args.model)), f, indent=1)
 
     runner.register_hook(_SavePartial(), priority='LOWEST')
     runner.train()
     if osp.exists(partial):
         os.remove(partial)
-    return in_percent(rec.points)
+    return in_percent(rec.points, args.model)
 
 
-def in_percent(points: list[dict]) -> list[dict]:
-    """CocoMetric reports fractions; the curves are in percent."""
+def in_percent(points: list[dict], model: str = 'mask-rcnn') -> list[dict]:
+    """CocoMetric reports fractions, CocoPanopticMetric percent; the curves are in percent."""
+    if model == 'mask2former-panoptic':
+        return [dict(p, **{n: round(p[n], 2) for n in PANOPTIC_METRICS}) for p in points]
     return [dict(p, **{name: round(100.0 * p[name], 2) for name in METRICS}) for p in points]
 
 
+def equal_time(results: list[dict], metric: str, reference: str = 'fullres',
+               slack: float = 0.05) -> dict:
+    """The metric each variant had reached by the reference variant's training times.
+
+    For every task, the times are the reference variant's mean training CPU seconds at its
+    validation points (its own row is those points). For every other run, the value at time
+    t is the run's last validation point whose CPU seconds are at most ``(1 + slack) * t`` (a
+    point is what a run *had* at that time: nothing is interpolated); a time before a run's
+    first point, or a variant whose runs have not all reached it, has no value.
+
+    Returns {task: {'times': [...], 'rows': {variant: [(mean, std, mean iteration) | None]}}}.
+    """
+    import numpy as np
+    out = {}
+    for task in sorted({r['task'] for r in results}):
+        ref = [r['points'] for r in results if r['task'] == task and r['variant'] == reference]
+        if not ref:
+            continue
+        n = min(len(p) for p in ref)
+        times = [float(np.mean([p[i]['cpu_s'] for p in ref])) for i in range(n)]
+        rows = {}
+        for variant in dict.fromkeys(r['variant'] for r in results if r['task'] == task):
+            runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
+            cells = []
+            for i, t in enumerate(times):
+                if variant == reference:  # its own i-th points define the time
+                    reached = [pts[:i + 1] for pts in runs]
+                else:
+                    reached = [[q for q in pts if q['cpu_s'] <= (1 + slack) * t] for pts in runs]
+                if not all(reached):
+                    cells.append(None)
+                    continue
+                vals = np.array([pts[-1][metric] for pts in reached])
+                its = np.mean([pts[-1]['iter'] for pts in reached])
+                cells.append((float(vals.mean()), float(vals.std()), float(its)))
+            rows[variant] = cells
+        out[task] = dict(times=times, rows=rows)
+    return out
+
+
+def equal_time_table(table: dict, metric: str) -> str:
+    """Markdown of :func:`equal_time`: one table per task, a column per reference time."""
+    lines = [f'{metric} at equal training CPU time (columns: the full-resolution runs\' mean '
+             'CPU seconds at their validation points; other variants: the last validation point '
+             'each run had reached by then, +5 %; mean +- std over seeds, in brackets the mean '
+             'iteration of that point; - where not every seed had a point by then)', '']
+    for task, t in table.items():
+        lines += [f'#### task `{task}`', '',
+                  '| variant | ' + ' | '.join(f'{s:.0f} s' for s in t['times']) + ' |',
+                  '|---|' + '---:|' * len(t['times'])]
+        for variant, cells in t['rows'].items():
+            lines.append(f'| {label(variant)} | ' + ' | '.join(
+                '-' if c is None else f'{c[0]:.1f} +- {c[1]:.1f} ({c[2]:.0f} it)'
+                for c in cells) + ' |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
 def report(results: list[dict], args) -> None:
-    """curves.md (bbox and mask AP tables) and the PNGs, from the stored results."""
+    """curves.md (a table per metric at equal iterations, the headline metrics at equal
+    CPU time) and the PNGs, from the stored results of ``args.model``."""
+    results = [r for r in results if r.get('model', 'mask-rcnn') == args.model]
     if not results:
-        print('[det-curves] nothing stored yet in', args.out)
+        print('[det-curves] nothing stored yet in', args.out, 'for', args.model)
         return
-    line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, crop '
-            f'{args.crop}, batch {args.batch_size}, {args.threads} thread(s)')
+    line = (f'{args.model}, {args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
+            f'crop {args.crop}, batch {args.batch_size}, {args.threads} thread(s)')
     # tables and plots from complete runs only (a summary cuts every seed to the shortest)
     complete = [r for r in results if not r.get('partial')]
     summaries, texts = {}, []
-    for metric in METRICS:  # AP50 too: more legible while the AP of a young model is small
+    main_metrics = headline(args.model)
+    for metric in metrics_of(args.model):  # AP50 too: more legible while AP is small
         summary = summarise(complete, metric)
         texts.append(write_table(summary, None, line, metric=metric, label_fn=label))
-        if metric in ('bbox AP', 'mask AP'):
+        if metric in main_metrics:
             summaries[metric] = summary
+    for metric in main_metrics:
+        texts.append(equal_time_table(equal_time(complete, metric), metric))
     partial = [r for r in results if r.get('partial')]
     if partial:
         texts += ['Runs stopped before their last iteration (not in the tables above; '
-                  'iteration: bbox AP / mask AP (training CPU s)):', '']
+                  f'iteration: {" / ".join(main_metrics)} (training CPU s)):', '']
         texts += [f'- {r["task"]}, {label(r["variant"])}, seed {r["seed"]}: ' + ', '.join(
-            f'{p["iter"]}: {p["bbox AP"]:.1f} / {p["mask AP"]:.1f} ({p["cpu_s"]:.0f} s)'
-            for p in r['points']) for r in partial]
+            f'{p["iter"]}: ' + ' / '.join(f'{p[m]:.1f}' for m in main_metrics)
+            + f' ({p["cpu_s"]:.0f} s)' for p in r['points']) for r in partial]
         texts.append('')
     text = '\n'.join(texts)
     with open(osp.join(args.out, 'curves.md'), 'w') as f:
@@ -219,17 +386,30 @@ def report(results: list[dict], args) -> None:
         print('[det-curves] wrote', p)
 
 
+def older_keys(run: dict) -> dict:
+    """A stored run's key as this version writes it: stores written before the panoptic
+    mode hold Mask R-CNN runs, and their ``winwin_long`` runs trained 2x ``--iters``."""
+    run.setdefault('model', 'mask-rcnn')
+    if run['variant'] == 'winwin_long':
+        run.setdefault('long_factor', 2.0)
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', default='mask-rcnn', choices=MODELS,
+                        help='mask-rcnn: box and mask AP (CocoMetric); mask2former-panoptic: '
+                             'PQ, PQ things / stuff (mmwinwin.CocoPanopticMetric)')
     parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=TASKS)
     parser.add_argument('--variants', nargs='+', default=['fullres', 'crop', 'winwin'],
                         choices=list(VARIANTS))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=300)
     parser.add_argument('--val-every', type=int, default=75)
-    parser.add_argument('--long-factor', type=int, default=2,
-                        help='winwin_long trains this many times --iters')
+    parser.add_argument('--long-factor', type=float, default=2,
+                        help='winwin_long trains this many times --iters (choose the ratio of '
+                             'the full-resolution to the Win-Win step cost for equal time)')
     parser.add_argument('--img-size', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=4, help='Win-Win window side in tokens')
     parser.add_argument('--crop', type=int, default=96, help='crop side in pixels')
@@ -238,14 +418,22 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--light-heads', type=int, default=1, choices=(0, 1),
-                        help='1: a 2-FC box head, a 2-conv mask head and 32 sampled RoIs per '
-                             "image instead of the tiny config's 4-conv heads and 64 RoIs "
-                             '(the RoI heads, not the backbone, dominate the CPU cost here)')
+                        help='mask-rcnn, 1: a 2-FC box head, a 2-conv mask head and 32 '
+                             "sampled RoIs per image instead of the tiny config's 4-conv heads "
+                             'and 64 RoIs (the RoI heads, not the backbone, dominate the CPU '
+                             'cost here); mask2former-panoptic, 1: the mask losses sample 256 '
+                             'points per mask (64 per Win-Win window) instead of 1024 (256)')
+    parser.add_argument('--object-mask-thr', type=float, default=None,
+                        help='mask2former-panoptic: least class probability of a kept segment '
+                             "(default: Mask2Former's 0.8); a lower value shows whether a model "
+                             'finds objects it cannot name confidently')
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=8)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', required=True, help='folder for curves.json/.md and PNGs')
-    parser.add_argument('--prefix', default='winwin_det_curves', help='PNG file name prefix')
+    parser.add_argument('--prefix', default=None,
+                        help='PNG file name prefix (default: winwin_det_curves, '
+                             'winwin_det_panoptic_curves for mask2former-panoptic)')
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--merge', nargs='+', default=None, metavar='DIR',
                         help='add the runs stored under these --out folders (parallel '
@@ -253,6 +441,13 @@ def main() -> None:
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
     args = parser.parse_args()
+    if args.object_mask_thr is not None and (args.model != 'mask2former-panoptic'
+                                             or not 0.0 <= args.object_mask_thr < 1.0):
+        parser.error('--object-mask-thr is a class probability in [0, 1) of Mask2Former\'s '
+                     'panoptic fusion; use it with --model mask2former-panoptic only.')
+    if args.prefix is None:
+        args.prefix = ('winwin_det_panoptic_curves' if args.model == 'mask2former-panoptic'
+                       else 'winwin_det_curves')
     if args.window * 16 > args.cue_gap:
         parser.error(f'--cue-gap {args.cue_gap} px is smaller than a window '
                      f'({args.window} tokens = {args.window * 16} px): a window could show an '
@@ -260,6 +455,8 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
+    for r in results:
+        older_keys(r)
     if args.merge:  # complete runs of other stores (parallel processes), then their partials
         for other in args.merge:
             found = json.load(open(osp.join(other, 'curves.json'))) \
@@ -267,6 +464,7 @@ def main() -> None:
             found += [dict(json.load(open(p)), partial=True)
                       for p in sorted(glob.glob(osp.join(other, 'partial_*.json')))]
             for r in found:
+                older_keys(r)
                 same = [k for k in r if k not in ('points', 'partial')]
                 if not any(all(q.get(k) == r[k] for k in same) for q in results):
                     results.append(r)
@@ -279,10 +477,14 @@ def main() -> None:
         for seed in args.seeds:
             for task in args.tasks:
                 for variant in args.variants:
-                    key = dict(task=task, variant=variant, seed=seed, iters=args.iters,
+                    key = dict(model=args.model, task=task, variant=variant, seed=seed, iters=args.iters,
                                img_size=list(args.img_size), window=args.window,
                                crop=args.crop, lr=args.lr, batch_size=args.batch_size,
                                light_heads=args.light_heads)
+                    if variant == 'winwin_long':
+                        key['long_factor'] = args.long_factor
+                    if args.object_mask_thr is not None:
+                        key['object_mask_thr'] = args.object_mask_thr
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
                         continue  # already measured: the run is resumable
                     print(f'[det-curves] task {task} | {label(variant)} | seed {seed}',
@@ -292,9 +494,10 @@ def main() -> None:
                     with open(store, 'w') as f:
                         json.dump(results, f, indent=1)
                     print('[det-curves]   ' + ', '.join(
-                        f'{p["iter"]}: box {p["bbox AP"]:.1f} mask {p["mask AP"]:.1f} '
-                        f'({p["cpu_s"]:.0f} cpu s, {p["train_s"]:.0f} wall s)' for p in pts),
-                        flush=True)
+                        f'{p["iter"]}: ' + ' '.join(
+                            f'{m} {p[m]:.1f}' for m in headline(args.model))
+                        + f' ({p["cpu_s"]:.0f} cpu s, {p["train_s"]:.0f} wall s)'
+                        for p in pts), flush=True)
     report(results, args)
 
 
