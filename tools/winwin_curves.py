@@ -154,11 +154,14 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
     """Training cost per step of every variant's model, built side by side in one process.
 
     Each model gets the experiment's real config (mmengine Runner: model, AdamW optim
-    wrapper, training dataloader of the seed-0 data of ``task``); batches are fetched first,
-    then the models take turns, one ``model.train_step`` (data preprocessor, loss, backward,
-    AdamW step) each per round, so a change of the machine's load hits all of them alike.
-    Per variant: the median over ``--step-cost-steps`` rounds after 5 warm-up rounds of the
-    step's CPU seconds (``time.process_time``, 1 thread) and wall seconds. A ``*_ft``
+    wrapper, training dataloader of the seed-0 data of ``task``, ``num_workers=0``); the models
+    take turns, each round fetching one batch from its own dataloader (decoding, the training
+    pipeline with the window transform, collation) and running one ``model.train_step`` (data
+    preprocessor, loss, backward, AdamW step), so a change of the machine's load hits all of
+    them alike. Per variant: the median over ``--step-cost-steps`` rounds after 5 warm-up
+    rounds of the CPU seconds (``time.process_time``, 1 thread) of the step, of the batch
+    fetch and of both (the training time a run pays per iteration), and the step's wall
+    seconds. A ``*_ft``
     variant is measured in both phases (``<name>@windows`` before ``begin``,
     ``<name>@whole`` after) and its whole-run cost is their mix over the schedule.
     """
@@ -184,53 +187,66 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
         optim = runner.build_optim_wrapper(runner.cfg.optim_wrapper)
         loader = Runner.build_dataloader(runner._train_dataloader, seed=0)
         it = iter(loader)
-        batches = [next(it) for _ in range(4)]
         phases = [(None, None)]
         if variant.endswith('_ft'):
             phases = [('windows', 0), ('whole', args.full_phase_begin)]
         for phase, at in phases:
             name = run_name(variant, args.context_pool, args.full_phase_begin) + (
                 f'@{phase}' if phase else '')
-            runs[name] = (runner.model, optim, batches, at)
+            runs[name] = (runner.model, optim, it, at)
     cpu = {n: [] for n in runs}
+    load = {n: [] for n in runs}
     wall = {n: [] for n in runs}
     for r in range(5 + args.step_cost_steps):
-        for name, (model, optim, batches, at) in runs.items():
+        for name, (model, optim, it, at) in runs.items():
             if at is not None:
                 model.set_train_progress(at, args.iters)
-            batch = batches[r % len(batches)]
+            c_load = time.process_time()
+            batch = next(it)
             c0, t0 = time.process_time(), time.perf_counter()
             model.train_step(batch, optim)
             c1, t1 = time.process_time(), time.perf_counter()
             if r >= 5:
                 cpu[name].append(c1 - c0)
+                load[name].append(c0 - c_load)
                 wall[name].append(t1 - t0)
-    out = {n: dict(cpu_ms=1e3 * float(np.median(cpu[n])), wall_ms=1e3 * float(np.median(wall[n])),
-                   steps=len(cpu[n])) for n in runs}
-    return out
+    return {n: dict(cpu_ms=1e3 * float(np.median(cpu[n])),
+                    load_ms=1e3 * float(np.median(load[n])),
+                    total_ms=1e3 * float(np.median(np.add(cpu[n], load[n]))),
+                    wall_ms=1e3 * float(np.median(wall[n])), steps=len(cpu[n])) for n in runs}
 
 
 def step_cost_table(costs: dict, args) -> str:
     """Markdown table of :func:`step_costs`, relative to full resolution, with the whole-run
     cost of each full-image-phase variant (its two phases mixed over ``--iters``)."""
-    full = costs.get('fullres', {}).get('cpu_ms')
+    full = costs.get('fullres', {})
     lines = [f'Step cost side by side ({args.img_size[0]}x{args.img_size[1]}, batch '
              f'{args.batch_size}, {args.threads} thread(s), median of {args.step_cost_steps} '
-             f'steps after 5 warm-up; CPU ms = process CPU time of one train_step)', '',
-             '| model | CPU ms / step | wall ms / step | / full resolution |',
-             '|---|---:|---:|---:|']
+             f'rounds after 5 warm-up; CPU ms = process CPU time of one train_step, of one '
+             f'batch fetch from the dataloader, and of both)', '',
+             '| model | step CPU ms | batch fetch CPU ms | step + fetch CPU ms | step wall ms '
+             '| step / full resolution | step + fetch / full resolution |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+
+    def rel(c, key):
+        return f'{c[key] / full[key]:.2f}' if full.get(key) else '-'
     for name, c in costs.items():
-        rel = f'{c["cpu_ms"] / full:.2f}' if full else '-'
-        lines.append(f'| {name} | {c["cpu_ms"]:.1f} | {c["wall_ms"]:.1f} | {rel} |')
+        lines.append(f'| {name} | {c["cpu_ms"]:.1f} | {c.get("load_ms", float("nan")):.1f} | '
+                     f'{c.get("total_ms", float("nan")):.1f} | {c["wall_ms"]:.1f} | '
+                     f'{rel(c, "cpu_ms")} | {rel(c, "total_ms")} |')
     lines.append('')
     b, n = args.full_phase_begin, args.iters
     for name in costs:
         if name.endswith('@windows'):
             base = name[:-len('@windows')]
-            mix = (b * costs[name]['cpu_ms'] + (n - b) * costs[base + '@whole']['cpu_ms']) / n
-            rel = f', {mix / full:.2f} of full resolution over the run' if full else ''
-            lines.append(f'- {base}: {b} window steps + {n - b} whole-image steps = '
-                         f'{mix:.1f} CPU ms per step on average{rel}.')
+            for key, what in (('cpu_ms', 'train_step'), ('total_ms', 'train_step + batch fetch')):
+                if key not in costs[name]:
+                    continue
+                mix = (b * costs[name][key] + (n - b) * costs[base + '@whole'][key]) / n
+                share = f', {mix / full[key]:.2f} of full resolution over the run' \
+                    if full.get(key) else ''
+                lines.append(f'- {base} ({what}): {b} window steps + {n - b} whole-image steps '
+                             f'= {mix:.1f} CPU ms per step on average{share}.')
     return '\n'.join(lines)
 
 
