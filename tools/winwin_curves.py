@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import sys
 import tempfile
 import time
@@ -52,6 +53,10 @@ def run_name(variant: str, context_pool: int, full_phase_begin: int | None = Non
 
 def label(name: str) -> str:
     base, extra = name, []
+    m = re.fullmatch(r'(.+)_w(\d+)', base)  # a series of one window side (summarise)
+    if m:
+        base, side = m.groups()
+        extra.append(f'window {side}x{side}')
     if '_b' in base:
         base, begin = base.rsplit('_b', 1)
         extra.append(f'from it {begin}')
@@ -254,9 +259,14 @@ def summarise(results: list[dict], metric: str = 'mIoU') -> dict:
     """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}
     of one metric, over the seeds (points up to the shortest run)."""
     out = {}
+    # runs of several window sides (a sweep) are separate series, named <variant>_w<side>
+    by_window = len({r.get('window') for r in results}) > 1
+
+    def series(r):
+        return f"{r['variant']}_w{r.get('window')}" if by_window else r['variant']
     for task in sorted({r['task'] for r in results}):
-        for variant in dict.fromkeys(r['variant'] for r in results):
-            runs = [r['points'] for r in results if r['task'] == task and r['variant'] == variant]
+        for variant in dict.fromkeys(series(r) for r in results):
+            runs = [r['points'] for r in results if r['task'] == task and series(r) == variant]
             if not runs:
                 continue
             n = min(len(p) for p in runs)
