@@ -273,7 +273,12 @@ def test_mixed_batch_and_fixed_size_pad_are_errors():
         _image(128, 128, 0), [(0, 0, 4, 4), (4, 4, 4, 4)], [(8, 8, 40, 50)], [0]))
     batch = dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
     # raised by train_step before the preprocessor pads anything
-    det, _ = _build(MRCNN, 'mmdet')  # the config keeps pad_mask=True and BatchFixedSizePad
+    # the Win-Win twin turns both off for its canvases; a config that keeps mmdet's LSJ
+    # padding (mask padding and a BatchFixedSizePad) is refused with the fix
+    det, _ = _build(MRCNN, 'mmdet', **{
+        'data_preprocessor.pad_mask': True,
+        'data_preprocessor.batch_augments': [dict(type='BatchFixedSizePad', size=(128, 128),
+                                                  pad_mask=True)]})
     with pytest.raises(ValueError, match='pad_mask=True.*pad_mask=False'):
         det.train_step(batch, None)
     det.data_preprocessor.pad_mask = False

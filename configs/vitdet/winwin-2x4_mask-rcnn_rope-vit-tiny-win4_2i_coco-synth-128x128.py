@@ -7,6 +7,9 @@
 _base_ = ['./mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
 model = dict(
     type='WinWinTwoStageDetector',
+    # Only the windows' pixels are packed (a canvas, as the full-size twins): no batch or
+    # mask padding (each window is cropped to its own size for the heads).
+    data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True),  # as the pipeline's RandomCrop
     # each window is a small image for the RPN and the RoI head: half the samples per window
@@ -27,6 +30,6 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=4, shrink_to_fit=True),
-    dict(type='WinWinPackDetInputs'),
+    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -8,6 +8,9 @@
 _base_ = ['./mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py']
 model = dict(
     type='WinWinMask2Former',
+    # Only the windows' pixels are packed (a canvas, as the full-size twins): no batch or
+    # mask padding (each window is cropped to its own size for the heads).
+    data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True),  # as the pipeline's RandomCrop
     train_cfg=dict(num_points=256))  # point-sampled mask loss: a 64x64 window has 4096 px
@@ -21,6 +24,6 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=(128, 128), crop_type='absolute', recompute_bbox=True,
          allow_negative_crop=True),
     dict(type='WinWinWindows', num_windows=2, window_size=4, shrink_to_fit=True),
-    dict(type='WinWinPackDetInputs'),
+    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
