@@ -149,7 +149,7 @@ def main() -> None:
              ww_train_s, args.iters)]
     if not args.no_baseline:
         n = equal_time_iters(ww_train_s, full_step)
-        print(f'[4/5] full resolution for the same wall time: {ww_train_s:.0f} s / {full_step:.3f} '
+        print(f'[4/5] full resolution for the same wall time: {ww_train_s:.4g} s / {full_step:.4g} '
               f's per step ({full_source}) = {n} iterations')
         full_cfg = build_cfg('fullres', work_dir=osp.join(work, 'fullres'), iters=n, **common)
         full_runner, full_times = run(full_cfg, 'full-res')
