@@ -2,11 +2,8 @@
 # 28 %), test whole (short side 512) in one pass.
 # Baselines: ../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py (full resolution) and
 # upernet_rope-vit-b16_crop272_8xb2-160k_ade20k-512x512.py (one low-resolution crop, same budget).
-_base_ = ['../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
-model = dict(type='WinWinEncoderDecoder', full_image_phase=dict(begin_fraction=5 / 6))
+_base_ = ['../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py', '../_base_/winwin/full_image_phase.py']
+model = dict(type='WinWinEncoderDecoder', full_image_phase={{_base_.full_image_phase}})  # the recipe
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),

@@ -1,11 +1,8 @@
 # Win-Win depth on NYU: 2 windows of 12x12 tokens per 480x640 image (288 of 1200 tokens, 24 %),
 # test whole. Baselines: vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py and
 # vitdepth_rope-vit-b16_crop272_8xb4-25k_nyu-480x640.py.
-_base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
-model = dict(type='WinWinDepthEstimator', full_image_phase=dict(begin_fraction=5 / 6))
+_base_ = ['./vitdepth_rope-vit-b16_fullres_8xb4-25k_nyu-480x640.py', '../_base_/winwin/full_image_phase.py']
+model = dict(type='WinWinDepthEstimator', full_image_phase={{_base_.full_image_phase}})  # the recipe
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),

@@ -2,11 +2,8 @@
 # 27 %), test on whole 720x1280 images in one pass. BDD100K 720x1280 (the paper's setting).
 # Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py (full resolution)
 # and upernet_rope-vit-b16_crop496_8xb2-80k_bdd100k-720x1280.py (one low-resolution crop, same budget).
-_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
-model = dict(type='WinWinEncoderDecoder', full_image_phase=dict(begin_fraction=5 / 6))
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py', '../_base_/winwin/full_image_phase.py']
+model = dict(type='WinWinEncoderDecoder', full_image_phase={{_base_.full_image_phase}})  # the recipe
 crop_size = (720, 1280)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),

@@ -2,11 +2,8 @@
 # 25 %), test on whole 1024x2048 images in one pass. Cityscapes 1024x2048.
 # Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py (full resolution)
 # and upernet_rope-vit-b16_crop720_8xb2-80k_cityscapes-1024x2048.py (one low-resolution crop, same budget).
-_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
-model = dict(type='WinWinEncoderDecoder', full_image_phase=dict(begin_fraction=5 / 6))
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_cityscapes-1024x2048.py', '../_base_/winwin/full_image_phase.py']
+model = dict(type='WinWinEncoderDecoder', full_image_phase={{_base_.full_image_phase}})  # the recipe
 crop_size = (1024, 2048)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),

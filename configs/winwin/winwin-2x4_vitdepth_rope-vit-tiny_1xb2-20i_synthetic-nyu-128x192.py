@@ -1,10 +1,7 @@
 # Tiny Win-Win depth: 2 windows of 4x4 tokens per 128x192 image (32 of 96 tokens), test whole.
 # Data: python tools/dataset_converters/generate_synthetic.py nyu data/synthetic_nyu_128x192 --size 128 192
-_base_ = ['./vitdepth_rope-vit-tiny_fullres_1xb2-20i_synthetic-nyu-128x192.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole images for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
-model = dict(type='WinWinDepthEstimator', full_image_phase=dict(begin_fraction=5 / 6))
+_base_ = ['./vitdepth_rope-vit-tiny_fullres_1xb2-20i_synthetic-nyu-128x192.py', '../_base_/winwin/full_image_phase.py']
+model = dict(type='WinWinDepthEstimator', full_image_phase={{_base_.full_image_phase}})  # the recipe
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),

@@ -1,11 +1,8 @@
 # Win-Win: train on 2 random windows of 10x10 tokens per pair (same windows in both
 # frames); test in one pass on the whole 1920x1080 frames.
-_base_ = ['./fullres_crocoflow-vit-b16_1xb2-100k_spring-1920x1080.py']
-# The recipe (docs/winwin.md, 'The recipe: a full-image phase'): windows for the first 5/6 of
-# training, whole frame pairs for the last 1/6 (full-resolution cost and memory there); the paper's
-# windows-only training is full_image_phase=None.
+_base_ = ['./fullres_crocoflow-vit-b16_1xb2-100k_spring-1920x1080.py', '../_base_/winwin/full_image_phase.py']
 model = dict(windows=dict(_delete_=True, margin=0),  # frame-2 margin, tokens
-             full_image_phase=dict(begin_fraction=5 / 6))
+             full_image_phase={{_base_.full_image_phase}})  # the recipe
 train_pipeline = [
     dict(type='LoadFlowPair'),
     dict(type='FlowRandomFlip', prob=0.5, direction='horizontal'),
