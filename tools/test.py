@@ -1,4 +1,10 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]``.
+
+mmseg's and mmdet's own ``tools/test.py`` run every config of this project too. This one
+adds a strict checkpoint load (a missing, unexpected or wrongly shaped key is an error that
+names the keys, where mmengine only logs them), weights-only loading whatever the config
+declares, a start-up check of config keys, and ``--launcher pytorch`` on CPU (gloo).
+"""
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -15,7 +21,8 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import apply_common_flags, distributed_session, exit_on_unknown_settings
+    from mmwinwin.utils import (apply_common_flags, distributed_session, exit_on_unknown_settings,
+                                safe_checkpoint_loading)
 
     cfg = apply_common_flags(Config.fromfile(args.config), args)
     exit_on_unknown_settings(cfg)
@@ -24,7 +31,7 @@ def main():
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    with distributed_session():
+    with distributed_session(), safe_checkpoint_loading():
         run_test(cfg, args.checkpoint)
 
 
@@ -38,7 +45,6 @@ def run_test(cfg, checkpoint: str) -> None:
     except (CorruptCheckpointError, UnsafeCheckpointError) as err:  # named file, no trace
         raise SystemExit(f'tools/test.py: {err}') from None
     runner.test()
-
 
 
 if __name__ == '__main__':

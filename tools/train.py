@@ -1,4 +1,16 @@
-"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]``."""
+"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]``.
+
+Every config of this project also runs under mmseg's and mmdet's own ``tools/train.py``
+(the configs hold everything they need). This one adds, and gives the same weights:
+
+* ``--resume`` without a path resumes from the newest checkpoint in ``work_dir`` that
+  loads, skipping a truncated or corrupt newer one (mmengine would fail on it);
+* ``--launcher pytorch`` on CPU (gloo; ``tools/dist_train.sh``), where mmengine's launcher
+  needs CUDA;
+* a start-up check of config keys (``Did you mean ...``) before anything is built;
+* weights-only checkpoint loading for the whole run, whether or not the config declares
+  ``SafeCheckpointLoadingHook``.
+"""
 import os
 
 from mmengine.config import Config
@@ -18,10 +30,10 @@ def parse_args():
 def main():
     args = parse_args()
     import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
-    from mmwinwin.utils import (add_rng_state_hook, apply_common_flags, checkpoint_errors_exit,
-                                distributed_session, exit_on_unknown_settings)
+    from mmwinwin.utils import (apply_common_flags, checkpoint_errors_exit, distributed_session,
+                                exit_on_unknown_settings, safe_checkpoint_loading)
 
-    cfg = add_rng_state_hook(apply_common_flags(Config.fromfile(args.config), args))
+    cfg = apply_common_flags(Config.fromfile(args.config), args)
     exit_on_unknown_settings(cfg)
     if args.amp:
         import torch
@@ -40,7 +52,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    with distributed_session(), checkpoint_errors_exit():
+    with distributed_session(), checkpoint_errors_exit(), safe_checkpoint_loading():
         train(cfg)
 
 
@@ -60,9 +72,8 @@ def resolve_auto_resume(cfg) -> None:
 def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
-    from mmwinwin.utils import build_runner
-    build_runner(cfg).train()
-
+    from mmengine.runner import Runner
+    Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 # Runtime for mmwinwin's own (mmengine) tasks such as optical flow.
 default_scope = 'mmwinwin'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+_base_ = ['./mmwinwin_runtime.py']  # custom_imports and the hooks every config needs
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 default_hooks = dict(

@@ -4,8 +4,7 @@
 # Any checkpoint of mmseg's Segmenter ViT-L config loads unchanged (same keys):
 #   python tools/test.py \
 #       configs/expedite/segmenter-expedite_vit-l_mask-a10-28x28_ade20k-640x640.py CKPT
-_base_ = 'mmseg::segmenter/segmenter_vit-l_mask_8xb1-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+_base_ = ['mmseg::segmenter/segmenter_vit-l_mask_8xb1-160k_ade20k-512x512.py', '../_base_/mmwinwin_runtime.py']
 expedite = dict(alpha=10, cluster_grid=(28, 28), iters=5, window=5, temperature=0.02, k=20,
                 reconstruct='logits')
 model = dict(

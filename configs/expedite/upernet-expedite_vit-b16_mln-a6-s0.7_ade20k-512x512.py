@@ -2,8 +2,7 @@
 # varying sizes, so the cluster grid is a fraction of the token grid (0.7 per axis).
 # Levels 3 and 6 come before clustering; levels 9 and 12 are reconstructed from their own
 # layers before the neck (reconstruction before the decode head, the default).
-_base_ = 'mmseg::vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+_base_ = ['mmseg::vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py', '../_base_/mmwinwin_runtime.py']
 model = dict(
     data_preprocessor=dict(type='CheckedSegDataPreProcessor'),  # input checks (mmwinwin)
     backbone=dict(

@@ -5,9 +5,8 @@
 # rebuilt (k = 10) before patch merging. The checkpoint of the plain model loads as is:
 #   python tools/test.py THIS_CONFIG mask2former_swin-l-..._coco-panoptic.pth
 # Panoptic GT loads and is scored without panopticapi.
-_base_ = ['mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic.py']
+_base_ = ['mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic.py', '../_base_/mmwinwin_runtime.py']
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 
 data_root = 'data/coco/'
 backend_args = None

@@ -4,9 +4,9 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::common/lsj-100e_coco-instance.py',
+    '../_base_/mmwinwin_runtime.py',
 ]
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 
 # set to a ViT-B/16 checkpoint (timm / MAE / mmseg layout; converted on load)
 pretrained = None

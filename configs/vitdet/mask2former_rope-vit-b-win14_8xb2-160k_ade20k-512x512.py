@@ -1,8 +1,9 @@
 # Mask2Former (ADE20K semantic segmentation, through mmseg) with a ViTDet-style plain
 # RoPE ViT-B/16 and a simple FPN.
-_base_ = ['mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py']
-default_scope = 'mmseg'
+_base_ = ['mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py', '../_base_/mmwinwin_hooks.py']
+# the mmseg base sets custom_imports (mmdet.models) too, so it is replaced here
 custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+default_scope = 'mmseg'
 
 pretrained = None  # a ViT-B/16 checkpoint (timm / MAE / mmseg layout)
 model = dict(

@@ -1,9 +1,8 @@
 # Mask2Former (COCO panoptic) with a ViTDet-style plain RoPE ViT-B/16 and a simple FPN.
 # Panoptic GT loads without panopticapi (LoadPanopticAnnotations) and is scored by
 # CocoPanopticMetric (COCO PQ conventions, no panopticapi).
-_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py']
+_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', '../_base_/mmwinwin_runtime.py']
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 
 pretrained = None  # a ViT-B/16 checkpoint (timm / MAE / mmseg layout)
 image_size = (1024, 1024)

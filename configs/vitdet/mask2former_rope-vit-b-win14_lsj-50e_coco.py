@@ -1,7 +1,6 @@
 # Mask2Former (COCO instance segmentation) with a ViTDet-style plain RoPE ViT-B/16.
-_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py']
+_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', '../_base_/mmwinwin_runtime.py']
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 
 pretrained = None  # a ViT-B/16 checkpoint (timm / MAE / mmseg layout)
 model = dict(

@@ -24,7 +24,7 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=(128, 128), crop_type='absolute', recompute_bbox=True,
          allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
-    dict(type='WinWinWindows', num_windows=2, window_size=4, shrink_to_fit=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16, shrink_to_fit=True),
     dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

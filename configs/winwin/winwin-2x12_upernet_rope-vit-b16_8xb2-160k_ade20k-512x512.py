@@ -12,7 +12,7 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
-    dict(type='WinWinWindows', num_windows=2, window_size=12, shrink_to_fit=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16, shrink_to_fit=True),
     dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

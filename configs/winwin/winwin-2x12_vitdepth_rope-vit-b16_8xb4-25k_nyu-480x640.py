@@ -7,7 +7,7 @@ train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='WinWinWindows', num_windows=2, window_size=12),
+    dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16),
     dict(type='WinWinPackSegInputs',
          meta_keys=('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                    'scale_factor', 'flip', 'flip_direction', 'category_id')),

@@ -13,7 +13,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     # after the geometric augmentations; shrink_to_fit for down-scaled images
-    dict(type='WinWinWindows', num_windows=2, window_size=22, shrink_to_fit=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=22, patch_size=16, shrink_to_fit=True),
     dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -6,7 +6,7 @@ train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='WinWinWindows', num_windows=2, window_size=4),
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),
     dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -7,6 +7,6 @@ train_pipeline = [
     dict(type='LoadFlowPair'),
     dict(type='FlowRandomFlip', prob=0.5, direction='horizontal'),
     dict(type='FlowRandomFlip', prob=0.1, direction='vertical'),
-    dict(type='WinWinWindows', num_windows=4, window_size=7),  # after the flips
+    dict(type='WinWinWindows', num_windows=4, window_size=7, patch_size=16),  # after the flips
     dict(type='PackFlowInputs')]  # carries the windows to the model
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -11,15 +11,14 @@ import importlib
 
 _LAZY = {
     **{name: 'checkpoint' for name in (
-        'CorruptCheckpointError', 'UnsafeCheckpointError', 'allow_mmengine_checkpoints',
-        'checkpoint_errors_exit', 'find_resumable_checkpoint',
-        'install_safe_checkpoint_loader', 'load_checkpoint')},
+        'CorruptCheckpointError', 'UnsafeCheckpointError', 'checkpoint_errors_exit',
+        'find_resumable_checkpoint', 'load_checkpoint', 'load_checkpoint_path',
+        'safe_checkpoint_loading')},
     'check_config_settings': 'settings', 'exit_on_unknown_settings': 'settings',
     **{name: 'runner' for name in (
-        'CheckpointMismatchError', 'add_rng_state_hook', 'apply_common_flags',
-        'check_cfg_options', 'distributed_session', 'parse_tool_args', 'tool_parser',
-        'load_checkpoint_strict', 'setup_cpu_distributed', 'teardown_distributed',
-        'build_runner', 'resolve_window_patch_size')},
+        'CheckpointMismatchError', 'apply_common_flags', 'check_cfg_options',
+        'distributed_session', 'parse_tool_args', 'tool_parser', 'load_checkpoint_strict',
+        'setup_cpu_distributed', 'teardown_distributed')},
 }
 
 __all__ = list(_LAZY)

@@ -1,14 +1,27 @@
 """Safe checkpoint loading for everything mmwinwin and its tools load.
 
-**The one place mmengine's loads are routed.** :func:`install_safe_checkpoint_loader` (called
-by ``import mmwinwin``, so by ``tools/train.py``, ``tools/test.py`` and any config with
-``custom_imports=['mmwinwin']``) registers :func:`load_checkpoint` as mmengine's
-``CheckpointLoader`` scheme for local files and ``http(s)://`` URLs. From then on the
-Runner's ``load_from`` / ``resume``, ``init_cfg=dict(type='Pretrained')`` and
-``_load_checkpoint`` all unpickle with ``weights_only=True`` passed explicitly (so
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot switch the safe unpickler off) and only
-the types below allowed; an empty, truncated or unsafe file stops with an error naming
-the file (:class:`~mmwinwin.layers.vit.checkpoint.CorruptCheckpointError`,
+**Nothing global at import.** ``import mmwinwin`` leaves mmengine's ``CheckpointLoader``
+schemes, ``mmengine.runner.checkpoint.load_from_local`` / ``load_from_http`` and torch's safe
+globals as they were. Safe loading is switched on where it is needed:
+
+* :func:`load_checkpoint` -- what mmwinwin's own code calls (its tools, converters, hooks and
+  the ``Pretrained`` init of its backbones): any mmengine checkpoint path or URL, loaded under
+  :func:`safe_checkpoint_loading`;
+* :func:`safe_checkpoint_loading` -- a context manager that, while it is open, routes
+  mmengine's local-file and ``http(s)://`` loads (and the ``torchvision://``,
+  ``open-mmlab://``, ``mmcls://`` schemes, which call ``load_from_local`` / ``load_from_http``
+  by name) through :func:`load_checkpoint_path`, and puts back exactly what was there before
+  on exit (it nests);
+* ``custom_hooks = [dict(type='SafeCheckpointLoadingHook')]`` -- the same for a whole run, from
+  the config (every config of this project declares it, in ``configs/_base_/mmwinwin_runtime.py``),
+  so the Runner's ``load_from`` / ``resume`` and every ``init_cfg=dict(type='Pretrained')``
+  load safely under mmseg's and mmdet's own tools too.
+
+Safe means: ``torch.load(weights_only=True)`` passed explicitly (so
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot switch the safe unpickler off), with only the
+types below allowed, for this load only (``torch.serialization.safe_globals`` as a context,
+never ``add_safe_globals``); an empty, truncated or unsafe file stops with an error naming the
+file (:class:`~mmwinwin.layers.vit.checkpoint.CorruptCheckpointError`,
 :class:`~mmwinwin.layers.vit.checkpoint.UnsafeCheckpointError`).
 
 The allow-list (:func:`runner_safe_globals`):
@@ -43,8 +56,8 @@ from ..layers.flow.croco_checkpoint import CROCO_SAFE_GLOBALS
 from ..layers.vit.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
                                      load_checkpoint_file)
 
-__all__ = ['allow_mmengine_checkpoints', 'mmengine_safe_globals', 'restricted_getattr',
-           'runner_safe_globals', 'load_checkpoint', 'install_safe_checkpoint_loader',
+__all__ = ['mmengine_safe_globals', 'restricted_getattr', 'runner_safe_globals',
+           'load_checkpoint', 'load_checkpoint_path', 'safe_checkpoint_loading',
            'find_resumable_checkpoint', 'checkpoint_errors_exit', 'CorruptCheckpointError',
            'UnsafeCheckpointError']
 
@@ -72,18 +85,13 @@ def mmengine_safe_globals() -> list:
             *dtype_classes, (restricted_getattr, 'builtins.getattr')]
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Add mmengine's checkpoint globals to torch's safe globals (idempotent)."""
-    torch.serialization.add_safe_globals(mmengine_safe_globals())
-
-
 def runner_safe_globals() -> list:
     """Everything a checkpoint loaded by mmwinwin's tools may contain besides tensors and
     plain containers: mmengine Runner state and CroCo's pre-training ``args``."""
     return [*mmengine_safe_globals(), *CROCO_SAFE_GLOBALS]
 
 
-def load_checkpoint(filename: str, map_location: Any = 'cpu', mmap: bool = False) -> Any:
+def load_checkpoint_path(filename: str, map_location: Any = 'cpu', mmap: bool = False) -> Any:
     """Load a local checkpoint file with ``weights_only=True`` and the
     :func:`runner_safe_globals` allow-list; clear errors for missing, empty, corrupt and
     unsafe files."""
@@ -91,8 +99,18 @@ def load_checkpoint(filename: str, map_location: Any = 'cpu', mmap: bool = False
                                 safe_globals=runner_safe_globals(), mmap=mmap)
 
 
+def load_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:
+    """Load any checkpoint mmengine can name (a local path, ``http(s)://``,
+    ``torchvision://``, ``open-mmlab://`` ...) the safe way: mmengine's
+    ``CheckpointLoader`` under :func:`safe_checkpoint_loading`. What mmwinwin's own code
+    calls to load a checkpoint."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    with safe_checkpoint_loading():
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+
+
 def _load_from_local(filename: str, map_location: Any = None) -> Any:
-    return load_checkpoint(filename, map_location=map_location)
+    return load_checkpoint_path(filename, map_location=map_location)
 
 
 def _load_from_http(filename: str, map_location: Any = None, model_dir: str | None = None,
@@ -112,7 +130,7 @@ def _load_from_http(filename: str, map_location: Any = None, model_dir: str | No
             download_url_to_file(filename, cached, progress=progress)
         if world_size > 1 and turn == 0:
             torch.distributed.barrier()
-    return load_checkpoint(cached, map_location=map_location)
+    return load_checkpoint_path(cached, map_location=map_location)
 
 
 @contextlib.contextmanager
@@ -125,18 +143,36 @@ def checkpoint_errors_exit():
         raise SystemExit(str(err)) from None
 
 
-def install_safe_checkpoint_loader() -> None:
-    """Route mmengine's ``CheckpointLoader`` local-file and ``http(s)://`` loads through
-    :func:`load_checkpoint` (idempotent). Called by ``import mmwinwin``."""
+_LOCAL, _HTTP = '', ('http://', 'https://')
+
+
+@contextlib.contextmanager
+def safe_checkpoint_loading():
+    """While open, mmengine's checkpoint loads of local files and ``http(s)://`` URLs (the
+    Runner's ``load_from`` / ``resume``, ``init_cfg=dict(type='Pretrained')``,
+    ``_load_checkpoint``) go through :func:`load_checkpoint_path`; ``torchvision://``,
+    ``open-mmlab://`` and ``mmcls://`` too, since they call ``load_from_local`` /
+    ``load_from_http`` by name (``pavi://`` and ``s3://`` are not routed). On exit exactly
+    the loaders that were registered before are put back, so contexts nest and nothing
+    outlives them."""
     from mmengine.runner import checkpoint as mm_checkpoint
-    mm_checkpoint.CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
-                                                   force=True)
-    mm_checkpoint.CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
-                                                   loader=_load_from_http, force=True)
-    # ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` call these module functions by
-    # name; ``pavi://`` and ``s3://`` (petrel) are not routed.
+    loader = mm_checkpoint.CheckpointLoader
+    # mmengine keeps its scheme table in ``_schemes`` (no public getter)
+    saved_schemes = {p: loader._schemes.get(p) for p in (_LOCAL, *_HTTP)}
+    saved_functions = (mm_checkpoint.load_from_local, mm_checkpoint.load_from_http)
+    loader.register_scheme(prefixes=_LOCAL, loader=_load_from_local, force=True)
+    loader.register_scheme(prefixes=_HTTP, loader=_load_from_http, force=True)
     mm_checkpoint.load_from_local = _load_from_local
     mm_checkpoint.load_from_http = _load_from_http
+    try:
+        yield
+    finally:
+        mm_checkpoint.load_from_local, mm_checkpoint.load_from_http = saved_functions
+        for prefix, previous in saved_schemes.items():
+            if previous is None:
+                loader._schemes.pop(prefix, None)
+            else:
+                loader.register_scheme(prefixes=prefix, loader=previous, force=True)
 
 
 _NUMBERED = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
@@ -185,7 +221,7 @@ def find_resumable_checkpoint(work_dir: str, logger: Any = 'current') -> str | N
             skipped.append(f'{path}: does not exist')
             continue
         try:
-            load_checkpoint(path, mmap=True)
+            load_checkpoint_path(path, mmap=True)
         except (CorruptCheckpointError, UnsafeCheckpointError, RuntimeError) as err:
             skipped.append(f'{path}: {err}')
             continue

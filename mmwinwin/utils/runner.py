@@ -1,6 +1,9 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: turning command-line flags into
 a checked mmengine config, distributed set-up that also works on CPU (gloo), and a
-strict checkpoint load with an error that names the mismatching keys."""
+strict checkpoint load with an error that names the mismatching keys.
+
+None of it edits what a config needs to run: hooks and the window transform's patch size
+are in the configs themselves, so mmseg's and mmdet's own tools run them as they are."""
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +17,7 @@ from mmengine.config import Config, ConfigDict
 
 from ..layers.vit.checkpoint import CheckpointMismatchError
 
-__all__ = ['add_rng_state_hook',
-           'tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
+__all__ = ['tool_parser', 'parse_tool_args', 'check_cfg_options', 'apply_common_flags', 'setup_cpu_distributed',
            'teardown_distributed', 'distributed_session', 'load_checkpoint_strict', 'CheckpointMismatchError']
 
 
@@ -86,95 +88,6 @@ def apply_common_flags(cfg: Config, args) -> Config:
     if args.launcher != 'none' and not torch.cuda.is_available():
         setup_cpu_distributed(cfg)
     return cfg
-
-
-def add_rng_state_hook(cfg: Config) -> Config:
-    """Add the hooks ``tools/train.py`` gives every config to ``cfg.custom_hooks`` (each
-    unless there): ``RNGStateHook`` (checkpoints hold every RNG state, so ``--resume``
-    continues a run bit-identically) and ``LabelRangeHook`` (a checked segmentation
-    preprocessor learns the model's class count, so an out-of-range label names its file) and
-    ``FullImagePhaseHook`` (a Win-Win model with ``full_image_phase`` learns the iteration;
-    a no-op for other models)."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    for name in ('RNGStateHook', 'LabelRangeHook', 'FullImagePhaseHook'):
-        if not any(str(h.get('type', '')).split('.')[-1] == name for h in hooks):
-            hooks.append(ConfigDict(type=name))
-    cfg.custom_hooks = hooks
-    return cfg
-
-
-_WINDOW_TRANSFORMS = ('WinWinWindows',)
-
-
-def _window_transforms(dataset_cfg) -> list:
-    """Every Win-Win window transform dict in a dataset config, through dataset wrappers
-    (``dataset`` / ``datasets`` keys, e.g. RepeatDataset, ConcatDataset)."""
-    found = []
-    if isinstance(dataset_cfg, (list, tuple)):
-        for d in dataset_cfg:
-            found += _window_transforms(d)
-        return found
-    if not isinstance(dataset_cfg, dict):
-        return found
-    for t in dataset_cfg.get('pipeline', None) or []:
-        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] in _WINDOW_TRANSFORMS:
-            found.append(t)
-    for key in ('dataset', 'datasets'):
-        if key in dataset_cfg:
-            found += _window_transforms(dataset_cfg[key])
-    return found
-
-
-def resolve_window_patch_size(runner) -> int | None:
-    """Give the training pipeline's ``WinWinWindows`` the model's patch size.
-
-    The window transform samples windows on the backbone's token grid, so its patch size
-    must be the backbone's; the config states it once, on the backbone. Call after the
-    Runner is built (the model exists) and before ``runner.train()`` (the dataloader is
-    still a config). A transform that gives a different ``patch_size`` is an error naming
-    both. Returns the patch size set, or ``None`` when the pipeline has no window
-    transform.
-    """
-    loader = getattr(runner, '_train_dataloader', None)
-    if not isinstance(loader, dict):
-        return None
-    transforms = _window_transforms(loader.get('dataset'))
-    if not transforms:
-        return None
-    model = getattr(runner.model, 'module', runner.model)
-    trunk = getattr(model, 'backbone', None) or getattr(model, 'net', None)  # net: flow
-    patch = getattr(trunk, 'patch_size', None)
-    if isinstance(patch, (tuple, list)):
-        patch = patch[0]
-    if patch is None:
-        missing = [t for t in transforms if t.get('patch_size') is None]
-        if missing:
-            raise ValueError(
-                f'The training pipeline has WinWinWindows without patch_size, and the model '
-                f'({type(model).__name__}) has no backbone.patch_size to take it from; give '
-                "it in the config: dict(type='WinWinWindows', ..., patch_size=16).")
-        return None
-    patch = int(patch)
-    for t in transforms:
-        given = t.get('patch_size')
-        if given is None:
-            t['patch_size'] = patch
-        elif int(given) != patch:
-            raise ValueError(
-                f"WinWinWindows has patch_size={given} but the model's backbone has patch size "
-                f'{patch}: the windows would be sampled on the wrong token grid. Drop '
-                "patch_size from the transform (it takes the model's) or make them equal.")
-    return patch
-
-
-def build_runner(cfg: Config):
-    """``Runner.from_cfg(cfg)`` with the Win-Win window transform given the model's patch
-    size (:func:`resolve_window_patch_size`): what every mmwinwin tool uses to build a
-    runner for training."""
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    resolve_window_patch_size(runner)
-    return runner
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
@@ -248,11 +161,11 @@ def load_checkpoint_strict(model: torch.nn.Module, filename: str) -> dict:
     """Load a checkpoint into ``model``, refusing any missing, unexpected or
     wrongly-shaped key (mmengine's default only logs them and tests garbage)."""
     from mmengine.model import is_model_wrapper
-    from mmengine.runner.checkpoint import _load_checkpoint
 
+    from .checkpoint import load_checkpoint
     if not osp.isfile(filename) and '://' not in filename:
         raise FileNotFoundError(f'Checkpoint {filename!r} does not exist.')
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    checkpoint = load_checkpoint(filename, map_location='cpu')  # weights-only, allow-list
     state = checkpoint.get('state_dict', checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     if is_model_wrapper(model):

@@ -1,5 +1,5 @@
 # UPerNet on a plain RoPE ViT-B/16 (multi-level features from blocks 3, 6, 9, 12).
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+_base_ = ['../mmwinwin_runtime.py']  # custom_imports and the hooks every config needs
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='CheckedSegDataPreProcessor',

@@ -1,6 +1,6 @@
 # Monocular depth: plain RoPE ViT-B/16 (blocks 3, 6, 9, 12) + ViTDepthHead (DPT-style fusion,
 # x4 upsampling), SiLogLoss. Depth 0 is invalid (padding value and ignored by the loss).
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
+_base_ = ['../mmwinwin_runtime.py']  # custom_imports and the hooks every config needs
 data_preprocessor = dict(
     type='CheckedSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

@@ -7,8 +7,8 @@ _base_ = [
     'mmseg::_base_/models/segmenter_vit-b16_mask.py',
     '../../_base_/datasets/synthetic_ade20k.py',
     'mmseg::_base_/default_runtime.py',
+    '../../_base_/mmwinwin_runtime.py',
 ]
-custom_imports = dict(imports=['mmwinwin'], allow_failed_imports=False)
 crop_size = (128, 128)
 data_root = 'data/synthetic_ade20k_expedite'
 model = dict(

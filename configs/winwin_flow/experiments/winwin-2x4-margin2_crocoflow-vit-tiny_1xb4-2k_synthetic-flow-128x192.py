@@ -5,6 +5,6 @@ model = dict(windows=dict(_delete_=True, margin=2))  # frame-2 margin, tokens
 train_pipeline = [
     dict(type='LoadFlowPair'),
     dict(type='FlowRandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='WinWinWindows', num_windows=2, window_size=4),  # after the flips
+    dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16),  # after the flips
     dict(type='PackFlowInputs')]  # carries the windows to the model
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

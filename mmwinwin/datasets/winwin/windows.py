@@ -37,11 +37,10 @@ class WinWinWindows(BaseTransform):
         num_windows: N windows per image (2 in the paper).
         window_size: side in tokens, or a ``(min, max)`` range sampled per image.
         token_budget: alternatively, total kept tokens (side = floor(sqrt(budget / N))).
-        patch_size: the backbone's patch size in pixels. Default ``None``: the model's,
-            filled in from ``model.backbone.patch_size`` when the Runner is built by
-            ``tools/train.py`` (or any tool using
-            :func:`mmwinwin.utils.build_runner`), so the config holds it once; an explicit
-            value must equal the model's.
+        patch_size: the backbone's patch size in pixels (required): windows are sampled
+            on the backbone's token grid. The config states it (so mmseg's and mmdet's own
+            ``tools/train.py`` run the config as it is); the model checks at its first
+            training step that it equals its backbone's (``winwin_patch_size``).
         shrink_to_fit: when N windows of that size do not fit in an image, use the
             largest size that does instead of raising a ``ValueError``.
         mode: ``'windows'`` (Win-Win) or ``'random_tokens'`` (ablation: the same number
@@ -69,9 +68,14 @@ class WinWinWindows(BaseTransform):
         if window_size is None and token_budget is None:
             raise ValueError('WinWinWindows needs window_size (tokens per side, e.g. 22) or '
                              'token_budget (total tokens, e.g. 968).')
-        if patch_size is not None:
-            check_int('patch_size', patch_size)
         check_window_args(num_windows, window_size, token_budget)
+        if patch_size is None:
+            raise ValueError(
+                "WinWinWindows needs patch_size, the backbone's patch size in pixels: windows "
+                "are sampled on the backbone's token grid. Give it in the config, e.g. "
+                "dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16) "
+                '(14 for EVA-02 and the /14 PE presets).')
+        check_int('patch_size', patch_size)
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
         self.token_budget = token_budget
@@ -101,13 +105,6 @@ class WinWinWindows(BaseTransform):
         if image is None:
             raise KeyError("WinWinWindows needs results['img'] (or results['img1'] for a flow "
                            'pair); put it after the loading and the geometric augmentations.')
-        if self.patch_size is None:
-            raise ValueError(
-                "WinWinWindows has no patch_size: it takes the model's backbone patch size "
-                'when the Runner is built by tools/train.py (mmwinwin.utils.build_runner). '
-                'When you build the Runner yourself, call '
-                'mmwinwin.utils.resolve_window_patch_size(runner) before runner.train(), or '
-                "give it in the config: dict(type='WinWinWindows', ..., patch_size=16).")
         img_hw = image.shape[:2]
         grid = sample_grid_size(img_hw, self.patch_size)
         generator = self._stream()

@@ -11,8 +11,9 @@ runners live in one process, as in tests), while the hook sets one explicit attr
 the runner that owns the model. ``runner.iter`` is restored by ``--resume`` before the first
 ``before_train_iter``, so a resumed run continues in the right phase exactly.
 
-Models without the option are left alone, so ``tools/train.py`` adds this hook to every
-config (:func:`mmwinwin.utils.add_rng_state_hook`).
+Models without the option are left alone, so every config of this project declares it
+(``configs/_base_/mmwinwin_hooks.py``); a Win-Win model with the option refuses to train
+without it (it would never leave the windows).
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ than the ignore index) with the file, the value and the count, instead of torch'
 is out of bounds" deep inside the loss. A preprocessor cannot see the model that holds it, so
 mmwinwin's Win-Win segmentors hand it their decode head's count; for any other segmentor
 (mmseg's ``EncoderDecoder`` in the baseline configs) this hook does the same before the run,
-unless the config set ``num_classes`` itself. ``tools/train.py`` adds it to every config.
+unless the config set ``num_classes`` itself. Every config of this project declares it
+(``configs/_base_/mmwinwin_hooks.py``).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ replay, just before the first new batch is fetched. Validation inside training i
 RNG-neutral (states saved before, restored after), so a run validated at an iteration
 and one resumed there continue alike.
 
-``tools/train.py`` adds this hook to every config (:func:`mmwinwin.utils.add_rng_state_hook`).
+Every config of this project declares it (``configs/_base_/mmwinwin_hooks.py``).
 """
 from __future__ import annotations
 

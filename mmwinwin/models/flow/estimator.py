@@ -37,7 +37,7 @@ __all__ = ['WinWinFlowEstimator']
 _WINDOW_KEYS = ('margin',)
 _MOVED_KEYS = ('num_windows', 'window_size', 'token_budget', 'shrink_to_fit')
 _MISSING = ("Win-Win flow training needs windows in each sample's metainfo: add "
-            "dict(type='WinWinWindows', num_windows=2, window_size=10) to the training "
+            "dict(type='WinWinWindows', num_windows=2, window_size=10, patch_size=16) to the training "
             'pipeline after the crop / flip, before PackFlowInputs (it carries them).')
 _TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 
@@ -86,7 +86,7 @@ class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
                 given = ', '.join(f'{k}={windows[k]!r}' for k in moved)
                 raise ValueError(
                     f'windows.{moved[0]}: the window count and size moved to the pipeline, as '
-                    f"for every Win-Win task. Put dict(type='WinWinWindows', {given}) in the "
+                    f"for every Win-Win task. Put dict(type='WinWinWindows', {given}, patch_size=16) in the "
                     'training pipeline before PackFlowInputs and keep only '
                     f"model.windows=dict(margin={windows.get('margin', 0)}).")
             check_settings_keys(windows, _WINDOW_KEYS, 'windows')
@@ -111,11 +111,10 @@ class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
         if not path:
             return
         from mmengine.logging import print_log
-        from mmengine.runner.checkpoint import _load_checkpoint
+        from ...utils.checkpoint import load_checkpoint
 
-        # mmwinwin's safe loader (weights_only=True; the allow-list holds CroCo's argparse
-        # args): mmwinwin.utils.checkpoint.install_safe_checkpoint_loader
-        ckpt = _load_checkpoint(path, map_location='cpu')
+        # weights_only=True; the allow-list holds CroCo's argparse args
+        ckpt = load_checkpoint(path, map_location='cpu')
         if self.pretrained:
             report = load_croco_state_dict(self.net, ckpt)
             print_log(f'Loaded CroCo encoder + decoder from {path}: {len(report["loaded"])} '

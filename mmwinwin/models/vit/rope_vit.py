@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from ...layers import RoPEVisionTransformer, load_vit_state_dict
 from ...registry import register
@@ -37,8 +36,8 @@ class RoPEViT(RoPEVisionTransformer, BaseModule):
             if unknown:
                 raise KeyError(f'Unknown keys {sorted(unknown)} in RoPEViT init_cfg; allowed: '
                                "type='Pretrained', checkpoint, prefix, map_location.")
-            ckpt = CheckpointLoader.load_checkpoint(cfg['checkpoint'],
-                                                    map_location=cfg.get('map_location', 'cpu'))
+            from ...utils.checkpoint import load_checkpoint  # weights-only, allow-list
+            ckpt = load_checkpoint(cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'))
             if cfg.get('prefix'):
                 from ...layers.vit.checkpoint import unwrap_state_dict
                 prefix = cfg['prefix'].rstrip('.') + '.'

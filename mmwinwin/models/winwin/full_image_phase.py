@@ -10,7 +10,8 @@ A model cannot see the training iteration. :class:`FullImagePhaseMixin` holds th
 the progress that :class:`~mmwinwin.engine.hooks.FullImagePhaseHook` hands it before every
 training iteration (from ``runner.iter``, which a ``--resume`` restores, so a resumed run
 lands in the right phase). A configured phase without that progress is an error naming the
-hook, never a silent window-only run. ``tools/train.py`` adds the hook to every config.
+hook, never a silent window-only run. Every config of this project declares the hook
+(``configs/_base_/mmwinwin_hooks.py``).
 
 ``full_image_phase`` settings (one of the two):
 
@@ -34,8 +35,9 @@ from ...layers.settings import check_settings_keys
 __all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin']
 
 _KEYS = ('begin', 'begin_fraction')
-_HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (tools/train.py adds it to every "
-         "config), or call model.set_train_progress(iteration, max_iters) before each step")
+_HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
+         "through configs/_base_/mmwinwin_runtime.py), or call "
+         "model.set_train_progress(iteration, max_iters) before each step")
 
 
 def check_full_image_phase(setting: dict | None) -> dict | None:
