@@ -62,8 +62,8 @@ def _run_tool(tool: str, args: list) -> None:
 
 # --------------------------------------------------------------------------- 1. patch size
 def test_patch_size_mismatch_segmentation_through_train_py(tmp_path):
-    """WinWinWindows(patch_size=32) before a patch-16 backbone: tools/train.py stops before
-    training, naming both patch sizes and the fix (before: it trained on the top-left
+    """WinWinWindows(patch_size=32) before a patch-16 backbone: the first training step
+    stops, naming both patch sizes and the fix (before: it trained on the top-left
     quarter)."""
     from mmwinwin.datasets.synthetic import generate_ade20k
     data = generate_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, img_size=(128, 256))
@@ -72,39 +72,53 @@ def test_patch_size_mismatch_segmentation_through_train_py(tmp_path):
     opts = [f'{s}_dataloader.dataset.data_root={data}' for s in ('train', 'val', 'test')]
     opts += [f'train_dataloader.dataset.pipeline.{idx}.patch_size=32',
              'train_cfg.max_iters=2', 'train_cfg.val_interval=2']
-    with pytest.raises(ValueError, match=r"patch_size=32 but the model's backbone has patch "
-                                         r'size 16.*Drop patch_size'):
+    with pytest.raises(ValueError, match=r'sampled with patch_size=32 but the backbone has '
+                                         r'patch size 16.*patch_size=16'):
         _run_tool('train.py', [SEG_CFG, '--work-dir', tmp_path / 'work', '--cfg-options'] + opts)
     assert not osp.exists(tmp_path / 'work' / 'iter_2.pth')
 
 
-def test_window_patch_size_comes_from_the_model(tmp_path):
-    """The Win-Win configs state the patch size once, on the backbone: build_runner gives
-    it to WinWinWindows (also inside a dataset wrapper); without it the transform refuses
-    to sample and says how to set it."""
-    from mmwinwin.datasets.synthetic import generate_ade20k
-    from mmwinwin.utils import build_runner
-    cfg = Config.fromfile(SEG_CFG)
-    pipe = cfg.train_dataloader.dataset.pipeline
-    window = [t for t in pipe if t['type'] == 'WinWinWindows'][0]
-    assert 'patch_size' not in window  # the config does not repeat it
-    data = generate_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, img_size=(128, 256))
-    for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset.data_root = data
-    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
-                                        dataset=cfg.train_dataloader.dataset)
-    cfg.model.backbone.patch_size = 32  # a different backbone patch: followed
-    cfg.work_dir = str(tmp_path / 'work')
-    runner = build_runner(cfg)
-    inner = runner._train_dataloader['dataset']['dataset']['pipeline']
-    assert [t for t in inner if t['type'] == 'WinWinWindows'][0]['patch_size'] == 32
-    batch = next(iter(runner.build_dataloader(runner._train_dataloader)))
-    meta = batch['data_samples'][0].metainfo
-    assert meta['winwin_patch_size'] == 32 and tuple(meta['winwin_grid']) == (4, 8)
-    # a transform without a patch size (a Runner built by hand, not resolved)
-    t = TRANSFORMS.build(dict(type='WinWinWindows', window_size=2))
-    with pytest.raises(ValueError, match=r'no patch_size.*resolve_window_patch_size'):
-        t(dict(img=np.zeros((64, 64, 3), np.uint8)))
+def _window_configs():
+    """Every Win-Win config (the ``winwin-*`` files; their baselines have no windows)."""
+    import glob
+    return sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', 'winwin-*.py'),
+                                       recursive=True) if '/_base_/' not in p)
+
+
+def test_window_patch_size_is_in_every_config_and_is_the_backbones():
+    """Every config that samples windows states the transform's patch_size, and it is the
+    patch size of the backbone the config builds (built on the meta device: no weights), so
+    mmseg's and mmdet's own tools run the configs as they are; a transform without a patch
+    size is refused when it is built, naming the fix."""
+    import torch
+    from mmengine.registry import MODELS, init_default_scope
+
+    import mmwinwin  # noqa: F401
+    checked = 0
+    for path in _window_configs():
+        cfg = Config.fromfile(path, import_custom_modules=False)
+        dataset = cfg.train_dataloader.dataset
+        while 'pipeline' not in dataset:
+            dataset = dataset.dataset
+        windows = [t for t in dataset.pipeline if t['type'] == 'WinWinWindows']
+        assert windows, path
+        init_default_scope(cfg.get('default_scope', 'mmseg'))
+        model = cfg.model
+        trunk_cfg = model.get('backbone', None)
+        with torch.device('meta'):
+            if trunk_cfg is not None:
+                trunk = MODELS.build(trunk_cfg)
+            else:  # flow: the estimator's network
+                from mmwinwin.layers.flow import CroCoFlowNet
+                trunk = CroCoFlowNet(**model.net)
+        patch = trunk.patch_size[0] if isinstance(trunk.patch_size, (tuple, list)) \
+            else trunk.patch_size
+        assert windows[0]['patch_size'] == int(patch), path
+        checked += 1
+    assert checked >= 25
+    with pytest.raises(ValueError, match=r"needs patch_size, the backbone's patch size.*"
+                                         r"patch_size=16"):
+        TRANSFORMS.build(dict(type='WinWinWindows', window_size=2))
 
 
 @pytest.mark.parametrize('cfg_path', [SEG_CFG, DEPTH_CFG])

@@ -401,7 +401,7 @@ def test_pretrained_family_ade20k_configs_build(arch, window, crop):
     preset = FAMILY_PRESETS[arch]
     assert (windows.type, windows.num_windows, windows.window_size) == \
         ('WinWinWindows', 2, window)
-    assert 'patch_size' not in windows  # taken from the backbone (build_runner)
+    assert windows.patch_size == FAMILY_PRESETS[arch]['patch_size']  # stated, the backbone's
     with torch.device('meta'):  # the whole ViT-B segmentor builds (shapes only)
         from mmseg.registry import MODELS
         with DefaultScope.overwrite_default_scope('mmseg'):

@@ -193,7 +193,7 @@ def test_winwin_configs_are_twins_of_their_full_resolution_configs(path):
     assert theirs[-1]['type'] == 'PackDetInputs' and ours[:-2] == theirs[:-1]
     win = ours[-2]
     assert (win['num_windows'], win['window_size']) == (n, s)
-    assert 'patch_size' not in win  # the backbone's, given by build_runner
+    assert win['patch_size'] == 16  # stated in the config: the backbone's
     assert cfg.test_dataloader == twin.test_dataloader and cfg.model.test_cfg == twin.model.test_cfg
     assert cfg.model.backbone == twin.model.backbone
 

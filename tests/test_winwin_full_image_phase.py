@@ -26,7 +26,7 @@ from mmwinwin.layers.settings import UnknownSettingError
 from mmwinwin.models.flow import WinWinFlowEstimator
 from mmwinwin.models.winwin.full_image_phase import (check_full_image_phase,
                                                    full_image_phase_begin)
-from mmwinwin.utils import add_rng_state_hook, build_runner
+from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = osp.join(ROOT, 'configs', 'winwin')
@@ -235,8 +235,10 @@ def test_phase_without_the_hook_and_past_the_end_are_errors():
     plain.loss(img, samples)
 
 
-def test_tools_train_adds_the_hook():
-    cfg = add_rng_state_hook(Config(dict(custom_hooks=[])))
+def test_configs_declare_the_hook():
+    """The config itself declares the hook (configs/_base_/mmwinwin_hooks.py), so mmseg's
+    and mmdet's own tools/train.py run the phase; no launcher adds it."""
+    cfg = Config.fromfile(SEG_CFG)
     assert [h['type'] for h in cfg.custom_hooks].count('FullImagePhaseHook') == 1
 
 
@@ -251,7 +253,7 @@ class PhaseRecorder(Hook):
 
 
 def _runner_cfg(data, work, **over):
-    cfg = add_rng_state_hook(Config.fromfile(SEG_CFG))
+    cfg = Config.fromfile(SEG_CFG)
     cfg.model.full_image_phase = dict(begin=2)
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = data
@@ -274,14 +276,14 @@ def ade(tmp_path_factory):
 
 
 def test_hook_sets_the_phase_from_runner_iter_and_after_resume(ade, tmp_path):
-    runner = build_runner(_runner_cfg(ade, tmp_path / 'run'))
+    runner = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run'))
     rec = PhaseRecorder()
     runner.register_hook(rec, priority='LOWEST')
     runner.train()
     assert rec.steps == [(0, False), (1, False), (2, True), (3, True)]
     for ckpt, want in (('iter_1.pth', [(1, False), (2, True), (3, True)]),
                        ('iter_3.pth', [(3, True)])):
-        resumed = build_runner(_runner_cfg(ade, tmp_path / 'run', resume=True,
+        resumed = Runner.from_cfg(_runner_cfg(ade, tmp_path / 'run', resume=True,
                                               load_from=str(tmp_path / 'run' / ckpt)))
         rec = PhaseRecorder()
         resumed.register_hook(rec, priority='LOWEST')
