@@ -45,7 +45,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     training pipeline, and the data, size, schedule and model size of the arguments.
 
     ``full_phase_begin``: first whole-image iteration of the ``*_ft`` variants (default
-    ``round(FULL_PHASE_FRACTION * iters)``)."""
+    ``round(FULL_PHASE_FRACTION * iters)``, at most ``iters - 1`` so a short run still ends
+    on whole images)."""
     from mmengine.config import Config
 
     from mmwinwin.datasets.synthetic import synthetic_ade20k_classes
@@ -73,8 +74,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     if variant.startswith('winwin_ctx'):
         model.context_tokens = dict(pool=context_pool)
     if variant.endswith('_ft'):
-        begin = round(FULL_PHASE_FRACTION * iters) if full_phase_begin is None \
-            else full_phase_begin
+        begin = min(round(FULL_PHASE_FRACTION * iters), iters - 1) \
+            if full_phase_begin is None else full_phase_begin
         model.full_image_phase = dict(begin=begin)
 
     train = cfg.train_dataloader

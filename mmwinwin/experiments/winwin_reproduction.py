@@ -58,7 +58,7 @@ def main(argv=None) -> list:
     from mmwinwin.datasets.synthetic import generate_ade20k
 
     torch.set_num_threads(args.threads)
-    work = args.work_dir or tempfile.mkdtemp(prefix='winwin_experiment_')
+    work = args.work_dir or tempfile.mkdtemp(prefix='winwin_reproduction_')
     H, W = args.img_size
     data = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
                            num_val=args.num_val, img_size=(H, W), num_scenes=args.num_scenes,
