@@ -1,4 +1,4 @@
-"""tools/benchmark_device.py --smoke: the GPU benchmark's code paths at tiny sizes on CPU,
+"""tools/analysis_tools/benchmark_device.py --smoke: the GPU benchmark's code paths at tiny sizes on CPU,
 with mmcv / mmseg / mmdet / mmengine blocked (the GPU machine has torch only)."""
 import json
 import subprocess
@@ -10,8 +10,8 @@ from conftest import REPO, WITHOUT_OPENMMLAB
 
 BLOCKED_RUN = WITHOUT_OPENMMLAB + '''
 import runpy, sys
-sys.argv = ['tools/benchmark_device.py'] + sys.argv[1:]
-runpy.run_path('tools/benchmark_device.py', run_name='__main__')
+sys.argv = ['tools/analysis_tools/benchmark_device.py'] + sys.argv[1:]
+runpy.run_path('tools/analysis_tools/benchmark_device.py', run_name='__main__')
 print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in
                         ('mmseg', 'mmdet', 'mmcv', 'mmengine')))
 '''
@@ -93,14 +93,14 @@ def test_markdown_has_every_section(smoke):
 
 
 def test_shell_script_refuses_without_out_dir():
-    proc = subprocess.run(['bash', 'tools/benchmark_device.sh'], cwd=REPO, capture_output=True,
+    proc = subprocess.run(['bash', 'tools/analysis_tools/benchmark_device.sh'], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and 'usage' in proc.stderr
 
 
 def test_shell_script_writes_results(tmp_path):
     out = tmp_path / 'sh'
-    proc = subprocess.run(['bash', 'tools/benchmark_device.sh', str(out), '--smoke', '--parts',
+    proc = subprocess.run(['bash', 'tools/analysis_tools/benchmark_device.sh', str(out), '--smoke', '--parts',
                            'flow', '--threads', '1'], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

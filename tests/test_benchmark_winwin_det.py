@@ -1,28 +1,28 @@
-"""tools/benchmark_winwin_det.py --smoke: the detection cost benchmark runs end to end on the
+"""tools/analysis_tools/benchmark_winwin_det.py --smoke: the detection cost benchmark runs end to end on the
 tiny Mask R-CNN and its Win-Win twin (real configs, real data preprocessor, real optimizer
 step), and its table follows from its own measurements."""
-import importlib.util
 import json
 import os.path as osp
+import runpy
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import REPO, run_tool
 
-TOOL = osp.join(REPO, 'tools', 'benchmark_winwin_det.py')
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_winwin_det.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('benchmark_winwin_det', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The tool's functions (it is a script, not a module of the package)."""
+    return SimpleNamespace(**runpy.run_path(TOOL))
 
 
 def test_smoke_run_measures_both_modes(tmp_path):
     out_json = tmp_path / 'det.json'
-    out = run_tool(['tools/benchmark_winwin_det.py', '--smoke', '--out', str(out_json)],
-                   env=dict(OMP_NUM_THREADS='1'))
+    # the documented `--smoke` command, and `--threads 2` at its tiny size (--smoke, 1 thread)
+    out = run_tool(['tools/analysis_tools/benchmark_winwin_det.py', '--smoke', '--out',
+                    str(out_json)], env=dict(OMP_NUM_THREADS='1'))
     res = json.loads(out_json.read_text())
     assert res['winwin_config'].endswith(
         'winwin-2x4_mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
@@ -99,7 +99,7 @@ def test_profile_attributes_backward_to_its_forward_component():
 
 def test_smoke_profile_names_every_component(tmp_path):
     out_json = tmp_path / 'prof.json'
-    out = run_tool(['tools/benchmark_winwin_det.py', '--smoke', '--profile', '--out',
+    out = run_tool(['tools/analysis_tools/benchmark_winwin_det.py', '--smoke', '--profile', '--out',
                     str(out_json)], env=dict(OMP_NUM_THREADS='1'))
     res = json.loads(out_json.read_text())
     full, win = res['results']['fullres']['components'], res['results']['winwin:']['components']

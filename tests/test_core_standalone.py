@@ -13,6 +13,7 @@ for name in layers.__all__:
     getattr(layers, name)
 import mmwinwin.layers.flow.croco, mmwinwin.layers.flow.croco_checkpoint
 import mmwinwin.layers.flow.ops, mmwinwin.layers.flow.tiling, mmwinwin.layers.winwin.pair_windows
+import mmwinwin.utils.benchmark, mmwinwin.utils.benchmark_models
 model = layers.RoPEVisionTransformer(arch=dict(embed_dims=32, num_layers=2, num_heads=2))
 print(tuple(model(torch.randn(1, 3, 40, 24))[0].shape))
 print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmseg', 'mmdet', 'mmcv', 'mmengine')))

@@ -1,12 +1,10 @@
-"""tools/expedite_token_distance.py: distances checked against the model's own forward."""
+"""mmwinwin.experiments.expedite_token_distance: distances checked against the model's own forward."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 CFG = osp.join(ROOT, 'configs', 'vitdet', 'experiments',
                'mask-rcnn_rope-vit-tiny-win4_600i_coco-synth-128x128.py')
 
@@ -35,7 +33,7 @@ def setup(tmp_path_factory):
 
 
 def test_distances_match_forward(setup):
-    from expedite_token_distance import token_distances
+    from mmwinwin.experiments.expedite_token_distance import token_distances
     from mmengine.runner import Runner
     cfg, cfg_path, ckpt, model = setup
     d = token_distances(cfg_path, ckpt, grid=1)
@@ -59,7 +57,7 @@ def test_distances_match_forward(setup):
 
 
 def test_bad_grid(setup):
-    from expedite_token_distance import token_distances
+    from mmwinwin.experiments.expedite_token_distance import token_distances
     _, cfg_path, ckpt, _ = setup
     with pytest.raises(ValueError, match='--grid'):
         token_distances(cfg_path, ckpt, grid=5)

@@ -1,6 +1,5 @@
 """Expedite tools: MAC counting (incl. fused attention and clustering) and the cluster picture."""
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -8,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 
-from benchmark_expedite import count_macs  # noqa: E402
+from mmwinwin.utils.benchmark import count_macs
 
 
 def test_count_macs_linear_sdpa_and_mha():
@@ -39,7 +37,9 @@ def test_clustering_macs_linear_in_tokens():
 def test_benchmark_settings_take_operator_options():
     import pytest
 
-    from benchmark_expedite import label, parse_setting
+    import runpy
+    tool = runpy.run_path(os.path.join(ROOT, 'tools', 'analysis_tools', 'benchmark_expedite.py'))
+    label, parse_setting = tool['label'], tool['parse_setting']
     from mmwinwin.layers import ExpediteSettings
     base = ExpediteSettings(alpha=10, cluster_grid=(28, 28), temperature=0.02, k=20,
                             reconstruct='logits')
@@ -59,7 +59,7 @@ def test_benchmark_settings_take_operator_options():
         parse_setting('10:28x28:empty_cluster=drop', base)
 
 
-def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
+def test_visualize_clusters_pixel_mode(tmp_path):
     rng = np.random.default_rng(0)
     img = np.zeros((96, 128, 3), np.uint8)
     img[:, :64] = (200, 30, 30)
@@ -67,13 +67,13 @@ def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
     img = (img + rng.integers(0, 20, img.shape)).astype(np.uint8)
     path, out = str(tmp_path / 'img.png'), str(tmp_path / 'clusters.png')
     cv2.imwrite(path, img)
-    import visualize_clusters
-    monkeypatch.setattr(sys, 'argv', ['visualize_clusters.py', path, '--patch', '16', '--grid',
-                                      '4', '6', '--out', out])
-    visualize_clusters.main()
+    from documented import run_in_process
+    # the documented pixel-mode command (--grid 20 20) at a tiny size
+    printed = run_in_process('python tools/analysis_tools/visualize_clusters.py',
+                             [path, '--patch', '16', '--grid', '4', '6', '--out', out])
     pic = cv2.imread(out)
     assert pic.shape == (96, 128 * 2 + 8, 3)
-    assert '6x8 tokens -> 4x6 clusters' in capsys.readouterr().out
+    assert '6x8 tokens -> 4x6 clusters' in printed
     # the two colour halves never share a cluster: the painted map has both colours
     right = pic[:, 136:]
     assert right[:, :60, 0].mean() > 150 and right[:, -60:, 2].mean() > 150  # BGR on disk
@@ -82,7 +82,7 @@ def test_visualize_clusters_pixel_mode(tmp_path, monkeypatch, capsys):
 def test_expedite_divergence_table():
     """The divergence tool at the Segmenter setting: official row zero, the candidate share
     of the shifted window equals a count by hand, the local top-k departs from official."""
-    import expedite_divergence
+    from mmwinwin.experiments import expedite_divergence
     text = expedite_divergence.main(['--only', 'Segmenter', '--seeds', '1', '--batch', '1',
                                      '--channels', '16'])
     rows = {line.split(' | ')[1]: line.split(' | ')[2:] for line in text.splitlines()
@@ -100,7 +100,7 @@ def test_expedite_accuracy_setting_syntax():
     import argparse
 
     import pytest
-    from expedite_accuracy import setting_dict
+    from mmwinwin.experiments.expedite_accuracy import setting_dict
     args = argparse.Namespace(iters=5, window=5, temperature=1.0, k=20, placement='logits')
     d = setting_dict('3:11x11:t0.02:empty_cluster=keep', args)
     assert d['cluster_grid'] == (11, 11) and d['temperature'] == 0.02

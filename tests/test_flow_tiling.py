@@ -90,7 +90,9 @@ def test_benchmark_puts_windows_one_pass_and_tiles_side_by_side(tmp_path):
     import json
 
     from conftest import run_tool
-    out = run_tool(['tools/benchmark_flow.py', '--arch', 'tiny', '--threads', '1',
+    # the documented CPU command (--threads 2 --reps 1 --train-size 436 1024) at a tiny size
+    out = run_tool(['tools/analysis_tools/benchmark_flow.py', '--arch', 'tiny', '--threads', '1',
+                    '--reps', '1',
                     '--train-size', '64', '96', '--infer-size', '96', '160', '--windows', '2x2',
                     '--skip-full-train',
                     '--tile', '64', '96', '--json', str(tmp_path / 'b.json')])

@@ -288,7 +288,7 @@ def test_mixed_batch_and_fixed_size_pad_are_errors():
 
 # ------------------------------------------------------------------ the measurement tool
 def test_canvas_benchmark_reports_the_canvas_bytes(tmp_path):
-    """tools/benchmark_winwin_canvas.py on the 1280x720 2x22 config: the canvas is 2 blocks
+    """tools/analysis_tools/benchmark_winwin_canvas.py on the 1280x720 2x22 config: the canvas is 2 blocks
     of 22x22 patches of 16 px side by side; its bytes are that share of the image's."""
     import json
     import runpy
@@ -298,7 +298,8 @@ def test_canvas_benchmark_reports_the_canvas_bytes(tmp_path):
     sys.argv = ['benchmark_winwin_canvas.py', '--settings', 'seg', '--batch', '1',
                 '--repeats', '1', '--out', str(out)]
     try:
-        runpy.run_path(osp.join(ROOT, 'tools', 'benchmark_winwin_canvas.py'), run_name='__main__')
+        runpy.run_path(osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_winwin_canvas.py'),
+                       run_name='__main__')
     finally:
         sys.argv = argv
     seg = json.loads(out.read_text())['seg']

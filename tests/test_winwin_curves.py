@@ -1,13 +1,11 @@
-"""tools/winwin_curves.py bookkeeping: the side-by-side step-cost table (the full-image phase's
+"""mmwinwin.experiments.winwin_curves bookkeeping: the side-by-side step-cost table (the full-image phase's
 cost over a run) and the summary over seeds, against arithmetic written in the test."""
-import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
-from winwin_curves import step_cost_table, summarise  # noqa: E402
+from mmwinwin.experiments.curves import summarise
+from mmwinwin.experiments.winwin_curves import step_cost_table
 
 
 def test_step_cost_table_mixes_the_phases_over_the_run():

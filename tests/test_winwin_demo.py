@@ -1,8 +1,10 @@
-"""The README's main job (``tools/winwin_demo.py``): Win-Win with the configs' recipe, then full
+"""The README's main job (``python -m mmwinwin.experiments.winwin_demo``): Win-Win with the configs' recipe, then full
 resolution for the same wall time, both evaluated on whole images and printed side by side."""
 import re
 
-from conftest import run_tool
+from documented import run_in_process
+
+DEMO = 'python -m mmwinwin.experiments.winwin_demo'
 
 TINY = ['--num-train', '4', '--num-val', '2', '--img-size', '64', '128', '--window', '2',
         '--batch-size', '2', '--threads', '1']
@@ -20,7 +22,7 @@ def _rows(out: str) -> dict:
 
 
 def test_demo_runs_the_recipe_and_an_equal_time_full_resolution_run(tmp_path):
-    out = run_tool(['tools/winwin_demo.py', '--iters', '12', '--work-dir', str(tmp_path), *TINY])
+    out = run_in_process(DEMO, ['--iters', '12', '--work-dir', str(tmp_path), *TINY])
     # the recipe of configs/winwin*: windows for 5/6 of the iterations, whole images after
     assert 'iterations 0-9, then whole images for iterations 10-11' in out
     rows = _rows(out)
@@ -42,8 +44,8 @@ def test_demo_runs_the_recipe_and_an_equal_time_full_resolution_run(tmp_path):
 
 
 def test_demo_windows_only_times_full_resolution_with_a_probe(tmp_path):
-    out = run_tool(['tools/winwin_demo.py', '--iters', '4', '--windows-only', '--probe-iters', '4',
-                    '--no-baseline', '--work-dir', str(tmp_path), *TINY])
+    out = run_in_process(DEMO, ['--iters', '4', '--windows-only', '--probe-iters', '4',
+                                '--no-baseline', '--work-dir', str(tmp_path), *TINY])
     assert 'whole images' not in out.split('[2/5]')[1].splitlines()[0]
     assert 'median of a 4-iteration probe' in out
     assert set(_rows(out)) == {'Win-Win'}

@@ -1,4 +1,4 @@
-"""tools/winwin_det_curves.py: its panoptic mode (tiny Mask2Former, PQ on whole images)
+"""mmwinwin.experiments.winwin_det_curves: its panoptic mode (tiny Mask2Former, PQ on whole images)
 builds, trains and validates end to end on generated COCO data, and the tables it writes
 are computed from the points it recorded (recomputed here from curves.json)."""
 import json
@@ -8,9 +8,14 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, run_tool
+from documented import REPO, command_argv, run_in_process
 
-TOOL = 'tools/winwin_det_curves.py'
+TOOL = 'python -m mmwinwin.experiments.winwin_det_curves'
+# the documented commands (module docstring) this file runs at a tiny size
+PANOPTIC = (TOOL + ' --model mask2former-panoptic --tasks context --variants fullres winwin '
+            'crop winwin_long --long-factor 1.6 --iters 600 --val-every 100 --out '
+            'work_dirs/det_panoptic_curves')
+PLOT_ONLY = TOOL + ' --plot-only --out work_dirs/det_curves'
 LABELS = {'fullres': 'full resolution', 'winwin': 'Win-Win, 2 windows',
           'crop': 'crop, same token budget',
           'winwin_long': 'Win-Win, 2 windows, longer (equal time)'}
@@ -63,10 +68,10 @@ def _equal_time_rows(results, task, metric):
 @pytest.fixture(scope='module')
 def panoptic_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('pan_curves')
-    log = run_tool([TOOL, '--model', 'mask2former-panoptic', '--tasks', 'context',
-                    '--seeds', '0', '--variants', 'fullres', 'winwin', '--iters', '2',
-                    '--val-every', '1', '--num-train', '2', '--num-val', '1',
-                    '--out', str(out), '--work-dir', str(out / 'work')], timeout=600)
+    log = run_in_process(PANOPTIC, command_argv(
+        PANOPTIC, {'--variants': ['fullres', 'winwin'], '--iters': [2], '--val-every': [1],
+                   '--out': [out]},
+        ['--seeds', '0', '--num-train', '2', '--num-val', '1', '--work-dir', out / 'work']))
     return out, log
 
 
@@ -90,14 +95,14 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
     to the cue task's 2 things + 1 stuff, validation on the whole image with the panoptic
     metric, Win-Win windows only in the Win-Win run's training pipeline."""
     import argparse
-    import runpy
-    tool = runpy.run_path(osp.join(REPO, TOOL))
+
+    from mmwinwin.experiments.winwin_det_curves import build_cfg
     args = argparse.Namespace(model='mask2former-panoptic', iters=10, long_factor=1.6,
                               img_size=(128, 256), crop=96, window=4, batch_size=2, lr=1e-3,
                               light_heads=1, val_every=5)
     for variant, model_type in (('fullres', 'Mask2Former'), ('winwin', 'WinWinMask2Former'),
                                 ('winwin_long', 'WinWinMask2Former')):
-        cfg = tool['build_cfg'](variant, 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
+        cfg = build_cfg(variant, 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
         assert cfg.model.type == model_type
         head = cfg.model.panoptic_head
         assert (head.num_things_classes, head.num_stuff_classes) == (2, 1)
@@ -109,6 +114,9 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
         assert resize['type'] == 'Resize' and resize['scale'] == (256, 128)  # (W, H): as is
         train_types = [t['type'] for t in cfg.train_dataloader['dataset']['pipeline']]
         assert ('WinWinWindows' in train_types) == variant.startswith('winwin')
+        for w in cfg.train_dataloader['dataset']['pipeline']:
+            if w['type'] == 'WinWinWindows':  # given explicitly: the backbone's patch size
+                assert w['patch_size'] == cfg.model.backbone.patch_size == 16
         assert cfg.train_cfg['max_iters'] == (16 if variant == 'winwin_long' else 10)
         classes = cfg.train_dataloader['dataset']['metainfo']['classes']
         assert classes == ('red_scene_object', 'blue_scene_object', 'background')
@@ -137,7 +145,7 @@ def test_stored_mask_rcnn_curves_redraw_from_their_points(tmp_path):
     ``model`` key) still loads: --plot-only redraws its tables from its own points."""
     store = osp.join(REPO, 'docs/images/winwin_det_curves/curves.json')
     shutil.copy(store, tmp_path / 'curves.json')
-    run_tool([TOOL, '--plot-only', '--out', str(tmp_path)])
+    run_in_process(PLOT_ONLY, command_argv(PLOT_ONLY, {'--out': [tmp_path]}))
     results = [r for r in json.load(open(store)) if 'partial' not in r]
     text = open(tmp_path / 'curves.md').read()
     for task in ('context', 'local'):

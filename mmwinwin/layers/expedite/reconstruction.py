@@ -26,8 +26,8 @@ they tie with the k-th.
 
 ``topk='local'`` (the former default) takes the ``k`` nearest among the token's local
 candidates (its clustering window) instead: ``O(N K C)``, no ``N x M`` product, ``k``
-at most ``min(window, h) * min(window, w)``; ``tools/expedite_divergence.py`` measures
-how far it is from the official result.
+at most ``min(window, h) * min(window, w)``; ``mmwinwin.experiments.expedite_divergence``
+measures how far it is from the official result.
 
 Weights are computed once (:func:`reconstruction_weights`) and applied to any number
 of refined tensors of any channel count (several ViT levels, or segmentation logits):

@@ -12,7 +12,7 @@
    same process: the whole-image phase's steps, or a short probe with ``--windows-only``),
    evaluates it the same way and prints both results side by side.
 
-    PYTHONPATH=$PWD python tools/winwin_demo.py            # a few minutes on 2 cores
+    python -m mmwinwin.experiments.winwin_demo            # a few minutes on 2 cores
 """
 from __future__ import annotations
 
@@ -20,15 +20,12 @@ import argparse
 import logging
 import os.path as osp
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from mmengine.hooks import Hook
 
-from mmengine.hooks import Hook  # noqa: E402
-
-from winwin_experiment import FULL_PHASE_FRACTION, build_cfg  # noqa: E402
+from .reproduction import FULL_PHASE_FRACTION, build_cfg
 
 _SKIP = 3  # first iterations of a run include start-up costs; left out of step medians
 
@@ -56,15 +53,13 @@ class ProgressHook(Hook):
               end='' if done < total else '\n', flush=True)
 
 
-def run(cfg: dict, title: str, show: bool = True):
-    """Train ``cfg`` with mmengine's Runner; returns the runner and per-iteration seconds."""
-    from mmengine.config import Config
-    from mmwinwin.utils import build_runner
+def run(cfg, title: str, show: bool = True):
+    """Train ``cfg`` (a Config) with mmengine's Runner; returns the runner and per-iteration
+    seconds."""
+    from mmengine.runner import Runner
 
-    import mmwinwin  # noqa: F401
-
-    cfg = dict(cfg, log_level='WARNING')
-    runner = build_runner(Config(cfg))
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
     hook = ProgressHook(title, show)
     runner.register_hook(hook)
     runner.train()
@@ -82,7 +77,7 @@ def equal_time_iters(budget_s: float, step_s: float) -> int:
     return max(1, int(round(budget_s / step_s)))
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=600)
@@ -101,7 +96,7 @@ def main() -> None:
     parser.add_argument('--num-val', type=int, default=12)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--work-dir', default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.getLogger('py.warnings').setLevel(logging.ERROR)
     import warnings
     warnings.filterwarnings('ignore')

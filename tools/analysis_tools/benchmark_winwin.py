@@ -23,11 +23,12 @@ seed), one after the other in the same invocation:
   AdamW state (the same in both modes) and include activations, gradients and
   temporaries.
 
-Needs torch only (the pure core ``mmwinwin.layers``), so it also runs on a GPU
+Needs torch only (the pure core ``mmwinwin.layers``, the model of
+``mmwinwin.utils.benchmark_models``), so it also runs on a GPU
 machine without mmcv::
 
-    PYTHONPATH=$PWD python tools/benchmark_winwin.py               # CPU, 1 thread
-    PYTHONPATH=$PWD python tools/benchmark_winwin.py --device cuda --iters 10
+    python tools/analysis_tools/benchmark_winwin.py               # CPU, 1 thread
+    python tools/analysis_tools/benchmark_winwin.py --device cuda --iters 10
 """
 from __future__ import annotations
 
@@ -38,55 +39,10 @@ import subprocess
 import sys
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mmwinwin.layers import (RoPEVisionTransformer, crop_windows, embed_windows,
-                             sample_grid_size, sample_windows, window_grids)
+from mmwinwin.layers import sample_grid_size
 from mmwinwin.utils.benchmark import PeakMemory, time_fn
-
-
-class LinearSegModel(nn.Module):
-    def __init__(self, arch: str, num_classes: int) -> None:
-        super().__init__()
-        self.vit = RoPEVisionTransformer(arch=arch, patch_size=16)
-        self.head = nn.Conv2d(self.vit.embed_dims, num_classes, 1)
-
-    def logits(self, feat: torch.Tensor, size) -> torch.Tensor:
-        return F.interpolate(self.head(feat), size=size, mode='bilinear', align_corners=False)
-
-    def loss_fullres(self, img, label):
-        feat = self.vit(img)[-1]
-        return F.cross_entropy(self.logits(feat, label.shape[-2:]), label)
-
-    def loss_winwin(self, img, label, batch_windows):
-        p = self.vit.patch_size
-        grid = (-(-img.shape[2] // p), -(-img.shape[3] // p))
-        tok, pos = embed_windows(self.vit.patch_embed, img, batch_windows, p)
-        out = self.vit.forward_tokens(tok, pos, grid)[-1]
-        losses = []
-        for j, feat in enumerate(window_grids(out, batch_windows[0])):
-            crops = torch.stack([crop_windows(label[b], [batch_windows[b][j]], p)[0]
-                                 for b in range(img.shape[0])])
-            losses.append(F.cross_entropy(self.logits(feat, crops.shape[-2:]), crops))
-        return torch.stack(losses).mean()
-
-
-def training_step(model: LinearSegModel, opt: torch.optim.Optimizer, img: torch.Tensor,
-                  label: torch.Tensor, mode: str, grid, num_windows: int, window: int,
-                  gen: torch.Generator) -> None:
-    """One training step, forward + backward + optimizer: ``mode='winwin'`` on freshly
-    sampled windows (one list per image), ``'fullres'`` on the whole images."""
-    if mode == 'winwin':
-        wins = [sample_windows(grid, num_windows, window, generator=gen)
-                for _ in range(img.shape[0])]
-        loss = model.loss_winwin(img, label, wins)
-    else:
-        loss = model.loss_fullres(img, label)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+from mmwinwin.utils.benchmark_models import LinearSegModel, training_step
 
 
 def run_one(args) -> dict:

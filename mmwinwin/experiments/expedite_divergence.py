@@ -18,23 +18,19 @@ over the grid, closer to real feature maps), scaled so that the median ``t * D``
 a token and its initial centre is ``--td`` (10 is what docs/expedite.md recommends when
 picking ``t``). Pure PyTorch (needs only torch and mmwinwin.layers).
 
-    python tools/expedite_divergence.py [--tokens smooth] [--td 10] [--seeds 3]
+    python -m mmwinwin.experiments.expedite_divergence [--tokens smooth] [--td 10] [--seeds 3]
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmwinwin.layers import (ExpediteSettings, candidate_index, cluster_partitions,  # noqa: E402
+from mmwinwin.layers import (ExpediteSettings, candidate_index, cluster_partitions,
                              cluster_sequence, reconstruct_partitions, reconstruct_tokens)
-from mmwinwin.layers.expedite.local_neighbors import candidate_mask  # noqa: E402
-from mmwinwin.models.expedite.partitioned import resize_relative_position_bias  # noqa: E402
+from mmwinwin.layers.expedite.local_neighbors import candidate_mask
+from mmwinwin.models.expedite.partitioned import resize_relative_position_bias
 
 #: the paper's settings (papers.md section 2): token grid, window of partitions or None
 SETTINGS = {

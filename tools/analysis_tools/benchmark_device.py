@@ -1,13 +1,13 @@
 """One-run GPU benchmark of mmwinwin's pure core: Win-Win training, Expedite inference,
-full-HD flow, achieved TFLOP/s, side by side (``tools/benchmark_device.sh`` runs it).
+full-HD flow, achieved TFLOP/s, side by side (``tools/analysis_tools/benchmark_device.sh`` runs it).
 
-    python tools/benchmark_device.py OUT_DIR [--smoke] [--device cuda] [--dtype bf16]
+    python tools/analysis_tools/benchmark_device.py OUT_DIR [--smoke] [--device cuda] [--dtype bf16]
         [--compile] [--warmup 3] [--repeats 10] [--parts winwin expedite flow]
 
 Needs torch only: it imports ``mmwinwin.layers`` (the pure core),
-``mmwinwin.utils.benchmark`` (timer, peak memory, MACs) and the torch-only parts of the
-other benchmarks (``benchmark_winwin.LinearSegModel``, ``benchmark_flow.ARCHS``), never
-mmcv / mmseg / mmdet (the GPU machine has none). It measures:
+``mmwinwin.utils.benchmark`` (timer, peak memory, MACs) and
+``mmwinwin.utils.benchmark_models`` (the measured models), never mmcv / mmseg / mmdet
+(the GPU machine has none). It measures:
 
 * ``winwin``: one training step (forward + backward + AdamW) of a RoPE ViT + linear
   segmentation head, Win-Win windows vs the full image, ViT-B/16 and ViT-L/16 at
@@ -37,26 +37,18 @@ import json
 import os
 import os.path as osp
 import platform
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-for _p in (ROOT, osp.join(ROOT, 'tools')):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-from benchmark_flow import ARCHS as FLOW_ARCHS  # noqa: E402
-from benchmark_winwin import LinearSegModel, training_step  # noqa: E402
-from mmwinwin.layers import (CroCoFlowNet, ExpediteSettings, RoPEVisionTransformer,  # noqa: E402
-                             cluster_sequence, expedited_forward_tokens, reconstruct_tokens,
-                             sample_grid_size, tiled_flow)
-from mmwinwin.layers.vit.vision_transformer import Block  # noqa: E402
-from mmwinwin.utils.benchmark import (PeakMemory, count_macs, sdpa_kernels,  # noqa: E402
-                                      time_fn)
+from mmwinwin.layers import (CroCoFlowNet, ExpediteSettings, RoPEVisionTransformer,
+                             cluster_sequence, reconstruct_tokens, sample_grid_size, tiled_flow)
+from mmwinwin.layers.vit.vision_transformer import Block
+from mmwinwin.utils.benchmark import PeakMemory, count_macs, sdpa_kernels, time_fn
+from mmwinwin.utils.benchmark_models import (FLOW_ARCHS, LinearSegModel, SegmenterShaped,
+                                             training_step)
 
 #: dense (no 2:4 sparsity) peak of the tensor cores, TFLOP/s, by device name and dtype
 PEAK_TFLOPS = {('H200', 'bf16'): 989.0, ('H200', 'fp16'): 989.0,
@@ -198,52 +190,6 @@ def bench_winwin(b: Bench, arch, size, num_windows, window, batch, compiled) -> 
 
 
 # ------------------------------------------------------------------------ Expedite
-class MaskTransformerHead(nn.Module):
-    """Segmenter's mask transformer, shaped for the benchmark: ``layers`` blocks over
-    [patch tokens | class tokens], masks = normalised patches x classes. Runs on any
-    token set (the clusters when Expedite reconstructs on the logits)."""
-
-    def __init__(self, dim: int, heads: int, layers: int, num_classes: int) -> None:
-        super().__init__()
-        self.cls_emb = nn.Parameter(torch.randn(1, num_classes, dim) * 0.02)
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(layers)])
-        self.proj_patch = nn.Linear(dim, dim, bias=False)
-        self.proj_classes = nn.Linear(dim, dim, bias=False)
-        self.norm = nn.LayerNorm(dim)
-        self.mask_norm = nn.LayerNorm(num_classes)
-        self.num_classes = num_classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[1]
-        x = torch.cat([x, self.cls_emb.expand(x.shape[0], -1, -1)], dim=1)
-        for blk in self.blocks:
-            x = blk(x)
-        x = self.norm(x)
-        patches = F.normalize(self.proj_patch(x[:, :n]), dim=-1)
-        classes = F.normalize(self.proj_classes(x[:, n:]), dim=-1)
-        return self.mask_norm(patches @ classes.transpose(1, 2))  # (B, n, classes)
-
-
-class SegmenterShaped(nn.Module):
-    """RoPE ViT with a cls token + mask transformer; Expedite reconstructs the logits."""
-
-    def __init__(self, arch, head_layers: int, num_classes: int) -> None:
-        super().__init__()
-        self.vit = RoPEVisionTransformer(arch=arch, patch_size=16, with_cls_token=True)
-        self.head = MaskTransformerHead(self.vit.embed_dims, self.vit.num_heads, head_layers,
-                                        num_classes)
-        self.expedite: ExpediteSettings | None = None
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        tokens, pos, grid = self.vit.embed_image(img)
-        if self.expedite is None:
-            return self.head(self.vit.forward_tokens(tokens, pos, grid)[-1])
-        outs, weights = expedited_forward_tokens(self.vit, tokens, pos, grid, self.expedite,
-                                                 reconstruct=False)
-        logits = self.head(outs[-1])
-        return logits if weights is None else reconstruct_tokens(logits, weights)
-
-
 def bench_expedite(b: Bench, cfg: dict, compiled: bool, macs_of: dict) -> list[dict]:
     """``macs_of``: MACs by (batch, setting), counted eagerly, reused for compiled runs."""
     torch.manual_seed(0)

@@ -21,8 +21,8 @@ to the device) and the preprocessed input bytes (float32: what the model reads).
 run, ``image_same_preprocessor``, packs whole images through the canvas run's preprocessor
 settings, to separate the canvas's saving from that of dropping ``pad_mask``.
 
-    PYTHONPATH=$PWD python tools/benchmark_winwin_canvas.py            # CPU, 1 thread
-    PYTHONPATH=$PWD python tools/benchmark_winwin_canvas.py --device cuda
+    python tools/analysis_tools/benchmark_winwin_canvas.py            # CPU, 1 thread
+    python tools/analysis_tools/benchmark_winwin_canvas.py --device cuda
 """
 from __future__ import annotations
 
@@ -31,14 +31,12 @@ import copy
 import json
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 #: ``image``: whole images, the config's preprocessor; ``image_same_preprocessor``: whole
 #: images through the canvas run's preprocessor settings (isolates the canvas from the

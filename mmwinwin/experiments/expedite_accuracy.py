@@ -1,6 +1,6 @@
 """Accuracy of Expedite without fine-tuning: one checkpoint, baseline vs settings.
 
-    python tools/expedite_accuracy.py CONFIG CHECKPOINT --settings 4:s0.7 3:s0.7 2:s0.5 \
+    python -m mmwinwin.experiments.expedite_accuracy CONFIG CHECKPOINT --settings 4:s0.7 3:s0.7 2:s0.5 \
         [--window 5] [--k 20] [--temperature 0.02] [--iters 5] [--placement backbone]
         [--out work_dirs/expedite_accuracy.md]
 
@@ -12,28 +12,26 @@ or ``RoPEViT``) and CHECKPOINT its trained weights. For the baseline and every
 the backbone is swapped for its expedited
 twin (same keys; the checkpoint is loaded strictly) and mmengine's test loop runs on the
 config's test set. Prints and writes a table of mIoU, GMACs (multiply-accumulates of
-one test-size forward, counted as in ``tools/benchmark_expedite.py``) and the test
-loop's images/s.
+one test-size forward, counted as in ``tools/analysis_tools/benchmark_expedite.py``) and
+the test loop's images/s.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
-import sys
 import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_expedite import count_macs  # noqa: E402
+from mmwinwin.utils.benchmark import count_macs
 
 EXPEDITED = {'VisionTransformer': 'ExpeditedMMSegViT', 'RoPEViT': 'ExpeditedRoPEViT',
              'ExpeditedMMSegViT': 'ExpeditedMMSegViT', 'ExpeditedRoPEViT': 'ExpeditedRoPEViT'}
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
     p.add_argument('checkpoint')
@@ -45,7 +43,7 @@ def parse_args():
     p.add_argument('--placement', default='backbone', choices=['backbone', 'logits'])
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default=None, help='write the markdown table here')
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def setting_dict(text: str, args) -> dict:
@@ -114,8 +112,8 @@ def evaluate(cfg, checkpoint: str, expedite: dict | None) -> dict:
                 images_per_s=n / seconds, images=n)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     from mmengine.config import Config
 

@@ -1,12 +1,12 @@
 """Draw Expedite's token clusters over an image (a superpixel-like map).
 
     # clusters of a model's layer-alpha tokens (expedited config, optional checkpoint)
-    python tools/visualize_clusters.py IMAGE --config CONFIG [--checkpoint CKPT] --out clusters.png
+    python tools/analysis_tools/visualize_clusters.py IMAGE --config CONFIG [--checkpoint CKPT] --out clusters.png
     # a plain config + its checkpoint, clustered after layer 3 into 11x11
-    python tools/visualize_clusters.py IMAGE --config PLAIN_CFG --checkpoint CKPT \
+    python tools/analysis_tools/visualize_clusters.py IMAGE --config PLAIN_CFG --checkpoint CKPT \
         --alpha 3 --grid 11 11
     # or clusters of the raw pixel patches (no model): shows the algorithm itself
-    python tools/visualize_clusters.py IMAGE --patch 16 --grid 20 20 --out clusters.png
+    python tools/analysis_tools/visualize_clusters.py IMAGE --patch 16 --grid 20 20 --out clusters.png
 
 Each token is coloured by the mean colour of its cluster (its nearest centre after the
 clustering iterations), cluster borders are drawn in white, and the input is shown beside.

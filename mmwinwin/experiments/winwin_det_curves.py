@@ -1,7 +1,7 @@
 """Win-Win for detection: box and mask AP (or PQ) curves over seeds, against iterations and time.
 
-The detection counterpart of ``tools/winwin_curves.py`` (whose recorder, summary, table and
-plots it reuses). Tiny Mask R-CNN on the tiny ViTDet-style RoPE ViT
+The detection counterpart of ``winwin_curves`` (its recorder, summary, table and plots are
+``mmwinwin.experiments.curves``). Tiny Mask R-CNN on the tiny ViTDet-style RoPE ViT
 (``configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py``, and its Win-Win
 twin for variant ``winwin``), built through mmengine's Runner from those configs, with only
 the data, the image size, the schedule and the training pipeline replaced. Variants:
@@ -31,10 +31,10 @@ skipped), ``curves.md`` (mean +- std over seeds at every validation point, and t
 metrics at equal training CPU time) and ``<prefix>_<task>.png`` (bbox AP and mask AP, or PQ,
 PQ things and PQ stuff, against iterations and CPU seconds).
 
-    PYTHONPATH=$PWD python tools/winwin_det_curves.py --tasks context local --seeds 0 1 2 \\
+    python -m mmwinwin.experiments.winwin_det_curves --tasks context local --seeds 0 1 2 \\
         --variants fullres crop winwin --iters 300 --val-every 75 --out work_dirs/det_curves
-    PYTHONPATH=$PWD python tools/winwin_det_curves.py --plot-only --out work_dirs/det_curves
-    PYTHONPATH=$PWD python tools/winwin_det_curves.py --model mask2former-panoptic \\
+    python -m mmwinwin.experiments.winwin_det_curves --plot-only --out work_dirs/det_curves
+    python -m mmwinwin.experiments.winwin_det_curves --model mask2former-panoptic \\
         --tasks context --variants fullres winwin crop winwin_long --long-factor 1.6 \\
         --iters 600 --val-every 100 --out work_dirs/det_panoptic_curves
 """
@@ -46,19 +46,19 @@ import json
 import logging
 import os
 import os.path as osp
-import sys
 import tempfile
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from winwin_curves import CurveRecorder, plot, summarise, write_table  # noqa: E402
+from . import REPO_ROOT
+from .curves import CurveRecorder, plot, summarise, write_table
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-BASE_CONFIG = osp.join(ROOT, 'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
-WINWIN_CONFIG_GLOB = osp.join(ROOT, 'configs/vitdet/winwin-*mask-rcnn*coco-synth*.py')
+BASE_CONFIG = osp.join(REPO_ROOT,
+                       'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
+WINWIN_CONFIG_GLOB = osp.join(REPO_ROOT, 'configs/vitdet/winwin-*mask-rcnn*coco-synth*.py')
 PANOPTIC_CONFIG = osp.join(
-    ROOT, 'configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
+    REPO_ROOT, 'configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
 WINWIN_PANOPTIC_CONFIG = osp.join(
-    ROOT, 'configs/vitdet/winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
+    REPO_ROOT,
+    'configs/vitdet/winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py')
 MODELS = ('mask-rcnn', 'mask2former-panoptic')
 
 VARIANTS = {
@@ -109,8 +109,10 @@ def config_path(model: str, variant: str) -> str:
     return winwin_config() if variant.startswith('winwin') else BASE_CONFIG
 
 
-def train_pipeline(variant: str, crop: int, window: int, model: str = 'mask-rcnn') -> list[dict]:
-    """Loading, the variant's sampling of the training pixels, flip, packing."""
+def train_pipeline(variant: str, crop: int, window: int, model: str = 'mask-rcnn',
+                   patch_size: int = 16) -> list[dict]:
+    """Loading, the variant's sampling of the training pixels, flip, packing; Win-Win
+    windows of ``window`` x ``window`` tokens of ``patch_size`` (the backbone's)."""
     if model == 'mask2former-panoptic':  # things and stuff: masks, boxes and the segment map
         pipe = [dict(type='CheckedLoadImageFromFile', to_float32=True),
                 dict(type='mmwinwin.LoadPanopticAnnotations', with_bbox=True, with_mask=True,
@@ -125,7 +127,8 @@ def train_pipeline(variant: str, crop: int, window: int, model: str = 'mask-rcnn
             pipe.append(dict(type='FilterAnnotations', min_gt_bbox_wh=(1.0, 1.0)))
     pipe.append(dict(type='RandomFlip', prob=0.5))
     if variant.startswith('winwin'):
-        pipe += [dict(type='WinWinWindows', num_windows=2, window_size=window),
+        pipe += [dict(type='WinWinWindows', num_windows=2, window_size=window,
+                      patch_size=patch_size),
                  dict(type='WinWinPackDetInputs')]
     else:
         pipe.append(dict(type='PackDetInputs'))
@@ -142,8 +145,10 @@ def panoptic_metainfo(task: str) -> dict:
                 palette=[tuple(c['color']) for c in cats])
 
 
-def _data_cfg(model: str, task: str, data_root: str, variant: str, args) -> dict:
-    """Training / validation dataloaders and the evaluator of a model on a cue task."""
+def _data_cfg(model: str, task: str, data_root: str, variant: str, args,
+              patch_size: int) -> dict:
+    """Training / validation dataloaders and the evaluator of a model on a cue task
+    (``patch_size``: the backbone's, for the Win-Win windows)."""
     from mmwinwin.datasets.synthetic import cue_metainfo
 
     H, W = args.img_size
@@ -178,7 +183,8 @@ def _data_cfg(model: str, task: str, data_root: str, variant: str, args) -> dict
         batch_size=args.batch_size, num_workers=0, persistent_workers=False,
         sampler=dict(type='InfiniteSampler', shuffle=True),
         dataset=dict(dataset, **train_files, filter_cfg=dict(filter_empty_gt=True),
-                     pipeline=train_pipeline(variant, args.crop, args.window, model)))
+                     pipeline=train_pipeline(variant, args.crop, args.window, model,
+                                             patch_size)))
     val = dict(
         batch_size=1, num_workers=0, persistent_workers=False, drop_last=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
@@ -220,7 +226,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     if model == 'mask2former-panoptic':  # as the config: pad masks 0, segment map void
         pad.update(img_pad_value=0, mask_pad_value=0, pad_seg=True, seg_pad_value=255)
     cfg.model.data_preprocessor.batch_augments = [pad]
-    data = _data_cfg(model, task, data_root, variant, args)
+    data = _data_cfg(model, task, data_root, variant, args,
+                     patch_size=cfg.model.backbone.patch_size)
     cfg.train_dataloader = data['train']
     cfg.val_dataloader = data['val']
     cfg.test_dataloader = cfg.val_dataloader
@@ -253,9 +260,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
 def run_one(variant: str, task: str, seed: int, args, work: str, key: dict) -> list[dict]:
     from mmengine.hooks import Hook
     from mmengine.logging import MMLogger
-    from mmwinwin.utils import build_runner
+    from mmengine.runner import Runner
 
-    import mmwinwin  # noqa: F401  (registers the modules)
     from mmwinwin.datasets.synthetic import generate_coco
 
     data = osp.join(work, f'data_{task}_seed{seed}')  # instances and panoptic files
@@ -264,7 +270,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str, key: dict) -> l
                       img_size=tuple(args.img_size), seed=seed, task=task, cue_gap=args.cue_gap)
     name = f'{args.model}_{task}_{variant}_seed{seed}'
     cfg = build_cfg(variant, task, data, osp.join(work, name), args, seed)
-    runner = build_runner(cfg)  # the window transform gets the model's patch size
+    runner = Runner.from_cfg(cfg)
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder(metrics_of(args.model))
     runner.register_hook(rec.as_hook(), priority='LOWEST')
@@ -395,7 +401,7 @@ def older_keys(run: dict) -> dict:
     return run
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', default='mask-rcnn', choices=MODELS,
@@ -440,7 +446,7 @@ def main() -> None:
                              'processes; runs stopped early count with their points so far)')
     parser.add_argument('--plot-only', action='store_true',
                         help='re-draw the table and plots from OUT/curves.json')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.object_mask_thr is not None and (args.model != 'mask2former-panoptic'
                                              or not 0.0 <= args.object_mask_thr < 1.0):
         parser.error('--object-mask-thr is a class probability in [0, 1) of Mask2Former\'s '

@@ -10,31 +10,19 @@ gradients and optimizer state of that step (``mmwinwin.utils.benchmark.PeakMemor
 Examples::
 
     # GPU, the paper's setting: ViT-B, Spring 1920x1080
-    python tools/benchmark_flow.py --device cuda --reps 5
+    python tools/analysis_tools/benchmark_flow.py --device cuda --reps 5
     # shared CPU: one repetition, Sintel-size training, full-HD inference
-    python tools/benchmark_flow.py --threads 2 --reps 1 --train-size 436 1024
+    python tools/analysis_tools/benchmark_flow.py --threads 2 --reps 1 --train-size 436 1024
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing as mp
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmwinwin.utils.benchmark_models import FLOW_ARCHS
 
-ARCHS = {
-    # CroCo-Flow-style ViT-B/16 (the Win-Win flow model): 12+12 blocks, 768 wide
-    'base': dict(encoder=dict(arch='base'), dec_embed_dims=768, dec_num_layers=12,
-                 dec_num_heads=12, head_hooks=(0, 6, 9, 12)),
-    'small': dict(encoder=dict(arch='small'), dec_embed_dims=384, dec_num_layers=8,
-                  dec_num_heads=6, head_hooks=(0, 4, 6, 8), head_features=128,
-                  head_layer_dims=(48, 96, 192, 384)),
-    'tiny': dict(encoder=dict(arch=dict(embed_dims=64, num_layers=2, num_heads=2)),
-                 dec_embed_dims=64, dec_num_layers=2, dec_num_heads=2, head_hooks=(0, 1, 2, 2),
-                 head_features=32, head_layer_dims=(16, 32, 64, 64)),
-}
+ARCHS = FLOW_ARCHS  # the model sizes, in mmwinwin.utils.benchmark_models
 
 
 def _measure(job: dict, queue) -> None:

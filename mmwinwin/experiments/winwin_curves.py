@@ -1,6 +1,7 @@
 """Win-Win learning curves over seeds: validation mIoU against iterations and wall time.
 
-Companion of ``tools/winwin_experiment.py`` (same data generator, models and configs): every
+Companion of ``mmwinwin.experiments.winwin_reproduction`` (same data generator, models and
+configs, ``mmwinwin.experiments.reproduction``): every
 variant (Win-Win, full resolution, low-resolution crop, Win-Win with absolute positions) is
 trained once per seed and *validated on the whole full-resolution images every
 ``--val-every`` iterations*, recording the iteration, the training wall time so far
@@ -11,9 +12,9 @@ Writes under ``--out``: ``curves.json`` (every point), ``curves.md`` (mean +- st
 at every validation point) and ``curves_<task>.png`` (matplotlib: mIoU against iterations and
 against training seconds, mean with a min-max band per variant).
 
-    PYTHONPATH=$PWD python tools/winwin_curves.py --tasks long local --seeds 0 1 2 \\
+    python -m mmwinwin.experiments.winwin_curves --tasks long local --seeds 0 1 2 \\
         --iters 1200 --val-every 200 --out docs/images/winwin_curves
-    PYTHONPATH=$PWD python tools/winwin_curves.py --plot-only --out docs/images/winwin_curves
+    python -m mmwinwin.experiments.winwin_curves --plot-only --out docs/images/winwin_curves
 
 Variants ``winwin_ft`` / ``winwin_ctx_ft`` end Win-Win training (without / with context tokens)
 with whole images from ``--full-phase-begin`` on (the models' ``full_image_phase`` option);
@@ -27,14 +28,13 @@ import json
 import os
 import os.path as osp
 import re
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from winwin_experiment import FULL_PHASE_FRACTION, VARIANTS, build_cfg  # noqa: E402
+from .curves import CurveRecorder, plot, summarise, write_table
+from .reproduction import FULL_PHASE_FRACTION, VARIANTS, build_cfg
 
 TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
 
@@ -68,74 +68,25 @@ def label(name: str) -> str:
     return VARIANTS[base] + (f' ({", ".join(extra)})' if extra else '')
 
 
-class CurveRecorder:
-    """An mmengine hook recording (iteration, training seconds, metrics) at every validation.
-
-    ``metric_keys`` maps the stored name of each point's metric to the key the evaluator
-    returns (default: mmseg's ``mIoU`` and ``aAcc``; ``tools/winwin_det_curves.py`` records
-    mmdet's ``coco/bbox_mAP`` and ``coco/segm_mAP``).
-    """
-
-    priority = 'LOWEST'
-
-    def __init__(self, metric_keys: dict[str, str] | None = None):
-        from mmengine.hooks import Hook
-        self._hook_cls = Hook
-        self.metric_keys = metric_keys or {'mIoU': 'mIoU', 'aAcc': 'aAcc'}
-        self.points: list[dict] = []
-        self._t0 = self._paused = self._pause_start = 0.0
-        self._c0 = self._cpaused = self._cpause_start = 0.0
-
-    def as_hook(self):
-        rec = self
-
-        class _Hook(self._hook_cls):
-            priority = 'LOWEST'
-
-            def before_train(self, runner):
-                rec._t0, rec._paused = time.perf_counter(), 0.0
-                rec._c0, rec._cpaused = time.process_time(), 0.0
-
-            def before_val_epoch(self, runner):
-                rec._pause_start = time.perf_counter()
-                rec._cpause_start = time.process_time()
-
-            def after_val_epoch(self, runner, metrics=None):
-                now, cnow = time.perf_counter(), time.process_time()
-                train_s = rec._pause_start - rec._t0 - rec._paused
-                cpu_s = rec._cpause_start - rec._c0 - rec._cpaused
-                rec._paused += now - rec._pause_start
-                rec._cpaused += cnow - rec._cpause_start
-                rec.points.append(dict(
-                    iter=runner.iter, train_s=train_s, cpu_s=cpu_s,
-                    **{name: float((metrics or {}).get(key, float('nan')))
-                       for name, key in rec.metric_keys.items()}))
-
-        return _Hook()
-
-
-def with_validation(cfg: dict, val_every: int) -> dict:
-    """The experiment's config with whole-image validation every ``val_every`` iterations."""
-    cfg = dict(cfg)
-    cfg['train_cfg'] = dict(cfg['train_cfg'], val_interval=val_every)
-    cfg['val_dataloader'] = cfg['test_dataloader']
-    cfg['val_evaluator'] = dict(cfg['test_evaluator'], iou_metrics=['mIoU'])
-    cfg['val_cfg'] = dict(type='ValLoop')
-    cfg['log_level'] = 'WARNING'
-    cfg['default_hooks'] = dict(cfg['default_hooks'],
-                                checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                                                interval=-1, save_last=False))
+def with_validation(cfg, val_every: int):
+    """The experiment's config (changed in place and returned) with whole-image validation
+    every ``val_every`` iterations and no checkpoints."""
+    cfg.train_cfg.val_interval = val_every
+    cfg.val_dataloader = cfg.test_dataloader
+    cfg.val_evaluator = dict(cfg.test_evaluator, iou_metrics=['mIoU'])
+    cfg.val_cfg = dict(type='ValLoop')
+    cfg.log_level = 'WARNING'
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
+                                        save_last=False)
     return cfg
 
 
 def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     import logging
 
-    from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmwinwin.utils import build_runner
+    from mmengine.runner import Runner
 
-    import mmwinwin  # noqa: F401
     from mmwinwin.datasets.synthetic import generate_ade20k
 
     H, W = args.img_size
@@ -147,7 +98,7 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
                     log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
                     context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
-    runner = build_runner(Config(with_validation(cfg, args.val_every)))
+    runner = Runner.from_cfg(with_validation(cfg, args.val_every))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
     runner.register_hook(rec.as_hook(), priority='LOWEST')
@@ -170,11 +121,9 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
     variant is measured in both phases (``<name>@windows`` before ``begin``,
     ``<name>@whole`` after) and its whole-run cost is their mix over the schedule.
     """
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from mmwinwin.datasets.synthetic import generate_ade20k
-    from mmwinwin.utils import build_runner
 
     H, W = args.img_size
     data = osp.join(work, f'data_{task}_seed0')
@@ -187,8 +136,8 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
                         args.window, args.crop, args.iters, args.batch_size, args.lr, 0,
                         num_scenes=TASKS[task]['num_scenes'], context_pool=args.context_pool,
                         full_phase_begin=args.full_phase_begin)
-        cfg['log_level'] = 'WARNING'
-        runner = build_runner(Config(cfg))  # the window transform gets the model's patch size
+        cfg.log_level = 'WARNING'
+        runner = Runner.from_cfg(cfg)
         optim = runner.build_optim_wrapper(runner.cfg.optim_wrapper)
         loader = Runner.build_dataloader(runner._train_dataloader, seed=0)
         it = iter(loader)
@@ -255,59 +204,6 @@ def step_cost_table(costs: dict, args) -> str:
     return '\n'.join(lines)
 
 
-def summarise(results: list[dict], metric: str = 'mIoU') -> dict:
-    """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}
-    of one metric, over the seeds (points up to the shortest run)."""
-    out = {}
-    # runs of several window sides (a sweep) are separate series, named <variant>_w<side>
-    by_window = len({r.get('window') for r in results}) > 1
-
-    def series(r):
-        return f"{r['variant']}_w{r.get('window')}" if by_window else r['variant']
-    for task in sorted({r['task'] for r in results}):
-        for variant in dict.fromkeys(series(r) for r in results):
-            runs = [r['points'] for r in results if r['task'] == task and series(r) == variant]
-            if not runs:
-                continue
-            n = min(len(p) for p in runs)
-            m = np.array([[p[i][metric] for i in range(n)] for p in runs])
-            t = np.array([[p[i]['cpu_s'] for i in range(n)] for p in runs])
-            out[(task, variant)] = dict(iters=[runs[0][i]['iter'] for i in range(n)],
-                                        cpu_s=t.mean(0), mean=m.mean(0), std=m.std(0),
-                                        min=m.min(0), max=m.max(0), seeds=len(runs))
-    return out
-
-
-def write_table(summary: dict, path: str | None, args_line: str, metric: str = 'mIoU',
-                label_fn=None) -> str:
-    """A markdown table per task (mean +- std over seeds at each validation point); written
-    to ``path`` (unless None) and returned."""
-    label_fn = label_fn or label
-    lines = [f'Win-Win learning curves ({args_line}); {metric} mean +- std over seeds, '
-             's = mean training CPU seconds at that point (one thread, data loading included, '
-             'validation excluded; it depends far less on the load of the shared machine than '
-             'wall time does)', '']
-    for task in sorted({k[0] for k in summary}):
-        lines += [f'#### task `{task}`', '',
-                  '| variant | seeds | ' + ' | '.join(
-                      f'{i} it' for i in summary[next(k for k in summary if k[0] == task)]['iters'])
-                  + ' |']
-        n_cols = len(summary[next(k for k in summary if k[0] == task)]['iters'])
-        lines.append('|---|---:|' + '---:|' * n_cols)
-        for (t, v), s in summary.items():
-            if t != task:
-                continue
-            cells = [f'{mu:.1f} +- {sd:.1f} ({ts:.0f} s)'
-                     for mu, sd, ts in zip(s['mean'], s['std'], s['cpu_s'])]
-            lines.append(f'| {label_fn(v)} | {s["seeds"]} | ' + ' | '.join(cells) + ' |')
-        lines.append('')
-    text = '\n'.join(lines)
-    if path is not None:
-        with open(path, 'w') as f:
-            f.write(text + '\n')
-    return text
-
-
 def load_reference(path: str | None) -> dict:
     """Stored curves of earlier runs (``{task: {run name: {iters, cpu_s, mean, std, seeds}}}``,
     e.g. ``docs/winwin_curves_stored.json``, copied from the tables of docs/winwin.md),
@@ -331,53 +227,7 @@ def reference_table(reference: dict, tasks) -> str:
     return '\n'.join(lines)
 
 
-def plot(summaries: dict, out: str, label_fn=None, prefix: str = 'curves',
-         reference: dict | None = None) -> list[str]:
-    """One PNG per task, ``{out}/{prefix}_{task}.png``: a row per metric of ``summaries``
-    (metric name -> ``summarise`` output), the metric against iterations (left) and against
-    training CPU seconds (right), mean with a min-max band per variant; ``reference``
-    (stored curves, :func:`load_reference`) dashed on the first metric's row."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    label_fn = label_fn or label
-    paths = []
-    tasks = sorted({k[0] for summary in summaries.values() for k in summary})
-    for task in tasks:
-        fig, axes = plt.subplots(len(summaries), 2, figsize=(11, 5.5 * len(summaries)),
-                                 squeeze=False)
-        for r_i, (row, (metric, summary)) in enumerate(zip(axes, summaries.items())):
-            for (t, v), s in summary.items():
-                if t != task:
-                    continue
-                for ax, x in zip(row, (s['iters'], s['cpu_s'])):
-                    ax.plot(x, s['mean'], marker='o', label=f'{label_fn(v)} ({s["seeds"]} seeds)')
-                    ax.fill_between(x, s['min'], s['max'], alpha=0.2)
-            for name, r in ((reference or {}).get(task, {}) if r_i == 0 else {}).items():
-                for ax, x in zip(row, (r['iters'], r['cpu_s'])):
-                    ax.errorbar(x, r['mean'], yerr=r['std'], linestyle='--', marker='s',
-                                markersize=3, capsize=2, alpha=0.7,
-                                label=f'{label_fn(name)} (stored, {r["seeds"]} seeds, +- std'
-                                      + (f'; {r["note"]}' if r.get('note') else '') + ')')
-            row[0].set_xlabel('training iterations')
-            row[1].set_xlabel('training CPU seconds (1 thread, validation excluded)')
-            for ax in row:
-                ax.set_ylabel(f'whole-image val {metric}')
-                ax.grid(alpha=0.3)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=7)
-        fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
-        legend_rows = (len(labels) + 1) // 2
-        fig.tight_layout(rect=(0, (0.04 + 0.035 * legend_rows) / len(summaries), 1, 1))
-        path = osp.join(out, f'{prefix}_{task}.png')
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--tasks', nargs='+', default=['long', 'local'], choices=list(TASKS))
@@ -410,7 +260,7 @@ def main() -> None:
                              'built side by side in one process (first --tasks); writes '
                              'OUT/step_costs.json and .md')
     parser.add_argument('--step-cost-steps', type=int, default=20)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.full_phase_begin is None:
         args.full_phase_begin = round(FULL_PHASE_FRACTION * args.iters)
     os.makedirs(args.out, exist_ok=True)
@@ -453,7 +303,7 @@ def main() -> None:
     summary = summarise(results)
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
             f'batch {args.batch_size}, {args.threads} thread(s)')
-    text = write_table(summary, osp.join(args.out, 'curves.md'), line)
+    text = write_table(summary, osp.join(args.out, 'curves.md'), line, label_fn=label)
     reference = load_reference(args.reference)
     ref_text = reference_table(reference, sorted({k[0] for k in summary}))
     if ref_text:
@@ -461,7 +311,7 @@ def main() -> None:
         with open(osp.join(args.out, 'curves.md'), 'a') as f:
             f.write(ref_text + '\n')
     print(text)
-    for p in plot({'mIoU': summary}, args.out, reference=reference):
+    for p in plot({'mIoU': summary}, args.out, label_fn=label, reference=reference):
         print('[curves] wrote', p)
 
 

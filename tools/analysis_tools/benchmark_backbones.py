@@ -15,8 +15,8 @@ time (less sensitive than wall time to other processes on a contended machine), 
 largest difference of the patch tokens (a check that the same model runs). Needs timm (the
 tests extra)::
 
-    PYTHONPATH=$PWD python tools/benchmark_backbones.py --threads 2 --repeats 7
-    PYTHONPATH=$PWD python tools/benchmark_backbones.py --families pe --json out.json
+    python tools/analysis_tools/benchmark_backbones.py --threads 2 --repeats 7
+    python tools/analysis_tools/benchmark_backbones.py --families pe --json out.json
 """
 from __future__ import annotations
 
@@ -25,13 +25,11 @@ import importlib.util
 import json
 import math
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mmwinwin.layers import RoPEVisionTransformer, load_vit_state_dict  # noqa: E402
-from mmwinwin.utils.benchmark import Timing, time_fn  # noqa: E402
+from mmwinwin.layers import RoPEVisionTransformer, load_vit_state_dict
+from mmwinwin.utils.benchmark import Timing, time_fn
 
 # family: (mmwinwin preset, timm model, patch)
 FAMILIES = {

@@ -1,6 +1,6 @@
 """Why does Win-Win fall behind full resolution when labels need distant context?
 
-Measures, on the generated long-range task of ``tools/winwin_experiment.py`` (object classes
+Measures, on the generated long-range task of ``winwin_reproduction`` (object classes
 depend on a small scene beacon placed anywhere in the image):
 
 1. **cue coverage** — how often a training sample's windows hold the beacon, an object, both;
@@ -17,7 +17,7 @@ depend on a small scene beacon placed anywhere in the image):
 
 Prints a markdown report (``--out`` writes it and a JSON of every figure).
 
-    PYTHONPATH=$PWD python tools/winwin_diagnose.py --iters 1200 --out /tmp/diag
+    python -m mmwinwin.experiments.winwin_diagnose --iters 1200 --out /tmp/diag
 """
 from __future__ import annotations
 
@@ -26,14 +26,12 @@ import json
 import math
 import os
 import os.path as osp
-import sys
 import tempfile
 from collections import defaultdict
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from winwin_experiment import build_cfg  # noqa: E402
+from .reproduction import build_cfg
 
 PATCH = 16
 
@@ -88,15 +86,14 @@ def cue_coverage(data_root: str, window: int, draws: int, seed: int) -> dict:
 def train(variant: str, data_root: str, work: str, args):
     import logging
 
-    from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmwinwin.utils import build_runner
+    from mmengine.runner import Runner
 
     cfg = build_cfg(variant, data_root, osp.join(work, variant), tuple(args.img_size),
                     args.window, 144, args.iters, 4, 2e-3, args.seed, log_interval=args.iters,
                     num_scenes=2)
-    cfg['log_level'] = 'WARNING'
-    runner = build_runner(Config(cfg))
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     runner.train()
     runner.model.eval()
@@ -261,7 +258,7 @@ def report(cov: dict, res: dict, args) -> str:
     return '\n'.join(L)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=1200)
@@ -277,7 +274,7 @@ def main() -> None:
     parser.add_argument('--coverage-only', type=int, nargs='+', metavar='WINDOW', default=None,
                         help='only the cue coverage of 2 windows of each of these sides '
                              '(tokens) on the generated training images of --seed; no training')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import torch
 

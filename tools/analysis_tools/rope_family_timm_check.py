@@ -1,6 +1,6 @@
 """Check the pretrained-family presets against timm, full size, random weights.
 
-    python tools/rope_family_timm_check.py
+    python tools/analysis_tools/rope_family_timm_check.py
 
 Builds timm's DINOv3 S/16, EVA-02 S/14, RoPE-ViT RoPE-Mixed S/16 and PE-Spatial S/16
 (``timm.models.eva``) with random weights (1-D parameters randomised too), loads their state

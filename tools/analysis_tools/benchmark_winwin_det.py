@@ -36,10 +36,10 @@ optimizer (:func:`label_components` names them; :func:`attribute_events` gives e
 time to the innermost named range, and a backward op to the component whose forward op
 created its autograd node).
 
-    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 2     # ViT-B, 1024
-    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --window-size 28 24 21
-    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --threads 1 --profile
-    PYTHONPATH=$PWD python tools/benchmark_winwin_det.py --smoke         # tiny, 128 px
+    python tools/analysis_tools/benchmark_winwin_det.py --threads 2     # ViT-B, 1024
+    python tools/analysis_tools/benchmark_winwin_det.py --window-size 28 24 21
+    python tools/analysis_tools/benchmark_winwin_det.py --threads 1 --profile
+    python tools/analysis_tools/benchmark_winwin_det.py --smoke         # tiny, 128 px
 
 ``--smoke`` takes the tiny Mask R-CNN of
 ``configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py`` and its Win-Win
@@ -59,8 +59,7 @@ import sys
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 FULL_CONFIG = 'configs/vitdet/mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py'
 TINY_CONFIG = 'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py'
@@ -369,7 +368,6 @@ def profile_report(args, results: dict) -> str:
 def child(args, measure: str, names: list[str]) -> dict:
     """Run one measurement in a fresh process of this script; returns its JSON."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     if measure == 'memory':
         env['MALLOC_MMAP_THRESHOLD_'] = '131072'
     cmd = [sys.executable, os.path.abspath(__file__), *args.argv, '--measure', measure,

@@ -5,7 +5,7 @@ the model's feature scale (docs/expedite.md): this prints, for every possible ``
 the median ``D`` between the tokens after block ``alpha`` and their window's initial
 (average-pooled) cluster centres on the config's test set, and ``t`` for ``t * D ~ 10``.
 
-    python tools/expedite_token_distance.py CONFIG CHECKPOINT --grid 2 [--max-images 40]
+    python -m mmwinwin.experiments.expedite_token_distance CONFIG CHECKPOINT --grid 2 [--max-images 40]
 """
 from __future__ import annotations
 

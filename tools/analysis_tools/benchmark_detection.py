@@ -1,8 +1,8 @@
 """GFLOPs and images/s of detection backbones and whole detectors, baseline vs Expedite,
 measured side by side in one run (same weights, same inputs, same threads).
 
-    python tools/benchmark_detection.py --size 512 --reps 3 --threads 2
-    python tools/benchmark_detection.py --pairs vitdet-m2f-panoptic --size 1024
+    python tools/analysis_tools/benchmark_detection.py --size 512 --reps 3 --threads 2
+    python tools/analysis_tools/benchmark_detection.py --pairs vitdet-m2f-panoptic --size 1024
 
 GFLOPs are multiply-accumulates (as the Expedite paper reports), counted by
 ``mmwinwin.utils.benchmark.count_macs`` (``torch.utils.flop_counter`` plus every fused
@@ -23,9 +23,8 @@ import time
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from mmwinwin.utils.benchmark import count_macs, time_fn  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
+from mmwinwin.utils.benchmark import count_macs, time_fn
 PAIRS = {
     'vitdet-m2f-panoptic': (
         'configs/vitdet/mask2former_rope-vit-b-win14_lsj-50e_coco-panoptic.py',

@@ -1,6 +1,6 @@
 """Benchmark Expedite: baseline vs expedited settings of one model, side by side.
 
-    python tools/benchmark_expedite.py CONFIG [--checkpoint CKPT] [--size 640 640]
+    python tools/analysis_tools/benchmark_expedite.py CONFIG [--checkpoint CKPT] [--size 640 640]
         [--settings 16:28x28 10:28x28 8:20x20] [--reps 2] [--threads 2] [--device cpu]
         [--linear-size 1024 2048] [--out-dir work_dirs/benchmark_expedite]
 
@@ -43,11 +43,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# MACs, time, memory: the shared helpers (mmwinwin/utils/benchmark.py: fused SDPA / native
+# MHA attention counted, a CUDA-aware timer, peak memory on CUDA or as the CPU process's
+# peak RSS)
+from mmwinwin.utils.benchmark import (PeakMemory, Timing, count_macs, pin_malloc_threshold,
+                                      sdpa_kernels, time_fn)
+
 
 
 def parse_args():
@@ -71,12 +75,6 @@ def parse_args():
     return p.parse_args()
 
 
-# ------------------------------------------- MACs, time, memory: the shared helpers
-# (mmwinwin/utils/benchmark.py: fused SDPA / native MHA attention counted, a CUDA-aware
-# timer, peak memory on CUDA or as the CPU process's peak RSS)
-from mmwinwin.utils.benchmark import (PeakMemory, count_macs,  # noqa: E402
-                                      Timing, pin_malloc_threshold, sdpa_kernels,
-                                      time_fn)
 
 __all__ = ['count_macs', 'time_it']
 

@@ -1,0 +1,137 @@
+"""The Win-Win reproduction's variants and their configs, shared by ``winwin_reproduction``,
+``winwin_curves``, ``winwin_demo`` and ``winwin_diagnose``.
+
+Every variant starts from one config file, :data:`CONFIG` (a tiny RoPE ViT + FCN head at full
+resolution on the generated cue data; model, data, schedule, runtime); :func:`build_cfg`
+loads it and applies the variant and the command's flags."""
+from __future__ import annotations
+
+import logging
+import time
+
+from . import repo_path
+
+VARIANTS = {
+    'winwin': '(a) Win-Win, 2 windows, RoPE',
+    'fullres': '(b) full resolution',
+    'crop': '(c) low-res crop, same budget',
+    'winwin_abspos': '(d) Win-Win, learned abs. pos. embed',
+    'winwin_ctx': '(e) Win-Win + pooled context tokens',
+    'winwin_ft': '(f) Win-Win, then whole images',
+    'winwin_ctx_ft': '(g) Win-Win + context tokens, then whole images',
+}
+CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
+FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
+NUM_WINDOWS = 2
+CONFIG = ('configs', 'winwin', 'experiments',
+          'fcn_rope-vit-4l-64d_1xb4-600i_synthetic-cue-ade20k-192x384.py')
+# the config file's own variables, not runtime settings (build_cfg drops them)
+_FILE_VARIABLES = ('img_size', 'embed_dims', 'num_layers', 'iters', 'classes', 'data_root',
+                   'train_pipeline', 'test_pipeline', 'dataset')
+
+
+def _insert_before(pipeline: list, type_name: str, transform: dict) -> list:
+    at = next(i for i, t in enumerate(pipeline) if t['type'] == type_name)
+    return pipeline[:at] + [transform] + pipeline[at:]
+
+
+def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, int],
+              window: int, crop: int, iters: int, batch_size: int, lr: float = 2e-3,
+              seed: int = 0, log_interval: int = 50,
+              embed_dims: int = 64, num_layers: int = 4, bg_weight: float = 0.25,
+              num_scenes: int = 3, context_pool: int = CONTEXT_POOL,
+              full_phase_begin: int | None = None):
+    """The mmengine ``Config`` of one variant: :data:`CONFIG` with the variant's model and
+    training pipeline, and the data, size, schedule and model size of the arguments.
+
+    ``full_phase_begin``: first whole-image iteration of the ``*_ft`` variants (default
+    ``round(FULL_PHASE_FRACTION * iters)``, at most ``iters - 1`` so a short run still ends
+    on whole images)."""
+    from mmengine.config import Config
+
+    from mmwinwin.datasets.synthetic import synthetic_ade20k_classes
+
+    if variant not in VARIANTS:
+        raise KeyError(f'Unknown variant {variant!r}; choose from {sorted(VARIANTS)}.')
+    cfg = Config.fromfile(repo_path(*CONFIG))
+    for name in _FILE_VARIABLES:
+        cfg.pop(name, None)
+    windows = variant.startswith('winwin')
+    abspos = variant == 'winwin_abspos'
+    classes = tuple(synthetic_ade20k_classes(num_scenes))
+    cfg.work_dir = work_dir
+
+    model = cfg.model
+    model.type = 'WinWinEncoderDecoder' if windows else 'EncoderDecoder'
+    model.data_preprocessor.size = (crop, crop) if variant == 'crop' else tuple(img_size)
+    backbone = model.backbone
+    backbone.arch.update(embed_dims=embed_dims, num_layers=num_layers)
+    backbone.update(img_size=tuple(img_size), out_indices=(num_layers - 1,),
+                    use_rope=not abspos, use_abs_pos_embed=abspos)
+    head = model.decode_head
+    head.update(in_channels=embed_dims, channels=embed_dims, num_classes=len(classes))
+    head.loss_decode.class_weight = [bg_weight] + [1.0] * (len(classes) - 1)
+    if variant.startswith('winwin_ctx'):
+        model.context_tokens = dict(pool=context_pool)
+    if variant.endswith('_ft'):
+        begin = min(round(FULL_PHASE_FRACTION * iters), iters - 1) \
+            if full_phase_begin is None else full_phase_begin
+        model.full_image_phase = dict(begin=begin)
+
+    train = cfg.train_dataloader
+    pipeline = list(train.dataset.pipeline)
+    if variant == 'crop':
+        pipeline = _insert_before(pipeline, 'RandomFlip',
+                                  dict(type='RandomCrop', crop_size=(crop, crop)))
+    if windows:  # windows on the backbone's token grid: its patch size
+        pipeline = _insert_before(pipeline, 'PackSegInputs', dict(
+            type='WinWinWindows', num_windows=NUM_WINDOWS, window_size=window,
+            patch_size=backbone.patch_size))
+    train.dataset.pipeline = pipeline
+    train.batch_size = batch_size
+    for loader in (train, cfg.test_dataloader):
+        loader.dataset.data_root = data_root
+        loader.dataset.metainfo = dict(classes=classes)
+
+    cfg.optim_wrapper.optimizer.lr = lr
+    warm = max(1, iters // 10)
+    cfg.param_scheduler[0].end = warm
+    cfg.param_scheduler[1].update(begin=warm, end=iters)
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters + 1)
+    cfg.default_hooks.logger.interval = log_interval
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop: int,
+                     context_pool: int = CONTEXT_POOL, patch_size: int = 16) -> str:
+    """The tokens a training image gives the backbone: the windows' (plus the pooled context
+    cells of ``winwin_ctx*``), the whole image's, the crop's; ``A then B`` for the variants
+    that end on whole images (``*_ft``)."""
+    gh, gw = img_size[0] // patch_size, img_size[1] // patch_size
+    whole = gh * gw
+    if variant == 'fullres':
+        return str(whole)
+    if variant == 'crop':
+        return str((crop // patch_size) ** 2)
+    tokens = NUM_WINDOWS * window ** 2
+    if variant.startswith('winwin_ctx'):
+        tokens += -(-gh // context_pool) * -(-gw // context_pool)
+    return f'{tokens} then {whole}' if variant.endswith('_ft') else str(tokens)
+
+
+def train_and_test(cfg, quiet: bool = False) -> dict:
+    """Train with the mmengine Runner, then test on whole images; returns metrics and the
+    training wall time in seconds (data loading included, evaluation excluded)."""
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    if quiet:
+        MMLogger.get_current_instance().setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    runner.train()
+    train_s = time.perf_counter() - t0
+    metrics = runner.test()
+    return dict(metrics, train_s=train_s)

@@ -1,0 +1,45 @@
+"""The Win-Win reproduction's configs come from its config file
+(configs/winwin/experiments/) and equal, for every variant, what ``build_cfg`` built in code
+before (tests/data/winwin_reproduction_cfgs.json, dumped then with the command's default
+flags), but for the window transform's explicit ``patch_size`` (the backbone's, 16)."""
+import copy
+import json
+import os.path as osp
+
+import pytest
+
+from mmwinwin.experiments.reproduction import VARIANTS, build_cfg, tokens_per_image
+
+SNAPSHOT = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'winwin_reproduction_cfgs.json')
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+def test_every_variant_equals_the_config_built_in_code_before(variant):
+    with open(SNAPSHOT) as f:
+        before = json.load(f)[variant]
+    cfg = build_cfg(variant, 'DATA_ROOT', 'WORK_DIR/' + variant, (192, 384), 6, 144, 600, 4,
+                    2e-3, 0, log_interval=120, bg_weight=0.25, num_scenes=2)
+    got = json.loads(json.dumps(cfg.to_dict(), sort_keys=True))
+    windows = [t for t in got['train_dataloader']['dataset']['pipeline']
+               if t['type'] == 'WinWinWindows']
+    assert len(windows) == variant.startswith('winwin')
+    for t in windows:  # the one difference: WinWinWindows states the backbone's patch size
+        assert t.pop('patch_size') == got['model']['backbone']['patch_size'] == 16
+    for key in ('model', 'train_dataloader', 'test_dataloader', 'optim_wrapper',
+                'param_scheduler', 'train_cfg', 'default_hooks'):
+        assert got[key] == before[key], key
+    assert got == before
+
+
+def test_tokens_per_image_of_every_variant():
+    got = {v: tokens_per_image(v, (192, 384), 6, 144) for v in VARIANTS}
+    # 12x24 tokens; 2 windows of 6x6; context cells of 4x4 tokens: 3x6; a 144 px crop: 9x9
+    assert got == dict(winwin='72', fullres='288', crop='81', winwin_abspos='72',
+                       winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288')
+
+
+def test_short_runs_still_end_on_whole_images():
+    cfg = build_cfg('winwin_ft', 'D', 'W', (64, 128), 2, 32, 2, 2)
+    assert cfg.model.full_image_phase == dict(begin=1)
+    cfg = copy.deepcopy(build_cfg('winwin_ft', 'D', 'W', (64, 128), 2, 32, 600, 2))
+    assert cfg.model.full_image_phase == dict(begin=500)
