@@ -61,3 +61,20 @@ def test_refused_checkpoint_names_the_globals(tmp_path):
                 'message_hub': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}, good)
     loaded = load_checkpoint(str(good))
     assert loaded['message_hub']['loss'].mean() == 1.5 and loaded['state_dict']['w'] == 1
+
+
+def test_flow_window_error_names_frame_one():
+    import numpy as np
+
+    from mmwinwin.datasets.winwin.windows import WinWinWindows
+    pair = dict(img1=np.zeros((128, 192, 3), np.uint8), img2=np.zeros((128, 192, 3), np.uint8),
+                img1_path='scene/frame_0001.png', img2_path='scene/frame_0002.png')
+    too_big = WinWinWindows(num_windows=2, window_size=20, patch_size=16, seed=0)
+    with pytest.raises(ValueError, match=r'WinWinWindows on image scene/frame_0001\.png of '
+                                         r'128x192 px \(patch 16\).*Use a smaller window_size'):
+        too_big(dict(pair))
+    # an image sample still names img_path; the good input samples its windows
+    with pytest.raises(ValueError, match=r'on image a\.jpg of 128x192'):
+        too_big(dict(img=pair['img1'], img_path='a.jpg'))
+    out = WinWinWindows(num_windows=2, window_size=4, patch_size=16, seed=0)(dict(pair))
+    assert out['winwin_grid'] == (8, 12) and len(out['winwin_windows']) == 2
