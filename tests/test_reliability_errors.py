@@ -78,3 +78,67 @@ def test_flow_window_error_names_frame_one():
         too_big(dict(img=pair['img1'], img_path='a.jpg'))
     out = WinWinWindows(num_windows=2, window_size=4, patch_size=16, seed=0)(dict(pair))
     assert out['winwin_grid'] == (8, 12) and len(out['winwin_windows']) == 2
+
+
+SEG_CONFIG = 'configs/rope_vit/upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'
+
+
+@pytest.fixture(scope='module')
+def seg_cfg():
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    import mmwinwin  # noqa: F401
+    from conftest import REPO
+    return Config.fromfile(osp.join(REPO, SEG_CONFIG))
+
+
+def test_startup_check_loops_randomness_backbone(seg_cfg):
+    from mmwinwin.layers import ConfigSettingError, UnknownSettingError
+    from mmwinwin.utils import check_config_settings
+    check_config_settings(seg_cfg)  # the good config passes
+    for key, value, expected in (
+            ('train_cfg.max_iter', 3, r"train_cfg \(IterBasedTrainLoop\): unknown key "
+                                      r"'max_iter'.*Did you mean 'max_iters'\?"),
+            ('model.backbone.drop_path_rat', 0.1, r"model.backbone \(RoPEViT\): unknown key "
+                                                  r"'drop_path_rat'.*Did you mean 'drop_path_rate'"),
+            ('randomness.sed', 1, r"randomness: unknown key 'sed'.*Did you mean 'seed'\?"),
+            ('val_cfg.fp61', True, r"val_cfg \(ValLoop\): unknown key 'fp61'.*'fp16'"),
+            ('test_cfg.fp61', True, r"test_cfg \(TestLoop\): unknown key 'fp61'.*'fp16'")):
+        cfg = seg_cfg.copy()
+        cfg.merge_from_dict({key: value})
+        with pytest.raises(UnknownSettingError, match=expected):
+            check_config_settings(cfg)
+    # mmengine's shorthand train_cfg=dict(by_epoch=..., ...) and a train_cfg of no kind
+    cfg = seg_cfg.copy()
+    cfg.train_cfg = dict(by_epoch=True, max_epoch=2)
+    with pytest.raises(UnknownSettingError, match=r"train_cfg \(by_epoch=True: EpochBasedTrain"
+                                                  r"Loop\): unknown key 'max_epoch'.*'max_epochs'"):
+        check_config_settings(cfg)
+    cfg.train_cfg = dict(by_epoch=False, max_iters=2, val_interval=2)
+    check_config_settings(cfg)
+    cfg.train_cfg = dict(max_iters=2)
+    with pytest.raises(ConfigSettingError, match=r"neither which loop nor by_epoch.*"
+                                                 r"type='IterBasedTrainLoop'"):
+        check_config_settings(cfg)
+
+
+def test_backbones_refuse_unknown_kwargs_when_built():
+    """Under mmseg's / mmdet's own tools/train.py (no start-up check) too."""
+    from mmwinwin.layers import UnknownSettingError
+    from mmwinwin.registry import MODELS
+    arch = dict(embed_dims=32, num_layers=2, num_heads=2, mlp_ratio=2.0)
+    for cfg, expected in (
+            (dict(type='RoPEViT', drop_path_rat=0.1),
+             r"RoPEViT: unknown key 'drop_path_rat'.*Did you mean 'drop_path_rate'\?"),
+            (dict(type='RoPEViTDet', partition_siz=4),
+             r"RoPEViTDet: unknown key 'partition_siz'.*Did you mean 'partition_size'\?"),
+            (dict(type='ExpeditedRoPEViT', expedit=None),
+             r"ExpeditedRoPEViT: unknown key 'expedit'.*Did you mean 'expedite'\?")):
+        with pytest.raises(UnknownSettingError, match=expected):
+            MODELS.build(dict(cfg, arch=arch, img_size=32, patch_size=16))
+    # the good kwargs build
+    model = MODELS.build(dict(type='RoPEViTDet', arch=arch, img_size=32, patch_size=16,
+                              partition_size=2, drop_path_rate=0.1))
+    assert model.partition_size == 2

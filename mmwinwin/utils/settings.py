@@ -14,7 +14,16 @@ name in the error):
   which already receives all its parameters from the hook, so any extra key fails at the
   first save: only its named parameters are valid);
 * every mmwinwin transform in a ``pipeline`` (e.g. ``WinWinWindows``): its kwargs
-  against its constructor.
+  against its constructor;
+* ``train_cfg`` / ``val_cfg`` / ``test_cfg``: against the loop class mmengine's Runner
+  builds from them (``type`` in the ``LOOPS`` registry; without ``type``,
+  ``EpochBasedTrainLoop`` / ``IterBasedTrainLoop`` by ``by_epoch``, ``ValLoop``,
+  ``TestLoop``);
+* ``randomness``: against ``Runner.set_randomness``;
+* ``model`` and its ``backbone`` / ``neck`` / ``decode_head`` / ``auxiliary_head`` when
+  the class is mmwinwin's: against every ``__init__`` its ``**kwargs`` pass through
+  (mmwinwin's backbones also refuse an unknown argument themselves when built, so this
+  holds under mmseg's and mmdet's own tools too).
 
 mmwinwin's models check their own settings dicts (``expedite``, flow ``windows`` /
 ``test_cfg``, segmentor ``test_cfg`` / ``train_cfg``) when they are built, with the same helper.
@@ -24,7 +33,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Iterator, Mapping
 
-from ..layers.settings import check_call_kwargs
+from ..layers.settings import (ConfigSettingError, accepted_kwargs, check_call_kwargs,
+                               check_settings_keys, cooperative_kwargs)
 from ..models.segmentor_settings import check_segmentor_settings
 
 __all__ = ['check_config_settings']
@@ -56,6 +66,60 @@ def _pipelines(node: Any, path: str) -> Iterator[tuple[str, list]]:
             yield from _pipelines(value, f'{path}.{i}')
 
 
+def _check_own_kwargs(cls, kwargs: Mapping, where: str) -> None:
+    """An mmwinwin class's kwargs against every ``__init__`` they pass through."""
+    if not inspect.isclass(cls) or not cls.__module__.startswith('mmwinwin.'):
+        return
+    names = cooperative_kwargs(cls)
+    if names is not None:
+        given = {k: v for k, v in kwargs.items() if k not in ('type', '_scope_')}
+        check_settings_keys(given, names, f'{where} ({cls.__name__})')
+
+
+def _check_loops(cfg, scope: str) -> None:
+    """``train_cfg`` / ``val_cfg`` / ``test_cfg`` against the loop the Runner builds
+    (``Runner.build_train_loop`` / ``build_val_loop`` / ``build_test_loop``)."""
+    from mmengine.registry import LOOPS
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
+    # the Runner passes these itself (as default_args of LOOPS.build)
+    given_by_runner = ('type', '_scope_', 'runner', 'dataloader', 'evaluator')
+
+    def check_call_kwargs(cls, kwargs, where, ignore):
+        names = accepted_kwargs(cls)
+        if names is not None:
+            check_settings_keys({k: v for k, v in kwargs.items() if k not in ignore},
+                                names - set(ignore), where)
+    for key, default in (('train_cfg', None), ('val_cfg', ValLoop), ('test_cfg', TestLoop)):
+        loop = cfg.get(key, None)
+        if not isinstance(loop, Mapping):
+            continue
+        if 'type' in loop:
+            if key == 'train_cfg' and 'by_epoch' in loop:
+                raise ConfigSettingError(
+                    f'train_cfg has both type={loop["type"]!r} and by_epoch='
+                    f'{loop["by_epoch"]!r}: give one of them (by_epoch=True / False picks '
+                    "mmengine's EpochBasedTrainLoop / IterBasedTrainLoop).")
+            cls = _resolve(LOOPS, loop['type'], scope)
+            if cls is None:  # an unknown type is reported by the Runner when it builds it
+                continue
+            where = f'{key} ({getattr(cls, "__name__", loop["type"])})'
+            check_call_kwargs(cls, loop, where, ignore=given_by_runner)
+        elif key == 'train_cfg':
+            if 'by_epoch' not in loop:
+                raise ConfigSettingError(
+                    f'train_cfg={dict(loop)} says neither which loop nor by_epoch: the Runner '
+                    "needs one of them. Write train_cfg=dict(type='IterBasedTrainLoop', "
+                    "max_iters=..., val_interval=...) (or type='EpochBasedTrainLoop', "
+                    'max_epochs=...), or the shorthand by_epoch=False / True.')
+            cls = EpochBasedTrainLoop if loop['by_epoch'] else IterBasedTrainLoop
+            rest = {k: v for k, v in loop.items() if k != 'by_epoch'}
+            check_call_kwargs(cls, rest, f'train_cfg (by_epoch={loop["by_epoch"]!r}: '
+                              f'{cls.__name__})', ignore=given_by_runner)
+        else:
+            check_call_kwargs(default, loop, f'{key} ({default.__name__})',
+                              ignore=given_by_runner)
+
+
 def check_config_settings(cfg) -> None:
     """Refuse unknown keys in the settings dicts of ``cfg`` (see the module docstring);
     raises :class:`~mmwinwin.layers.settings.UnknownSettingError`."""
@@ -66,6 +130,14 @@ def check_config_settings(cfg) -> None:
     model = cfg.get('model', None)
     if isinstance(model, Mapping):
         cls = _resolve(MODELS, model.get('type'), scope)
+        _check_own_kwargs(cls, model, 'model')
+        for part in ('backbone', 'neck', 'decode_head', 'auxiliary_head'):
+            value = model.get(part)
+            many = isinstance(value, (list, tuple))
+            for i, sub in enumerate(value if many else [value]):
+                if isinstance(sub, Mapping) and 'type' in sub:
+                    _check_own_kwargs(_resolve(MODELS, sub['type'], scope), sub,
+                                      f'model.{part}' + (f'.{i}' if many else ''))
         from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
         if inspect.isclass(cls) and issubclass(cls, (EncoderDecoder, DepthEstimator)):
             check_segmentor_settings(model.get('test_cfg'), model.get('train_cfg'),
@@ -80,6 +152,12 @@ def check_config_settings(cfg) -> None:
                 check_call_kwargs(cls, hook, where,
                                   named_only=inspect.isclass(cls) and issubclass(cls, CheckpointHook))
 
+    _check_loops(cfg, scope)
+    randomness = cfg.get('randomness', None)
+    if isinstance(randomness, Mapping):
+        from mmengine.runner import Runner
+        check_call_kwargs(Runner.set_randomness, randomness, 'randomness', ignore=())
+
     for where, pipeline in _pipelines(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg, ''):
         for i, step in enumerate(pipeline):
             if isinstance(step, Mapping) and 'type' in step:
@@ -89,10 +167,11 @@ def check_config_settings(cfg) -> None:
 
 
 def exit_on_unknown_settings(cfg) -> None:
-    """The tools' start-up check: :func:`check_config_settings`, an unknown key ending the
-    run with its message (no traceback) before anything is built."""
+    """The tools' start-up check: :func:`check_config_settings`, an unknown key (or a
+    setting that cannot work, e.g. a data root that is not there) ending the run with its
+    message (no traceback) before anything is built."""
     from ..layers.settings import UnknownSettingError
     try:
         check_config_settings(cfg)
-    except UnknownSettingError as err:
+    except (UnknownSettingError, ConfigSettingError) as err:
         raise SystemExit(str(err)) from None
