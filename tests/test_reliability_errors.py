@@ -142,3 +142,49 @@ def test_backbones_refuse_unknown_kwargs_when_built():
     model = MODELS.build(dict(type='RoPEViTDet', arch=arch, img_size=32, patch_size=16,
                               partition_size=2, drop_path_rate=0.1))
     assert model.partition_size == 2
+
+
+def test_data_root_not_set_or_missing(tmp_path, synthetic_ade20k, seg_cfg):
+    from mmwinwin.datasets import SyntheticADE20KDataset
+    from mmwinwin.datasets.flow import KittiFlowDataset, SintelFlowDataset
+    from mmwinwin.layers import ConfigSettingError
+    from mmwinwin.utils import check_config_settings
+    prefix = dict(img_path='images/training', seg_map_path='annotations/training')
+    # mmwinwin's datasets: data_root None, a data_root that is not there, a missing subfolder
+    for cls, kwargs in ((SyntheticADE20KDataset, dict(data_prefix=prefix)),
+                        (SintelFlowDataset, {}), (KittiFlowDataset, {})):
+        with pytest.raises(FileNotFoundError, match=rf'{cls.__name__}: data_root is not set '
+                                                    r'\(None\).*Set data_root to the folder'):
+            cls(data_root=None, pipeline=[], **kwargs)
+    nowhere = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError, match=rf"data_root '{nowhere}' does not exist \(looked "
+                                                rf"for '{nowhere}/images/training'\).*Point data_root"):
+        SyntheticADE20KDataset(data_root=nowhere, data_prefix=prefix, pipeline=[])
+    with pytest.raises(FileNotFoundError, match=r"folder '.*/images/train' does not exist \(data_"
+                                                r"root .* has no such folder; the folder comes from "
+                                                r"data_prefix\['img_path'\]\). Check data_root and"):
+        SyntheticADE20KDataset(data_root=synthetic_ade20k, pipeline=[],
+                               data_prefix=dict(prefix, img_path='images/train'))
+    with pytest.raises(FileNotFoundError, match=r"SintelFlowDataset: data_root '.*nowhere' does "
+                                                r"not exist \(looked for '.*nowhere/training/clean'"):
+        SintelFlowDataset(data_root=nowhere, pipeline=[])
+    assert len(SyntheticADE20KDataset(data_root=synthetic_ade20k, data_prefix=prefix,
+                                      pipeline=[])) == 6  # the good input
+    # the start-up check, for a host dataset (mmseg's ADE20KDataset) and inside a wrapper
+    cfg = seg_cfg.copy()
+    cfg.merge_from_dict({'train_dataloader.dataset.type': 'ADE20KDataset',
+                         'train_dataloader.dataset.data_root': None})
+    with pytest.raises(ConfigSettingError, match=r"train_dataloader\.dataset\.data_root is not "
+                                                 r"set \(None\): ADE20KDataset would read data_"
+                                                 r"prefix\['img_path'\]='images/training'.*"
+                                                 r"--cfg-options train_dataloader\.dataset\."
+                                                 r"data_root=PATH"):
+        check_config_settings(cfg)
+    cfg = seg_cfg.copy()
+    cfg.val_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                      dataset=dict(cfg.val_dataloader.dataset, data_root=''))
+    with pytest.raises(ConfigSettingError, match=r"val_dataloader\.dataset\.dataset\.data_root "
+                                                 r"is not set \(''\)"):
+        check_config_settings(cfg)
+    cfg.val_dataloader.dataset.dataset.data_root = synthetic_ade20k
+    check_config_settings(cfg)

@@ -20,6 +20,13 @@ name in the error):
   ``EpochBasedTrainLoop`` / ``IterBasedTrainLoop`` by ``by_epoch``, ``ValLoop``,
   ``TestLoop``);
 * ``randomness``: against ``Runner.set_randomness``;
+* every ``*_dataloader.dataset`` (wrappers' inner datasets too), the hosts' included:
+  a ``data_root`` that is not set while the dataset's ``data_prefix`` / ``ann_file`` are
+  relative paths not found from the current folder is a
+  :class:`~mmwinwin.layers.settings.ConfigSettingError` naming
+  ``train_dataloader.dataset.data_root`` and the fix (a data root that is set but missing
+  is reported by mmwinwin's datasets when built; not here, since a test run needs no
+  training data);
 * ``model`` and its ``backbone`` / ``neck`` / ``decode_head`` / ``auxiliary_head`` when
   the class is mmwinwin's: against every ``__init__`` its ``**kwargs`` pass through
   (mmwinwin's backbones also refuse an unknown argument themselves when built, so this
@@ -120,6 +127,54 @@ def _check_loops(cfg, scope: str) -> None:
                               ignore=given_by_runner)
 
 
+def _datasets(node: Mapping, where: str) -> Iterator[tuple[str, Mapping]]:
+    """A dataset config and those a wrapper holds (``dataset`` / ``datasets``)."""
+    yield where, node
+    inner = node.get('dataset')
+    if isinstance(inner, Mapping):
+        yield from _datasets(inner, f'{where}.dataset')
+    for i, sub in enumerate(node.get('datasets') or []):
+        if isinstance(sub, Mapping):
+            yield from _datasets(sub, f'{where}.datasets.{i}')
+
+
+def _check_data_roots(cfg, scope: str) -> None:
+    """A dataset whose ``data_root`` is not set reads ``data_prefix`` / ``ann_file``
+    relative to the current folder: refuse it when those paths are not there (the host
+    would fail at the first listing with e.g. ``FileNotFoundError: 'images/training'``)."""
+    import os
+    import os.path as osp
+
+    from mmengine.dataset import BaseDataset
+    from mmengine.registry import DATASETS
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataloader = cfg.get(loader, None)
+        if not isinstance(dataloader, Mapping) or not isinstance(dataloader.get('dataset'),
+                                                                 Mapping):
+            continue
+        for where, dataset in _datasets(dataloader['dataset'], f'{loader}.dataset'):
+            cls = _resolve(DATASETS, dataset.get('type'), scope)
+            if (not inspect.isclass(cls) or not issubclass(cls, BaseDataset)
+                    or dataset.get('data_root') or dataset.get('backend_args')):
+                continue
+            paths = {f'data_prefix[{k!r}]': v for k, v in (dataset.get('data_prefix') or {}).items()
+                     if isinstance(v, str)}
+            if dataset.get('ann_file'):
+                paths['ann_file'] = dataset['ann_file']
+            relative = {k: v for k, v in paths.items() if not osp.isabs(v) and '://' not in v}
+            missing = {k: v for k, v in relative.items() if not v or not osp.exists(v)}
+            if paths and not missing:
+                continue  # absolute paths, or relative ones that are there: no root needed
+            reads = (', '.join(f'{k}={v!r}' for k, v in missing.items()) if missing
+                     else 'its files (no data_prefix given)')
+            raise ConfigSettingError(
+                f'{where}.data_root is not set ({dataset.get("data_root")!r}): '
+                f'{getattr(cls, "__name__", cls)} would read {reads} relative to the current '
+                f'folder {os.getcwd()!r}, where they are not. Set it to the dataset folder: '
+                f"{where}.data_root='data/...' in the config, or on the command line "
+                f'--cfg-options {where}.data_root=PATH.')
+
+
 def check_config_settings(cfg) -> None:
     """Refuse unknown keys in the settings dicts of ``cfg`` (see the module docstring);
     raises :class:`~mmwinwin.layers.settings.UnknownSettingError`."""
@@ -153,6 +208,7 @@ def check_config_settings(cfg) -> None:
                                   named_only=inspect.isclass(cls) and issubclass(cls, CheckpointHook))
 
     _check_loops(cfg, scope)
+    _check_data_roots(cfg, scope)
     randomness = cfg.get('randomness', None)
     if isinstance(randomness, Mapping):
         from mmengine.runner import Runner
