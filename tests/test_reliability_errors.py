@@ -3,6 +3,7 @@ the fix (each test feeds the bad input, then checks the good one still works).""
 import collections
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -101,8 +102,9 @@ def test_startup_check_loops_randomness_backbone(seg_cfg):
     for key, value, expected in (
             ('train_cfg.max_iter', 3, r"train_cfg \(IterBasedTrainLoop\): unknown key "
                                       r"'max_iter'.*Did you mean 'max_iters'\?"),
-            ('model.backbone.drop_path_rat', 0.1, r"model.backbone \(RoPEViT\): unknown key "
-                                                  r"'drop_path_rat'.*Did you mean 'drop_path_rate'"),
+            ('model.backbone.drop_path_rat', 0.1,
+             r"model.backbone \(RoPEViT\): unknown key 'drop_path_rat'.*Did you mean "
+             r"'drop_path_rate'"),
             ('randomness.sed', 1, r"randomness: unknown key 'sed'.*Did you mean 'seed'\?"),
             ('val_cfg.fp61', True, r"val_cfg \(ValLoop\): unknown key 'fp61'.*'fp16'"),
             ('test_cfg.fp61', True, r"test_cfg \(TestLoop\): unknown key 'fp61'.*'fp16'")):
@@ -157,16 +159,20 @@ def test_data_root_not_set_or_missing(tmp_path, synthetic_ade20k, seg_cfg):
                                                     r'\(None\).*Set data_root to the folder'):
             cls(data_root=None, pipeline=[], **kwargs)
     nowhere = str(tmp_path / 'nowhere')
-    with pytest.raises(FileNotFoundError, match=rf"data_root '{nowhere}' does not exist \(looked "
-                                                rf"for '{nowhere}/images/training'\).*Point data_root"):
+    where = re.escape(nowhere)
+    with pytest.raises(FileNotFoundError, match=rf"data_root '{where}' does not exist \(looked "
+                                                rf"for '{where}/images/training'\).*Point "
+                                                r'data_root'):
         SyntheticADE20KDataset(data_root=nowhere, data_prefix=prefix, pipeline=[])
-    with pytest.raises(FileNotFoundError, match=r"folder '.*/images/train' does not exist \(data_"
-                                                r"root .* has no such folder; the folder comes from "
-                                                r"data_prefix\['img_path'\]\). Check data_root and"):
+    with pytest.raises(FileNotFoundError, match=r"folder '.*/images/train' does not exist "
+                                                r"\(data_root .* has no such folder; the folder "
+                                                r"comes from data_prefix\['img_path'\]\). Check "
+                                                r'data_root and'):
         SyntheticADE20KDataset(data_root=synthetic_ade20k, pipeline=[],
                                data_prefix=dict(prefix, img_path='images/train'))
-    with pytest.raises(FileNotFoundError, match=r"SintelFlowDataset: data_root '.*nowhere' does "
-                                                r"not exist \(looked for '.*nowhere/training/clean'"):
+    with pytest.raises(FileNotFoundError, match=rf"SintelFlowDataset: data_root '{where}' does "
+                                                rf"not exist \(looked for '{where}/training/"
+                                                r"clean'"):
         SintelFlowDataset(data_root=nowhere, pipeline=[])
     assert len(SyntheticADE20KDataset(data_root=synthetic_ade20k, data_prefix=prefix,
                                       pipeline=[])) == 6  # the good input
