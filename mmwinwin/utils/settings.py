@@ -208,7 +208,6 @@ def check_config_settings(cfg) -> None:
                                   named_only=inspect.isclass(cls) and issubclass(cls, CheckpointHook))
 
     _check_loops(cfg, scope)
-    _check_data_roots(cfg, scope)
     randomness = cfg.get('randomness', None)
     if isinstance(randomness, Mapping):
         from mmengine.runner import Runner
@@ -220,6 +219,9 @@ def check_config_settings(cfg) -> None:
                 cls = _resolve(TRANSFORMS, step['type'], scope)
                 if cls is not None and getattr(cls, '__module__', '').startswith('mmwinwin.'):
                     check_call_kwargs(cls, step, f'{where}.{i} ({cls.__name__})')
+
+    # after the key checks: a typo is reported first, a missing data root after
+    _check_data_roots(cfg, scope)
 
 
 def exit_on_unknown_settings(cfg) -> None:
