@@ -186,6 +186,9 @@ def test_data_root_not_set_or_missing(tmp_path, synthetic_ade20k, seg_cfg):
                                                  r"--cfg-options train_dataloader\.dataset\."
                                                  r"data_root=PATH"):
         check_config_settings(cfg)
+    from mmwinwin.utils.settings import exit_on_unknown_settings
+    with pytest.raises(SystemExit, match=r'train_dataloader\.dataset\.data_root is not set'):
+        exit_on_unknown_settings(cfg)  # the tools end with the message, no traceback
     cfg = seg_cfg.copy()
     cfg.val_dataloader.dataset = dict(type='RepeatDataset', times=2,
                                       dataset=dict(cfg.val_dataloader.dataset, data_root=''))
