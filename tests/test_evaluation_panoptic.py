@@ -9,6 +9,8 @@ import pytest
 import torch
 from torchmetrics.detection import PanopticQuality
 
+from conftest import SHARED_DATA
+
 from mmwinwin.evaluation.functional import (accumulate, id_to_rgb, pq_image_stats, pq_summary,
                                             rgb_to_id)
 
@@ -189,10 +191,12 @@ def test_bad_inputs():
     assert np.array_equal(rgb_to_id(id_to_rgb(ids)), ids)
 
 
-SAMPLES = '/work/shared/data/coco_panoptic_samples'
+# ../shared/data/coco_panoptic_samples beside the repository (see SHARED_DATA in conftest)
+SAMPLES = osp.join(SHARED_DATA, 'coco_panoptic_samples')
 
 
-@pytest.mark.skipif(not osp.isdir(SAMPLES), reason='real COCO panoptic samples not available')
+@pytest.mark.skipif(not osp.isfile(osp.join(SAMPLES, 'panoptic_examples.json')),
+                    reason=f'real COCO panoptic samples not available at {SAMPLES}')
 def test_registered_metric_on_real_coco_examples():
     """The real COCO panoptic examples, predicted as their own ground truth through the
     registered metric (mmdet's pred_panoptic_seg encoding): PQ = SQ = RQ = 100."""

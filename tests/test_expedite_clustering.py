@@ -178,3 +178,29 @@ def test_bad_inputs():
         cluster_tokens(x, (4, 4), cluster_grid=(2, 2), empty_cluster='drop')
     with pytest.raises(ValueError, match='refined clusters'):
         reconstruct_tokens(torch.randn(1, 3, 4), reconstruction_weights(x, res, k=1))
+
+
+@pytest.mark.parametrize('iters,candidate_window,topk', [(0, 'cut', 'global'),
+                                                         (2, 'cut', 'local'),
+                                                         (2, 'shifted', 'global')])
+def test_empty_batch_gives_empty_results(iters, candidate_window, topk):
+    """B = 0 (e.g. no images left after a filter): empty results of the right shapes,
+    as for any other batch size, through clustering and reconstruction."""
+    torch.manual_seed(0)
+    x, pos = torch.randn(2, 64, 8), torch.rand(64, 2) * 8
+    for batch in (x[:0], x):  # the empty batch, then the good input
+        res = cluster_tokens(batch, (8, 8), cluster_grid=(4, 4), iters=iters, window=3, pos=pos,
+                             candidate_window=candidate_window, empty_cluster='keep')
+        B = batch.shape[0]
+        assert res.centers.shape == (B, 16, 8) and res.pos.shape == (B, 16, 2)
+        assert res.hard_assignment().shape == (B, 64)
+        assert res.assign is None if iters == 0 else res.assign.shape == (B, 64, 9)
+        w = reconstruction_weights(batch, res, k=4, topk=topk)
+        assert reconstruct_tokens(res.centers, w).shape == (B, 64, 8)
+        grid = res.centers.transpose(1, 2).reshape(B, 8, 4, 4)
+        assert reconstruct_map(grid, w).shape == (B, 8, 8, 8)
+        assert w.nearest().shape == (B, 64)
+    # the good input: a batch of two clusters each image as on its own
+    one = cluster_tokens(x[1:], (8, 8), cluster_grid=(4, 4), iters=iters, window=3, pos=pos,
+                         candidate_window=candidate_window, empty_cluster='keep')
+    torch.testing.assert_close(res.centers[1:], one.centers)

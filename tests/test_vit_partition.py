@@ -98,13 +98,24 @@ def test_default_global_indices_and_grad():
 
 def test_partition_size_is_named_apart_from_winwin_windows():
     """ViTDet's attention partitions are ``partition_size``; the former name ``window_size``
-    (which Win-Win uses for its training windows) still builds, with a DeprecationWarning,
-    and a conflicting pair is refused."""
+    (which Win-Win uses for its training windows) still builds, with a FutureWarning (shown
+    to users by default; a DeprecationWarning from library code is hidden), and a
+    conflicting pair is refused."""
+    import warnings
+
+    from mmwinwin.registry import MODELS
     arch = dict(embed_dims=32, num_layers=4, num_heads=2)
     assert ViTDetVisionTransformer(arch).partition_size == 14  # ViTDet's default
-    with pytest.warns(DeprecationWarning, match='window_size is now partition_size'):
+    with pytest.warns(FutureWarning, match=r'window_size is now partition_size.*write '
+                                           r'partition_size=6\.') as record:
         old = ViTDetVisionTransformer(arch, window_size=6)
+    assert not any(issubclass(r.category, DeprecationWarning) for r in record)
     assert old.partition_size == 6 and not hasattr(old, 'window_size')
+    with pytest.warns(FutureWarning, match='window_size is now partition_size'):  # from a config
+        assert MODELS.build(dict(type='RoPEViTDet', arch=arch, window_size=6)).partition_size == 6
+    with warnings.catch_warnings():  # the new name: no warning
+        warnings.simplefilter('error')
+        assert ViTDetVisionTransformer(arch, partition_size=6).partition_size == 6
     with pytest.raises(ValueError, match='partition_size=4 and its former name window_size=6'):
         ViTDetVisionTransformer(arch, partition_size=4, window_size=6)
     with pytest.raises(ValueError, match='partition_size must be a positive int'):

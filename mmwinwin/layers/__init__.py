@@ -20,7 +20,9 @@ from .vit import *  # noqa: F401,F403
 from .vit import __all__ as _vit_all
 from .winwin import *  # noqa: F401,F403
 from .winwin import __all__ as _winwin_all
-from .settings import UnknownSettingError, check_call_kwargs, check_settings_keys
+from .settings import (ConfigSettingError, UnknownSettingError, check_call_kwargs,
+                       check_settings_keys)
 
 __all__ = [*_vit_all, *_winwin_all, *_expedite_all, *_flow_all, *_norm_all,
-           'UnknownSettingError', 'check_call_kwargs', 'check_settings_keys']
+           'UnknownSettingError', 'ConfigSettingError', 'check_call_kwargs',
+           'check_settings_keys']

@@ -13,7 +13,8 @@ import difflib
 import inspect
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ['UnknownSettingError', 'check_settings_keys', 'check_call_kwargs', 'accepted_kwargs']
+__all__ = ['UnknownSettingError', 'ConfigSettingError', 'check_settings_keys', 'check_call_kwargs',
+           'accepted_kwargs', 'cooperative_kwargs', 'check_forwarded_kwargs']
 
 
 class UnknownSettingError(KeyError):
@@ -21,6 +22,11 @@ class UnknownSettingError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ''
+
+
+class ConfigSettingError(ValueError):
+    """A config setting holds a value that cannot work (a data root that is not set or
+    does not exist, a training loop of no kind); the message names the setting and the fix."""
 
 
 def _hint(key: str, allowed: Iterable[str]) -> str:
@@ -73,3 +79,43 @@ def check_call_kwargs(fn: Callable, kwargs: Mapping[str, Any], where: str,
         return
     given = {k: v for k, v in kwargs.items() if k not in set(ignore)}
     check_settings_keys(given, names, where)
+
+
+def cooperative_kwargs(cls: type) -> set[str] | None:
+    """Keyword names a class built by cooperative ``__init__`` s accepts: each
+    ``__init__`` up its MRO that takes ``**kwargs`` passes them on to the next one, until
+    one takes no ``**kwargs`` (e.g. ``RoPEViTDet`` -> ``ViTDetVisionTransformer`` ->
+    ``RoPEViT`` -> ``RoPEVisionTransformer``). ``None`` when the chain never ends (the
+    last ``__init__`` still takes ``**kwargs``: anything may be valid). Meant for mmwinwin's
+    own classes, whose ``**kwargs`` always go to ``super().__init__``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        if klass is object:
+            return names
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in params
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != 'self'}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def check_forwarded_kwargs(obj: Any, target: Callable, kwargs: Mapping[str, Any],
+                           where: str | None = None) -> None:
+    """In a cooperative ``__init__`` that passes ``**kwargs`` on to ``target`` (the last
+    ``__init__`` of the chain): refuse those ``target`` does not take, with the closest
+    name among everything ``type(obj)`` accepts (:func:`cooperative_kwargs`), instead of
+    Python's bare "unexpected keyword argument"."""
+    names = accepted_kwargs(target)
+    if names is None:
+        return
+    unknown = {k: v for k, v in kwargs.items() if k not in names}
+    if unknown:
+        allowed = cooperative_kwargs(type(obj)) or names
+        check_settings_keys(unknown, allowed - set(unknown), where or type(obj).__name__)

@@ -15,14 +15,13 @@ import os.path as osp
 from mmengine.dataset import BaseDataset
 
 from ...registry import register
+from ..data_root import check_data_dir, require_data_root
 
 __all__ = ['SintelFlowDataset', 'FlyingChairsDataset', 'SpringFlowDataset', 'KittiFlowDataset']
 
 
-def _need_dir(path: str, what: str) -> None:
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'{what}: directory {path!r} does not exist. Check data_root '
-                                f'and the split / pass arguments against the dataset layout.')
+def _need_dir(dataset, path: str, setting: str) -> None:
+    check_data_dir(dataset, path, setting, dataset.LAYOUT)
 
 
 @register('DATASETS')
@@ -38,6 +37,7 @@ class SintelFlowDataset(BaseDataset):
     """
 
     METAINFO = dict(dataset='MPI-Sintel')
+    LAYOUT = 'MPI-Sintel: {split}/{clean,final}/SCENE/frame_XXXX.png, {split}/flow/...'
 
     def __init__(self, *args, passes: str | list[str] = 'clean', split: str = 'training',
                  scenes: list[str] | None = None, **kwargs) -> None:
@@ -49,10 +49,10 @@ class SintelFlowDataset(BaseDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        root = osp.join(self.data_root, self.split)
+        root = osp.join(require_data_root(self, self.LAYOUT), self.split)
         items = []
         for p in self.passes:
-            _need_dir(osp.join(root, p), 'SintelFlowDataset')
+            _need_dir(self, osp.join(root, p), f'split={self.split!r} and passes={p!r}')
             for scene in sorted(os.listdir(osp.join(root, p))):
                 if self.scenes is not None and scene not in self.scenes:
                     continue
@@ -86,6 +86,7 @@ class FlyingChairsDataset(BaseDataset):
     """
 
     METAINFO = dict(dataset='FlyingChairs')
+    LAYOUT = 'FlyingChairs: data/XXXXX_img1.ppm, XXXXX_img2.ppm, XXXXX_flow.flo'
 
     def __init__(self, *args, split: str = 'training', split_file: str | None = None,
                  image_dir: str = 'data', **kwargs) -> None:
@@ -95,8 +96,8 @@ class FlyingChairsDataset(BaseDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        d = osp.join(self.data_root, self.image_dir)
-        _need_dir(d, 'FlyingChairsDataset')
+        d = osp.join(require_data_root(self, self.LAYOUT), self.image_dir)
+        _need_dir(self, d, f'image_dir={self.image_dir!r}')
         firsts = sorted(glob.glob(osp.join(d, '*_img1.ppm')))
         if self.split_file:
             sf = self.split_file if osp.isabs(self.split_file) else osp.join(self.data_root,
@@ -133,6 +134,7 @@ class SpringFlowDataset(BaseDataset):
     """
 
     METAINFO = dict(dataset='Spring')
+    LAYOUT = 'Spring: {split}/SCENE/frame_{left,right}/..., {split}/SCENE/flow_FW_left/...'
 
     def __init__(self, *args, split: str = 'train', camera: str | list[str] = 'left',
                  direction: str | list[str] = 'FW', **kwargs) -> None:
@@ -146,8 +148,8 @@ class SpringFlowDataset(BaseDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        root = osp.join(self.data_root, self.split)
-        _need_dir(root, 'SpringFlowDataset')
+        root = osp.join(require_data_root(self, self.LAYOUT), self.split)
+        _need_dir(self, root, f'split={self.split!r}')
         items = []
         for scene in sorted(os.listdir(root)):
             for cam in self.cameras:
@@ -188,6 +190,7 @@ class KittiFlowDataset(BaseDataset):
     """
 
     METAINFO = dict(dataset='KITTI-2015')
+    LAYOUT = 'KITTI 2015: {split}/image_2/XXXXXX_10.png, {split}/flow_occ/XXXXXX_10.png'
 
     def __init__(self, *args, split: str = 'training', gt_dir: str = 'flow_occ',
                  **kwargs) -> None:
@@ -195,8 +198,8 @@ class KittiFlowDataset(BaseDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        d = osp.join(self.data_root, self.split, 'image_2')
-        _need_dir(d, 'KittiFlowDataset')
+        d = osp.join(require_data_root(self, self.LAYOUT), self.split, 'image_2')
+        _need_dir(self, d, f'split={self.split!r}')
         items = []
         for f1 in sorted(glob.glob(osp.join(d, '*_10.png'))):
             name = osp.basename(f1)

@@ -3,11 +3,17 @@
 The on-disk layout and the loading code are exactly mmseg's ``ADE20KDataset``; only
 the class list differs (see ``mmwinwin.datasets.synthetic.ade20k``).
 """
+import os.path as osp
+
 from mmseg.datasets import ADE20KDataset
 
 from ...registry import register
+from ..data_root import check_data_dir, require_data_root
 from .ade20k import synthetic_ade20k_classes
 
+_LAYOUT = ('ADE20K layout: images/training, annotations/training, images/validation, ...; '
+           'generate one with python tools/dataset_converters/generate_synthetic.py ade20k '
+           'DATA_ROOT')
 _PALETTE = [[120, 120, 120], [180, 120, 120], [6, 230, 230], [80, 50, 50], [4, 200, 3],
             [120, 120, 80], [140, 140, 140], [204, 5, 255], [230, 230, 230]]
 
@@ -20,7 +26,14 @@ class SyntheticADE20KDataset(ADE20KDataset):
 
     def load_data_list(self) -> list[dict]:
         """mmseg's listing; an image folder without images is an error naming it (instead
-        of mmengine's "need at least one array to concatenate")."""
+        of mmengine's "need at least one array to concatenate"); an image folder that is not
+        there, or a data_root that is not set, is an error naming the setting (instead of
+        ``FileNotFoundError: 'images/training'``)."""
+        img_dir = self.data_prefix.get('img_path', '')
+        if not self.ann_file and self.backend_args is None and '://' not in str(img_dir):
+            if not self.data_root and not osp.isabs(img_dir):
+                require_data_root(self, _LAYOUT)
+            check_data_dir(self, img_dir, "data_prefix['img_path']", _LAYOUT)
         data_list = super().load_data_list()
         if not data_list:
             img_dir = self.data_prefix.get('img_path', '')

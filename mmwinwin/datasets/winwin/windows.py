@@ -112,8 +112,11 @@ class WinWinWindows(BaseTransform):
             windows = sample_windows(grid, self.num_windows, self.window_size, self.token_budget,
                                      self.shrink_to_fit, generator)
         except ValueError as err:
-            raise ValueError(f'WinWinWindows on image {results.get("img_path", "")} of '
-                             f'{img_hw[0]}x{img_hw[1]} px (patch {self.patch_size}): {err}') from err
+            # an image sample names img_path, a flow pair img1_path (frame 1)
+            name = results.get('img_path') or results.get('img1_path')
+            what = f'image {name}' if name else 'an image'
+            raise ValueError(f'WinWinWindows on {what} of {img_hw[0]}x{img_hw[1]} px '
+                             f'(patch {self.patch_size}): {err}') from err
         results['winwin_grid'] = tuple(grid)
         results['winwin_patch_size'] = self.patch_size
         if self.mode == 'windows':

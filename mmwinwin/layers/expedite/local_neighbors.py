@@ -296,7 +296,9 @@ def _tile_gather(values: torch.Tensor, table: torch.Tensor, pad: bool) -> torch.
     if pad:
         values = torch.cat([values, values.new_zeros(values.shape[0], 1, values.shape[2])], 1)
     T, S = table.shape
-    return values.index_select(1, table.reshape(-1)).reshape(values.shape[0], T, S, -1)
+    # explicit sizes (no -1): an empty batch (B = 0) reshapes too
+    return values.index_select(1, table.reshape(-1)).reshape(values.shape[0], T, S,
+                                                             values.shape[2])
 
 
 def local_sq_distances(plan: LocalPlan, x: torch.Tensor, centers: torch.Tensor,
@@ -309,7 +311,7 @@ def local_sq_distances(plan: LocalPlan, x: torch.Tensor, centers: torch.Tensor,
     if xt is None:
         xt = tile_tokens(plan, x)                                  # (B, T, S, C)
     ct = _tile_gather(centers, plan.tile_centers, pad=False)       # (B, T, R, C)
-    dots = torch.matmul(xt, ct.transpose(-1, -2)).reshape(B, -1)  # (B, T*S*R)
+    dots = torch.matmul(xt, ct.transpose(-1, -2)).flatten(1)     # (B, T*S*R)
     if xx is None:
         xx = (x * x).sum(-1)                                       # (B, N)
     cc = (centers * centers).sum(-1)                               # (B, M)
@@ -324,7 +326,7 @@ def _tile_weights(plan: LocalPlan, weight: torch.Tensor) -> torch.Tensor:
     T, S = plan.tile_tokens.shape
     R = plan.tile_centers.shape[1]
     wt = weight.new_zeros(B, T * S * R)
-    wt.index_copy_(1, plan.flat.reshape(-1), weight.reshape(B, -1))
+    wt.index_copy_(1, plan.flat.reshape(-1), weight.flatten(1))
     return wt.reshape(B, T, S, R)
 
 
@@ -347,8 +349,8 @@ def local_scatter_mean(plan: LocalPlan, values: torch.Tensor, weight: torch.Tens
     den_t = wt.sum(2)                                               # (B, T, R)
     M = plan.num_clusters
     idx = plan.tile_centers.reshape(-1)
-    num = values.new_zeros(B, M, D).index_add_(1, idx, num_t.reshape(B, -1, D))
-    den = values.new_zeros(B, M).index_add_(1, idx, den_t.reshape(B, -1))
+    num = values.new_zeros(B, M, D).index_add_(1, idx, num_t.flatten(1, 2))
+    den = values.new_zeros(B, M).index_add_(1, idx, den_t.flatten(1))
     if fallback is None:
         return num / den.clamp_min(1e-16)[..., None]
     ok = den > 1e-12
@@ -363,5 +365,5 @@ def local_combine(plan: LocalPlan, weight: torch.Tensor, features: torch.Tensor)
     B, _, D = features.shape
     wt = _tile_weights(plan, weight)                                # (B, T, S, R)
     ft = _tile_gather(features, plan.tile_centers, pad=False)       # (B, T, R, D)
-    out = torch.matmul(wt, ft).reshape(B, -1, D)                    # (B, T*S, D)
+    out = torch.matmul(wt, ft).flatten(1, 2)                        # (B, T*S, D)
     return out.index_select(1, plan.token_slot)

@@ -89,19 +89,19 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu',
         with torch.serialization.safe_globals(extra):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        msg = str(err)
-        found = re.search(r'GLOBAL ([\w.]+)', msg)  # "Unsupported global: GLOBAL posix.system"
-        if found or 'unsupported global' in msg.lower():
-            name = found.group(1) if found else 'an unsupported type'
+        detail = _unpickler_detail(str(err))
+        refused = _refused_globals(path, detail, extra)
+        if refused:
             raise UnsafeCheckpointError(
-                f'Refusing to load checkpoint {path!r}: it contains {name}, which is not on the '
-                'allow-list of safe types (loading it could run arbitrary code; nothing was '
-                'run). Use a checkpoint that holds only tensors and plain data, or, if you '
-                'trust the file, convert it once with torch.load(..., weights_only=False) and '
-                'save its state_dict.') from None
+                f'Refusing to load checkpoint {path!r}: it holds objects outside the allow-list '
+                f'of safe types: {", ".join(refused)}. Unpickling them could run arbitrary code; '
+                'nothing from the file was run. Use a checkpoint that holds only tensors and '
+                'plain data: save the weights with torch.save(model.state_dict(), path) where '
+                'the file was made, or take the original release of the weights.') from None
         raise CorruptCheckpointError(
-            f'Checkpoint {path!r} is corrupt ({msg.splitlines()[0] if msg else type(err).__name__}). '
-            'Use an intact checkpoint.') from err
+            f'Checkpoint {path!r} is corrupt or not a torch checkpoint (the safe unpickler '
+            f'stopped at: {detail}). Use an intact checkpoint written by torch.save '
+            '(re-download it, or resume from an earlier one).') from None
     except (EOFError, KeyError, IndexError, zipfile.BadZipFile) as err:  # bad/short pickle data
         raise CorruptCheckpointError(
             f'Checkpoint {path!r} is truncated or corrupt ({type(err).__name__}: {err}). Use an '
@@ -113,6 +113,96 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu',
                 f'Checkpoint {path!r} is truncated or corrupt ({msg.splitlines()[0]}). Use an '
                 'intact checkpoint (re-download it, or resume from an earlier one).') from err
         raise
+
+
+
+def _unpickler_detail(msg: str) -> str:
+    """What torch's weights-only unpickler refused, without torch's advice around it (to
+    re-run with ``weights_only=False``, or to allow-list the global)."""
+    found = re.search(r'WeightsUnpickler error:\s*(.*?)\s*(?:\n\s*\nCheck the documentation|$)',
+                      msg, re.S)
+    text = found.group(1) if found else msg
+    text = re.split(r'\s*(?:Please use `torch\.serialization|Check the documentation)', text)[0]
+    text = ' '.join(text.split())
+    return text or 'an unreadable pickle'
+
+
+def _pickled_globals(path: str, max_pickles: int = 8) -> list[str]:
+    """The ``module.name`` globals the pickle(s) in a checkpoint file import, read with
+    ``pickletools`` (nothing is unpickled): ``data.pkl`` of a ``torch.save`` zip, else the
+    file's leading pickles (a raw pickle, or torch's legacy format)."""
+    import io
+    import pickletools
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                streams = [io.BytesIO(archive.read(n)) for n in archive.namelist()
+                           if n.endswith('.pkl')]
+        else:
+            streams = [open(path, 'rb')]
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    names: list[str] = []
+    string_ops = {'SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE', 'STRING',
+                  'BINSTRING', 'SHORT_BINSTRING'}
+    for stream in streams:
+        with stream:
+            for _ in range(max_pickles):
+                pushed: list = []  # recent pushes, a str where a string was pushed
+                memo: dict = {}
+                try:
+                    for op, arg, _pos in pickletools.genops(stream):
+                        if op.name in ('GLOBAL', 'INST'):
+                            names.append(arg.replace(' ', '.'))
+                        elif op.name == 'STACK_GLOBAL' and len(pushed) >= 2 and all(
+                                isinstance(v, str) for v in pushed[-2:]):
+                            names.append(f'{pushed[-2]}.{pushed[-1]}')
+                        if op.name == 'MEMOIZE':
+                            memo[len(memo)] = pushed[-1] if pushed else None
+                        elif op.name in ('PUT', 'BINPUT', 'LONG_BINPUT'):
+                            memo[arg] = pushed[-1] if pushed else None
+                        elif op.name in ('GET', 'BINGET', 'LONG_BINGET'):
+                            pushed.append(memo.get(arg))
+                        elif op.name in string_ops:
+                            pushed.append(arg)
+                        elif op.name not in ('FRAME', 'PROTO'):
+                            pushed.append(None)
+                        del pushed[:-2]
+                except Exception:  # noqa: BLE001  (past the pickles: storage bytes, or cut)
+                    break
+                if not stream.read(1):
+                    break
+                stream.seek(-1, io.SEEK_CUR)
+    return [n.replace('__builtin__.', 'builtins.', 1) if n.startswith('__builtin__.') else n
+            for n in names]
+
+
+def _refused_globals(path: str, detail: str, extra: list) -> list[str]:
+    """The globals of a checkpoint that the weights-only unpickler refuses: the one torch
+    named, a ``getattr`` the restricted one refused, and any other outside the allow-list."""
+    refused = []
+    named = re.search(r'GLOBAL ([\w.]+)', detail)  # "Unsupported global: GLOBAL posix.system"
+    if named:
+        refused.append(named.group(1))
+    getattr_call = (re.search(r'Refusing (getattr\(.*\)) while loading a checkpoint:\s*(.*)',
+                              detail) or re.search(r'Refusing (getattr\(.*?\))()', detail))
+    if getattr_call:
+        why = getattr_call.group(2).rstrip('.')
+        refused.append(f'builtins.getattr (as {getattr_call.group(1)}'
+                       f'{"; " + why if why else ""})')
+    try:  # torch's own list of allowed globals (private; only used to name the others)
+        from torch import _weights_only_unpickler as unpickler
+        allowed = set(unpickler._get_allowed_globals())
+    except Exception:  # noqa: BLE001
+        return refused
+    for entry in [*torch.serialization.get_safe_globals(), *extra]:
+        allowed.add(entry[1] if isinstance(entry, tuple)
+                    else f'{getattr(entry, "__module__", "")}.{getattr(entry, "__qualname__", "")}')
+    for name in _pickled_globals(path):
+        if name not in allowed and not name.startswith('torch.') and not any(
+                r == name or r.startswith(name + ' ') for r in refused):
+            refused.append(name)
+    return refused
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> dict:

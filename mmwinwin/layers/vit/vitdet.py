@@ -58,7 +58,7 @@ def _partition_size(partition_size: int | None, window_size: int | None) -> int:
                              f'window_size={window_size}; give partition_size only.')
         warnings.warn('ViTDet backbone: window_size is now partition_size (the attention '
                       "partitions, named apart from Win-Win's training windows); write "
-                      f'partition_size={window_size}.', DeprecationWarning, stacklevel=3)
+                      f'partition_size={window_size}.', FutureWarning, stacklevel=3)
         return window_size
     return 14 if partition_size is None else partition_size
 
@@ -70,8 +70,8 @@ class ViTDetVisionTransformer(RoPEVisionTransformer):
         partition_size: side of the square attention partitions -- ViTDet's "window
             attention" windows -- in tokens (ViTDet: 14). Named apart from Win-Win's
             training windows, which are a different thing.
-        window_size: former name of ``partition_size`` (accepted with a
-            ``DeprecationWarning``).
+        window_size: former name of ``partition_size`` (accepted with a ``FutureWarning``,
+            which Python shows by default, unlike a ``DeprecationWarning`` raised here).
         global_indices: blocks that attend globally (ViTDet ViT-B: 2, 5, 8, 11).
             Negative entries count from the end. ``None`` picks the last block of each
             quarter of the network.

@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from ...layers import RoPEVisionTransformer, load_vit_state_dict
+from ...layers.settings import check_forwarded_kwargs
 from ...registry import register
 
 
@@ -26,6 +27,8 @@ class RoPEViT(RoPEVisionTransformer, BaseModule):
     """
 
     def __init__(self, *args, init_cfg: dict | list | None = None, **kwargs) -> None:
+        # a misspelt argument (drop_path_rat=...) gets the closest name, under any tool
+        check_forwarded_kwargs(self, RoPEVisionTransformer.__init__, kwargs)
         super().__init__(*args, **kwargs)
         self.init_cfg = init_cfg
 
