@@ -142,7 +142,13 @@ def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypa
     from mmwinwin.utils import load_checkpoint
     model = RoPEViT(arch=dict(embed_dims=32, num_layers=1, num_heads=2, mlp_ratio=2.0),
                     img_size=32, patch_size=16, init_cfg=dict(type='Pretrained', checkpoint=evil))
-    for load in (model.init_weights, lambda: CheckpointLoader.load_checkpoint(evil),
+    from mmwinwin.utils.checkpoint import safe_checkpoint_loading
+
+    def mmengine_load_in_a_safe_run():  # what SafeCheckpointLoadingHook switches on
+        with safe_checkpoint_loading():
+            return CheckpointLoader.load_checkpoint(evil)
+
+    for load in (model.init_weights, mmengine_load_in_a_safe_run,
                  lambda: load_croco_checkpoint_file(evil), lambda: load_checkpoint(evil)):
         with pytest.raises(UnsafeCheckpointError, match='posix.system'):
             load()
@@ -150,7 +156,7 @@ def test_loading_checkpoints_is_weights_only(trained, synthetic_ade20k, monkeypa
     # a checkpoint mmengine's Runner wrote (message hub, optimizer, numpy scalars,
     # HistoryBuffer) still loads, and the allow-list is exactly what such files hold
     ckpt_path = osp.join(trained, 'iter_6.pth')
-    ckpt = CheckpointLoader.load_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
     assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(ckpt)
     with zipfile.ZipFile(ckpt_path) as z:
         pkl = z.read(next(n for n in z.namelist() if n.endswith('data.pkl')))
@@ -221,16 +227,21 @@ def test_unknown_settings_keys(trained, synthetic_ade20k, tmp_path):
             check_config_settings(Config.fromfile(path))
 
 
-def test_safe_loader_keeps_the_process_wide_allow_list(tmp_path):
-    """torch's ``safe_globals`` context removes its entries on exit, even those that were
-    allowed before; the safe loader must not strip what ``import mmwinwin`` allowed, or a
-    later plain ``torch.load`` of a Runner checkpoint fails (seen in the full suite)."""
+def test_safe_loader_leaves_the_process_wide_allow_list_as_it_was(tmp_path):
+    """mmwinwin allows its few extra types for its own loads only (torch's ``safe_globals``
+    as a context): torch's process-wide allow-list is the same before and after, so a plain
+    ``torch.load`` elsewhere in the process behaves as it would without mmwinwin."""
+    import pickle
+
     from mmengine.logging import HistoryBuffer
 
-    import mmwinwin  # noqa: F401  (allows mmengine's checkpoint types process-wide)
+    import mmwinwin  # noqa: F401
     from mmwinwin.utils.checkpoint import load_checkpoint
     path = str(tmp_path / 'runner_like.pth')
     torch.save({'message_hub': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}, path)
+    before = set(map(repr, torch.serialization.get_safe_globals()))
     assert load_checkpoint(path)['message_hub']['loss'].mean() == 1.5
     assert load_checkpoint(path)['message_hub']['loss'].mean() == 1.5
-    assert torch.load(path, weights_only=True)['message_hub']['loss'].mean() == 1.5
+    assert set(map(repr, torch.serialization.get_safe_globals())) == before
+    with pytest.raises(pickle.UnpicklingError):  # torch's own default, untouched
+        torch.load(path, weights_only=True)

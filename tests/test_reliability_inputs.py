@@ -400,4 +400,5 @@ def test_window_size_bool_refused():
         MODELS.build(cfg)
     with pytest.raises(TypeError, match=r'Expedite k must be an int, got True'):
         ExpediteSettings(k=True)
-    assert resolve_window_size(4) == 4 and WinWinWindows(window_size=4).window_size == 4
+    assert resolve_window_size(4) == 4
+    assert WinWinWindows(window_size=4, patch_size=16).window_size == 4

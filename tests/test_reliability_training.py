@@ -11,6 +11,8 @@ import traceback
 
 import numpy as np
 import pytest
+
+from mmwinwin.utils.checkpoint import load_checkpoint_path
 import torch
 import torch.distributed as dist
 
@@ -179,8 +181,8 @@ def test_resume_is_exact(request, tmp_path, task, num_workers):
     out_b = run_tool(['tools/train.py', config, '--work-dir', resumed, '--resume',
                       first_half, *opts])
     assert 'resumed epoch: 0, iter: 2' in out_b
-    a = torch.load(osp.join(straight, 'iter_4.pth'), map_location='cpu')['state_dict']
-    b = torch.load(osp.join(resumed, 'iter_4.pth'), map_location='cpu')['state_dict']
+    a = load_checkpoint_path(osp.join(straight, 'iter_4.pth'))['state_dict']
+    b = load_checkpoint_path(osp.join(resumed, 'iter_4.pth'))['state_dict']
     assert a.keys() == b.keys()
     if task == 'segmentation':
         assert any('running_var' in k for k in a)

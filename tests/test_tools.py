@@ -4,6 +4,8 @@ import os.path as osp
 import re
 
 import pytest
+
+from mmwinwin.utils.checkpoint import load_checkpoint_path
 import torch
 
 from conftest import data_root_options, free_port, run_tool
@@ -44,7 +46,7 @@ def test_resume_continues_from_checkpoint(trained, synthetic_ade20k):
                     'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=4'])
     assert 'resumed epoch: 0, iter: 3' in out
     assert 'Iter(train) [5/8]' in out and 'Iter(train) [1/8]' not in out
-    ckpt = torch.load(osp.join(work_dir, 'iter_8.pth'), map_location='cpu')  # weights_only
+    ckpt = load_checkpoint_path(osp.join(work_dir, 'iter_8.pth'))  # weights_only
     assert ckpt['meta']['iter'] == 8
     assert 'message_hub' in ckpt and 'optimizer' in ckpt
 
@@ -136,7 +138,7 @@ def test_two_process_training_keeps_ranks_in_sync(synthetic_ade20k, tmp_path):
     assert report['max_abs_diff'] == 0.0 and report['differing'] == []
     rank0, rank1 = report['checksums']
     assert rank0 == rank1
-    trained = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu')['state_dict']
+    trained = load_checkpoint_path(osp.join(work_dir, 'iter_3.pth'))['state_dict']
     assert trained.keys() == initial.keys()
     # the saved weights and buffers are what both ranks hold (sum, sum of squares)
     for name, t in trained.items():

@@ -1,7 +1,9 @@
 """The Win-Win reproduction's configs come from its config file
 (configs/winwin/experiments/) and equal, for every variant, what ``build_cfg`` built in code
 before (tests/data/winwin_reproduction_cfgs.json, dumped then with the command's default
-flags), but for the window transform's explicit ``patch_size`` (the backbone's, 16)."""
+flags), but for the window transform's explicit ``patch_size`` (the backbone's, 16) and the
+hooks a config now declares itself (weights-only loading, the label range check; both leave
+training as it was)."""
 import copy
 import json
 import os.path as osp
@@ -28,6 +30,9 @@ def test_every_variant_equals_the_config_built_in_code_before(variant):
     for key in ('model', 'train_dataloader', 'test_dataloader', 'optim_wrapper',
                 'param_scheduler', 'train_cfg', 'default_hooks'):
         assert got[key] == before[key], key
+    hooks = [h['type'] for h in got.pop('custom_hooks')]
+    assert hooks == ['SafeCheckpointLoadingHook', 'LabelRangeHook', 'FullImagePhaseHook']
+    assert before.pop('custom_hooks') == [dict(type='FullImagePhaseHook')]
     assert got == before
 
 
