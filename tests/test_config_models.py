@@ -5,7 +5,6 @@ main before configs gained their hooks and the window transform its explicit ``p
 (written then by resolving every config with mmengine's ``Config.fromfile``). Layout and
 runtime changes must leave every model exactly as it was.
 """
-import functools
 import glob
 import json
 import os.path as osp
@@ -17,12 +16,8 @@ SNAPSHOT = osp.join(REPO, 'tests', 'data', 'config_models.json')
 
 
 @pytest.fixture(scope='module')
-def resolved(monkeypatch_module):
-    from mmengine.config import Config, config as mm_config
-    # mmengine re-reads every metafile of the host package for each ``mmseg::`` base (0.4 s
-    # a config); the answer depends only on the arguments, so it is cached for this test.
-    monkeypatch_module.setattr(mm_config, '_get_external_cfg_path',
-                               functools.lru_cache(None)(mm_config._get_external_cfg_path))
+def resolved():
+    from mmengine.config import Config  # host base look-ups are cached (tests/conftest.py)
     out = {}
     for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)):
         rel = osp.relpath(path, REPO)
@@ -32,13 +27,6 @@ def resolved(monkeypatch_module):
         if 'model' in cfg:
             out[rel] = json.loads(json.dumps(cfg.model.to_dict(), default=repr, sort_keys=True))
     return out
-
-
-@pytest.fixture(scope='module')
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def test_every_config_resolves_to_the_same_model(resolved):
