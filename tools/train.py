@@ -73,7 +73,36 @@ def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
     from mmengine.runner import Runner
-    Runner.from_cfg(cfg).train()
+
+    from mmwinwin.engine.hooks.preemption_hook import shutdown_train_workers
+    runner = Runner.from_cfg(cfg)
+    try:
+        runner.train()
+    except Exception as err:
+        if cfg.get('launcher', 'none') != 'none' and _lost_another_rank(err):
+            timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+            raise SystemExit(
+                f'rank {os.environ.get("RANK", "?")}: lost contact with another rank (it died, '
+                f'or did not answer within the process-group timeout env_cfg.dist_cfg.timeout='
+                f'{timeout} s): {type(err).__name__}: {str(err).splitlines()[0][:300]}. '
+                'Resume with --resume (tools/dist_train.sh restarts the group by itself with '
+                'MAX_RESTARTS=N).') from err
+        raise
+    finally:
+        shutdown_train_workers(runner)  # at once, not in a 10 s join at interpreter exit
+        for hook in runner.hooks:  # a failed run gets no after_run: disarm PreemptionHook
+            if callable(getattr(hook, 'release', None)):
+                hook.release()
+
+
+def _lost_another_rank(err: BaseException) -> bool:
+    """A collective failed because a peer died or timed out (gloo / c10d errors)."""
+    import torch.distributed as dist
+    dist_error = getattr(dist, 'DistError', ())
+    text = str(err)
+    return isinstance(err, dist_error) or any(s in text for s in (
+        'Connection closed by peer', 'Connection reset by peer', 'Timed out waiting',
+        'timed out', 'Broken pipe', 'gloo'))
 
 
 if __name__ == '__main__':
