@@ -16,16 +16,20 @@ checkpoint is lost. With it (every config declares it, ``configs/_base_/mmwinwin
 * a second SIGTERM ends the process at once (the signal's previous handling).
 
 Where the handler lives. mmengine builds the train loop, and so forks the dataloader workers,
-before ``before_run``; a handler installed there would be missing in the workers, which
-then die on the SIGTERM that ``torch.distributed.run`` (``os.killpg``) or ``scancel`` send
-to the whole process group, and the main process fails with "DataLoader worker ... exited
-unexpectedly". So the handler is installed when the hook is built (with the Runner, in the
-main thread) and is:
+before ``before_run``; and torch's workers install a C handler that ends a worker on a
+SIGTERM from anyone but its parent -- as ``torch.distributed.run`` (``os.killpg``) and
+``scancel`` send it to the whole process group -- after which the main process fails with
+"DataLoader worker ... is killed by signal: Terminated". So, when the hook is built (with the
+Runner, in the main thread, before any worker):
 
-* in a forked child (dataloader worker): ignore the signal;
-* before ``before_run`` and after ``after_run``: pass the signal on to the handler that was
-  there before (by default: end the process), so nothing changes outside the run;
-* during the run: request the stop described above.
+* the handler is installed; in a forked child it does nothing; before ``before_run`` and
+  after ``after_run`` it passes the signal on to the handler that was there before (by
+  default: end the process), so nothing changes outside the run; during the run it requests
+  the stop described above;
+* torch's worker signal set-up (``torch.utils.data._utils.signal_handling.
+  _set_worker_signal_handlers``, which each forked worker calls) is wrapped so that the
+  workers ignore these signals (a worker still ends with its parent, torch's watchdog).
+  Workers started with ``spawn`` are not covered (the hosts' configs use ``fork``).
 
 ``after_run`` puts the previous handler back. Iteration-based loops resume exactly; an
 epoch-based loop's checkpoint is named ``iter_N.pth`` and its resumed run repeats the
@@ -67,10 +71,18 @@ class PreemptionHook(Hook):
         self._requested_at: float | None = None
         self._saved_iter: int | None = None
         self._previous: dict = {}
+        self._worker_setup = None
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handle)
+        # torch's dataloader workers install a C handler that ends the worker on a SIGTERM
+        # from anyone but its parent (torch.distributed.run's os.killpg, scancel): workers
+        # forked while the hook is armed ignore these signals instead
+        from torch.utils.data._utils import signal_handling
+        original = signal_handling._set_worker_signal_handlers
+        self._worker_setup = (signal_handling, original)
+        signal_handling._set_worker_signal_handlers = _IgnoringInWorkers(original, self.signals)
 
     # ----------------------------------------------------------------- the handler
     def _pass_on(self, signum, frame) -> None:
@@ -161,10 +173,27 @@ class PreemptionHook(Hook):
         self._armed = False
         if os.getpid() != self._pid or threading.current_thread() is not threading.main_thread():
             return
+        if self._worker_setup is not None:
+            module, original = self._worker_setup
+            if isinstance(module._set_worker_signal_handlers, _IgnoringInWorkers):
+                module._set_worker_signal_handlers = original
+            self._worker_setup = None
         for sig, previous in list(self._previous.items()):
             if signal.getsignal(sig) == self._handle:  # not replaced by someone else since
                 signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
                 del self._previous[sig]
+
+
+class _IgnoringInWorkers:
+    """torch's worker signal set-up, then ``SIG_IGN`` for the preemption signals."""
+
+    def __init__(self, original, signals) -> None:
+        self.original, self.signals = original, list(signals)
+
+    def __call__(self, *args, **kwargs):
+        self.original(*args, **kwargs)
+        for sig in self.signals:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def shutdown_train_workers(runner) -> None:
