@@ -1,7 +1,7 @@
 """Kill a training run at random moments, resume it each time, compare with an uninterrupted run.
 
     python tools/analysis_tools/fault_injection.py [--kills 20] [--seed 0] [--work-dir DIR]
-        [--max-iters 24] [--window 1.5] [--sigterm-every 0]
+        [--max-iters 48] [--window 0.6] [--sigterm-every 0]
 
 Trains the tiny Win-Win segmentation config (full-image phase on, 2 dataloader workers, a
 checkpoint every 2 iterations) on generated data: once straight through, then again while
@@ -33,8 +33,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--kills', type=int, default=20)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--max-iters', type=int, default=24)
-    parser.add_argument('--window', type=float, default=1.5,
+    parser.add_argument('--max-iters', type=int, default=48)
+    parser.add_argument('--window', type=float, default=0.6,
                         help='a fault lands up to this many seconds after the first logged '
                              'iteration of each attempt')
     parser.add_argument('--sigterm-every', type=int, default=0,
