@@ -33,7 +33,9 @@ def main():
     from mmwinwin.utils import (apply_common_flags, checkpoint_errors_exit, distributed_session,
                                 exit_on_unknown_settings, safe_checkpoint_loading)
 
-    cfg = apply_common_flags(Config.fromfile(args.config), args)
+    cfg = Config.fromfile(args.config)
+    init_restartable_process_group(cfg, args)
+    cfg = apply_common_flags(cfg, args)
     exit_on_unknown_settings(cfg)
     if args.amp:
         import torch
@@ -56,6 +58,38 @@ def main():
         train(cfg)
 
 
+def init_restartable_process_group(cfg, args) -> None:
+    """On CPU under torch.distributed.run: start the gloo process group on store keys of
+    this attempt (``TORCHELASTIC_RESTART_COUNT``). The launcher's store outlives a restart
+    (``--max-restarts``, tools/dist_train.sh ``MAX_RESTARTS``) and still holds the first
+    attempt's keys, so a restarted group set up by ``init_process_group()`` alone reads the
+    dead processes' addresses and fails ("connectFullMesh ... Connection refused").
+    ``mmwinwin.utils.setup_cpu_distributed`` then finds the group started. The timeout is
+    ``env_cfg.dist_cfg.timeout`` (seconds; ``--cfg-options`` included)."""
+    import copy
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+    if (args.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized()
+            or 'TORCHELASTIC_RESTART_COUNT' not in os.environ):
+        return
+    probe = copy.deepcopy(cfg)
+    try:
+        probe.merge_from_dict(args.cfg_options or {})
+    except Exception:  # reported with its reason by apply_common_flags
+        pass
+    timeout = datetime.timedelta(
+        seconds=probe.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800))
+    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    agent_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world,
+                          is_master=not agent_store and rank == 0, timeout=timeout)
+    store = dist.PrefixStore(f'mmwinwin/attempt_{os.environ["TORCHELASTIC_RESTART_COUNT"]}',
+                             store)
+    dist.init_process_group('gloo', store=store, rank=rank, world_size=world, timeout=timeout)
+
+
 def resolve_auto_resume(cfg) -> None:
     """``--resume`` without a path: resume from the newest checkpoint in work_dir that
     loads (a truncated latest one is skipped, with the reason logged), or start afresh
@@ -73,7 +107,36 @@ def train(cfg) -> None:
     """Build the Runner and train; the Runner (and the DDP wrapper that holds the process
     group) is released when this returns, before the distributed teardown."""
     from mmengine.runner import Runner
-    Runner.from_cfg(cfg).train()
+
+    from mmwinwin.engine.hooks.preemption_hook import shutdown_train_workers
+    runner = Runner.from_cfg(cfg)
+    try:
+        runner.train()
+    except Exception as err:
+        if cfg.get('launcher', 'none') != 'none' and _lost_another_rank(err):
+            timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+            raise SystemExit(
+                f'rank {os.environ.get("RANK", "?")}: lost contact with another rank (it died, '
+                f'or did not answer within the process-group timeout env_cfg.dist_cfg.timeout='
+                f'{timeout} s): {type(err).__name__}: {str(err).splitlines()[0][:300]}. '
+                'Resume with --resume (tools/dist_train.sh restarts the group by itself with '
+                'MAX_RESTARTS=N).') from err
+        raise
+    finally:
+        shutdown_train_workers(runner)  # at once, not in a 10 s join at interpreter exit
+        for hook in runner.hooks:  # a failed run gets no after_run: disarm PreemptionHook
+            if callable(getattr(hook, 'release', None)):
+                hook.release()
+
+
+def _lost_another_rank(err: BaseException) -> bool:
+    """A collective failed because a peer died or timed out (gloo / c10d errors)."""
+    import torch.distributed as dist
+    dist_error = getattr(dist, 'DistError', ())
+    text = str(err)
+    return isinstance(err, dist_error) or any(s in text for s in (
+        'Connection closed by peer', 'Connection reset by peer', 'Timed out waiting',
+        'timed out', 'Broken pipe', 'gloo'))
 
 
 if __name__ == '__main__':

@@ -11,4 +11,9 @@ custom_hooks = [
     dict(type='LabelRangeHook'),
     # a Win-Win model with full_image_phase learns the iteration (the recipe's whole-image phase)
     dict(type='FullImagePhaseHook'),
+    # checkpoints and last_checkpoint written atomically (temporary file, fsync, rename), the
+    # new checkpoint saved before max_keep_ckpts deletes an old one (docs/long_runs.md)
+    dict(type='AtomicCheckpointHook'),
+    # SIGTERM: finish the iteration, save a checkpoint, exit 0; --resume continues exactly
+    dict(type='PreemptionHook'),
 ]

@@ -1,9 +1,9 @@
 """Training glue: optimizer constructors, hooks, the CPU distributed model wrapper."""
-from .hooks import (FullImagePhaseHook, LabelRangeHook, ParamSyncCheckHook, RNGStateHook,
-                    SafeCheckpointLoadingHook)
+from .hooks import (AtomicCheckpointHook, FullImagePhaseHook, LabelRangeHook, ParamSyncCheckHook,
+                    PreemptionHook, RNGStateHook, SafeCheckpointLoadingHook)
 from .optimizers import ViTLayerDecayOptimizerConstructor
 from .wrappers import CPUDistributedDataParallel
 
 __all__ = ['FullImagePhaseHook', 'LabelRangeHook', 'ParamSyncCheckHook', 'RNGStateHook',
-           'SafeCheckpointLoadingHook',
+           'SafeCheckpointLoadingHook', 'AtomicCheckpointHook', 'PreemptionHook',
            'ViTLayerDecayOptimizerConstructor', 'CPUDistributedDataParallel']

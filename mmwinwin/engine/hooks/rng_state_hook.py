@@ -147,6 +147,12 @@ class RNGStateHook(Hook):
         if get_world_size() > 1 and self._checkpoint_due(runner, by_epoch):
             self._gathered = (runner.iter, all_gather_object(capture_rng_state(runner.model)))
 
+    def gather_now(self, runner) -> None:
+        """Gather every rank's RNG state for a checkpoint saved outside the CheckpointHook
+        schedule at this iteration (``PreemptionHook``); call it on every rank."""
+        if get_world_size() > 1:
+            self._gathered = (runner.iter, all_gather_object(capture_rng_state(runner.model)))
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._gather_if_due(runner, by_epoch=False)
 
