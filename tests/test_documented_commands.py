@@ -136,6 +136,9 @@ COMMANDS = {
         _covered('tests/test_benchmark_winwin_det.py::test_smoke_profile_names_every_component'),
     'python tools/analysis_tools/benchmark_winwin_det.py --smoke':
         _covered('tests/test_benchmark_winwin_det.py::test_smoke_run_measures_both_modes'),
+    'python tools/analysis_tools/fault_injection.py [--kills 20] [--seed 0] [--work-dir DIR]':
+        _covered('tests/test_faults.py (fixture chain: SIGKILL inside a checkpoint write and '
+                 'in the whole-image phase, SIGTERM, a failed save, each resumed with --resume)'),
     'python tools/analysis_tools/get_flops.py CONFIG [--shape H W] '
     '[--cfg-options KEY=VALUE ...]':
         lambda c: command_argv(c.cmd, {'CONFIG': SEG_CONFIG}, ['--shape', '64', '64']),

@@ -109,12 +109,46 @@ def test_import_mmwinwin_changes_nothing_outside_mmwinwin(tmp_path):
 
 def test_safe_loading_context_restores_what_was_there():
     from mmengine.runner import checkpoint as ck
-    from mmwinwin.utils.checkpoint import safe_checkpoint_loading
+    from mmwinwin.utils import checkpoint as ours
     before = (dict(ck.CheckpointLoader._schemes), ck.load_from_local, ck.load_from_http)
-    with safe_checkpoint_loading():
+    with ours.safe_checkpoint_loading():
         inside = (dict(ck.CheckpointLoader._schemes), ck.load_from_local)
-        with safe_checkpoint_loading():  # nests
+        assert inside[1] is ours._load_from_local and inside[0][''] is ours._load_from_local
+        assert ck.CheckpointLoader._schemes['https://'] is ours._load_from_http
+        with ours.safe_checkpoint_loading():  # nests
             pass
         assert (dict(ck.CheckpointLoader._schemes), ck.load_from_local) == inside
-        assert inside[1] is not before[1] and inside[0][''] is not before[0]['']
     assert (dict(ck.CheckpointLoader._schemes), ck.load_from_local, ck.load_from_http) == before
+
+
+def test_safe_loading_hook_covers_the_loading_and_restores_before_the_loop(tmp_path,
+                                                                          synthetic_ade20k):
+    """The hook of the configs: safe loaders while the Runner loads, mmengine's own again once
+    the training loop starts, and after the run."""
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+    from mmengine.runner import checkpoint as ck
+
+    from mmwinwin.utils import checkpoint as ours
+    seen = {}
+
+    class Probe(Hook):
+        def before_train(self, runner):
+            seen['loop'] = ck.load_from_local
+
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'rope_vit',
+                                   'upernet_rope-vit-tiny_1xb2-20i_synthetic-ade20k-128x128.py'))
+    cfg.work_dir = str(tmp_path)
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = synthetic_ade20k
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(Probe(), priority='LOWEST')
+    before = ck.load_from_local
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'SafeCheckpointLoadingHook')
+    hook.before_run(runner)
+    assert ck.load_from_local is ours._load_from_local
+    runner.call_hook('before_train')
+    assert seen['loop'] is before and ck.load_from_local is before
+    hook.after_run(runner)
+    assert ck.load_from_local is before

@@ -157,7 +157,7 @@ def _save_then_prune(self: CheckpointHook, runner, step: int, meta: dict) -> Non
     then point ``last_checkpoint`` at it, then delete what ``max_keep_ckpts`` drops. The
     ``keep_ckpt_ids`` list stored in the checkpoint's message hub is the same as mmengine's."""
     dropped = []
-    ids = list(self.keep_ckpt_ids)
+    ids = list(getattr(self, 'keep_ckpt_ids', ()))  # only kept with max_keep_ckpts > 0
     if self.max_keep_ckpts > 0 and not (ids and ids[-1] == step):
         ids.append(step)
         dropped, ids = ids[:-self.max_keep_ckpts], ids[-self.max_keep_ckpts:]

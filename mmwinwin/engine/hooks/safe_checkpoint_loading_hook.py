@@ -10,13 +10,17 @@ load with ``weights_only=True`` and mmwinwin's short allow-list (mmengine's Runn
 CroCo's pre-training arguments); a file holding anything else is refused, naming the file.
 
 mmengine calls ``before_run`` before it initialises weights and loads or resumes, in
-``Runner.train()``, ``Runner.val()`` and ``Runner.test()`` alike, so a config switches safe
-loading on for the whole run with one line (every config of this project does, in
-``configs/_base_/mmwinwin_runtime.py``)::
+``Runner.train()``, ``Runner.val()`` and ``Runner.test()`` alike, and ``before_train`` /
+``before_val`` / ``before_test`` right after, so a config switches safe loading on for the
+run's loading with one line (every config of this project does, in
+``configs/_base_/mmwinwin_hooks.py``)::
 
     custom_hooks = [dict(type='SafeCheckpointLoadingHook')]
 
-Nothing outside the run is changed: ``after_run`` puts mmengine's loaders back as they were.
+Nothing outside the run is changed: mmengine's loaders are put back as they were once the
+loading is done (``before_train`` / ``before_val`` / ``before_test``), and by ``after_run`` at
+the latest. mmengine has no hook for a run that raises; a load that raises (a refused file)
+leaves the safe loaders in place in that process, which only makes later loads stricter.
 """
 from __future__ import annotations
 
@@ -42,7 +46,10 @@ class SafeCheckpointLoadingHook(Hook):
             self._context = safe_checkpoint_loading()
             self._context.__enter__()
 
-    def after_run(self, runner) -> None:
+    def _restore(self, runner=None) -> None:
         if self._context is not None:
             context, self._context = self._context, None
             context.__exit__(None, None, None)
+
+    # the checkpoints are loaded (weights initialised, load_from / resume) before the loops
+    before_train = before_val = before_test = after_run = _restore
