@@ -28,6 +28,6 @@ fi
 #    pinned on the same command line, because timm on its own would upgrade it and break
 #    mmcv's compiled ops; torchvision 0.28.0 is the build that matches torch 2.13.0
 pip_install --no-build-isolation -e ".[tests]" "torch==2.13.0" "torchvision==0.28.0"
-"$PY" -c "import torch, torchvision, mmcv.ops, timm, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" || {
-  echo "[install] FAILED: torch / torchvision / mmcv.ops / timm do not import together (see above)" >&2; exit 1; }
+"$PY" -c "import torch, torchvision, mmcv.ops, timm, xdist, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" || {
+  echo "[install] FAILED: torch / torchvision / mmcv.ops / timm / pytest-xdist do not import together (see above)" >&2; exit 1; }
 "$PY" -c "import mmwinwin, mmcv, mmseg, mmdet, torch; print('[install] ok: mmwinwin', mmwinwin.__version__, '| torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__, '| mmdet', mmdet.__version__)"

@@ -20,7 +20,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import mmwinwin  # noqa: F401  (registers modules, allows mmengine checkpoints)
+    import mmwinwin  # noqa: F401  (registers modules; changes nothing else)
     from mmwinwin.utils import (apply_common_flags, distributed_session, exit_on_unknown_settings,
                                 safe_checkpoint_loading)
 
