@@ -84,7 +84,7 @@ def test_helper_imports_with_torch_alone_and_peak_memory_sees_a_large_temporary(
     still resident, so the process's RSS need not grow at all."""
     code = WITHOUT_OPENMMLAB + '''
 import torch
-from mmwinwin.utils.benchmark import count_macs
+from mmwinwin.utils.benchmark import PeakMemory, count_macs  # noqa: F401
 n = 64 * 2 ** 20  # 64 MiB of float32, written so that its pages are resident
 with PeakMemory('cpu') as m:
     x = torch.ones(n // 4)
