@@ -37,7 +37,8 @@ __all__ = ['WinWinFlowEstimator']
 _WINDOW_KEYS = ('margin',)
 _MOVED_KEYS = ('num_windows', 'window_size', 'token_budget', 'shrink_to_fit')
 _MISSING = ("Win-Win flow training needs windows in each sample's metainfo: add "
-            "dict(type='WinWinWindows', num_windows=2, window_size=10, patch_size=16) to the training "
+            "dict(type='WinWinWindows', num_windows=2, window_size=10, patch_size=16) to the "
+            "training "
             'pipeline after the crop / flip, before PackFlowInputs (it carries them).')
 _TEST_KEYS = ('mode', 'tile_size', 'overlap', 'weight')
 
@@ -86,7 +87,8 @@ class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
                 given = ', '.join(f'{k}={windows[k]!r}' for k in moved)
                 raise ValueError(
                     f'windows.{moved[0]}: the window count and size moved to the pipeline, as '
-                    f"for every Win-Win task. Put dict(type='WinWinWindows', {given}, patch_size=16) in the "
+                    f"for every Win-Win task. Put dict(type='WinWinWindows', {given}, "
+                    "patch_size=16) in the "
                     'training pipeline before PackFlowInputs and keep only '
                     f"model.windows=dict(margin={windows.get('margin', 0)}).")
             check_settings_keys(windows, _WINDOW_KEYS, 'windows')
