@@ -55,7 +55,9 @@ def test_transform_records_windows_and_packs():
                gt_seg_map=np.zeros((50, 70), np.uint8))
     out = pack(t(res))
     meta = out['data_samples'].metainfo
-    assert meta['winwin_grid'] == (6, 8) and meta['winwin_patch_size'] == P
+    # the full grid is the whole image's test-time grid (ceil: 50x70 px at patch 8 -> 7x9);
+    # windows lie on whole patches inside the image (floor: 6x8)
+    assert meta['winwin_grid'] == (7, 9) and meta['winwin_patch_size'] == P
     assert len(meta['winwin_windows']) == 2
     for top, left, h, w in meta['winwin_windows']:
         assert (h, w) == (3, 3) and top + h <= 6 and left + w <= 8

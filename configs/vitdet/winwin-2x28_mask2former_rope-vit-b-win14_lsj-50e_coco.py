@@ -28,7 +28,8 @@ train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform a
     dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=True,
          allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
-    dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True),
+    dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True,
+         grid_divisor=32),  # RoPE grid = the test's, padded to pad_size_divisor=32
     dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -17,8 +17,8 @@ import torch.utils.data
 from mmcv.transforms import BaseTransform
 from mmengine.dist import get_rank
 
-from ...layers.winwin.windows import (check_int, check_window_args, sample_grid_size,
-                                      sample_random_tokens, sample_windows,
+from ...layers.winwin.windows import (check_int, check_window_args, rope_grid_size,
+                                      sample_grid_size, sample_random_tokens, sample_windows,
                                       window_stream_generator)
 from ...registry import register
 
@@ -43,6 +43,11 @@ class WinWinWindows(BaseTransform):
             training step that it equals its backbone's (``winwin_patch_size``).
         shrink_to_fit: when N windows of that size do not fit in an image, use the
             largest size that does instead of raising a ``ValueError``.
+        grid_divisor: the pixel multiple the *test-time* data preprocessor pads a whole
+            image to, when it pads beyond the patch size (mmdet's ``pad_size_divisor``,
+            e.g. 32; mmseg's ``test_cfg=dict(size_divisor=...)``); default ``None``: the
+            patch size (mmseg's whole-image test with no ``test_cfg`` padding, where the
+            patch embedding pads to whole patches). It sets ``winwin_grid`` (below).
         mode: ``'windows'`` (Win-Win) or ``'random_tokens'`` (ablation: the same number
             of tokens, ``N * side^2``, drawn uniformly at random over the image).
         seed: seed of the window stream (default: the run's seed, i.e. mmengine's
@@ -55,14 +60,26 @@ class WinWinWindows(BaseTransform):
             the resumed iteration, which replays this stream exactly.
 
     Adds to ``results``: ``winwin_windows`` (list of ``(top, left, h, w)`` tokens) or
-    ``winwin_token_index`` (list of row-major token indices), ``winwin_grid`` (token
-    grid of whole patches inside the image) and ``winwin_patch_size``.
+    ``winwin_token_index`` (list of token indices, row-major in ``winwin_grid``),
+    ``winwin_grid`` and ``winwin_patch_size``.
+
+    ``winwin_grid`` is the full token grid the backbone's RoPE is given with the windows'
+    tokens: the grid this image would have in the whole-image test forward,
+    ``ceil(H / d) * d / p`` per axis (``d = grid_divisor or patch_size``,
+    :func:`~mmwinwin.layers.winwin.windows.rope_grid_size`). It is per image, so it does
+    not depend on how a training batch is padded (to the largest image, or to a fixed
+    ``size``), and the window path (whole images packed) and the canvas path
+    (``pixels='windows'``) use the same one. Grid-normalised RoPE families (DINOv3; EVA-02
+    and PE with ``rope_ref_grid``) then give a token the coordinates it has at test time
+    (batch size 1, the test image as large as this one); integer-coordinate families do not
+    use the grid. Windows are still sampled on whole patches inside the image,
+    ``(H // p, W // p)``.
     """
 
     def __init__(self, num_windows: int = 2, window_size: int | Sequence[int] | None = None,
                  token_budget: int | None = None, patch_size: int | None = None,
                  shrink_to_fit: bool = False, mode: str = 'windows',
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, grid_divisor: int | None = None) -> None:
         if mode not in ('windows', 'random_tokens'):
             raise ValueError(f"WinWinWindows mode must be 'windows' or 'random_tokens', got {mode!r}.")
         if window_size is None and token_budget is None:
@@ -76,6 +93,10 @@ class WinWinWindows(BaseTransform):
                 "dict(type='WinWinWindows', num_windows=2, window_size=12, patch_size=16) "
                 '(14 for EVA-02 and the /14 PE presets).')
         check_int('patch_size', patch_size)
+        if grid_divisor is not None:
+            check_int('grid_divisor', grid_divisor)
+            rope_grid_size((1, 1), patch_size, grid_divisor)  # a multiple of the patch size
+        self.grid_divisor = grid_divisor
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
         self.token_budget = token_budget
@@ -117,17 +138,20 @@ class WinWinWindows(BaseTransform):
             what = f'image {name}' if name else 'an image'
             raise ValueError(f'WinWinWindows on {what} of {img_hw[0]}x{img_hw[1]} px '
                              f'(patch {self.patch_size}): {err}') from err
-        results['winwin_grid'] = tuple(grid)
+        full = rope_grid_size(img_hw, self.patch_size, self.grid_divisor)
+        results['winwin_grid'] = tuple(full)
         results['winwin_patch_size'] = self.patch_size
         if self.mode == 'windows':
             results['winwin_windows'] = windows
         else:
             budget = sum(h * w for _, _, h, w in windows)
-            results['winwin_token_index'] = sample_random_tokens(
-                grid, budget, generator).tolist()
+            idx = sample_random_tokens(grid, budget, generator)
+            # drawn in the sampling grid, recorded row-major in the full grid
+            results['winwin_token_index'] = ((idx // grid[1]) * full[1] + idx % grid[1]).tolist()
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_windows={self.num_windows}, window_size='
                 f'{self.window_size}, token_budget={self.token_budget}, patch_size='
-                f'{self.patch_size}, shrink_to_fit={self.shrink_to_fit}, mode={self.mode!r})')
+                f'{self.patch_size}, shrink_to_fit={self.shrink_to_fit}, mode={self.mode!r}, '
+                f'grid_divisor={self.grid_divisor})')

@@ -7,14 +7,16 @@ from .context import context_grid, pool_context_tokens
 from .pair_windows import (check_batch_windows, crop_pair_windows, pair_window_tokens,
                            tokens_to_window_grids)
 from .windows import (Window, canvas_layout, check_windows, crop_image_windows, crop_windows, embed_windows,
-                      gather_tokens, max_fitting_size, resolve_window_size, sample_grid_size,
-                      sample_random_tokens, sample_windows, scatter_tokens, window_grids,
+                      gather_tokens, max_fitting_size, resolve_window_size, rope_grid_size,
+                      sample_grid_size, sample_random_tokens, sample_windows, scatter_tokens,
+                      window_grids,
                       window_pixel_boxes, window_positions, window_token_index,
                       window_stream_generator, window_stream_seed, window_token_mask,
                       windows_fit)
 
 __all__ = ['Window', 'canvas_layout', 'check_windows', 'embed_windows', 'crop_image_windows', 'crop_windows',
-           'gather_tokens', 'max_fitting_size', 'resolve_window_size', 'sample_grid_size',
+           'gather_tokens', 'max_fitting_size', 'resolve_window_size', 'rope_grid_size',
+           'sample_grid_size',
            'sample_random_tokens', 'sample_windows', 'scatter_tokens', 'window_grids',
            'window_pixel_boxes', 'window_positions', 'window_token_index', 'window_token_mask',
            'windows_fit', 'check_batch_windows', 'pair_window_tokens', 'tokens_to_window_grids',

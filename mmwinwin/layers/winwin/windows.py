@@ -15,8 +15,12 @@ Conventions (used by every function here):
   sample's metainfo unchanged.
 * The *token grid* of an image of ``H x W`` pixels with patch size ``p`` is
   ``(H // p, W // p)`` for sampling (:func:`sample_grid_size`), so every window lies
-  fully inside the real image pixels; the backbone's grid may be larger (padding),
-  which does not move coordinates (padding is right/bottom).
+  fully inside the real image pixels. The grid the backbone's RoPE is given (the *full
+  grid*, which DINOv3 normalises by and EVA-02 / PE with ``rope_ref_grid`` rescale by) is
+  the one the whole image has at test time: ``(ceil(H / d) * d / p, ...)`` with ``d`` the
+  pixel multiple the test-time data preprocessor pads to (the patch size by default,
+  :func:`rope_grid_size`). Padding is right/bottom, so integer token indices are the same
+  in every grid; only grid-normalised coordinates need the one full grid.
 * Token indices are row-major in the full grid (``y * grid_w + x``), windows
   concatenated in order, row-major inside each window.
 
@@ -54,7 +58,8 @@ from typing import Sequence
 import torch
 
 __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
-           'sample_grid_size', 'sample_windows', 'sample_random_tokens', 'window_token_index',
+           'sample_grid_size', 'rope_grid_size', 'sample_windows', 'sample_random_tokens',
+           'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
            'check_windows', 'check_patch_size', 'check_int', 'check_window_args',
@@ -92,6 +97,24 @@ def sample_grid_size(img_hw: Sequence[int], patch_size: int) -> tuple[int, int]:
     """Token grid in which windows are sampled: whole patches inside the image."""
     h, w = int(img_hw[0]) // patch_size, int(img_hw[1]) // patch_size
     return h, w
+
+
+def rope_grid_size(img_hw: Sequence[int], patch_size: int,
+                   divisor: int | None = None) -> tuple[int, int]:
+    """The full token grid of an ``H x W`` image as the whole-image test path gives it to the
+    backbone: the image zero-padded (right, bottom) to a multiple of ``divisor`` pixels
+    (default ``patch_size``; mmseg's ``test_cfg.size_divisor`` / mmdet's ``pad_size_divisor``
+    when those pad further), then cut into patches: ``ceil(H / d) * d / p`` per axis.
+
+    Training on windows hands this grid to the backbone with the windows' tokens, so a token
+    gets the same RoPE coordinates in training as in the test's whole-image forward for the
+    grid-normalised families (DINOv3, EVA-02, PE with ``rope_ref_grid``)."""
+    p = int(patch_size)
+    d = p if divisor is None else int(divisor)
+    if d % p:
+        raise ValueError(f'The grid divisor ({d} px) must be a multiple of the patch size '
+                         f'({p} px): the test-time padding is whole patches.')
+    return tuple(-(-int(v) // d) * d // p for v in img_hw[:2])
 
 
 def windows_fit(grid_size: Sequence[int], num_windows: int, size: int) -> bool:

@@ -204,7 +204,10 @@ class WinWinMixin(FullImagePhaseMixin):
         index = torch.stack(index)
         gy, gx = index // grid[1], index % grid[1]
         pos = torch.stack([gy, gx], -1).float()
-        levels = self.backbone.forward_tokens(gather_tokens(tokens, index), pos, grid)
+        # the RoPE grid: the images' whole-image test grid (winwin_grid) when they share one
+        full = {tuple(int(v) for v in s.metainfo['winwin_grid']) for s in data_samples}
+        rope_grid = full.pop() if len(full) == 1 else grid
+        levels = self.backbone.forward_tokens(gather_tokens(tokens, index), pos, rope_grid)
         n = grid[0] * grid[1]
         feats = [scatter_tokens(lv, index, n).transpose(1, 2).reshape(
             lv.shape[0], lv.shape[2], *grid) for lv in levels]

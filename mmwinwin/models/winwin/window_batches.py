@@ -7,8 +7,10 @@ cropped samples out, grouped by window size for the host's heads.
   map per window. ``extra_tokens`` appends tokens the windows attend to (context tokens).
   The pixels come from whole images, or from canvases holding only the windows' pixels
   (``WinWinPackSegInputs(pixels='windows')`` / ``WinWinPackDetInputs(pixels='windows')``):
-  each window is then read at its place in the canvas, its tokens keep their full-image
-  positions, and the full grid is the sample's ``winwin_grid``.
+  each window is then read at its place in the canvas. Either way its tokens keep their
+  full-image positions and the full grid handed to the backbone (RoPE of the
+  grid-normalised families) is the sample's ``winwin_grid``: the grid of that image in the
+  whole-image test forward, the same for both packings and independent of batch padding.
 * :func:`canvas_batch`: whether a batch holds canvases, and their layout;
   :func:`is_canvas_batch`: the same, read from a batch before the data preprocessor.
 * :func:`windows_by_size`: every window of the batch with its cropped sample, bucketed by
@@ -29,23 +31,25 @@ __all__ = ['window_features', 'canvas_batch', 'is_canvas_batch', 'windows_by_siz
 
 
 def canvas_batch(metas: list) -> tuple[list | None, list | None]:
-    """``(batch_offsets, batch_grids)`` when every sample was packed as a canvas
-    (``winwin_canvas`` in its metainfo): each window's ``(top, left)`` in the canvas and the
-    full image's token grid (``winwin_grid``); ``(None, None)`` for whole images."""
+    """``(batch_offsets, batch_grids)``: each window's ``(top, left)`` in the canvas when
+    every sample was packed as a canvas (``winwin_canvas`` in its metainfo), else ``None``;
+    and each sample's full token grid (``winwin_grid``, the grid of the whole-image test
+    forward: :class:`~mmwinwin.datasets.winwin.WinWinWindows`), which canvases need and
+    whole images use when every sample carries it (else ``None``: the batch's padded grid)."""
     packed = [CANVAS_META_KEY in m for m in metas]
+    has_grid = all('winwin_grid' in m for m in metas)
+    grids = [tuple(int(v) for v in m['winwin_grid']) for m in metas] if has_grid else None
     if not any(packed):
-        return None, None
+        return None, grids
     if not all(packed):
         raise ValueError("A batch mixes canvases of the windows' pixels (pixels='windows') and "
                          'whole images; pack every training image the same way (one '
                          "WinWinPackSegInputs / WinWinPackDetInputs setting per pipeline).")
-    for m in metas:
-        if 'winwin_grid' not in m:
-            raise KeyError("A canvas sample needs 'winwin_grid' (the full image's token grid) in "
-                           'its metainfo: pack with WinWinPackSegInputs / WinWinPackDetInputs, '
-                           'whose meta_keys carry it.')
-    return ([list(m[CANVAS_META_KEY]) for m in metas],
-            [tuple(int(v) for v in m['winwin_grid']) for m in metas])
+    if not has_grid:
+        raise KeyError("A canvas sample needs 'winwin_grid' (the full image's token grid) in "
+                       'its metainfo: pack with WinWinPackSegInputs / WinWinPackDetInputs, '
+                       'whose meta_keys carry it.')
+    return [list(m[CANVAS_META_KEY]) for m in metas], grids
 
 
 def is_canvas_batch(data) -> bool:
@@ -64,10 +68,13 @@ def window_features(backbone, inputs: torch.Tensor, batch_windows: list, patch_s
     ``extra_tokens(images, tokens, pos, grid) -> (tokens, pos, (h, w))`` appends tokens that
     form one more grid (they are dropped from the outputs); it needs whole images.
 
-    ``batch_offsets`` / ``batch_grids`` (:func:`canvas_batch`): ``inputs`` are canvases;
-    each window is read at its offset there, and the backbone is given each sample's full
-    token grid (samples are grouped by window sizes *and* grid). Default: ``inputs`` are
-    whole images and the grid is the batch's (padded) input grid."""
+    ``batch_offsets`` (:func:`canvas_batch`): ``inputs`` are canvases and each window is read
+    at its offset there (default: whole images). ``batch_grids``: each sample's full token
+    grid (``winwin_grid``), given to the backbone with its windows' tokens (samples are
+    grouped by window sizes *and* grid); required for canvases. Without it (whole images
+    only) the grid is the batch's padded input grid, which depends on the batch.
+    ``extra_tokens`` then get each image cut (or zero-padded) to its full grid, so pooled
+    context covers what it covers in the whole-image test forward."""
     p = patch_size
     canvas = batch_offsets is not None
     if canvas and (batch_grids is None or extra_tokens is not None):
@@ -76,7 +83,7 @@ def window_features(backbone, inputs: torch.Tensor, batch_windows: list, patch_s
     grid = (-(-inputs.shape[2] // p), -(-inputs.shape[3] // p))
     groups = defaultdict(list)
     for i, wins in enumerate(batch_windows):
-        g = batch_grids[i] if canvas else grid
+        g = tuple(batch_grids[i]) if batch_grids is not None else grid
         check_windows(wins, g)
         groups[(tuple((h, w) for _, _, h, w in wins), g)].append(i)
     out: list = [None] * len(batch_windows)
@@ -87,7 +94,7 @@ def window_features(backbone, inputs: torch.Tensor, batch_windows: list, patch_s
         n = tok.shape[1]
         shapes = [(int(h), int(w)) for _, _, h, w in wins[0]]
         if extra_tokens is not None:
-            tok, pos, extra_shape = extra_tokens(inputs[idxs], tok, pos, g)
+            tok, pos, extra_shape = extra_tokens(_fit_to_grid(inputs[idxs], g, p), tok, pos, g)
             shapes.append(extra_shape)
         levels = [lv[:, :n] for lv in backbone.forward_tokens(tok, pos, g, window_shapes=shapes)]
         per_level = [window_grids(lv, wins[0]) for lv in levels]  # [level][window](b, C, h, w)
@@ -95,6 +102,15 @@ def window_features(backbone, inputs: torch.Tensor, batch_windows: list, patch_s
             out[i] = [[per_level[lv][j][k] for lv in range(len(levels))]
                       for j in range(len(wins[0]))]
     return out
+
+
+def _fit_to_grid(images: torch.Tensor, grid: tuple, p: int) -> torch.Tensor:
+    """``images`` cut, or zero-padded right / bottom, to ``grid`` patches of ``p`` pixels."""
+    h, w = int(grid[0]) * p, int(grid[1]) * p
+    images = images[..., :h, :w]
+    if images.shape[-2] < h or images.shape[-1] < w:
+        images = torch.nn.functional.pad(images, (0, w - images.shape[-1], 0, h - images.shape[-2]))
+    return images
 
 
 def windows_by_size(samples: list, batch_windows: list, per_sample: list,
