@@ -106,6 +106,18 @@ def assert_same_training_state(path_a: str, path_b: str) -> None:
         assert not differ, f'{len(differ)} entries differ, e.g. {differ[:5]}'
 
 
+@pytest.fixture(scope='module', autouse=True)
+def same_threads_as_the_tools():
+    """Some runs of the chain are in this process (``run_tool_in_process``), the others in
+    subprocesses with ``tool_env``'s OMP_NUM_THREADS; bit-exactness holds for one thread
+    count, and this process's count is otherwise whatever earlier tests left (2 on 2 cores
+    by default), so this module runs with the tools' count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(tool_env()['OMP_NUM_THREADS']))
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='module')
 def ade20k_wide(tmp_path_factory) -> str:
     from mmwinwin.datasets.synthetic import generate_ade20k
@@ -115,10 +127,13 @@ def ade20k_wide(tmp_path_factory) -> str:
 
 @pytest.fixture(scope='module')
 def reference(ade20k_wide, tmp_path_factory) -> str:
-    """The uninterrupted run (in this process: no interpreter start-up)."""
+    """The uninterrupted run, started exactly as the interrupted runs are (``start_tool``:
+    same environment, thread count included; bit-exactness holds within one set-up)."""
     work = str(tmp_path_factory.mktemp('reference'))
-    run_tool_in_process(['tools/train.py', TINY, '--work-dir', work, *train_options(ade20k_wide)],
-                        REPO, work)
+    out = osp.join(work, 'reference.out')
+    proc = start_tool(['tools/train.py', TINY, '--work-dir', work, *train_options(ade20k_wide)],
+                      out)
+    assert proc.wait(timeout=300) == 0, read(out)[-4000:]
     return osp.join(work, 'iter_6.pth')
 
 
