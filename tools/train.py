@@ -33,9 +33,7 @@ def main():
     from mmwinwin.utils import (apply_common_flags, checkpoint_errors_exit, distributed_session,
                                 exit_on_unknown_settings, safe_checkpoint_loading)
 
-    cfg = Config.fromfile(args.config)
-    init_restartable_process_group(cfg, args)
-    cfg = apply_common_flags(cfg, args)
+    cfg = apply_common_flags(Config.fromfile(args.config), args)
     exit_on_unknown_settings(cfg)
     if args.amp:
         import torch
@@ -56,38 +54,6 @@ def main():
 
     with distributed_session(), checkpoint_errors_exit(), safe_checkpoint_loading():
         train(cfg)
-
-
-def init_restartable_process_group(cfg, args) -> None:
-    """On CPU under torch.distributed.run: start the gloo process group on store keys of
-    this attempt (``TORCHELASTIC_RESTART_COUNT``). The launcher's store outlives a restart
-    (``--max-restarts``, tools/dist_train.sh ``MAX_RESTARTS``) and still holds the first
-    attempt's keys, so a restarted group set up by ``init_process_group()`` alone reads the
-    dead processes' addresses and fails ("connectFullMesh ... Connection refused").
-    ``mmwinwin.utils.setup_cpu_distributed`` then finds the group started. The timeout is
-    ``env_cfg.dist_cfg.timeout`` (seconds; ``--cfg-options`` included)."""
-    import copy
-    import datetime
-
-    import torch
-    import torch.distributed as dist
-    if (args.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized()
-            or 'TORCHELASTIC_RESTART_COUNT' not in os.environ):
-        return
-    probe = copy.deepcopy(cfg)
-    try:
-        probe.merge_from_dict(args.cfg_options or {})
-    except Exception:  # reported with its reason by apply_common_flags
-        pass
-    timeout = datetime.timedelta(
-        seconds=probe.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800))
-    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
-    agent_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
-    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world,
-                          is_master=not agent_store and rank == 0, timeout=timeout)
-    store = dist.PrefixStore(f'mmwinwin/attempt_{os.environ["TORCHELASTIC_RESTART_COUNT"]}',
-                             store)
-    dist.init_process_group('gloo', store=store, rank=rank, world_size=world, timeout=timeout)
 
 
 def resolve_auto_resume(cfg) -> None:

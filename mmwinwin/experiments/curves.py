@@ -55,6 +55,12 @@ class CurveRecorder:
         return _Hook()
 
 
+def is_stored(results: list[dict], key: dict) -> bool:
+    """Whether a run with every setting of ``key`` is already in ``results`` (the stored
+    points of ``curves.json``), so a resumed invocation skips it."""
+    return any(all(r.get(k) == v for k, v in key.items()) for r in results)
+
+
 def summarise(results: list[dict], metric: str = 'mIoU') -> dict:
     """{(task, variant): {'iters', 'cpu_s' (mean), 'mean', 'std', 'min', 'max', 'seeds'}}
     of one metric, over the seeds (points up to the shortest run)."""

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from .curves import CurveRecorder, plot, summarise, write_table
+from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 from .reproduction import FULL_PHASE_FRACTION, VARIANTS, build_cfg
 
 TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
@@ -289,7 +289,7 @@ def main(argv=None) -> None:
                                                            args.full_phase_begin),
                                seed=seed, iters=args.iters,
                                img_size=list(args.img_size), window=args.window)
-                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                    if is_stored(results, key):
                         continue  # already measured: the run is resumable
                     print(f'[curves] task {task} | {label(key["variant"])} | seed {seed}',
                           flush=True)

@@ -49,7 +49,7 @@ import os.path as osp
 import tempfile
 
 from . import REPO_ROOT
-from .curves import CurveRecorder, plot, summarise, write_table
+from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 
 BASE_CONFIG = osp.join(REPO_ROOT,
                        'configs/vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py')
@@ -491,7 +491,7 @@ def main(argv=None) -> None:
                         key['long_factor'] = args.long_factor
                     if args.object_mask_thr is not None:
                         key['object_mask_thr'] = args.object_mask_thr
-                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                    if is_stored(results, key):
                         continue  # already measured: the run is resumable
                     print(f'[det-curves] task {task} | {label(variant)} | seed {seed}',
                           flush=True)

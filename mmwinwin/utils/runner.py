@@ -90,6 +90,24 @@ def apply_common_flags(cfg: Config, args) -> Config:
     return cfg
 
 
+def _restart_attempt_store(timeout) -> dict:
+    """Under torch.distributed.run, the process group's store keys of this restart attempt
+    (``TORCHELASTIC_RESTART_COUNT``). The launcher's store outlives a restart
+    (``--max-restarts``, tools/dist_train.sh ``MAX_RESTARTS``) and still holds the first
+    attempt's keys, so a restarted gloo group set up from the environment alone reads the
+    dead processes' addresses and fails ("connectFullMesh ... Connection refused").
+    Returns ``init_process_group`` arguments; none outside torch.distributed.run."""
+    if 'TORCHELASTIC_RESTART_COUNT' not in os.environ:
+        return {}
+    import torch.distributed as dist
+    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    agent_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world,
+                          is_master=not agent_store and rank == 0, timeout=timeout)
+    prefix = f'mmwinwin/attempt_{os.environ["TORCHELASTIC_RESTART_COUNT"]}'
+    return dict(store=dist.PrefixStore(prefix, store), rank=rank, world_size=world)
+
+
 def setup_cpu_distributed(cfg: Config) -> None:
     """mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in DDP
     with ``device_ids=[LOCAL_RANK]``, both of which fail without a GPU. On CPU, start
@@ -102,9 +120,11 @@ def setup_cpu_distributed(cfg: Config) -> None:
         raise RuntimeError('--launcher pytorch needs torch.distributed.run (RANK, WORLD_SIZE '
                            'unset); use tools/dist_train.sh / tools/dist_test.sh.')
     if not dist.is_initialized():
-        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
         import datetime
-        dist.init_process_group(backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+        timeout = datetime.timedelta(
+            seconds=cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800))
+        dist.init_process_group(backend='gloo', timeout=timeout,
+                                **_restart_attempt_store(timeout))
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
     cfg.env_cfg.dist_cfg.backend = 'gloo'
