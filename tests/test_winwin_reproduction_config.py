@@ -2,8 +2,10 @@
 (configs/winwin/experiments/) and equal, for every variant, what ``build_cfg`` built in code
 before (tests/data/winwin_reproduction_cfgs.json, dumped then with the command's default
 flags), but for the window transform's explicit ``patch_size`` (the backbone's, 16) and the
-hooks a config now declares itself (weights-only loading, the label range check; both leave
-training as it was)."""
+hooks a config now declares itself (the runtime's: weights-only loading, RNG states with
+validation that leaves the training RNG alone, the label range check, atomic checkpoints,
+preemption). The same-budget peers added since (random tokens, 1 / 4 windows, low
+resolution) are tested in test_winwin_peers.py."""
 import copy
 import json
 import os.path as osp
@@ -15,7 +17,11 @@ from mmwinwin.experiments.reproduction import VARIANTS, build_cfg, tokens_per_im
 SNAPSHOT = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'winwin_reproduction_cfgs.json')
 
 
-@pytest.mark.parametrize('variant', list(VARIANTS))
+with open(SNAPSHOT) as _f:
+    SNAPSHOT_VARIANTS = list(json.load(_f))
+
+
+@pytest.mark.parametrize('variant', SNAPSHOT_VARIANTS)
 def test_every_variant_equals_the_config_built_in_code_before(variant):
     with open(SNAPSHOT) as f:
         before = json.load(f)[variant]
@@ -27,11 +33,16 @@ def test_every_variant_equals_the_config_built_in_code_before(variant):
     assert len(windows) == variant.startswith('winwin')
     for t in windows:  # the one difference: WinWinWindows states the backbone's patch size
         assert t.pop('patch_size') == got['model']['backbone']['patch_size'] == 16
+    # the loss: mmseg's with PyTorch's weighted mean on ignored pixels (same values without)
+    loss = got['model']['decode_head']['loss_decode']
+    assert loss.pop('type') == 'IgnoreAwareCrossEntropyLoss'
+    assert before['model']['decode_head']['loss_decode'].pop('type') == 'CrossEntropyLoss'
     for key in ('model', 'train_dataloader', 'test_dataloader', 'optim_wrapper',
                 'param_scheduler', 'train_cfg', 'default_hooks'):
         assert got[key] == before[key], key
     hooks = [h['type'] for h in got.pop('custom_hooks')]
-    assert hooks == ['SafeCheckpointLoadingHook', 'LabelRangeHook', 'FullImagePhaseHook']
+    assert hooks == ['SafeCheckpointLoadingHook', 'RNGStateHook', 'LabelRangeHook',
+                     'FullImagePhaseHook', 'AtomicCheckpointHook', 'PreemptionHook']
     assert before.pop('custom_hooks') == [dict(type='FullImagePhaseHook')]
     assert got == before
 
@@ -40,7 +51,8 @@ def test_tokens_per_image_of_every_variant():
     got = {v: tokens_per_image(v, (192, 384), 6, 144) for v in VARIANTS}
     # 12x24 tokens; 2 windows of 6x6; context cells of 4x4 tokens: 3x6; a 144 px crop: 9x9
     assert got == dict(winwin='72', fullres='288', crop='81', winwin_abspos='72',
-                       winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288')
+                       winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288',
+                       random_tokens='72', window1='64', windows4='64', lowres='72')
 
 
 def test_short_runs_still_end_on_whole_images():

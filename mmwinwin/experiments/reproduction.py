@@ -7,6 +7,7 @@ loads it and applies the variant and the command's flags."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from . import repo_path
@@ -19,6 +20,11 @@ VARIANTS = {
     'winwin_ctx': '(e) Win-Win + pooled context tokens',
     'winwin_ft': '(f) Win-Win, then whole images',
     'winwin_ctx_ft': '(g) Win-Win + context tokens, then whole images',
+    # the same-budget alternatives to Win-Win's windows (Win-Win against its peers)
+    'random_tokens': '(h) random token dropping, same budget',
+    'window1': '(i) 1 window, same budget',
+    'windows4': '(j) 4 smaller windows, same budget',
+    'lowres': '(k) whole image at low resolution, same budget',
 }
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
@@ -28,6 +34,34 @@ CONFIG = ('configs', 'winwin', 'experiments',
 # the config file's own variables, not runtime settings (build_cfg drops them)
 _FILE_VARIABLES = ('img_size', 'embed_dims', 'num_layers', 'iters', 'classes', 'data_root',
                    'train_pipeline', 'test_pipeline', 'dataset')
+
+
+def window_samples(variant: str, window: int) -> tuple[str, int, int] | None:
+    """``(mode, windows, side)`` of the ``WinWinWindows`` transform of a variant that trains
+    on a subset of the tokens at their full-image positions (``None`` for the others).
+
+    The budget is Win-Win's, ``NUM_WINDOWS * window**2`` tokens: ``random_tokens`` keeps
+    exactly that many tokens drawn uniformly (timm ``PatchDropout``'s rule), ``window1`` /
+    ``windows4`` take 1 / 4 square windows of the largest side within it."""
+    budget = NUM_WINDOWS * window ** 2
+    if variant.startswith('winwin'):
+        return 'windows', NUM_WINDOWS, window
+    if variant == 'random_tokens':
+        return 'random_tokens', NUM_WINDOWS, window
+    if variant in ('window1', 'windows4'):
+        n = 1 if variant == 'window1' else 4
+        return 'windows', n, math.isqrt(budget // n)
+    return None
+
+
+def lowres_size(img_size: tuple[int, int], window: int, patch_size: int = 16
+                ) -> tuple[int, int]:
+    """The training (and test) size of variant ``lowres``: the whole image scaled by
+    ``sqrt(budget / tokens)`` so that it has about Win-Win's token budget, rounded to whole
+    patches (192x384 with 6x6 windows: 96x192, 72 tokens)."""
+    H, W = img_size
+    scale = math.sqrt(NUM_WINDOWS * window ** 2 / ((H // patch_size) * (W // patch_size)))
+    return tuple(max(1, round(s * scale / patch_size)) * patch_size for s in (H, W))
 
 
 def _insert_before(pipeline: list, type_name: str, transform: dict) -> list:
@@ -56,14 +90,16 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     cfg = Config.fromfile(repo_path(*CONFIG))
     for name in _FILE_VARIABLES:
         cfg.pop(name, None)
-    windows = variant.startswith('winwin')
+    samples = window_samples(variant, window)
+    windows = samples is not None
     abspos = variant == 'winwin_abspos'
     classes = tuple(synthetic_ade20k_classes(num_scenes))
     cfg.work_dir = work_dir
 
     model = cfg.model
     model.type = 'WinWinEncoderDecoder' if windows else 'EncoderDecoder'
-    model.data_preprocessor.size = (crop, crop) if variant == 'crop' else tuple(img_size)
+    model.data_preprocessor.size = (crop, crop) if variant == 'crop' else \
+        lowres_size(img_size, window) if variant == 'lowres' else tuple(img_size)
     backbone = model.backbone
     backbone.arch.update(embed_dims=embed_dims, num_layers=num_layers)
     backbone.update(img_size=tuple(img_size), out_indices=(num_layers - 1,),
@@ -84,9 +120,19 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         pipeline = _insert_before(pipeline, 'RandomFlip',
                                   dict(type='RandomCrop', crop_size=(crop, crop)))
     if windows:  # windows on the backbone's token grid: its patch size
-        pipeline = _insert_before(pipeline, 'PackSegInputs', dict(
-            type='WinWinWindows', num_windows=NUM_WINDOWS, window_size=window,
-            patch_size=backbone.patch_size))
+        mode, num, side = samples
+        transform = dict(type='WinWinWindows', num_windows=num, window_size=side,
+                         patch_size=backbone.patch_size)
+        if mode != 'windows':
+            transform['mode'] = mode
+        pipeline = _insert_before(pipeline, 'PackSegInputs', transform)
+    if variant == 'lowres':  # train and test on the whole image at the low resolution; the
+        # test's labels stay full-size (loaded after the resize), predictions are upsampled
+        h, w = lowres_size(img_size, window, backbone.patch_size)
+        resize = dict(type='Resize', scale=(w, h), keep_ratio=False)
+        pipeline = _insert_before(pipeline, 'RandomFlip', resize)
+        test = cfg.test_dataloader.dataset
+        test.pipeline = _insert_before(list(test.pipeline), 'LoadAnnotations', resize)
     train.dataset.pipeline = pipeline
     train.batch_size = batch_size
     for loader in (train, cfg.test_dataloader):
@@ -115,7 +161,11 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
         return str(whole)
     if variant == 'crop':
         return str((crop // patch_size) ** 2)
-    tokens = NUM_WINDOWS * window ** 2
+    if variant == 'lowres':
+        h, w = lowres_size(img_size, window, patch_size)
+        return str((h // patch_size) * (w // patch_size))
+    _, num, side = window_samples(variant, window)
+    tokens = num * side ** 2
     if variant.startswith('winwin_ctx'):
         tokens += -(-gh // context_pool) * -(-gw // context_pool)
     return f'{tokens} then {whole}' if variant.endswith('_ft') else str(tokens)

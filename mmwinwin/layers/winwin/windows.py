@@ -266,13 +266,16 @@ def sample_windows(grid_size: Sequence[int], num_windows: int = 2,
 
 def sample_random_tokens(grid_size: Sequence[int], num_tokens: int,
                          generator: torch.Generator | None = None) -> torch.Tensor:
-    """The ablation "random tokens, same budget": ``num_tokens`` distinct token
-    indices drawn uniformly from the grid, sorted (row-major)."""
+    """The ablation "random tokens, same budget" (random token dropping, as PatchDropout /
+    FLIP): ``num_tokens`` distinct token indices drawn uniformly from the grid, sorted
+    (row-major). The selection rule is timm's ``PatchDropout`` (``ordered=True``): one
+    standard normal draw per token, the tokens of the ``num_tokens`` smallest draws kept."""
     total = int(grid_size[0]) * int(grid_size[1])
     if not 1 <= num_tokens <= total:
         raise ValueError(f'Cannot keep {num_tokens} random tokens of a {grid_size[0]}x'
                          f'{grid_size[1]} grid ({total} tokens); choose 1..{total}.')
-    return torch.randperm(total, generator=generator)[:num_tokens].sort().values
+    draws = torch.randn(1, total, generator=generator)
+    return torch.argsort(draws, dim=-1)[0, :num_tokens].sort().values
 
 
 def check_windows(windows: Sequence[Sequence[int]], grid_size: Sequence[int]) -> None:
