@@ -36,7 +36,10 @@ import numpy as np
 from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 from .reproduction import FULL_PHASE_FRACTION, VARIANTS, build_cfg
 
-TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1)}
+#: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
+#: class depends on a scene beacon anywhere in the image), ``long3`` / ``long4`` (3 / 4 scenes)
+TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1),
+         'long3': dict(num_scenes=3), 'long4': dict(num_scenes=4)}
 
 
 def run_name(variant: str, context_pool: int, full_phase_begin: int | None = None) -> str:
@@ -104,6 +107,93 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     runner.register_hook(rec.as_hook(), priority='LOWEST')
     runner.train()
     return rec.points
+
+
+def _run_key(args, task: str, variant: str, seed: int) -> dict:
+    """What identifies one run in ``curves.json`` (a resumed invocation skips stored runs)."""
+    return dict(task=task, variant=run_name(variant, args.context_pool, args.full_phase_begin),
+                seed=seed, iters=args.iters, img_size=list(args.img_size), window=args.window)
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _run_unit(unit):
+    variant, task, seed, args, work = unit
+    t0 = time.perf_counter()
+    points = run_one(variant, task, seed, args, work)
+    return unit[:3], points, time.perf_counter() - t0
+
+
+def run_batch(args, results: list, store: str) -> list:
+    """Train every (task, variant, seed) not yet in ``results``, ``--jobs`` runs side by side
+    (separate processes at ``--threads`` threads each), and store each finished run in
+    ``store`` at once (with its settings: config file, batch, lr, validation schedule), so an
+    interrupted batch resumes where it stopped. Every run of the batch shares the seeds, the
+    data of its (task, seed) and the validation schedule; validation leaves the training
+    RNG alone (the config's ``RNGStateHook``)."""
+    import torch
+
+    from mmwinwin.datasets.synthetic import generate_ade20k
+
+    from .reproduction import CONFIG
+    work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    units = []
+    for seed in args.seeds:  # seeds outermost: a partial batch has whole seeds
+        for task in args.tasks:
+            for variant in args.variants:
+                if not is_stored(results, _run_key(args, task, variant, seed)):
+                    units.append((variant, task, seed, args, work))
+    for _, task, seed, _, _ in units:  # the data first, so parallel runs never write it
+        data = osp.join(work, f'data_{task}_seed{seed}')
+        if not osp.isdir(data):
+            generate_ade20k(data, num_train=args.num_train, num_val=args.num_val,
+                            img_size=tuple(args.img_size),
+                            num_scenes=TASKS[task]['num_scenes'], seed=seed)
+    settings = dict(config='/'.join(CONFIG), batch_size=args.batch_size, lr=args.lr,
+                    val_every=args.val_every, threads=args.threads, jobs=args.jobs,
+                    num_train=args.num_train, num_val=args.num_val, crop=args.crop,
+                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
+
+    for r in results:  # one batch: a resumed invocation must train as the stored runs did
+        same_key = (r.get('iters'), r.get('img_size'), r.get('window')) == (
+            args.iters, list(args.img_size), args.window)
+        differ = {k: (r[k], v) for k, v in settings.items() if k in r and r[k] != v}
+        if not same_key or differ:
+            raise ValueError(
+                f'{store} holds runs of other settings ({differ or "iters / img_size / window"}'
+                f': stored, now); a batch compares runs of one setting. Give another --out for '
+                'these settings, or the stored ones to resume that batch.')
+
+    def store_run(unit_key, points, seconds):
+        variant, task, seed = unit_key
+        key = _run_key(args, task, variant, seed)
+        results.append(dict(key, **settings, run_s=round(seconds, 1), points=points))
+        results.sort(key=lambda r: (r['task'], order.get(r['variant'].split('_b')[0], 99),
+                                    r['variant'], r['seed']))
+        with open(store, 'w') as f:
+            json.dump(results, f, indent=1)
+        print(f'[curves] task {task} | {label(key["variant"])} | seed {seed}: ' + ', '.join(
+            f'{p["iter"]}: {p["mIoU"]:.1f} ({p["cpu_s"]:.0f} cpu s)' for p in points),
+            flush=True)
+
+    print(f'[curves] {len(units)} runs to do, {args.jobs} side by side', flush=True)
+    if args.jobs <= 1:
+        torch.set_num_threads(args.threads)
+        for unit in units:
+            store_run(*_run_unit(unit))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn'),
+                             initializer=_worker_init, initargs=(args.threads,)) as pool:
+        futures = [pool.submit(_run_unit, u) for u in units]
+        for fut in as_completed(futures):
+            store_run(*fut.result())
+    return results
 
 
 def step_costs(variants: list[str], task: str, args, work: str) -> dict:
@@ -248,6 +338,8 @@ def main(argv=None) -> None:
     parser.add_argument('--num-train', type=int, default=64)
     parser.add_argument('--num-val', type=int, default=12)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs side by side, each in its own process at --threads threads')
     parser.add_argument('--out', required=True, help='folder for curves.json/.md and PNGs')
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--plot-only', action='store_true',
@@ -279,27 +371,7 @@ def main(argv=None) -> None:
     store = osp.join(args.out, 'curves.json')
     results = json.load(open(store)) if osp.exists(store) else []
     if not args.plot_only:
-        import torch
-        torch.set_num_threads(args.threads)
-        work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
-        for seed in args.seeds:
-            for task in args.tasks:
-                for variant in args.variants:
-                    key = dict(task=task, variant=run_name(variant, args.context_pool,
-                                                           args.full_phase_begin),
-                               seed=seed, iters=args.iters,
-                               img_size=list(args.img_size), window=args.window)
-                    if is_stored(results, key):
-                        continue  # already measured: the run is resumable
-                    print(f'[curves] task {task} | {label(key["variant"])} | seed {seed}',
-                          flush=True)
-                    pts = run_one(variant, task, seed, args, work)
-                    results.append(dict(key, points=pts))
-                    with open(store, 'w') as f:
-                        json.dump(results, f, indent=1)
-                    print('[curves]   ' + ', '.join(f'{p["iter"]}: {p["mIoU"]:.1f} '
-                                                   f'({p["cpu_s"]:.0f} cpu s)' for p in pts),
-                          flush=True)
+        results = run_batch(args, results, store)
     summary = summarise(results)
     line = (f'{args.img_size[0]}x{args.img_size[1]} images, window {args.window}, '
             f'batch {args.batch_size}, {args.threads} thread(s)')

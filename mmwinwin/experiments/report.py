@@ -1,0 +1,195 @@
+"""Regenerate every generated table and plot of the docs from the committed data.
+
+    python -m mmwinwin.experiments.report            # rewrite the tables in place, redraw PNGs
+    python -m mmwinwin.experiments.report --check    # exit 1, naming each table that differs
+
+A generated table sits in a markdown file (README.md, docs/, configs/) between two lines::
+
+    <!-- report: NAME -->
+    ...
+    <!-- /report: NAME -->
+
+and NAME is one of :data:`BLOCKS`: a function of committed data only (per-seed points in
+``docs/curves/`` and ``docs/data/``), so a test (``tests/test_docs_reports.py``) fails when a
+table in the docs and what the data gives disagree.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import re
+import sys
+
+from . import REPO_ROOT, repo_path
+
+#: the same-batch Win-Win comparison (one ``winwin_curves`` invocation; docs/winwin.md)
+SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
+SAME_BATCH_TASKS = ('long', 'local')
+PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
+SAME_BATCH_IMAGES = ('docs', 'images', 'winwin_same_batch')
+#: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
+TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
+
+_MARK = re.compile(r'^<!-- report: (?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- /report: '
+                   r'(?P=name) -->$', re.S | re.M)
+
+
+def _exists(parts) -> bool:
+    return osp.exists(osp.join(REPO_ROOT, *parts))
+
+
+def _load(parts) -> object:
+    with open(repo_path(*parts)) as f:
+        return json.load(f)
+
+
+def _label(name: str) -> str:
+    from .winwin_curves import label
+    return label(name)
+
+
+def _same_batch_blocks() -> dict:
+    from .comparison import criterion_table, final_table, peers_table
+    from .reproduction import VARIANTS
+
+    def variants(results):
+        seen = {r['variant'].split('_b')[0] for r in results}
+        return [v for v in VARIANTS if v in seen]
+
+    def setting(results):
+        r = results[0]
+        return (f'{r["img_size"][0]}x{r["img_size"][1]} images, windows of {r["window"]}x'
+                f'{r["window"]} tokens, {r["iters"]} iterations, batch {r["batch_size"]}, '
+                f'validation every {r["val_every"]} iterations on the whole images, seeds '
+                f'{", ".join(str(s) for s in sorted({x["seed"] for x in results}))}, '
+                f'{r["jobs"]} runs side by side at {r["threads"]} thread each')
+
+    blocks = {
+        'winwin-same-batch-setting': lambda res: setting(res),
+        'winwin-same-batch-criterion': lambda res: criterion_table(res, list(SAME_BATCH_TASKS)),
+    }
+    for task in SAME_BATCH_TASKS:
+        blocks[f'winwin-same-batch-final-{task}'] = (
+            lambda res, t=task: final_table(res, t, variants(res), label_fn=_label))
+        blocks[f'winwin-same-batch-peers-{task}'] = (
+            lambda res, t=task: peers_table(res, t, [p for p in PEERS if p in variants(res)],
+                                            label_fn=_label))
+    return {name: (SAME_BATCH, fn) for name, fn in blocks.items()}
+
+
+def _token_reduction_blocks() -> dict:
+    try:
+        from . import token_reduction
+    except ImportError:  # the comparison tool is not part of this checkout
+        return {}
+    if not _exists(TOKEN_REDUCTION):
+        return {}
+    names = token_reduction.tables(_load(TOKEN_REDUCTION))
+    return {f'token-reduction-{n}': (TOKEN_REDUCTION,
+                                     lambda d, n=n: token_reduction.tables(d)[n])
+            for n in names}
+
+
+def blocks() -> dict:
+    """NAME -> (data file parts, function of the loaded data returning the markdown)."""
+    out = {}
+    if _exists(SAME_BATCH):
+        out.update(_same_batch_blocks())
+    out.update(_token_reduction_blocks())
+    return out
+
+
+def render(name: str, cache: dict | None = None) -> str:
+    """The markdown of block ``name`` from its committed data."""
+    table = blocks()
+    if name not in table:
+        raise KeyError(f'Unknown generated table {name!r} (or its data file is missing); '
+                       f'known: {sorted(table)}. Name one of them in the <!-- report: NAME --> '
+                       'line, or commit the data it is generated from.')
+    parts, fn = table[name]
+    cache = {} if cache is None else cache
+    if parts not in cache:
+        cache[parts] = _load(parts)
+    return fn(cache[parts]).strip()
+
+
+def documents() -> list[str]:
+    """Every markdown file that may hold generated tables."""
+    root = REPO_ROOT
+    files = [osp.join(root, 'README.md')]
+    files += sorted(glob.glob(osp.join(root, 'docs', '**', '*.md'), recursive=True))
+    files += sorted(glob.glob(osp.join(root, 'configs', '**', 'README.md'), recursive=True))
+    return [f for f in files if osp.isfile(f)]
+
+
+def update(path: str, check: bool = False, cache: dict | None = None) -> list[str]:
+    """Rewrite (or, with ``check``, compare) the generated tables of one markdown file;
+    returns the names of the tables that differed."""
+    with open(path) as f:
+        text = f.read()
+    cache = {} if cache is None else cache
+    differ = []
+
+    def fill(m):
+        want = render(m.group('name'), cache)
+        if m.group('body').strip() != want:
+            differ.append(m.group('name'))
+        return f'<!-- report: {m.group("name")} -->\n{want}\n<!-- /report: {m.group("name")} -->'
+
+    new = _MARK.sub(fill, text)
+    if not check and new != text:
+        with open(path, 'w') as f:
+            f.write(new)
+    return differ
+
+
+def draw() -> list[str]:
+    """Every generated plot, from the committed data."""
+    paths = []
+    if _exists(SAME_BATCH):
+        from .curves import plot, summarise
+        out = osp.join(REPO_ROOT, *SAME_BATCH_IMAGES)
+        os.makedirs(out, exist_ok=True)
+        summary = summarise(_load(SAME_BATCH))
+        paths += plot({'mIoU': summary}, out, label_fn=_label, prefix='curves')
+    if _exists(TOKEN_REDUCTION):
+        try:
+            from . import token_reduction
+        except ImportError:
+            token_reduction = None
+        if token_reduction is not None:
+            paths += token_reduction.plots(_load(TOKEN_REDUCTION),
+                                           osp.join(REPO_ROOT, 'docs', 'images', 'token_reduction'))
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--check', action='store_true',
+                        help='change nothing; exit 1 if a generated table differs from its data')
+    parser.add_argument('--no-plots', action='store_true', help='tables only')
+    args = parser.parse_args(argv)
+    cache, bad = {}, []
+    for path in documents():
+        for name in update(path, check=args.check, cache=cache):
+            bad.append(f'{osp.relpath(path, REPO_ROOT)}: {name}')
+    if args.check:
+        if bad:
+            print('These generated tables disagree with their committed data (run `python -m '
+                  'mmwinwin.experiments.report` to regenerate them):\n  ' + '\n  '.join(bad))
+            return 1
+        print('Every generated table agrees with its data.')
+        return 0
+    for name in bad:
+        print('[report] rewrote', name)
+    if not args.no_plots:
+        for p in draw():
+            print('[report] drew', osp.relpath(p, REPO_ROOT))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
