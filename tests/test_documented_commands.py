@@ -58,8 +58,8 @@ COMMANDS = {
     'python -m mmwinwin.experiments.winwin_curves --plot-only --out docs/images/winwin_curves':
         lambda c: command_argv(c.cmd, {'--out': [c.tmp / 'curves']}, TINY_SEG),
     'python -m mmwinwin.experiments.winwin_demo':
-        _covered('tests/test_winwin_demo.py::test_demo_runs_the_recipe_and_an_equal_time_full_'
-                 'resolution_run'),
+        _covered('tests/test_winwin_demo.py::test_demo_trains_full_resolution_for_the_'
+                 'measured_time_of_win_win'),
     'python -m mmwinwin.experiments.winwin_diagnose --iters 1200 --out /tmp/diag':
         lambda c: command_argv(c.cmd, {'--iters': [2], '--out': [c.tmp / 'diag']},
                                TINY_SEG[:-2] + ['--draws', '20']),

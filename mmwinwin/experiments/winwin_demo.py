@@ -1,18 +1,22 @@
 """Win-Win in one command, on CPU, with no data to download.
 
-1. generates a small high-resolution ADE20K-layout dataset (object classes depend on a
-   scene beacon anywhere in the image, so the model must relate distant tokens);
+1. generates a small high-resolution ADE20K-layout dataset (``--num-scenes 1``, the default:
+   labels are local, the task where the recipe holds in the same-batch runs of
+   docs/winwin.md; ``--num-scenes 2`` to ``4``: object classes depend on a scene beacon
+   anywhere in the image, so the model must relate distant tokens);
 2. trains a tiny RoPE ViT + FCN head with the Win-Win recipe of ``configs/winwin*``: 2 random
    windows of 6x6 tokens per 192x384 image (25 % of its tokens) for the first 5/6 of the
    iterations, whole images for the last 1/6 (``full_image_phase=dict(begin_fraction=5 / 6)``,
    docs/winwin.md); ``--windows-only`` trains on windows throughout (the paper's setting);
-3. evaluates on the whole full-resolution validation images in one pass (mIoU);
-4. trains the same model at full resolution **for the same wall time** (as many iterations as
-   fit in the Win-Win run's training time, at the full-resolution step time measured in the
-   same process: the whole-image phase's steps, or a short probe with ``--windows-only``),
-   evaluates it the same way and prints both results side by side.
+3. trains the same model at full resolution **for the same measured training time**: the
+   Win-Win run's training CPU seconds (data loading excluded) are the full-resolution run's
+   budget; its learning rate follows the same schedule over the share of the budget spent,
+   and it stops at the budget (:class:`TimeBudgetHook`), so the two training times agree to
+   half a step (printed);
+4. evaluates both on the whole full-resolution validation images in one pass (mIoU), prints
+   them side by side and, from the committed same-batch data, where Win-Win falls behind.
 
-    python -m mmwinwin.experiments.winwin_demo            # a few minutes on 2 cores
+    python -m mmwinwin.experiments.winwin_demo            # about 4 minutes on 2 idle cores
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ from mmengine.hooks import Hook
 
 from .reproduction import FULL_PHASE_FRACTION, build_cfg
 
+#: the generated tasks of the same-batch runs and their scene counts (``winwin_curves``)
+TASK_SCENES = {'local': 1, 'long': 2, 'long3': 3, 'long4': 4}
+DEFAULT_ITERS = 1800
+DEFAULT_SCENES = 1
 _SKIP = 3  # first iterations of a run include start-up costs; left out of step medians
 
 
@@ -36,34 +44,40 @@ class ProgressHook(Hook):
     priority = 'VERY_LOW'
 
     def __init__(self, title: str, show: bool = True) -> None:
-        self.title, self.show, self.times = title, show, []
+        self.title, self.show, self.times, self.cpu = title, show, [], []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._t0 = time.perf_counter()
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self.times.append(time.perf_counter() - self._t0)
+        self.cpu.append(time.process_time() - self._c0)
         if not self.show:
             return
         done, total = runner.iter + 1, runner.max_iters
         loss = float(outputs['loss']) if outputs and 'loss' in outputs else float('nan')
         eta = statistics.mean(self.times[-20:]) * (total - done)
+        if total >= 10 ** 7:  # a time budget (TimeBudgetHook), not an iteration count
+            total, eta = done, 0.0
         bar = '#' * int(30 * done / total)
         print(f'\r{self.title} [{bar:<30}] {done}/{total}  loss {loss:.3f}  eta {eta:4.0f}s',
               end='' if done < total else '\n', flush=True)
 
 
-def run(cfg, title: str, show: bool = True):
-    """Train ``cfg`` (a Config) with mmengine's Runner; returns the runner and per-iteration
-    seconds."""
+def run(cfg, title: str, show: bool = True, budget_s: float | None = None):
+    """Train ``cfg`` (a Config) with mmengine's Runner, for ``budget_s`` training CPU seconds
+    when given (:class:`TimeBudgetHook`); returns the runner and the :class:`ProgressHook`
+    (per-iteration wall and CPU seconds)."""
     from mmengine.runner import Runner
 
     cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)
     hook = ProgressHook(title, show)
     runner.register_hook(hook)
+    if budget_s is not None:
+        runner.register_hook(TimeBudgetHook(budget_s))
     runner.train()
-    return runner, hook.times
+    return runner, hook
 
 
 def median_step(times: list[float]) -> float:
@@ -72,26 +86,97 @@ def median_step(times: list[float]) -> float:
     return statistics.median(times[skip:])
 
 
-def equal_time_iters(budget_s: float, step_s: float) -> int:
-    """Full-resolution iterations that fit in ``budget_s`` seconds of training."""
-    return max(1, int(round(budget_s / step_s)))
+class TimeBudgetHook(Hook):
+    """Train for a budget of training time instead of a number of iterations.
+
+    Before every iteration the learning rate follows the experiment config's schedule
+    (linear warm-up from 0.1x over the first 10 %, then linear decay to 0) over the
+    *fraction of the budget spent* instead of the fraction of the iterations; training
+    stops at the iteration that brings the spent time closest to the budget (the spent time
+    counts the training steps as :class:`ProgressHook` does: process CPU seconds from before to
+    after each iteration, data loading excluded). So the run's measured training time is the
+    budget up to half a step."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, budget_s: float, warmup: float = 0.1, start_factor: float = 0.1) -> None:
+        self.budget_s, self.warmup, self.start_factor = budget_s, warmup, start_factor
+        self.spent, self.steps = 0.0, []
+
+    def lr_factor(self, frac: float) -> float:
+        if frac < self.warmup:
+            return self.start_factor + (1 - self.start_factor) * frac / self.warmup
+        return max(0.0, 1 - (frac - self.warmup) / (1 - self.warmup))
+
+    def before_train(self, runner) -> None:
+        self.base_lr = [g['lr'] for g in runner.optim_wrapper.optimizer.param_groups]
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        f = self.lr_factor(min(1.0, self.spent / self.budget_s))
+        for g, lr in zip(runner.optim_wrapper.optimizer.param_groups, self.base_lr):
+            g['lr'] = lr * f
+        self._t0 = time.process_time()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        step = time.process_time() - self._t0
+        self.spent += step
+        self.steps.append(step)
+        typical = statistics.median(self.steps[-20:])
+        if self.spent + typical / 2 >= self.budget_s:  # the next step would overshoot more
+            runner.train_loop.stop_training = True
+
+
+def equal_time_cfg(cfg, budget_s: float):
+    """``cfg`` (full resolution) trained for ``budget_s`` training seconds: no iteration
+    schedule (the :class:`TimeBudgetHook` schedules the learning rate over the budget and
+    stops), no checkpoint."""
+    cfg.param_scheduler = []
+    cfg.train_cfg.update(max_iters=10 ** 7, val_interval=10 ** 7 + 1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
+                                        save_last=False)
+    return cfg
+
+
+def falls_behind() -> str:
+    """One line: where the recipe does not hold, from the committed same-batch data
+    (docs/curves/same_batch/curves.json, docs/winwin.md)."""
+    import json
+
+    from . import REPO_ROOT
+    from .comparison import criterion_rows
+    path = osp.join(REPO_ROOT, 'docs', 'curves', 'same_batch', 'curves.json')
+    if not osp.exists(path):
+        return 'where it falls behind: see docs/winwin.md'
+    with open(path) as f:
+        results = json.load(f)
+    tasks = sorted({r['task'] for r in results})
+    failing = [r for r in criterion_rows(results, tasks) if not r['holds']]
+    if not failing:
+        return 'in the same-batch runs of docs/winwin.md the recipe holds on every task'
+    parts = [f"{r['task']} (--num-scenes {TASK_SCENES[r['task']]}: "
+             f"{r['end']['ratio']:.2f} of full resolution at the end, per seed "
+             + ' / '.join(f'{x:.2f}' for x in r['end']['per_seed_ratio']) + ')'
+             for r in failing if r['task'] in TASK_SCENES]
+    return ('where Win-Win falls behind full resolution at equal training time (same-batch runs, '
+            'docs/winwin.md): ' + '; '.join(parts))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--iters', type=int, default=DEFAULT_ITERS)
     parser.add_argument('--windows-only', action='store_true',
                         help="train on windows throughout (the paper's Win-Win; no whole-image "
                              'phase)')
-    parser.add_argument('--probe-iters', type=int, default=20,
-                        help='full-resolution iterations timed with --windows-only')
     parser.add_argument('--no-baseline', action='store_true',
                         help='skip the equal-time full-resolution run')
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--num-scenes', type=int, default=2)
+    parser.add_argument('--num-scenes', type=int, default=DEFAULT_SCENES,
+                        help='scenes of the generated task: 1 = labels are local (default), '
+                             '2-4 = an object\'s class depends on a scene beacon anywhere in '
+                             'the image (context wider than a window)')
     parser.add_argument('--num-train', type=int, default=64)
     parser.add_argument('--num-val', type=int, default=12)
     parser.add_argument('--threads', type=int, default=1)
@@ -112,7 +197,10 @@ def main(argv=None) -> None:
     kept = 2 * args.window ** 2
     common = dict(data_root=None, img_size=(H, W), window=args.window, crop=0,
                   batch_size=args.batch_size, num_scenes=args.num_scenes)
-    print(f'[1/5] generating {args.num_train}+{args.num_val} images of {H}x{W} in {work}/data')
+    task = ('labels are local' if args.num_scenes == 1 else
+            f'{args.num_scenes} scenes: object classes depend on a beacon anywhere in the image')
+    print(f'[1/4] generating {args.num_train}+{args.num_val} images of {H}x{W} ({task}) in '
+          f'{work}/data')
     common['data_root'] = generate_ade20k(osp.join(work, 'data'), num_train=args.num_train,
                                           num_val=args.num_val, img_size=(H, W),
                                           num_scenes=args.num_scenes, seed=0)
@@ -121,44 +209,40 @@ def main(argv=None) -> None:
         min(round(FULL_PHASE_FRACTION * args.iters), args.iters - 1)
     plan = (f'{args.iters} iterations' if args.windows_only else
             f'iterations 0-{begin - 1}, then whole images for iterations {begin}-{args.iters - 1}')
-    print(f'[2/5] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
+    print(f'[2/4] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
           f'{total} tokens per image, {plan}, batch {args.batch_size}')
     cfg = build_cfg(variant, work_dir=osp.join(work, 'winwin'), iters=args.iters,
                     full_phase_begin=None if args.windows_only else begin, **common)
-    runner, ww_times = run(cfg, 'Win-Win')
-    ww_train_s = sum(ww_times)
-    print('[3/5] evaluating on whole full-resolution images (one pass each)')
-    metrics = runner.test()
-    window_step = median_step(ww_times[:begin])
-    if args.iters - begin >= 3:  # the phase's whole-image steps are full-resolution steps
-        full_step, full_source = median_step(ww_times[begin:]), \
-            f'median of the {args.iters - begin} whole-image steps above'
-    else:
-        print(f'[4/5] timing {args.probe_iters} full-resolution training iterations')
-        probe = build_cfg('fullres', work_dir=osp.join(work, 'fullres_probe'),
-                          iters=args.probe_iters, **common)
-        _, probe_times = run(probe, 'full-res probe')
-        full_step, full_source = median_step(probe_times), \
-            f'median of a {args.probe_iters}-iteration probe'
-    rows = [('Win-Win' + ('' if args.windows_only else ' + whole-image phase'), metrics,
-             ww_train_s, args.iters)]
+    runner, ww = run(cfg, 'Win-Win')
+    budget = sum(ww.cpu)
+    rows = [('Win-Win' + ('' if args.windows_only else ' + whole-image phase'), runner.test(),
+             ww, args.iters)]
     if not args.no_baseline:
-        n = equal_time_iters(ww_train_s, full_step)
-        print(f'[4/5] full resolution for the same wall time: {ww_train_s:.4g} s / {full_step:.4g} '
-              f's per step ({full_source}) = {n} iterations')
-        full_cfg = build_cfg('fullres', work_dir=osp.join(work, 'fullres'), iters=n, **common)
-        full_runner, full_times = run(full_cfg, 'full-res')
-        print('[5/5] evaluating the full-resolution model on the same whole images')
-        rows.append(('full resolution, same wall time', full_runner.test(), sum(full_times), n))
+        print(f'[3/4] full resolution for the same measured training time, {budget:.4g} CPU s '
+              '(the learning-rate schedule over the time spent; stops at the budget)')
+        full_cfg = equal_time_cfg(build_cfg('fullres', work_dir=osp.join(work, 'fullres'),
+                                            iters=args.iters, **common), budget)
+        full_runner, full = run(full_cfg, 'full-res', budget_s=budget)
+        rows.append(('full resolution, same training time', full_runner.test(), full,
+                     len(full.cpu)))
+    print('[4/4] evaluated on the whole full-resolution validation images (one pass each)')
 
     print('\nResult (validation, whole images):')
-    print(f'  {"run":<40} {"mIoU":>6} {"aAcc":>6} {"mAcc":>6} {"train s":>8} {"iterations":>10}')
-    for name, m, secs, iters in rows:
-        print(f'  {name:<40} {m["mIoU"]:6.2f} {m["aAcc"]:6.2f} {m["mAcc"]:6.2f} {secs:8.1f} '
-              f'{iters:10d}')
-    print(f'  step time: Win-Win windows {window_step:.3f} s, full resolution {full_step:.3f} s '
-          f'({full_source}): {full_step / window_step:.2f}x cheaper per window iteration '
-          f'({total / kept:.1f}x fewer tokens)')
+    print(f'  {"run":<40} {"mIoU":>6} {"aAcc":>6} {"mAcc":>6} {"train CPU s":>11} '
+          f'{"train wall s":>12} {"iterations":>10}')
+    for name, m, hook, iters in rows:
+        print(f'  {name:<40} {m["mIoU"]:6.2f} {m["aAcc"]:6.2f} {m["mAcc"]:6.2f} '
+              f'{sum(hook.cpu):11.2f} {sum(hook.times):12.2f} {iters:10d}')
+    if not args.no_baseline:
+        ratio = sum(full.cpu) / budget
+        print(f'  equal time: full resolution trained {ratio:.3f} of Win-Win\'s training time '
+              f'({"within" if abs(ratio - 1) <= 0.05 else "NOT within"} 5 %)')
+        window_step = median_step(ww.cpu[:begin])
+        full_step = median_step(full.cpu)
+        print(f'  step CPU time: Win-Win windows {window_step:.3f} s, full resolution '
+              f'{full_step:.3f} s: {full_step / window_step:.2f}x cheaper per window iteration '
+              f'({total / kept:.1f}x fewer tokens)')
+    print(f'  {falls_behind()}')
     print(f'  checkpoint: {osp.join(work, "winwin", f"iter_{args.iters}.pth")}')
 
 
