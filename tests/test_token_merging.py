@@ -262,3 +262,33 @@ def test_bad_settings_name_the_fix():
         TokenMergingSettings.build(dict(alpha=2))
     assert TokenMergingSettings(r=1, stride=3).stride == (3, 3)
 
+
+def test_backbone_option(tmp_path):
+    pytest.importorskip('mmseg')
+    from mmseg.registry import MODELS
+
+    import mmwinwin.models  # noqa: F401
+    cfg = dict(arch=ARCH, patch_size=8, out_indices=(1, 3))
+    torch.manual_seed(0)
+    plain = MODELS.build(dict(type='RoPEViT', **cfg)).eval()
+    path = tmp_path / 'vit.pth'
+    torch.save(plain.state_dict(), path)
+    tome = MODELS.build(dict(type='ExpeditedRoPEViT', token_merging=dict(alpha=2, r=10),
+                             **cfg)).eval()
+    missing, unexpected = tome.load_state_dict(torch.load(path), strict=True)
+    assert not missing and not unexpected
+    img = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        ref, out = plain(img), tome(img)
+    assert [o.shape for o in out] == [r.shape for r in ref]
+    assert torch.equal(out[0], ref[0])  # block 2 = alpha: before merging
+    assert not torch.allclose(out[1], ref[1])
+    with pytest.raises(ValueError, match=r'alpha must be in 1\.\.4'):
+        MODELS.build(dict(type='ExpeditedRoPEViT', token_merging=dict(alpha=5, r=2), **cfg))
+    with pytest.raises(ValueError, match='at most one token policy'):
+        MODELS.build(dict(type='ExpeditedRoPEViT', token_merging=dict(r=2),
+                          expedite=dict(alpha=2), **cfg))
+    too_many = MODELS.build(dict(type='ExpeditedRoPEViT', token_merging=dict(alpha=2, r=31),
+                                 **cfg))
+    with pytest.raises(ValueError, match='Use r <= 30'):  # 8x10 grid: 60 sources, 2 merges
+        too_many(img)
