@@ -1,0 +1,117 @@
+"""The generated tables of the docs agree with the committed data they come from
+(``python -m mmwinwin.experiments.report --check``), and the criterion's arithmetic holds on
+hand-made curves against values worked out by hand here."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mmwinwin.experiments import report
+from mmwinwin.experiments.comparison import (criterion_rows, equal_time_check, final_rows,
+                                             mean_curve)
+
+
+def test_every_generated_table_agrees_with_its_data():
+    cache, bad = {}, []
+    for path in report.documents():
+        bad += [f'{path}: {name}' for name in report.update(path, check=True, cache=cache)]
+    assert not bad, ('generated tables disagree with their data; run `python -m '
+                     'mmwinwin.experiments.report`:\n' + '\n'.join(bad))
+
+
+def test_the_docs_hold_the_same_batch_tables():
+    text = open(report.repo_path('docs', 'winwin.md')).read()
+    for name in ('winwin-same-batch-criterion', 'winwin-same-batch-final-long',
+                 'winwin-same-batch-final-local'):
+        assert f'<!-- report: {name} -->' in text, name
+    alt = open(report.repo_path('docs', 'alternatives.md')).read()
+    assert '<!-- report: winwin-same-batch-peers-long -->' in alt
+
+
+def test_a_changed_table_is_found_and_rewritten(tmp_path):
+    name = next(iter(report.blocks()))
+    doc = tmp_path / 'page.md'
+    good = report.render(name)
+    doc.write_text(f'intro\n<!-- report: {name} -->\n{good.replace("1", "7", 1)}\n'
+                   f'<!-- /report: {name} -->\nafter\n')
+    assert report.update(str(doc), check=True) == [name]
+    assert report.update(str(doc)) == [name]  # rewritten from the data
+    assert report.update(str(doc), check=True) == []
+    assert doc.read_text() == f'intro\n<!-- report: {name} -->\n{good}\n<!-- /report: {name} -->\nafter\n'
+
+
+def test_unknown_table_names_the_known_ones(tmp_path):
+    doc = tmp_path / 'page.md'
+    doc.write_text('<!-- report: no-such-table -->\nx\n<!-- /report: no-such-table -->\n')
+    with pytest.raises(KeyError, match='Unknown generated table'):
+        report.update(str(doc), check=True)
+
+
+def _run(task, variant, seed, times, values):
+    return dict(task=task, variant=variant, seed=seed,
+                points=[dict(iter=100 * (i + 1), cpu_s=t, mIoU=v)
+                        for i, (t, v) in enumerate(zip(times, values))])
+
+
+def test_equal_time_check_by_hand():
+    # recipe: 10..50 s; baseline: 20..100 s (twice as slow per iteration)
+    recipe = dict(time=np.array([10., 20., 30., 40., 50.]), mean=np.array([5., 20., 30., 35., 40.]))
+    base = dict(time=np.array([20., 40., 60., 80., 100.]), mean=np.array([10., 25., 38., 45., 50.]))
+    # compared times: >= 10 % of 50 s, within the baseline's 20..100 s and <= 50 s:
+    # 20, 30, 40, 50; margins 20-10, 30-17.5, 35-25, 40-31.5 -> all >= 0, the smallest 8.5
+    c = equal_time_check(recipe, base)
+    assert c['holds'] and c['compared'] == 4
+    assert c['worst'] == pytest.approx(8.5) and c['at'] == 50
+    recipe['mean'][2] = 15.0  # at 30 s the baseline is at 17.5: 2.5 below
+    c = equal_time_check(recipe, base)
+    assert not c['holds'] and c['worst'] == pytest.approx(-2.5) and c['at'] == 30
+    # lower is better (RMSE): the signs flip
+    c = equal_time_check(dict(time=recipe['time'], mean=-recipe['mean']),
+                         dict(time=base['time'], mean=-base['mean']), lower_is_better=True)
+    assert not c['holds'] and c['worst'] == pytest.approx(-2.5)
+
+
+def test_final_rows_and_the_end_criterion_by_hand():
+    results = [_run('t', 'fullres', 0, [50, 100], [40, 80]), _run('t', 'fullres', 1, [50, 100], [30, 60]),
+               _run('t', 'winwin_ft_b2', 0, [20, 45], [50, 76]),
+               _run('t', 'winwin_ft_b2', 1, [20, 45], [40, 48])]
+    rows = final_rows(results, 't', ['winwin_ft'])
+    r = rows[0]
+    assert r['mean'] == pytest.approx(62.0) and r['ratio'] == pytest.approx(62 / 70)
+    assert r['per_seed_ratio'] == pytest.approx([76 / 80, 48 / 60])
+    assert r['time_ratio'] == pytest.approx(0.45)
+    crit = criterion_rows(results, ['t'])[0]
+    assert not crit['end_holds']  # 0.886 < 0.9 although 0.45 <= 0.5
+    c = mean_curve(results[2:], 'mIoU')
+    assert list(c['mean']) == [45.0, 62.0] and list(c['time']) == [20.0, 45.0]
+
+
+def test_the_same_batch_data_is_one_batch():
+    """Every run of the committed same-batch data has the same settings, seeds per variant
+    and validation schedule (one invocation, resumed at most)."""
+    data = json.load(open(report.repo_path(*report.SAME_BATCH)))
+    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
+            'num_val', 'config', 'full_phase_begin')
+    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    seeds = {}
+    for r in data:
+        seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
+    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
+    iters = {tuple(p['iter'] for p in r['points']) for r in data}
+    assert len(iters) == 1
+
+
+def test_report_regenerates_into_a_copy(tmp_path, monkeypatch):
+    """The one command rewrites a stale copy of the docs from the data alone."""
+    src = report.repo_path('docs', 'winwin.md')
+    copy = tmp_path / 'winwin.md'
+    shutil.copy(src, copy)
+    text = copy.read_text()
+    name = 'winwin-same-batch-criterion'
+    start = text.index(f'<!-- report: {name} -->')
+    copy.write_text(text[:start] + text[start:].replace('holds', 'HOLDS', 1).replace(
+        'fails', 'FAILS', 1))
+    assert report.update(str(copy), check=True) == [name]
+    report.update(str(copy))
+    assert copy.read_text() == text
