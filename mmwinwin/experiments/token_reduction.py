@@ -409,12 +409,16 @@ def det_agreement(ref: list[dict], dets: list[dict], score_thr: float) -> float:
     return 100.0 * ap if ap >= 0 and not np.isnan(ap) else float('nan')
 
 
-def forward_macs(model, batch) -> float:
+def forward_macs(model, batch) -> tuple[float, float]:
+    """MACs of one test forward (``model.test_step``) and of its feature extraction alone
+    (``model.extract_feat``: the backbone, and the detector's neck)."""
     from mmwinwin.utils.benchmark import count_macs
     torch = _torch()
     with torch.no_grad():
         macs, _ = count_macs(lambda: model.test_step(batch))
-    return macs
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        feat_macs, _ = count_macs(lambda: model.extract_feat(inputs))
+    return macs, feat_macs
 
 
 def latencies(models: list, batch, threads: list[int], rounds: int, warmup: int) -> list[dict]:
@@ -549,14 +553,15 @@ def run_model(name: str, args) -> dict:
         extra = dict(aAcc=float(metrics['aAcc'])) if seg else dict(
             mask_ap=100.0 * float(metrics['coco/segm_mAP']),
             box_ap50=100.0 * float(metrics['coco/bbox_mAP_50']))
-        macs = forward_macs(model, batches[0])
+        macs, feat_macs = forward_macs(model, batches[0])
         if args.memory == 'subprocess':
             mem = memory_subprocess(cfg_file, info['checkpoint'], s['option'])
         else:
             mem = _peak_memory(model, batches[0])
         point = dict(method=s['method'], knob=s['knob'], setting=_json(s['option']),
                      alpha=None if s['option'] is None else alpha, metric=metric,
-                     agreement=agreement, gmacs=macs / 1e9, memory=mem, eval_s=round(eval_s, 2),
+                     agreement=agreement, gmacs=macs / 1e9,
+                     feature_gmacs=feat_macs / 1e9, memory=mem, eval_s=round(eval_s, 2),
                      **extra)
         print(f'[{name}] {s["method"]:9s} {s["knob"]:9s} metric {metric:6.2f} agreement '
               f'{agreement:6.2f} GMACs {macs / 1e9:.3f} memory {mem["peak_growth_mib"]} MiB',
@@ -573,6 +578,7 @@ def run_model(name: str, args) -> dict:
             p[f'latency_{t}t_ms'] = la[str(t)]['median_ms']
     for p in points:
         p['mac_ratio'] = p['gmacs'] / base['gmacs']
+        p['feature_mac_ratio'] = p['feature_gmacs'] / base['feature_gmacs']
         for t in args.threads:
             p[f'latency_{t}t_ratio'] = p[f'latency_{t}t_ms'] / base[f'latency_{t}t_ms']
     tokens = (args.img_size // cfg.model.backbone.patch_size) ** 2
@@ -591,7 +597,8 @@ def run_model(name: str, args) -> dict:
                      'image',
         memory_rule=MEMORY_RULE[args.memory],
         macs_rule='mmwinwin.utils.benchmark.count_macs (FlopCounterMode) of model.test_step on '
-                  'the first test image',
+                  'the first test image (features: of model.extract_feat, the backbone'
+                  + ('' if seg else ' and the neck') + ')',
         points=points, skipped=skipped)
 
 
@@ -726,8 +733,9 @@ def tables(data: dict) -> dict[str, str]:
                  f'{mach.get("platform", "?")}, {mach.get("usable_cpus", "?")} usable CPUs, '
                  f'torch {mach.get("torch", "?")}.', '',
                  f'| method | knob | GMACs | MAC ratio | {metric} | agreement | '
-                 'latency 1 thread (ms) | latency 2 threads (ms) | peak memory (MiB) |',
-                 '|---|---|---|---|---|---|---|---|---|']
+                 'latency 1 thread (ms) | latency 2 threads (ms) | peak memory (MiB) | '
+                 'feature GMACs (ratio) |',
+                 '|---|---|---|---|---|---|---|---|---|---|']
         for p in m['points']:
             lat = []
             for t in (1, 2):
@@ -735,10 +743,12 @@ def tables(data: dict) -> dict[str, str]:
                 lat.append('n/a' if ms is None else
                            f'{ms:.1f} ({p.get(f"latency_{t}t_ratio", float("nan")):.2f}x)')
             mem = p.get('memory', {}).get('peak_growth_mib')
+            feat = 'n/a' if p.get('feature_gmacs') is None else \
+                f'{p["feature_gmacs"]:.3f} ({p.get("feature_mac_ratio", float("nan")):.2f})'
             lines.append(f'| {LABELS.get(p["method"], p["method"])} | {p["knob"]} | '
                          f'{_fmt(p["gmacs"], ".3f")} | {_fmt(p.get("mac_ratio"), ".3f")} | '
                          f'{_fmt(p["metric"])} | {_fmt(p.get("agreement"))} | {lat[0]} | '
-                         f'{lat[1]} | {_fmt(mem, ".1f")} |')
+                         f'{lat[1]} | {_fmt(mem, ".1f")} | {feat} |')
         lines.append('')
         lines.append(f'Agreement: {m.get("agreement_rule", "?")}. Latency: '
                      f'{m.get("latency_rule", "?")}. Memory: {m.get("memory_rule", "?")}. MACs: '
