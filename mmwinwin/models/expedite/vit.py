@@ -11,6 +11,11 @@ backbone ``type`` and adds an ``expedite`` dict::
 
 ``expedite=None`` gives the plain model. The settings are
 :class:`mmwinwin.layers.ExpediteSettings`; the math lives in ``mmwinwin/layers``.
+
+:class:`ExpeditedRoPEViT` also runs the other token policies of the one block loop in
+place of Expedite (at most one of the three per model): ``token_merging=dict(alpha=1,
+r=8)`` (ToMe / tomesd, :class:`mmwinwin.layers.TokenMergingSettings`) or
+``token_pooling=dict(alpha=1, stride=2)`` (:class:`mmwinwin.layers.TokenPoolingSettings`).
 """
 from __future__ import annotations
 
@@ -20,14 +25,35 @@ import torch
 from mmseg.models.backbones.vit import VisionTransformer
 from torch import nn
 
-from ...layers import ExpediteSettings, expedited_forward_tokens
+from ...layers import (ExpediteSettings, TokenMergingSettings, TokenPoolingSettings,
+                       expedited_forward_tokens, merged_forward_tokens, pooled_forward_tokens)
 from ...layers.expedite.plugin import ExpeditePolicy
 from ...layers.vit.block_loop import run_blocks
 from ...layers.expedite.reconstruction import ReconstructionWeights, reconstruct_tokens
 from ...registry import register
 from ..vit.rope_vit import RoPEViT
 
-__all__ = ['ExpeditedRoPEViT', 'ExpeditedMMSegViT', 'use_fused_attention']
+__all__ = ['ExpeditedRoPEViT', 'ExpeditedMMSegViT', 'use_fused_attention',
+           'build_token_policy_settings']
+
+
+def build_token_policy_settings(expedite: dict | None, token_merging: dict | None,
+                                token_pooling: dict | None, num_layers: int, where: str
+                                ) -> tuple:
+    """The settings of at most one token policy (``expedite``, ``token_merging`` or
+    ``token_pooling``), each checked against a ``num_layers``-block ViT."""
+    given = [n for n, v in (('expedite', expedite), ('token_merging', token_merging),
+                            ('token_pooling', token_pooling)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f'{where} takes at most one token policy, got {given}: keep one of '
+                         f'expedite / token_merging / token_pooling and set the others to None '
+                         f'(leave them out).')
+    settings = (ExpediteSettings.build(expedite), TokenMergingSettings.build(token_merging),
+                TokenPoolingSettings.build(token_pooling))
+    for s in settings:
+        if s is not None:
+            s.check_alpha(num_layers)
+    return settings
 
 
 def use_fused_attention(model: nn.Module) -> int:
@@ -46,25 +72,36 @@ def use_fused_attention(model: nn.Module) -> int:
 @register('MODELS')
 class ExpeditedRoPEViT(RoPEViT):
     """mmwinwin's :class:`RoPEViT` with Expedite; clusters take the assignment-weighted
-    mean ``(y, x)`` of their tokens as RoPE positions.
+    mean ``(y, x)`` of their tokens as RoPE positions. Or, instead of Expedite, token
+    merging or token pooling (outputs always on the full token grid).
 
     Args:
         expedite: dict of :class:`~mmwinwin.layers.ExpediteSettings` (``None``: plain).
+        token_merging: dict of :class:`~mmwinwin.layers.TokenMergingSettings`, e.g.
+            ``dict(alpha=1, r=8)``.
+        token_pooling: dict of :class:`~mmwinwin.layers.TokenPoolingSettings`, e.g.
+            ``dict(alpha=6, stride=2)``.
         *args, **kwargs: those of :class:`RoPEViT`.
     """
 
-    def __init__(self, *args, expedite: dict | None = None, **kwargs) -> None:
+    def __init__(self, *args, expedite: dict | None = None, token_merging: dict | None = None,
+                 token_pooling: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.expedite = ExpediteSettings.build(expedite)
-        if self.expedite is not None:
-            self.expedite.check_alpha(self.num_layers)
+        self.expedite, self.token_merging, self.token_pooling = build_token_policy_settings(
+            expedite, token_merging, token_pooling, self.num_layers, type(self).__name__)
 
     def forward_expedited(self, img: torch.Tensor, reconstruct: bool = True
                           ) -> tuple[list[torch.Tensor], ReconstructionWeights | None]:
         """Feature maps and the reconstruction weights. With ``reconstruct=False`` the
         levels after alpha stay on the ``(h, w)`` cluster grid."""
         tokens, pos, (h, w) = self.embed_image(img)
-        if self.expedite is None:
+        if self.token_merging is not None:
+            outs, weights = merged_forward_tokens(self, tokens, pos, (h, w),
+                                                  self.token_merging), None
+        elif self.token_pooling is not None:
+            outs, weights = pooled_forward_tokens(self, tokens, pos, (h, w),
+                                                  self.token_pooling), None
+        elif self.expedite is None:
             outs, weights = self.forward_tokens(tokens, pos, (h, w)), None
         else:
             outs, weights = expedited_forward_tokens(self, tokens, pos, (h, w), self.expedite,
