@@ -19,9 +19,13 @@ same weights (whole-image test on the generated test split):
 Methods, all at the same ``--alpha`` (default: half the depth), each a backbone option:
 
 * ``unreduced``: the plain model;
-* ``expedite``: ``expedite=dict(alpha, cluster_grid=(h, w), temperature=--temperature)`` (official
+* ``expedite``: ``expedite=dict(alpha, cluster_grid=(h, w), temperature=t)`` (official
   operators; the detector: ``num_clusters`` per attention window, ``window=3, k=3`` as
-  ``configs/expedite_det/experiments``), knob: the cluster grid / clusters per window;
+  ``configs/expedite_det/experiments``), knob: the cluster grid / clusters per window. ``t``
+  must match a model's feature scale (docs/expedite.md); ``--temperature auto`` (default)
+  calibrates it once per model without labels on ``--calib-images`` TRAINING images: of
+  ``--calib-temperatures``, the one whose middle Expedite setting agrees best with the
+  unreduced model (the agreement below); a number fixes it;
 * ``tome``: ``token_merging=dict(alpha, r=R)`` (ToMe-style merging, unmerged at the end), knob R;
 * ``pool``: ``token_pooling=dict(alpha, stride=S)`` (average pooling at alpha, bilinear
   upsampling at the end), knob S.
@@ -117,8 +121,10 @@ def parse_args(argv=None):
                    help='Expedite cluster grids of the segmentor')
     p.add_argument('--det-clusters', nargs='+', type=int, default=[36, 16, 9, 4],
                    help='Expedite clusters per attention window of the detector')
-    p.add_argument('--temperature', type=float, default=1.0,
-                   help="Expedite's t (1.0 matches these tiny models' feature scale)")
+    p.add_argument('--temperature', default='auto',
+                   help="Expedite's t: a number, or auto (calibrated on training images)")
+    p.add_argument('--calib-temperatures', nargs='+', type=float, default=[1.0, 3.0, 10.0, 30.0])
+    p.add_argument('--calib-images', type=int, default=16)
     p.add_argument('--tome-r', nargs='+', type=int, default=[64, 128, 192, 256],
                    help='token_merging r of the segmentor (tokens merged before each block '
                         'after alpha)')
@@ -146,6 +152,7 @@ def parse_args(argv=None):
         args.grids, args.det_clusters, args.tome_r, args.det_tome_r = ['4x4'], [4], [16], [4]
         args.strides, args.det_strides = [2], [2]
         args.rounds, args.warmup, args.memory = 1, 1, 'inprocess'
+        args.calib_images, args.calib_temperatures = 2, [1.0, 10.0]
     return args
 
 
@@ -248,7 +255,7 @@ def _torch():
 
 
 # ------------------------------------------------------------------------------- settings
-def settings(name: str, args, num_layers: int) -> list[dict]:
+def settings(name: str, args, num_layers: int, temperature: float = 1.0) -> list[dict]:
     """``[{method, knob, option}]``: the unreduced model, then every method's knob values
     (``option``: the backbone keyword and its dict, ``None`` for the plain model)."""
     alpha = args.alpha if args.alpha is not None else num_layers // 2
@@ -259,11 +266,11 @@ def settings(name: str, args, num_layers: int) -> list[dict]:
                 h, w = (int(v) for v in g.lower().split('x'))
                 out.append(dict(method='expedite', knob=f'{h}x{w}', option=dict(
                     expedite=dict(alpha=alpha, cluster_grid=(h, w), k=min(20, h * w),
-                                  temperature=args.temperature))))
+                                  temperature=temperature))))
         else:
             for n in args.det_clusters:
                 out.append(dict(method='expedite', knob=f'{n}/window', option=dict(
-                    expedite=dict(alpha=alpha, num_clusters=n, temperature=args.temperature,
+                    expedite=dict(alpha=alpha, num_clusters=n, temperature=temperature,
                                   window=3, k=3))))
     if 'tome' in args.methods:
         for r in (args.tome_r if name == 'segmentor' else args.det_tome_r):
@@ -324,6 +331,50 @@ def test_batches(cfg) -> tuple[list, object]:
     _registry(cfg)
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
     return list(loader), loader.dataset
+
+
+def calibration_batches(cfg, name: str, count: int) -> list:
+    """The first ``count`` TRAINING images through the test pipeline."""
+    c = copy.deepcopy(cfg)
+    ds = c.test_dataloader.dataset
+    if name == 'segmentor':
+        ds.data_prefix = dict(img_path='images/training', seg_map_path='annotations/training')
+    else:
+        ds.ann_file = 'annotations/instances_train2017.json'
+        ds.data_prefix = dict(img='train2017/')
+    ds.indices = count
+    return test_batches(c)[0]
+
+
+def calibrate_temperature(cfg, name: str, checkpoint: str, args, alpha: int) -> dict:
+    """Expedite's temperature for this model, without labels: on ``args.calib_images``
+    training images, the one of ``args.calib_temperatures`` whose middle Expedite setting
+    agrees best with the unreduced model's predictions (first on ties)."""
+    num_layers = cfg.model.backbone.arch['num_layers']
+    if args.temperature != 'auto':
+        return dict(temperature=float(args.temperature), rule='given')
+    exp = [s for s in settings(name, args, num_layers) if s['method'] == 'expedite']
+    if not exp:
+        return dict(temperature=1.0, rule='no Expedite setting: unused')
+    mid = exp[len(exp) // 2]
+    batches = calibration_batches(cfg, name, args.calib_images)
+    seg = name == 'segmentor'
+
+    def preds(model):
+        out = predict(model, batches)
+        return seg_maps(out) if seg else det_boxes(out)
+
+    ref = preds(build_model(cfg, checkpoint, None))
+    scores = {}
+    for t in args.calib_temperatures:
+        option = copy.deepcopy(mid['option'])
+        option['expedite']['temperature'] = t
+        p = preds(build_model(cfg, checkpoint, option))
+        scores[t] = seg_agreement(ref, p) if seg else det_agreement(ref, p, args.det_score_thr)
+    best = max(scores, key=lambda t: (scores[t] == scores[t], scores[t]))
+    return dict(temperature=best, rule=f'agreement of Expedite {mid["knob"]} with the unreduced '
+                f'model on {len(batches)} training images, best of {list(scores)}',
+                agreement={str(k): v for k, v in scores.items()})
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -423,7 +474,8 @@ def forward_macs(model, batch) -> tuple[float, float]:
 
 def latencies(models: list, batch, threads: list[int], rounds: int, warmup: int) -> list[dict]:
     """Per model ``{threads: {median_ms, times_ms}}``: ``warmup`` untimed calls of every model,
-    then ``rounds`` rounds timing one call of every model in turn (interleaved)."""
+    then ``rounds`` rounds timing one call of every model in turn (interleaved; round ``r``
+    starts at model ``r`` mod the count)."""
     torch = _torch()
     before = torch.get_num_threads()
     out = [dict() for _ in models]
@@ -435,8 +487,12 @@ def latencies(models: list, batch, threads: list[int], rounds: int, warmup: int)
                 for m in models:
                     for _ in range(warmup):
                         m.test_step(batch)
-                for _ in range(rounds):
-                    for i, m in enumerate(models):
+                for r in range(rounds):
+                    # each round starts one setting later, so no setting always runs first
+                    order = list(range(len(models)))
+                    order = order[r % len(order):] + order[:r % len(order)]
+                    for i in order:
+                        m = models[i]
                         t0 = time.perf_counter()
                         m.test_step(batch)
                         times[i].append(1e3 * (time.perf_counter() - t0))
@@ -531,9 +587,12 @@ def run_model(name: str, args) -> dict:
     num_layers = cfg.model.backbone.arch['num_layers']
     alpha = args.alpha if args.alpha is not None else num_layers // 2
     seg = name == 'segmentor'
+    calib = calibrate_temperature(cfg, name, info['checkpoint'], args, alpha)
+    print(f'[{name}] Expedite temperature {calib["temperature"]} ({calib["rule"]}: '
+          f'{calib.get("agreement", "")})', flush=True)
     points, skipped, models = [], [], []
     ref = None
-    for s in settings(name, args, num_layers):
+    for s in settings(name, args, num_layers, calib['temperature']):
         try:
             model = build_model(cfg, info['checkpoint'], s['option'])
         except Skipped as e:
@@ -585,13 +644,14 @@ def run_model(name: str, args) -> dict:
     return dict(
         config=osp.relpath(SEG_CONFIG if seg else DET_CONFIG, REPO_ROOT),
         resolved_config=cfg.pretty_text, seed=args.seed, img_size=args.img_size,
-        tokens=tokens, num_layers=num_layers, alpha=alpha,
+        tokens=tokens, num_layers=num_layers, alpha=alpha, expedite_temperature=calib,
         num_train=args.num_train, num_val=args.num_val, test_images=len(dataset),
         train=dict(iters=info['iters'], wall_s=info['train_wall_s'], threads=info['threads'],
                    cached=info['cached']),
         metric_name='mIoU' if seg else 'box AP',
         agreement_rule=SEG_AGREEMENT_RULE if seg else
         DET_AGREEMENT_RULE.format(thr=args.det_score_thr),
+        load_average_after=[round(v, 2) for v in os.getloadavg()],
         latency_rule=f'median of {args.rounds} interleaved rounds after {args.warmup} warm-up '
                      'calls per setting, one test forward (model.test_step) of the first test '
                      'image',
@@ -726,7 +786,10 @@ def tables(data: dict) -> dict[str, str]:
         metric = m.get('metric_name', 'metric')
         lines = [f'### {name}: `{osp.basename(m.get("config", ""))}`', '',
                  f'{m.get("tokens", "?")} tokens per image, {m.get("num_layers", "?")} blocks, '
-                 f'alpha {m.get("alpha", "?")}, {m.get("test_images", "?")} test images, seed '
+                 f'alpha {m.get("alpha", "?")}, Expedite t '
+                 f'{m.get("expedite_temperature", {}).get("temperature", "?")} '
+                 f'({m.get("expedite_temperature", {}).get("rule", "?")}), '
+                 f'{m.get("test_images", "?")} test images, seed '
                  f'{m.get("seed", "?")}; trained {m.get("train", {}).get("iters", "?")} '
                  f'iterations in {m.get("train", {}).get("wall_s", "?")} s at '
                  f'{m.get("train", {}).get("threads", "?")} thread(s). Machine: '
@@ -840,10 +903,24 @@ def main(argv=None):
                 machine=machine(), train_threads=1,
                 arguments={k: v for k, v in vars(args).items() if k != 'memory_probe'},
                 models={})
+    if osp.exists(args.data) and not args.train_only:
+        with open(args.data) as f:
+            old = json.load(f)
+        kept = {k: v for k, v in old.get('models', {}).items() if k not in args.models}
+        if kept:  # a run of some models keeps the others' stored measurements
+            print(f'keeping the stored {sorted(kept)} of {args.data}')
+            data['models'].update(kept)
     for name in args.models:
-        data['models'][name] = run_model(name, args)
+        t1 = time.perf_counter()
+        result = run_model(name, args)
+        if result is not None:
+            data['models'][name] = dict(
+                result, machine=machine(), command=data['command'],
+                date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+                sweep_wall_s=round(time.perf_counter() - t1, 1))
     if args.train_only:
         return
+    data['models'] = {k: data['models'][k] for k in MODEL_NAMES if k in data['models']}
     data['wall_s'] = round(time.perf_counter() - t0, 1)
     os.makedirs(osp.dirname(args.data) or '.', exist_ok=True)
     with open(args.data, 'w') as f:
