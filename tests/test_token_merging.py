@@ -292,3 +292,114 @@ def test_backbone_option(tmp_path):
                                  **cfg))
     with pytest.raises(ValueError, match='Use r <= 30'):  # 8x10 grid: 60 sources, 2 merges
         too_many(img)
+
+
+# ------------------------------------------------------------------ ViTDet (partitions)
+def _vitdet(global_indices):
+    from mmwinwin.layers import ViTDetVisionTransformer
+    torch.manual_seed(0)
+    return ViTDetVisionTransformer(arch=ARCH, partition_size=4, global_indices=global_indices,
+                                   out_indices=(0, 1, 2, 3)).eval()
+
+
+def test_partitioned_one_partition_is_the_plain_policy():
+    """One partition covering the grid: the per-partition merge is the plain one."""
+    from mmwinwin.layers import merged_partitioned_forward
+    vit = _vitdet([1, 3])
+    tokens, pos = torch.randn(2, 16, 32), grid_positions(4, 4)
+    s = TokenMergingSettings(r=2, alpha=1)
+    with torch.no_grad():
+        a = merged_partitioned_forward(vit, tokens, pos, (4, 4), s)
+        b = merged_forward_tokens(vit, tokens, pos, (4, 4), s)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)
+
+
+def test_partitioned_merges_each_partition_on_its_own():
+    """Only partitioned blocks after alpha: each 4x4 partition of an 8x12 grid merges and
+    attends on its own, as the plain policy on that partition alone (at its positions);
+    block alpha-1 = 1 is global, so the merge's keys come from the whole grid."""
+    from mmwinwin.layers import merged_partitioned_forward
+    vit = _vitdet([1])
+    hw, alpha = (8, 12), 2
+    torch.manual_seed(2)
+    tokens, pos = torch.randn(1, 96, 32), grid_positions(*hw)
+    s = TokenMergingSettings(r=3, alpha=alpha)
+    with torch.no_grad():
+        outs = merged_partitioned_forward(vit, tokens, pos, hw, s)
+        # blocks 0..alpha-1 as ViTDet, then every partition through the plain policy
+        grid = vit.prepare_tokens(tokens, pos, hw)
+        grid = vit.run_windowed_block(0, grid, pos, hw)
+        for py in range(2):
+            for px in range(3):
+                rows = torch.arange(py * 4, py * 4 + 4)[:, None] * 12 + torch.arange(px * 4,
+                                                                                   px * 4 + 4)
+                idx = rows.flatten()
+
+                class FromBlock1(TokenMergingPolicy):
+                    def block(self, index, state):
+                        if index == 0:  # block 0 already ran (windowed, = this partition)
+                            return state.x
+                        if index == 1:  # global block 1 ran on the whole grid: its keys
+                            out = super().block(index, _Whole(state, grid, pos))
+                            self._keys = self._keys[:, idx]  # this partition's keys
+                            return out[:, idx]
+                        return super().block(index, state)
+
+                policy = FromBlock1(s, (4, 4))
+                part = run_blocks(vit, grid[:, idx], pos[idx], policy)
+                for i in range(alpha, vit.num_layers):
+                    torch.testing.assert_close(outs[i][:, idx], part[i])
+
+
+class _Whole:
+    """A loop state whose tokens are the whole grid (for the global block of the test)."""
+
+    def __init__(self, state, grid, pos):
+        self.vit, self.x, self.pos, self.attn_mask, self.extra = state.vit, grid, pos, None, {}
+
+
+def test_partitioned_padding_weighs_nothing():
+    from mmwinwin.layers import merged_partitioned_forward
+    vit = _vitdet([1, 3])
+    torch.manual_seed(3)
+    tokens, pos = torch.randn(2, 70, 32), grid_positions(7, 10)  # 4x4 partitions, padded
+    with torch.no_grad():
+        ref = vit.forward_grid(tokens, pos, (7, 10))
+        for kw in (dict(alpha=2), dict(alpha=2, proportional_attention=False, metric='tokens'),
+                   dict(alpha=1)):  # block alpha-1 global, global, partitioned
+            outs = merged_partitioned_forward(vit, tokens, pos, (7, 10),
+                                              TokenMergingSettings(r=3, **kw))
+            assert all(o.shape == r.shape and o.isfinite().all() for o, r in zip(outs, ref))
+            assert torch.equal(outs[0], ref[0])
+    # a size-0 source adds nothing; a size-0 destination that receives stays 0
+    x = torch.tensor([[[1.], [5.], [9.]]])
+    dst, src = torch.tensor([[0, 2]]), torch.tensor([[1]])
+    m = bipartite_soft_matching(x, src, dst, 1)
+    sizes, (y,) = merge_tokens(m, torch.tensor([[[2.], [0.], [1.]]]), x)
+    assert y.flatten().tolist() == [1., 9.] and sizes.flatten().tolist() == [2., 1.]
+
+
+def test_vitdet_backbone_option():
+    pytest.importorskip('mmdet')
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+
+    import mmwinwin.models  # noqa: F401
+    cfg = dict(arch=ARCH, partition_size=4, global_indices=[1, 3])
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        torch.manual_seed(0)
+        plain = MODELS.build(dict(type='RoPEViTDet', **cfg)).eval()
+        tome = MODELS.build(dict(type='ExpeditedRoPEViTDet', token_merging=dict(alpha=2, r=3),
+                                 **cfg)).eval()
+        tome.load_state_dict(plain.state_dict(), strict=True)
+        img = torch.randn(1, 3, 112, 160)
+        with torch.no_grad():
+            ref, out = plain(img), tome(img)
+        assert [o.shape for o in out] == [r.shape for r in ref]
+        with pytest.raises(ValueError, match='Use r <= 6'):  # 12 sources per 4x4, 2 merges
+            MODELS.build(dict(type='ExpeditedRoPEViTDet', token_merging=dict(alpha=2, r=7),
+                              **cfg))
+        with pytest.raises(ValueError, match='at most one token policy'):
+            MODELS.build(dict(type='ExpeditedRoPEViTDet', token_merging=dict(r=1),
+                              token_pooling=dict(alpha=2), **cfg))

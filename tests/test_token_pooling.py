@@ -109,3 +109,58 @@ def test_backbone_option(tmp_path):
     with pytest.raises(ValueError, match='at most one token policy'):
         MODELS.build(dict(type='ExpeditedRoPEViT', token_pooling=dict(alpha=2),
                           token_merging=dict(r=2), **cfg))
+
+
+# ------------------------------------------------------------------ ViTDet (partitions)
+def _vitdet():
+    from mmwinwin.layers import ViTDetVisionTransformer
+    torch.manual_seed(0)
+    return ViTDetVisionTransformer(arch=ARCH, partition_size=4, global_indices=[1, 3],
+                                   out_indices=(0, 1, 2, 3)).eval()
+
+
+def test_partitioned_pooling():
+    from mmwinwin.layers import PartitionedTokenPoolingPolicy, pooled_partitioned_forward
+    vit = _vitdet()
+    torch.manual_seed(1)
+    # one 4x4 partition, pooled to one 2x2 partition: the plain pooling policy
+    tokens, pos = torch.randn(2, 16, 32), grid_positions(4, 4)
+    s = TokenPoolingSettings(alpha=1, stride=2)
+    with torch.no_grad():
+        a = pooled_partitioned_forward(vit, tokens, pos, (4, 4), s)
+        b = pooled_forward_tokens(vit, tokens, pos, (4, 4), s)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)
+    # a padded grid: shapes kept, alpha = num_layers is ViTDet itself
+    tokens, pos = torch.randn(2, 70, 32), grid_positions(7, 10)
+    with torch.no_grad():
+        ref = vit.forward_grid(tokens, pos, (7, 10))
+        same = pooled_partitioned_forward(vit, tokens, pos, (7, 10), TokenPoolingSettings(4, 2))
+        outs = pooled_partitioned_forward(vit, tokens, pos, (7, 10), TokenPoolingSettings(2, 3))
+    for o, x, r in zip(outs, same, ref):
+        assert torch.equal(x, r) and o.shape == r.shape and o.isfinite().all()
+    assert torch.equal(outs[1], ref[1])
+    with pytest.raises(ValueError, match='square stride'):
+        PartitionedTokenPoolingPolicy(TokenPoolingSettings(1, (2, 1)), (4, 4))
+
+
+def test_vitdet_backbone_option():
+    pytest.importorskip('mmdet')
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+
+    import mmwinwin.models  # noqa: F401
+    cfg = dict(arch=ARCH, partition_size=4, global_indices=[1, 3])
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        torch.manual_seed(0)
+        plain = MODELS.build(dict(type='RoPEViTDet', **cfg)).eval()
+        pooled = MODELS.build(dict(type='ExpeditedRoPEViTDet',
+                                   token_pooling=dict(alpha=2, stride=2), **cfg)).eval()
+        pooled.load_state_dict(plain.state_dict(), strict=True)
+        img = torch.randn(1, 3, 112, 160)
+        with torch.no_grad():
+            ref, out = plain(img), pooled(img)
+        assert [o.shape for o in out] == [r.shape for r in ref]
+        with pytest.raises(ValueError, match='use stride=2'):
+            MODELS.build(dict(type='ExpeditedRoPEViTDet', token_pooling=dict(stride=(2, 1)),
+                              **cfg))

@@ -24,10 +24,11 @@ if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__versi
 fi
 
 # 4. the rest of the stack and mmwinwin itself (editable), with the test extras (timm, the
-#    reference for the pretrained RoPE families, and torchvision, which timm needs): torch is
+#    reference for the pretrained RoPE families, and torchvision, which timm needs; tomesd,
+#    the reference of the token-merging tests, which needs torch only): torch is
 #    pinned on the same command line, because timm on its own would upgrade it and break
 #    mmcv's compiled ops; torchvision 0.28.0 is the build that matches torch 2.13.0
 pip_install --no-build-isolation -e ".[tests]" "torch==2.13.0" "torchvision==0.28.0"
-"$PY" -c "import torch, torchvision, mmcv.ops, timm, xdist, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" || {
-  echo "[install] FAILED: torch / torchvision / mmcv.ops / timm / pytest-xdist do not import together (see above)" >&2; exit 1; }
+"$PY" -c "import torch, torchvision, mmcv.ops, timm, tomesd, xdist, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" || {
+  echo "[install] FAILED: torch / torchvision / mmcv.ops / timm / tomesd / pytest-xdist do not import together (see above)" >&2; exit 1; }
 "$PY" -c "import mmwinwin, mmcv, mmseg, mmdet, torch; print('[install] ok: mmwinwin', mmwinwin.__version__, '| torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__, '| mmdet', mmdet.__version__)"

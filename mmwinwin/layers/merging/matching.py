@@ -104,7 +104,9 @@ def merge_tokens(m: Matching, sizes: torch.Tensor, *values: torch.Tensor
 
     Args:
         m: the matching.
-        sizes: ``(B, n, 1)`` how many original tokens each current token holds.
+        sizes: ``(B, n, 1)`` how many original tokens each current token holds (0 for a
+            padding token: it adds nothing where it merges, and a padding destination
+            that receives nothing stays 0).
         *values: ``(B, n, C)`` tensors to merge alike (tokens, positions, ...).
 
     Returns:
@@ -124,7 +126,7 @@ def merge_tokens(m: Matching, sizes: torch.Tensor, *values: torch.Tensor
         a, b = _rows(v, m.a_idx), _rows(v, m.b_idx)
         w_src = a.gather(1, src_idx.expand(B, -1, C)) * s_src.to(v.dtype)
         num = (b * sb.to(v.dtype)).scatter_add(1, dst.expand(B, -1, C), w_src)
-        merged = num / new_sb.to(v.dtype)
+        merged = num / torch.where(new_sb > 0, new_sb, 1).to(v.dtype)
         out.append(torch.cat([merged, a.gather(1, unm_idx.expand(B, -1, C))], dim=1))
     return new_sizes, out
 

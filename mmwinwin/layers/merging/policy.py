@@ -161,7 +161,8 @@ class TokenMergingPolicy(TokenPolicy):
     """Token policy of ToMe / tomesd on the one block loop (see the module docstring).
 
     After the forward, ``sizes`` (B, n, 1) and ``holder`` (B, h*w) describe the final
-    merge (``None`` if nothing was merged)."""
+    merge (``None`` if nothing was merged). Subclasses change the layout the merges run
+    in (``_start``, ``_run``, ``_layout``, ``_finish``; see the ViTDet one)."""
 
     def __init__(self, settings: TokenMergingSettings, grid_size: tuple[int, int]) -> None:
         self.settings = settings
@@ -171,17 +172,42 @@ class TokenMergingPolicy(TokenPolicy):
         self.num_dst = 0
         self._keys: torch.Tensor | None = None
         self._input: torch.Tensor | None = None
+        self._padding = False  # whether the merge layout holds padding tokens (size 0)
 
     def _merging(self, index: int, vit) -> bool:
         """Whether a merge happens before block ``index`` (0-based)."""
         s = self.settings
         return s.r > 0 and s.alpha <= index < vit.num_layers
 
+    # ----------------------------------------------------- layout (overridable)
+    def _start(self, state: BlockLoopState) -> tuple[torch.Tensor, torch.Tensor,
+                                                     torch.Tensor, tuple[int, int]]:
+        """At the first merge: ``(patches, pos, sizes, local grid)`` in the merge layout
+        (here the image's grid: ``(B, h*w, C)``, ``(B, h*w, 2)``, ones)."""
+        p = state.vit.num_prefix_tokens
+        x = state.x
+        B = x.shape[0]
+        pos = state.pos if state.pos.dim() == 3 else state.pos.expand(B, -1, -1)
+        return x[:, p:], pos, torch.ones(B, x.shape[1] - p, 1, device=x.device), self.grid_size
+
+    def _layout(self, t: torch.Tensor) -> torch.Tensor:
+        """A ``(B, p + n, D)`` tensor of the loop (captured keys, tokens) in the merge
+        layout, prefix included."""
+        return t
+
+    def _run(self, index: int, state: BlockLoopState) -> torch.Tensor:
+        """Run block ``index`` on the (merged) tokens."""
+        return super().block(index, state)
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        """An output unmerged to the merge layout -> ``(B, h*w, C)``."""
+        return out
+
     # ----------------------------------------------------------------- metric
     def block(self, index: int, state: BlockLoopState) -> torch.Tensor:
         vit = state.vit
         if not (self.settings.metric == 'keys' and self._merging(index + 1, vit)):
-            return super().block(index, state)
+            return self._run(index, state)
         attn = vit.blocks[index].attn
         self._keys = self._input = None
 
@@ -195,7 +221,7 @@ class TokenMergingPolicy(TokenPolicy):
         if getattr(attn, 'qkv_bias_mask', None) is None:  # else qkv is not called as a module
             handles.append(attn.qkv.register_forward_hook(keep_qkv))
         try:
-            return super().block(index, state)
+            return self._run(index, state)
         finally:
             for h in handles:
                 h.remove()
@@ -204,13 +230,14 @@ class TokenMergingPolicy(TokenPolicy):
         vit = state.vit
         p = vit.num_prefix_tokens
         if self.settings.metric == 'tokens':
-            return state.x[:, p:]
+            return self._layout(state.x)[:, p:]
         C = state.x.shape[-1]
         if self._keys is not None:
             k = self._keys[..., C:2 * C]
         else:  # DINOv3's masked key bias: the key bias is zero, recompute the key third
             attn = vit.blocks[index - 1].attn
             k = F.linear(self._input, attn.qkv.weight[C:2 * C])
+        k = self._layout(k)
         B, N, _ = k.shape
         return k[:, p:].reshape(B, N - p, vit.num_heads, C // vit.num_heads).mean(2)
 
@@ -221,40 +248,44 @@ class TokenMergingPolicy(TokenPolicy):
             return
         s = self.settings
         p = vit.num_prefix_tokens
-        x = state.x
-        B, dev = x.shape[0], x.device
+        metric = self._metric(index, state)
+        self._keys = self._input = None
         if self.holder is None:
-            h, w = self.grid_size
-            s.check_tokens((h, w), vit.num_layers)
+            patches, pos, self.sizes, (h, w) = self._start(state)
+            prefix = self._layout(state.x)[:, :p]
+            B, n, dev = patches.shape[0], patches.shape[1], patches.device
             gen = None
             if s.dst == 'random':
                 gen = torch.Generator().manual_seed(s.seed)
             dst, src = grid_destinations(h, w, s.stride, gen, dev)
             a_idx, b_idx = src[None], dst[None]
             self.num_dst = dst.numel()
-            n = h * w
             self.holder = torch.arange(n, device=dev).expand(B, n)
-            self.sizes = torch.ones(B, n, 1, device=dev)  # float32: exact counts
-            pos = state.pos if state.pos.dim() == 3 else state.pos.expand(B, -1, -1)
         else:
-            n = x.shape[1] - p
+            prefix, patches, pos = state.x[:, :p], state.x[:, p:], state.pos
+            n, dev = patches.shape[1], patches.device
             a_idx = torch.arange(self.num_dst, n, device=dev)[None]
             b_idx = torch.arange(self.num_dst, device=dev)[None]
-            pos = state.pos
-        m = bipartite_soft_matching(self._metric(index, state), a_idx, b_idx, s.r)
-        self._keys = self._input = None
+        m = bipartite_soft_matching(metric, a_idx, b_idx, s.r)
         pos = pos if pos.is_floating_point() else pos.float()
-        self.sizes, (patches, pos) = merge_tokens(m, self.sizes, x[:, p:], pos)
+        self.sizes, (patches, pos) = merge_tokens(m, self.sizes, patches, pos)
         self.holder = update_holder(self.holder, m, n)
-        state.x = torch.cat([x[:, :p], patches], dim=1)
+        state.x = torch.cat([prefix, patches], dim=1)
         state.pos = pos
+        sizes = torch.cat([self.sizes.new_ones(patches.shape[0], p, 1), self.sizes], 1)
         if s.proportional_attention:
-            log_s = torch.cat([self.sizes.new_ones(B, p, 1), self.sizes], 1).log()
-            state.attn_mask = log_s.transpose(1, 2)[:, None].to(x.dtype)  # (B, 1, 1, p + n)
+            bias = sizes.log()  # log 0 = -inf: padding (size 0) is masked as keys
+        elif self._padding:
+            bias = torch.where(sizes > 0, 0.0, float('-inf'))
+        else:
+            bias = None
+        if bias is not None:
+            bias = bias.transpose(1, 2)[:, None].to(state.x.dtype)  # (B, 1, 1, p + n)
+        state.attn_mask = bias
 
     def output(self, index: int, state: BlockLoopState) -> torch.Tensor:
         out = state.vit.output_tokens(index, state.x)
-        return out if self.holder is None else unmerge_tokens(out, self.holder)
+        return out if self.holder is None else self._finish(unmerge_tokens(out, self.holder))
 
 
 def merged_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,

@@ -8,6 +8,11 @@ positions are pooled alike (the mean ``(y, x)`` of the cell's tokens). Every out
 alpha is upsampled back to the full ``(h, w)`` grid bilinearly (``align_corners=False``).
 No proportional attention: a pooled token is one token. Prefix tokens are untouched.
 ``alpha == num_layers`` pools nothing: exactly the plain model.
+
+In a ViTDet-style windowed ViT (:class:`PartitionedTokenPoolingPolicy`) the attention
+partitions shrink with the grid: after pooling by a square ``stride`` s, partitioned
+blocks attend inside partitions of ``ceil(partition_size / s)`` pooled tokens (ViTDet's
+14 -> 7 for s = 2; padded and masked as ViTDet pads), global blocks over the pooled grid.
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ import torch.nn.functional as F
 from ..merging.policy import _check_alpha, _pair
 from ..settings import check_settings_keys
 from ..vit.block_loop import BlockLoopState, TokenPolicy, run_blocks
+from ..vit.vitdet import PartitionedAttentionPolicy
 
 __all__ = ['TokenPoolingSettings', 'TokenPoolingPolicy', 'pool_grid', 'upsample_grid',
-           'pooled_forward_tokens']
+           'pooled_forward_tokens', 'PartitionedTokenPoolingPolicy',
+           'pooled_partitioned_forward']
 
 
 def pool_grid(x: torch.Tensor, hw: tuple[int, int], stride: tuple[int, int]
@@ -125,3 +132,40 @@ def pooled_forward_tokens(vit, tokens: torch.Tensor, pos: torch.Tensor,
     if getattr(vit, 'rope_type', 'axial') != 'axial':
         pos = vit.rope_positions(pos, grid_size)  # affine: cell means stay exact
     return run_blocks(vit, x, pos, TokenPoolingPolicy(settings, grid_size))
+
+
+class PartitionedTokenPoolingPolicy(TokenPoolingPolicy):
+    """Token pooling in a ViTDet-style ViT (module docstring): ViTDet's policy up to block
+    alpha, then partitioned blocks inside partitions of ``ceil(partition_size / s)``
+    pooled tokens, global blocks over the pooled grid (whole image grid only)."""
+
+    def __init__(self, settings: TokenPoolingSettings, hw: tuple[int, int]) -> None:
+        super().__init__(settings, hw)
+        sy, sx = settings.stride
+        if sy != sx:
+            raise ValueError(f'token_pooling in a ViTDet-style ViT needs a square stride '
+                             f'(the attention partitions are square), got {settings.stride}; '
+                             f'use stride={max(sy, sx)}.')
+        self._vitdet = PartitionedAttentionPolicy(hw)
+
+    def block(self, index: int, state: BlockLoopState) -> torch.Tensor:
+        vit = state.vit
+        if self.pooled_grid is None:
+            return self._vitdet.block(index, state)
+        if vit.is_global(index):
+            return vit.run_block(index, state.x, state.pos)
+        ps = -(-vit.partition_size // self.settings.stride[0])
+        return vit.run_windowed_block(index, state.x, state.pos, self.pooled_grid, ps)
+
+
+def pooled_partitioned_forward(vit, tokens: torch.Tensor, pos: torch.Tensor,
+                               hw: tuple[int, int], settings: TokenPoolingSettings
+                               ) -> list[torch.Tensor]:
+    """Token-pooling ``forward_grid`` of a ViTDet-style ViT on a whole ``(B, H*W, C)``
+    token grid; returns the ``out_indices`` outputs as ``(B, H*W, C)``."""
+    settings.check_alpha(vit.num_layers)
+    pos = pos.to(device=tokens.device)
+    x = vit.prepare_tokens(tokens, pos, hw)
+    if vit.rope_type != 'axial':
+        pos = vit.rope_positions(pos, hw)
+    return run_blocks(vit, x, pos, PartitionedTokenPoolingPolicy(settings, tuple(hw)))

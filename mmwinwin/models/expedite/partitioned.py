@@ -15,7 +15,10 @@
 
 Config: change the backbone ``type`` and add ``expedite=dict(alpha=..., num_clusters=...,
 window=..., temperature=..., k=...)`` (:class:`mmwinwin.layers.ExpediteSettings`);
-``expedite=None`` is the plain model.
+``expedite=None`` is the plain model. ``ExpeditedRoPEViTDet`` also takes, instead,
+``token_merging=dict(alpha=..., r=...)`` (merges per attention partition, ``r`` per
+partition) or ``token_pooling=dict(alpha=..., stride=...)`` (the grid and the partitions
+shrink by the stride).
 """
 from __future__ import annotations
 
@@ -23,13 +26,14 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.backbones.swin import SwinTransformer
 
-from ...layers import ExpediteSettings
+from ...layers import ExpediteSettings, merged_partitioned_forward, pooled_partitioned_forward
 from ...layers.expedite.partitioned_plugin import expedited_partitioned_forward
 from ...layers.vit.partition import partition_tokens, unpartition_tokens
 from ...layers.expedite.partitioned import (cluster_grid_of_partitions, cluster_partitions,
                                          partitions_of_cluster_grid, reconstruct_partitions)
 from ...registry import register
 from ..vit.vitdet import RoPEViTDet
+from .vit import build_token_policy_settings
 
 __all__ = ['ExpeditedRoPEViTDet', 'ExpeditedSwinTransformer', 'swin_block_forward',
            'relative_position_index', 'resize_relative_position_bias']
@@ -37,21 +41,41 @@ __all__ = ['ExpeditedRoPEViTDet', 'ExpeditedSwinTransformer', 'swin_block_forwar
 
 @register('MODELS')
 class ExpeditedRoPEViTDet(RoPEViTDet):
-    """:class:`RoPEViTDet` with Expedite (clusters per window).
+    """:class:`RoPEViTDet` with Expedite (clusters per window), or token merging / token
+    pooling (at most one of the three). All act on whole-image forwards
+    (``forward_grid``); Win-Win's window batches run the plain model.
 
     Args:
         expedite: dict of :class:`~mmwinwin.layers.ExpediteSettings`; the cluster grid is
             per window (``num_clusters=64`` -> 8x8 clusters in each 14x14 window).
+        token_merging: dict of :class:`~mmwinwin.layers.TokenMergingSettings`; ``r``
+            tokens merged per attention partition before each block after alpha
+            (:class:`~mmwinwin.layers.PartitionedTokenMergingPolicy`).
+        token_pooling: dict of :class:`~mmwinwin.layers.TokenPoolingSettings` with a
+            square stride (:class:`~mmwinwin.layers.PartitionedTokenPoolingPolicy`).
     """
 
-    def __init__(self, *args, expedite: dict | None = None, **kwargs) -> None:
+    def __init__(self, *args, expedite: dict | None = None, token_merging: dict | None = None,
+                 token_pooling: dict | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.expedite = ExpediteSettings.build(expedite)
+        self.expedite, self.token_merging, self.token_pooling = build_token_policy_settings(
+            expedite, token_merging, token_pooling, self.num_layers, type(self).__name__)
+        ps = self.partition_size
         if self.expedite is not None:
-            self.expedite.check_alpha(self.num_layers)
-            self.expedite.grid_for((self.partition_size, self.partition_size))  # validate now
+            self.expedite.grid_for((ps, ps))  # validate now
+        if self.token_merging is not None:
+            self.token_merging.check_tokens((ps, ps), self.num_layers)
+        if self.token_pooling is not None and len(set(self.token_pooling.stride)) != 1:
+            raise ValueError(f'{type(self).__name__}: token_pooling needs a square stride (the '
+                             f'attention partitions are square), got '
+                             f'{self.token_pooling.stride}; use stride='
+                             f'{max(self.token_pooling.stride)}.')
 
     def forward_grid(self, tokens, pos, hw):  # noqa: D102
+        if self.token_merging is not None:
+            return merged_partitioned_forward(self, tokens, pos, hw, self.token_merging)
+        if self.token_pooling is not None:
+            return pooled_partitioned_forward(self, tokens, pos, hw, self.token_pooling)
         if self.expedite is None:
             return super().forward_grid(tokens, pos, hw)
         return expedited_partitioned_forward(self, tokens, pos, hw, self.expedite)
