@@ -11,7 +11,7 @@ same weights (whole-image test on the generated test split):
 * ``segmentor``: ``configs/expedite/experiments/fcn_rope-vit-6l-64d-p8_1xb4-300i_synthetic-ade20k-256x256.py``
   (``ExpeditedRoPEViT`` with ``expedite=None``, FCN head; 256x256 images at patch 8 = 1024
   tokens; ``generate_ade20k(num_scenes=1)``: background, disc, square; metric mIoU);
-* ``detector``: ``configs/expedite_det/experiments/mask-rcnn_rope-vit-6l-64d-p8-win8_300i_coco-synth-256x256.py``
+* ``detector``: ``configs/expedite_det/experiments/mask-rcnn_rope-vit-6l-64d-p8-win8_900i_coco-synth-256x256.py``
   (``ExpeditedRoPEViTDet`` plain, 8x8-token windows, SimpleFPN, Mask R-CNN; 256x256 generated
   COCO images (``generate_coco``, task ``shapes``) at patch 8 = 1024 tokens; metric box AP of
   mmdet's ``CocoMetric``).
@@ -73,7 +73,7 @@ from . import REPO_ROOT
 SEG_CONFIG = osp.join(REPO_ROOT, 'configs', 'expedite', 'experiments',
                       'fcn_rope-vit-6l-64d-p8_1xb4-300i_synthetic-ade20k-256x256.py')
 DET_CONFIG = osp.join(REPO_ROOT, 'configs', 'expedite_det', 'experiments',
-                      'mask-rcnn_rope-vit-6l-64d-p8-win8_300i_coco-synth-256x256.py')
+                      'mask-rcnn_rope-vit-6l-64d-p8-win8_900i_coco-synth-256x256.py')
 MODEL_NAMES = ('segmentor', 'detector')
 METHODS = ('unreduced', 'expedite', 'tome', 'pool')
 #: backbone option of each reducing method
@@ -111,7 +111,9 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--img-size', type=int, default=256, help='square images (both models)')
     p.add_argument('--iters', type=int, default=None,
-                   help='training iterations (default: the configs\', 300)')
+                   help='training iterations of the segmentor (default: its config\'s, 300)')
+    p.add_argument('--det-iters', type=int, default=None,
+                   help='training iterations of the detector (default: its config\'s, 900)')
     p.add_argument('--num-train', type=int, default=240)
     p.add_argument('--num-val', type=int, default=24)
     p.add_argument('--alpha', type=int, default=None,
@@ -148,7 +150,7 @@ def parse_args(argv=None):
     p.add_argument('--memory-probe', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.toy:
-        args.img_size, args.iters, args.num_train, args.num_val = 64, 2, 4, 2
+        args.img_size, args.iters, args.det_iters, args.num_train, args.num_val = 64, 2, 2, 4, 2
         args.grids, args.det_clusters, args.tome_r, args.det_tome_r = ['4x4'], [4], [16], [4]
         args.strides, args.det_strides = [2], [2]
         args.rounds, args.warmup, args.memory = 1, 1, 'inprocess'
@@ -186,7 +188,7 @@ def build_cfg(name: str, args, data_root: str, work_dir: str):
     size = (args.img_size, args.img_size)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=args.seed)
-    iters = args.iters or cfg.train_cfg.max_iters
+    iters = (args.iters if name == 'segmentor' else args.det_iters) or cfg.train_cfg.max_iters
     if name == 'segmentor':
         cfg.model.data_preprocessor.size = size
         cfg.model.backbone.img_size = size
@@ -570,10 +572,14 @@ def _json(v):
 def run_model(name: str, args) -> dict:
     """Generate the data, train (or reuse) the model and sweep every setting."""
     torch = _torch()
-    work = osp.abspath(osp.join(args.work_dir, name))
+    root = osp.abspath(args.work_dir)
+    data_root = generate_data(name, args, osp.join(
+        root, f'data_{name}_{args.img_size}px_{args.num_train}+{args.num_val}_seed{args.seed}'))
+    cfg = build_cfg(name, args, data_root, root)
+    # one folder per model, size, schedule and seed: a changed flag trains anew
+    work = osp.join(root, f'{name}_{args.img_size}px_{cfg.train_cfg.max_iters}i_seed{args.seed}')
     os.makedirs(work, exist_ok=True)
-    data_root = generate_data(name, args, osp.join(work, 'data'))
-    cfg = build_cfg(name, args, data_root, work)
+    cfg.work_dir = work
     cfg_file = osp.join(work, 'config.py')
     cfg.dump(cfg_file)
     print(f'[{name}] training (or reusing) {cfg_file}', flush=True)

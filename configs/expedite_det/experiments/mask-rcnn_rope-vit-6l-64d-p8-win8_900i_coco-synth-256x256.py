@@ -4,11 +4,12 @@
 # token-reduction comparison on the same weights (Expedite, ToMe-style merging, pooling):
 # python -m mmwinwin.experiments.token_reduction (it generates the data, sets data_root and may
 # change the schedule). The backbone is ExpeditedRoPEViTDet with expedite=None (the plain
-# model). Patch 8: the stride-8 map gives pyramid strides 4, 8, 16 (+ pooled 32, 64).
+# model). Patch 8: the stride-8 map gives pyramid strides 4, 8, 16 (+ pooled 32, 64). 900
+# iterations: after 300 no detection scored above 0.31 (box AP 6.6).
 _base_ = ['../../vitdet/mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py']
 data_root = 'data/coco_synth_256x256/'
 image_size = (256, 256)
-max_iters = 300
+max_iters = 900
 model = dict(
     data_preprocessor=dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]),
