@@ -789,6 +789,7 @@ def tables(data: dict) -> dict[str, str]:
     out = {}
     mach = data.get('machine', {})
     for name, m in data['models'].items():
+        mm = m.get('machine', mach)  # a model's own machine record, else the file's
         metric = m.get('metric_name', 'metric')
         lines = [f'### {name}: `{osp.basename(m.get("config", ""))}`', '',
                  f'{m.get("tokens", "?")} tokens per image, {m.get("num_layers", "?")} blocks, '
@@ -799,8 +800,11 @@ def tables(data: dict) -> dict[str, str]:
                  f'{m.get("seed", "?")}; trained {m.get("train", {}).get("iters", "?")} '
                  f'iterations in {m.get("train", {}).get("wall_s", "?")} s at '
                  f'{m.get("train", {}).get("threads", "?")} thread(s). Machine: '
-                 f'{mach.get("platform", "?")}, {mach.get("usable_cpus", "?")} usable CPUs, '
-                 f'torch {mach.get("torch", "?")}.', '',
+                 f'{mm.get("platform", "?")}, {mm.get("usable_cpus", "?")} usable CPUs, '
+                 f'torch {mm.get("torch", "?")}; load average (1, 5, 15 min) '
+                 f'{mm.get("load_average", "?")} before the sweep, '
+                 f'{m.get("load_average_after", "?")} after the timing (other processes '
+                 'share the CPUs when these exceed the thread count).', '',
                  f'| method | knob | GMACs | MAC ratio | {metric} | agreement | '
                  'latency 1 thread (ms) | latency 2 threads (ms) | peak memory (MiB) | '
                  'feature GMACs (ratio) |',
@@ -917,11 +921,11 @@ def main(argv=None):
             print(f'keeping the stored {sorted(kept)} of {args.data}')
             data['models'].update(kept)
     for name in args.models:
-        t1 = time.perf_counter()
+        t1, before = time.perf_counter(), machine()  # its load average: before the sweep
         result = run_model(name, args)
         if result is not None:
             data['models'][name] = dict(
-                result, machine=machine(), command=data['command'],
+                result, machine=before, command=data['command'],
                 date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
                 sweep_wall_s=round(time.perf_counter() - t1, 1))
     if args.train_only:
