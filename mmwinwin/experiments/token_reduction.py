@@ -81,7 +81,9 @@ OPTION = {'expedite': 'expedite', 'tome': 'token_merging', 'pool': 'token_poolin
 LABELS = {'unreduced': 'unreduced', 'expedite': 'Expedite (clustering)',
           'tome': 'ToMe-style merging', 'pool': 'avg pooling + bilinear'}
 KNOB = {'unreduced': '-', 'expedite': 'cluster grid', 'tome': 'r', 'pool': 'stride'}
-AXES = {'gmacs': 'GMACs of one test forward', 'latency_1t_ms': 'latency, 1 thread (ms)',
+AXES = {'gmacs': 'GMACs of one test forward',
+        'feature_gmacs': 'GMACs of feature extraction (backbone, detector neck)',
+        'latency_1t_ms': 'latency, 1 thread (ms)',
         'latency_2t_ms': 'latency, 2 threads (ms)'}
 DET_AGREEMENT_RULE = ('COCO box AP@[.5:.95] (percent) of the reduced model\'s detections scored '
                       'against the unreduced model\'s detections with score >= {thr} as ground '
@@ -692,7 +694,8 @@ def _curve(front: list, x: float) -> float | None:
     return front[-1][1]
 
 
-def pareto_check(data: dict, model: str, axis: str = 'gmacs', tol: float = 0.0) -> dict:
+def pareto_check(data: dict, model: str, axis: str = 'gmacs', tol: float = 0.0,
+                 accuracy: str = 'metric') -> dict:
     """Whether Expedite's accuracy-vs-cost front is on or above every other method's.
 
     Rule. For each method, its curve is the Pareto front of its measured points plus the
@@ -704,7 +707,8 @@ def pareto_check(data: dict, model: str, axis: str = 'gmacs', tol: float = 0.0) 
     breakpoint x of either curve where M is defined, E is defined and E(x) >= M(x) - ``tol``
     (both curves are piecewise linear, so checking their breakpoints checks every cost in
     between). A failure names the setting: an M point above E (or cheaper than all of E's),
-    or an Expedite point below M's curve.
+    or an Expedite point below M's curve. ``accuracy='agreement'`` runs the same rule on the
+    agreement with the unreduced model instead of the task metric.
 
     Returns ``{model, axis, expedite_on_front, compared: [methods], failures: [{method,
     setting, cost, accuracy, expedite_accuracy or other_accuracy, why}]}``.
@@ -714,10 +718,10 @@ def pareto_check(data: dict, model: str, axis: str = 'gmacs', tol: float = 0.0) 
     base = [p for p in pts if p['method'] == 'unreduced']
     if not base:
         raise ValueError(f'{model}: no unreduced point in the data.')
-    base_pt = (base[0][axis], base[0]['metric'], 'unreduced')
+    base_pt = (base[0][axis], base[0][accuracy], 'unreduced')
 
     def curve_points(method):
-        return [(p[axis], p['metric'], f'{method} {p["knob"]}') for p in pts
+        return [(p[axis], p[accuracy], f'{method} {p["knob"]}') for p in pts
                 if p['method'] == method] + [base_pt]
 
     methods = [x for x in METHODS[2:] if any(p['method'] == x for p in pts)]
@@ -756,10 +760,14 @@ def pareto_summary(data: dict, model: str) -> list[str]:
     """One markdown line per cost axis present in the data."""
     lines = []
     pts = data['models'][model]['points']
-    for axis, label in AXES.items():
-        if not pts or axis not in pts[0]:
+    for (axis, label), accuracy in [(a, 'metric') for a in AXES.items()] + \
+            [(('feature_gmacs', AXES['feature_gmacs']), 'agreement')]:
+        if not pts or axis not in pts[0] or accuracy not in pts[0]:
             continue
-        r = pareto_check(data, model, axis)
+        r = pareto_check(data, model, axis, accuracy=accuracy)
+        name = data['models'][model].get('metric_name', 'metric') if accuracy == 'metric' \
+            else 'agreement'
+        label = f'{name} vs {label}'
         if r['expedite_on_front'] is None:
             lines.append(f'* {label}: no Expedite point.')
         elif not r['compared']:
