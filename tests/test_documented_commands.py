@@ -57,6 +57,14 @@ COMMANDS = {
                                            '1', '--crop', '32', '--work-dir', c.tmp / 'cw']),
     'python -m mmwinwin.experiments.winwin_curves --plot-only --out docs/images/winwin_curves':
         lambda c: command_argv(c.cmd, {'--out': [c.tmp / 'curves']}, TINY_SEG),
+    'python -m mmwinwin.experiments.report':
+        _covered('tests/test_docs_reports.py::test_report_regenerates_into_a_copy'),
+    'python -m mmwinwin.experiments.report --check':
+        _covered('tests/test_docs_reports.py::test_every_generated_table_agrees_with_its_data'),
+    'python -m mmwinwin.experiments.token_reduction --work-dir work_dirs/token_reduction':
+        _covered('tests/test_token_reduction_tool.py::test_toy_end_to_end'),
+    'python -m mmwinwin.experiments.token_reduction --report-only':
+        _covered('tests/test_token_reduction_tool.py::test_toy_end_to_end'),
     'python -m mmwinwin.experiments.winwin_demo':
         _covered('tests/test_winwin_demo.py::test_demo_trains_full_resolution_for_the_'
                  'measured_time_of_win_win'),
