@@ -105,6 +105,25 @@ def test_segmentation_windows_before_begin_host_loss_from_begin():
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
+def test_interleaved_whole_images_every_nth_iteration():
+    """full_image_phase=dict(every=3): iterations 2, 5, 8, ... are the host's whole-image
+    loss, the others windows only."""
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(every=3)))
+    host = MODELS.build(_seg_cfg('EncoderDecoder'))
+    host.load_state_dict(model.state_dict())
+    img, samples = _seg_batch()
+    whole = host.loss(img, samples)['decode.loss_ce']
+    got = []
+    for it in range(9):
+        model.set_train_progress(it, 9)
+        got.append(model.in_full_image_phase())
+        if it in (1, 2):
+            loss = model.loss(img, samples)['decode.loss_ce']
+            assert (abs(loss.item() - whole.item()) < 1e-6) == (it == 2)
+    assert [i for i, g in enumerate(got) if g] == [2, 5, 8]
+
+
 def test_segmentation_with_context_tokens_whole_phase_is_the_inference_forward():
     """With context tokens the whole-image phase trains the forward that inference runs:
     the whole image plus its pooled context tokens."""
@@ -197,6 +216,8 @@ def test_flow_windows_before_begin_whole_pair_from_begin():
     (dict(begin=10, begin_fraction=0.5), ValueError, 'exactly one'),
     (dict(), ValueError, 'exactly one'),
     (dict(begn=10), UnknownSettingError, "Did you mean 'begin'"),
+    (dict(every=1), ValueError, 'integer >= 2'),
+    (dict(every=6, begin=3), ValueError, 'exactly one'),
     (2000, TypeError, 'dict'),
 ])
 def test_bad_settings_are_named(setting, error, match):

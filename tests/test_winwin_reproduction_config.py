@@ -52,7 +52,8 @@ def test_tokens_per_image_of_every_variant():
     # 12x24 tokens; 2 windows of 6x6; context cells of 4x4 tokens: 3x6; a 144 px crop: 9x9
     assert got == dict(winwin='72', fullres='288', crop='81', winwin_abspos='72',
                        winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288',
-                       random_tokens='72', window1='64', windows4='64', lowres='72')
+                       random_tokens='72', window1='64', windows4='64', lowres='72',
+                       winwin_mix='72, every 6th 288')
 
 
 def test_short_runs_still_end_on_whole_images():

@@ -25,7 +25,10 @@ VARIANTS = {
     'window1': '(i) 1 window, same budget',
     'windows4': '(j) 4 smaller windows, same budget',
     'lowres': '(k) whole image at low resolution, same budget',
+    # a design option against the phase: the same share of whole-image steps, interleaved
+    'winwin_mix': '(l) Win-Win, whole images every 6th iteration',
 }
+MIX_EVERY = 6  # variant winwin_mix: whole images every 6th iteration (the recipe's 1/6)
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
 NUM_WINDOWS = 2
@@ -113,6 +116,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         begin = min(round(FULL_PHASE_FRACTION * iters), iters - 1) \
             if full_phase_begin is None else full_phase_begin
         model.full_image_phase = dict(begin=begin)
+    if variant == 'winwin_mix':
+        model.full_image_phase = dict(every=MIX_EVERY)
 
     train = cfg.train_dataloader
     pipeline = list(train.dataset.pipeline)
@@ -168,6 +173,8 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
     tokens = num * side ** 2
     if variant.startswith('winwin_ctx'):
         tokens += -(-gh // context_pool) * -(-gw // context_pool)
+    if variant == 'winwin_mix':
+        return f'{tokens}, every {MIX_EVERY}th {whole}'
     return f'{tokens} then {whole}' if variant.endswith('_ft') else str(tokens)
 
 

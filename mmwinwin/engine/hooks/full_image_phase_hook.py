@@ -45,6 +45,12 @@ class FullImagePhaseHook(Hook):
             return
         from ...models.winwin.full_image_phase import full_image_phase_begin
         begin = full_image_phase_begin(setting, runner.max_iters)  # refuses begin >= max_iters
+        if setting.get('every') is not None:
+            every = setting['every']
+            print_log(f'Win-Win whole images every {every}th iteration (iterations {begin}, '
+                      f'{begin + every}, ...: {runner.max_iters // every} of '
+                      f'{runner.max_iters}), windows otherwise.', logger='current')
+            return
         print_log(f'Win-Win full-image phase: iterations {begin} .. {runner.max_iters - 1} '
                   f'train on whole images ({runner.max_iters - begin} of {runner.max_iters}); '
                   f'iterations before {begin} on windows.', logger='current')
@@ -55,6 +61,7 @@ class FullImagePhaseHook(Hook):
             was = getattr(model, 'train_iteration', None) is not None and \
                 model.in_full_image_phase()
             model.set_train_progress(runner.iter, runner.max_iters)
-            if model.in_full_image_phase() and not was:
+            interleaved = (getattr(model, 'full_image_phase', None) or {}).get('every')
+            if model.in_full_image_phase() and not was and not interleaved:
                 print_log(f'Win-Win full-image phase: iteration {runner.iter} onwards trains '
                           f'on whole images.', logger='current')

@@ -13,7 +13,7 @@ lands in the right phase). A configured phase without that progress is an error 
 hook, never a silent window-only run. Every config of this project declares the hook
 (``configs/_base_/mmwinwin_hooks.py``).
 
-``full_image_phase`` settings (one of the two):
+``full_image_phase`` settings (one of the three):
 
 * ``begin``: the first (0-based) iteration that trains on whole images, e.g.
   ``dict(begin=2000)`` with ``max_iters=2400``: 2000 window iterations, then 400 whole-image
@@ -23,6 +23,10 @@ hook, never a silent window-only run. Every config of this project declares the 
   too short for the fraction to leave a whole-image iteration (``5 / 6`` of 2 iterations)
   still ends with one: ``begin`` is at most ``max_iters - 1``. The configs under
   ``configs/winwin*`` set ``dict(begin_fraction=5 / 6)`` (docs/winwin.md: the recipe).
+* ``every``: whole images interleaved instead of a final phase: iteration ``i`` trains on
+  whole images when ``i % every == every - 1`` (``dict(every=6)``: iterations 5, 11, 17, ...,
+  the recipe's share of whole-image steps, 1/6, spread over the whole schedule), on windows
+  otherwise. A design option measured against the phase (docs/winwin.md).
 
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
@@ -34,7 +38,7 @@ from ...layers.settings import check_settings_keys
 
 __all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin']
 
-_KEYS = ('begin', 'begin_fraction')
+_KEYS = ('begin', 'begin_fraction', 'every')
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -50,13 +54,20 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
     check_settings_keys(setting, _KEYS, 'full_image_phase')
     given = [k for k in _KEYS if setting.get(k) is not None]
     if len(given) != 1:
-        raise ValueError(f'full_image_phase needs exactly one of begin (an iteration) or '
-                         f'begin_fraction (a fraction of max_iters); got {dict(setting)!r}. A '
+        raise ValueError(f'full_image_phase needs exactly one of begin (an iteration), '
+                         f'begin_fraction (a fraction of max_iters) or every (whole images '
+                         f'every N-th iteration); got {dict(setting)!r}. A '
                          f'config that inherits the configs/winwin* recipe (begin_fraction) '
                          f'and sets begin merges the two: write full_image_phase=dict('
                          f'_delete_=True, begin=N), or add model.full_image_phase.'
                          f'begin_fraction=None to --cfg-options.')
-    if 'begin' in given:
+    if 'every' in given:
+        every = setting['every']
+        if isinstance(every, bool) or not isinstance(every, int) or every < 2:
+            raise ValueError(f'full_image_phase.every must be an integer >= 2 (whole images '
+                             f'every N-th iteration, e.g. 6); got {every!r}. For whole images '
+                             f'on every iteration train at full resolution instead.')
+    elif 'begin' in given:
         begin = setting['begin']
         if isinstance(begin, bool) or not isinstance(begin, int) or begin < 0:
             raise ValueError(f'full_image_phase.begin must be an integer iteration >= 0 (the '
@@ -72,7 +83,9 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
 
 def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:
     """The first whole-image iteration of ``setting`` in a run of ``max_iters`` iterations."""
-    if setting.get('begin') is not None:
+    if setting.get('every') is not None:
+        begin = int(setting['every']) - 1
+    elif setting.get('begin') is not None:
         begin = int(setting['begin'])
     else:
         if max_iters is None:
@@ -113,5 +126,8 @@ class FullImagePhaseMixin:
             raise RuntimeError(f'{type(self).__name__} has full_image_phase='
                                f'{self.full_image_phase} but does not know the training '
                                f'iteration: {_HOOK}.')
+        every = self.full_image_phase.get('every')
+        if every is not None:
+            return self.train_iteration % every == every - 1
         return self.train_iteration >= full_image_phase_begin(self.full_image_phase,
                                                               self.train_max_iters)
