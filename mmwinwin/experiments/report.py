@@ -30,6 +30,8 @@ SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
 SAME_BATCH_TASKS = ('long', 'local')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 SAME_BATCH_IMAGES = ('docs', 'images', 'winwin_same_batch')
+#: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
+SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
 TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
 
@@ -80,6 +82,14 @@ def _same_batch_blocks() -> dict:
     return {name: (SAME_BATCH, fn) for name, fn in blocks.items()}
 
 
+def _step_cost_block(data: dict) -> str:
+    from argparse import Namespace
+
+    from .winwin_curves import step_cost_table
+    costs = {k: v for k, v in data.items() if k != '_settings'}
+    return step_cost_table(costs, Namespace(**data['_settings']))
+
+
 def _token_reduction_blocks() -> dict:
     try:
         from . import token_reduction
@@ -98,6 +108,8 @@ def blocks() -> dict:
     out = {}
     if _exists(SAME_BATCH):
         out.update(_same_batch_blocks())
+    if _exists(SAME_BATCH_STEP_COSTS):
+        out['winwin-same-batch-step-costs'] = (SAME_BATCH_STEP_COSTS, _step_cost_block)
     out.update(_token_reduction_blocks())
     return out
 

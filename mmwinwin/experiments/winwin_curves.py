@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from .curves import CurveRecorder, is_stored, plot, summarise, write_table
-from .reproduction import FULL_PHASE_FRACTION, VARIANTS, build_cfg
+from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg
 
 #: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
 #: class depends on a scene beacon anywhere in the image), ``long3`` / ``long4`` (3 / 4 scenes)
@@ -207,8 +207,8 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
     them alike. Per variant: the median over ``--step-cost-steps`` rounds after 5 warm-up
     rounds of the CPU seconds (``time.process_time``, 1 thread) of the step, of the batch
     fetch and of both (the training time a run pays per iteration), and the step's wall
-    seconds. A ``*_ft``
-    variant is measured in both phases (``<name>@windows`` before ``begin``,
+    seconds. A ``*_ft`` (and ``winwin_mix``)
+    variant is measured in both kinds of step (``<name>@windows`` before ``begin``,
     ``<name>@whole`` after) and its whole-run cost is their mix over the schedule.
     """
     from mmengine.runner import Runner
@@ -234,6 +234,8 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
         phases = [(None, None)]
         if variant.endswith('_ft'):
             phases = [('windows', 0), ('whole', args.full_phase_begin)]
+        elif variant == 'winwin_mix':  # whole images every MIX_EVERY-th iteration
+            phases = [('windows', 0), ('whole', MIX_EVERY - 1)]
         for phase, at in phases:
             name = run_name(variant, args.context_pool, args.full_phase_begin) + (
                 f'@{phase}' if phase else '')
@@ -286,6 +288,7 @@ def step_cost_table(costs: dict, args) -> str:
             for key, what in (('cpu_ms', 'train_step'), ('total_ms', 'train_step + batch fetch')):
                 if key not in costs[name]:
                     continue
+                b = n - n // MIX_EVERY if base == 'winwin_mix' else args.full_phase_begin
                 mix = (b * costs[name][key] + (n - b) * costs[base + '@whole'][key]) / n
                 share = f', {mix / full[key]:.2f} of full resolution over the run' \
                     if full.get(key) else ''
@@ -361,8 +364,12 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
         work = args.work_dir or tempfile.mkdtemp(prefix='winwin_curves_')
         costs = step_costs(args.variants, args.tasks[0], args, work)
-        with open(osp.join(args.out, 'step_costs.json'), 'w') as f:
-            json.dump(costs, f, indent=1)
+        settings = dict(task=args.tasks[0], img_size=list(args.img_size),
+                        batch_size=args.batch_size, threads=args.threads, iters=args.iters,
+                        step_cost_steps=args.step_cost_steps,
+                        full_phase_begin=args.full_phase_begin)
+        with open(osp.join(args.out, 'step_costs.json'), 'w') as f:  # the table's inputs
+            json.dump(dict(costs, _settings=settings), f, indent=1)
         text = step_cost_table(costs, args)
         with open(osp.join(args.out, 'step_costs.md'), 'w') as f:
             f.write(text + '\n')
