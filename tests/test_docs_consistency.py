@@ -33,6 +33,8 @@ EXPERIMENTS = {
     'expedite_accuracy': 'expedite_accuracy',
     'expedite_divergence': 'expedite_divergence',
     'expedite_token_distance': 'expedite_token_distance',
+    'token_reduction': 'token_reduction',
+    'report': 'report',
 }
 # tools/analysis_tools/X (formerly tools/X, except get_flops.py, which is new)
 ANALYSIS_TOOLS = {

@@ -43,8 +43,9 @@ class ProgressHook(Hook):
 
     priority = 'VERY_LOW'
 
-    def __init__(self, title: str, show: bool = True) -> None:
+    def __init__(self, title: str, show: bool = True, budget_s: float | None = None) -> None:
         self.title, self.show, self.times, self.cpu = title, show, [], []
+        self.budget_s = budget_s  # a time budget (TimeBudgetHook): progress over the budget
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         self._t0, self._c0 = time.perf_counter(), time.process_time()
@@ -56,9 +57,14 @@ class ProgressHook(Hook):
             return
         done, total = runner.iter + 1, runner.max_iters
         loss = float(outputs['loss']) if outputs and 'loss' in outputs else float('nan')
+        if self.budget_s is not None:  # progress over the time budget, not the iterations
+            share = min(1.0, sum(self.cpu) / self.budget_s)
+            last = runner.train_loop.stop_training
+            print(f'\r{self.title} [{"#" * int(30 * share):<30}] {done} it, {sum(self.cpu):.0f}/'
+                  f'{self.budget_s:.0f} CPU s  loss {loss:.3f}', end='\n' if last else '',
+                  flush=True)
+            return
         eta = statistics.mean(self.times[-20:]) * (total - done)
-        if total >= 10 ** 7:  # a time budget (TimeBudgetHook), not an iteration count
-            total, eta = done, 0.0
         bar = '#' * int(30 * done / total)
         print(f'\r{self.title} [{bar:<30}] {done}/{total}  loss {loss:.3f}  eta {eta:4.0f}s',
               end='' if done < total else '\n', flush=True)
@@ -72,10 +78,10 @@ def run(cfg, title: str, show: bool = True, budget_s: float | None = None):
 
     cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)
-    hook = ProgressHook(title, show)
-    runner.register_hook(hook)
-    if budget_s is not None:
+    hook = ProgressHook(title, show, budget_s)
+    if budget_s is not None:  # before the progress hook: it reads stop_training
         runner.register_hook(TimeBudgetHook(budget_s))
+    runner.register_hook(hook)
     runner.train()
     return runner, hook
 
