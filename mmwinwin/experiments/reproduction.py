@@ -116,8 +116,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         begin = min(round(FULL_PHASE_FRACTION * iters), iters - 1) \
             if full_phase_begin is None else full_phase_begin
         model.full_image_phase = dict(begin=begin)
-    if variant == 'winwin_mix':
-        model.full_image_phase = dict(every=MIX_EVERY)
+    if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
+        model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
 
     train = cfg.train_dataloader
     pipeline = list(train.dataset.pipeline)
