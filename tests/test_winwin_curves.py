@@ -35,3 +35,26 @@ def test_summary_over_seeds():
     np.testing.assert_allclose(got['mean'], [15.0, 35.0])
     np.testing.assert_allclose(got['std'], [5.0, 5.0])  # population std of two values 10 apart
     np.testing.assert_allclose(got['cpu_s'], [2.0, 3.0])
+
+
+def test_side_by_side_batch_stores_every_run_with_its_settings_and_refuses_a_mixed_resume(
+        tmp_path):
+    """``--jobs 2``: two runs in their own processes, both stored with the batch's settings;
+    a resume with other settings into the same store is refused, naming the fix."""
+    import json
+
+    import pytest
+
+    from mmwinwin.experiments.winwin_curves import main
+    common = ['--tasks', 'local', '--seeds', '0', '--iters', '2', '--val-every', '2',
+              '--img-size', '64', '128', '--window', '2', '--crop', '32', '--num-train', '2',
+              '--num-val', '1', '--batch-size', '2', '--out', str(tmp_path / 'out'),
+              '--work-dir', str(tmp_path / 'work')]
+    main(common + ['--variants', 'fullres', 'random_tokens', '--jobs', '2'])
+    runs = json.loads((tmp_path / 'out' / 'curves.json').read_text())
+    assert sorted(r['variant'] for r in runs) == ['fullres', 'random_tokens']
+    for r in runs:
+        assert r['jobs'] == 2 and r['val_every'] == 2 and r['seed'] == 0
+        assert [p['iter'] for p in r['points']] == [2] and 0 <= r['points'][0]['mIoU'] <= 100
+    with pytest.raises(ValueError, match='other settings.*Give another --out'):
+        main(common + ['--variants', 'winwin', '--lr', '1e-3'])

@@ -27,7 +27,8 @@ from . import REPO_ROOT, repo_path
 
 #: the same-batch Win-Win comparison (one ``winwin_curves`` invocation; docs/winwin.md)
 SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
-SAME_BATCH_TASKS = ('long', 'local')
+SAME_BATCH_TASKS = ('long', 'local')  # every variant; the other tasks: the recipe and full resolution
+TASK_ORDER = ('local', 'long', 'long3')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 SAME_BATCH_IMAGES = ('docs', 'images', 'winwin_same_batch')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
@@ -69,11 +70,15 @@ def _same_batch_blocks() -> dict:
                 f'{", ".join(str(s) for s in sorted({x["seed"] for x in results}))}, '
                 f'{r["jobs"]} runs side by side at {r["threads"]} thread each')
 
+    def tasks(results):
+        seen = {r['task'] for r in results}
+        return [t for t in TASK_ORDER if t in seen]
+
     blocks = {
         'winwin-same-batch-setting': lambda res: setting(res),
-        'winwin-same-batch-criterion': lambda res: criterion_table(res, list(SAME_BATCH_TASKS)),
+        'winwin-same-batch-criterion': lambda res: criterion_table(res, tasks(res)),
     }
-    for task in SAME_BATCH_TASKS:
+    for task in TASK_ORDER:
         blocks[f'winwin-same-batch-final-{task}'] = (
             lambda res, t=task: final_table(res, t, variants(res), label_fn=_label))
         blocks[f'winwin-same-batch-peers-{task}'] = (

@@ -37,9 +37,9 @@ from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg
 
 #: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
-#: class depends on a scene beacon anywhere in the image), ``long3`` / ``long4`` (3 / 4 scenes)
-TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1),
-         'long3': dict(num_scenes=3), 'long4': dict(num_scenes=4)}
+#: class depends on a scene beacon anywhere in the image), ``long3`` (3 scenes; the dataset
+#: class ``SyntheticADE20KDataset`` holds the classes of at most 3 scenes)
+TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1), 'long3': dict(num_scenes=3)}
 
 
 def run_name(variant: str, context_pool: int, full_phase_begin: int | None = None) -> str:
@@ -190,9 +190,20 @@ def run_batch(args, results: list, store: str) -> list:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn'),
                              initializer=_worker_init, initargs=(args.threads,)) as pool:
-        futures = [pool.submit(_run_unit, u) for u in units]
-        for fut in as_completed(futures):
-            store_run(*fut.result())
+        futures = {pool.submit(_run_unit, u): u for u in units}
+        failed = []
+        for fut in as_completed(futures):  # a failed run does not lose the finished ones
+            try:
+                store_run(*fut.result())
+            except Exception as err:  # noqa: BLE001 (reported together below)
+                variant, task, seed = futures[fut][:3]
+                failed.append(f'task {task} | {variant} | seed {seed}: '
+                              f'{type(err).__name__}: {err}')
+                print(f'[curves] FAILED {failed[-1]}', flush=True)
+    if failed:
+        raise RuntimeError(f'{len(failed)} of {len(units)} runs failed (the others are stored in '
+                           f'{store}; rerun the command to retry only these):\n  '
+                           + '\n  '.join(failed))
     return results
 
 
