@@ -13,8 +13,8 @@ import difflib
 import inspect
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ['UnknownSettingError', 'ConfigSettingError', 'check_settings_keys', 'check_call_kwargs',
-           'accepted_kwargs', 'cooperative_kwargs', 'check_forwarded_kwargs']
+__all__ = ['UnknownSettingError', 'ConfigSettingError', 'check_settings_dict', 'check_settings_keys',
+           'check_call_kwargs', 'accepted_kwargs', 'cooperative_kwargs', 'check_forwarded_kwargs']
 
 
 class UnknownSettingError(KeyError):
@@ -48,6 +48,15 @@ def check_settings_keys(settings: Mapping | None, allowed: Iterable[str], where:
         raise UnknownSettingError(
             f'{where}: unknown key {unknown[0]!r}{more}; nothing reads it.'
             + _hint(unknown[0], allowed))
+
+
+def check_settings_dict(cfg: Any, allowed: Iterable[str], where: str) -> None:
+    """Raise a clear ``TypeError`` unless ``cfg`` is a dict, and an
+    :class:`UnknownSettingError` for a key not in ``allowed`` (the settings dataclasses'
+    ``build``: ``expedite``, ``token_merging``, ``token_pooling``)."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f'{where} must be a dict of settings, got {type(cfg).__name__}.')
+    check_settings_keys(cfg, allowed, where)
 
 
 def accepted_kwargs(fn: Callable, named_only: bool = False) -> set[str] | None:

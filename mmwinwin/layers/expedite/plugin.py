@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from ..settings import check_settings_keys
+from ..settings import check_settings_dict
 from ..vit.block_loop import BlockLoopState, TokenPolicy, run_blocks
 from .clustering import ClusterResult, cluster_tokens
 from .local_neighbors import num_candidates, resolve_cluster_grid
@@ -92,9 +92,7 @@ class ExpediteSettings:
     def build(cls, cfg: 'ExpediteSettings | dict | None') -> 'ExpediteSettings | None':
         if cfg is None or isinstance(cfg, ExpediteSettings):
             return cfg
-        if not isinstance(cfg, dict):
-            raise TypeError(f'expedite must be a dict of settings, got {type(cfg).__name__}.')
-        check_settings_keys(cfg, cls.__dataclass_fields__, 'expedite')
+        check_settings_dict(cfg, cls.__dataclass_fields__, 'expedite')
         cfg = dict(cfg)
         if isinstance(cfg.get('cluster_grid'), list):
             cfg['cluster_grid'] = tuple(cfg['cluster_grid'])

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..settings import check_settings_keys
+from ..settings import check_settings_dict
 from ..vit.block_loop import BlockLoopState, TokenPolicy, run_blocks
 from .matching import (bipartite_soft_matching, grid_destinations, merge_tokens, unmerge_tokens,
                        update_holder)
@@ -99,10 +99,7 @@ class TokenMergingSettings:
               ) -> 'TokenMergingSettings | None':
         if cfg is None or isinstance(cfg, TokenMergingSettings):
             return cfg
-        if not isinstance(cfg, dict):
-            raise TypeError(f'token_merging must be a dict of settings, got '
-                            f'{type(cfg).__name__}.')
-        check_settings_keys(cfg, cls.__dataclass_fields__, 'token_merging')
+        check_settings_dict(cfg, cls.__dataclass_fields__, 'token_merging')
         if 'r' not in cfg:
             raise ValueError('token_merging needs r, the number of tokens merged before each '
                              'block after alpha, e.g. token_merging=dict(alpha=1, r=8).')

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..merging.policy import _check_alpha, _pair
-from ..settings import check_settings_keys
+from ..settings import check_settings_dict
 from ..vit.block_loop import BlockLoopState, TokenPolicy, run_blocks
 from ..vit.vitdet import PartitionedAttentionPolicy
 
@@ -69,10 +69,7 @@ class TokenPoolingSettings:
     def build(cls, cfg: 'TokenPoolingSettings | dict | None') -> 'TokenPoolingSettings | None':
         if cfg is None or isinstance(cfg, TokenPoolingSettings):
             return cfg
-        if not isinstance(cfg, dict):
-            raise TypeError(f'token_pooling must be a dict of settings, got '
-                            f'{type(cfg).__name__}.')
-        check_settings_keys(cfg, cls.__dataclass_fields__, 'token_pooling')
+        check_settings_dict(cfg, cls.__dataclass_fields__, 'token_pooling')
         return cls(**cfg)
 
     def __post_init__(self) -> None:
