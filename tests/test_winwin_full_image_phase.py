@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.structures import BaseDataElement, PixelData
@@ -136,6 +137,71 @@ def test_segmentation_with_context_tokens_whole_phase_is_the_inference_forward()
     torch.testing.assert_close(model.loss(img, samples)['decode.loss_ce'], want['loss_ce'])
 
 
+def _spy_forward_tokens(backbone):
+    """Record what the real ``forward_tokens`` is called with (it still runs)."""
+    calls, real = [], backbone.forward_tokens
+
+    def spy(tokens, pos, grid_size=None, **kw):
+        calls.append((tokens.shape[1], pos.detach().clone(), grid_size, kw))
+        return real(tokens, pos, grid_size, **kw)
+    backbone.forward_tokens = spy
+    return calls
+
+
+@pytest.mark.parametrize('rope_type', ['axial', 'dinov3'])
+def test_resized_phase_tokens_sit_at_the_full_images_coordinates(rope_type):
+    """full_image_phase.scale=0.5: the backbone gets the whole image resized to half its size
+    (a quarter of the tokens), each token at the centre of the 2 x 2 full-image tokens it
+    covers (their mean position), with the full image's grid as the RoPE grid; the loss is
+    the decode head's against the labels resized with the image."""
+    torch.manual_seed(0)
+    cfg = _seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(begin=0, scale=0.5))
+    cfg.backbone.rope_type = rope_type
+    model = MODELS.build(cfg)
+    img, samples = _seg_batch()  # 32 x 48 px: a 4 x 6 token grid, 2 x 3 at half size
+    model.set_train_progress(0, 4)
+    calls = _spy_forward_tokens(model.backbone)
+    loss = model.loss(img, samples)['decode.loss_ce']
+    (n, pos, grid, kw), = calls
+    assert n == 6 and tuple(grid) == (4, 6) and kw['window_shapes'] == [(2, 3)]
+    full = torch.stack(torch.meshgrid(torch.arange(4.), torch.arange(6.), indexing='ij'), 0)
+    want = F.avg_pool2d(full[None], 2)[0].flatten(1).T  # each 2 x 2 cell's mean (y, x)
+    torch.testing.assert_close(pos.reshape(-1, 2), want)
+
+    # the loss by hand: resized image, patch embedding, those positions, head vs full labels
+    small = F.interpolate(img, size=(16, 24), mode='bilinear', align_corners=False,
+                          antialias=True)
+    tokens, _ = model.backbone.patch_embed(small)
+    out = model.backbone.forward_tokens(tokens, want, (4, 6), window_shapes=[(2, 3)])[-1]
+    feats = [out.transpose(1, 2).reshape(2, -1, 2, 3)]
+    # the labels resized with the image: the label at each half-size pixel's centre, (2i+1, 2j+1)
+    labels = torch.stack([s.gt_sem_seg.data[0, 1::2, 1::2] for s in samples])
+    seg = model.decode_head(feats)  # the head's logits, upsampled to the 16 x 24 labels
+    up = F.interpolate(seg, size=(16, 24), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(loss, F.cross_entropy(up, labels, ignore_index=255))
+    assert all(s.gt_sem_seg.shape == (32, 48) for s in samples)  # the batch is left as it was
+    loss.backward()
+    assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+def test_resized_phase_scale_1_is_the_host_loss_and_clashes_are_named():
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder',
+                                  full_image_phase=dict(begin=0, scale=1.0)))
+    host = MODELS.build(_seg_cfg('EncoderDecoder'))
+    host.load_state_dict(model.state_dict())
+    img, samples = _seg_batch()
+    model.set_train_progress(0, 4)
+    torch.testing.assert_close(model.loss(img, samples)['decode.loss_ce'],
+                               host.loss(img, samples)['decode.loss_ce'])
+    with pytest.raises(ValueError, match='context_tokens'):
+        MODELS.build(_seg_cfg('WinWinEncoderDecoder', context_tokens=dict(pool=2),
+                              full_image_phase=dict(begin=0, scale=0.5)))
+    with pytest.raises(ValueError, match='scale'):
+        WinWinFlowEstimator(net=TINY_FLOW, windows=dict(margin=0),
+                            full_image_phase=dict(begin=1, scale=0.5))
+
+
 def test_depth_windows_before_begin_host_loss_from_begin():
     cfg = Config.fromfile(osp.join(CFG, 'vitdepth_rope-vit-tiny_fullres_1xb2-20i_'
                                         'synthetic-nyu-128x192.py')).model
@@ -219,6 +285,10 @@ def test_flow_windows_before_begin_whole_pair_from_begin():
     (dict(every=1), ValueError, 'integer >= 2'),
     (dict(every=6, begin=3), ValueError, 'exactly one'),
     (2000, TypeError, 'dict'),
+    (dict(begin=3, scale=0), ValueError, r'scale must be a number in \(0, 1\]'),
+    (dict(begin=3, scale=1.5), ValueError, r'in \(0, 1\]'),
+    (dict(begin=3, scale=True), ValueError, r'in \(0, 1\]'),
+    (dict(scale=0.5), ValueError, 'exactly one'),
 ])
 def test_bad_settings_are_named(setting, error, match):
     with pytest.raises(error, match=match):

@@ -53,7 +53,8 @@ def test_tokens_per_image_of_every_variant():
     assert got == dict(winwin='72', fullres='288', crop='81', winwin_abspos='72',
                        winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288',
                        random_tokens='72', window1='64', windows4='64', lowres='72',
-                       winwin_mix='72, every 6th 288')
+                       winwin_mix='72, every 6th 288', winwin_ft_s50='72 then 72',
+                       winwin_ft_s75='72 then 162')
 
 
 def test_short_runs_still_end_on_whole_images():
@@ -61,3 +62,10 @@ def test_short_runs_still_end_on_whole_images():
     assert cfg.model.full_image_phase == dict(begin=1)
     cfg = copy.deepcopy(build_cfg('winwin_ft', 'D', 'W', (64, 128), 2, 32, 600, 2))
     assert cfg.model.full_image_phase == dict(begin=500)
+    # the resized phases: 1/2 size for the last 1/3, 3/4 size for the last 1/6
+    assert build_cfg('winwin_ft_s50', 'D', 'W', (64, 128), 2, 32, 600, 2
+                     ).model.full_image_phase == dict(begin=400, scale=0.5)
+    assert build_cfg('winwin_ft_s75', 'D', 'W', (64, 128), 2, 32, 2400, 2
+                     ).model.full_image_phase == dict(begin=2000, scale=0.75)
+    assert build_cfg('winwin_ft_s50', 'D', 'W', (64, 128), 2, 32, 2, 2
+                     ).model.full_image_phase == dict(begin=1, scale=0.5)

@@ -27,7 +27,13 @@ VARIANTS = {
     'lowres': '(k) whole image at low resolution, same budget',
     # a design option against the phase: the same share of whole-image steps, interleaved
     'winwin_mix': '(l) Win-Win, whole images every 6th iteration',
+    # design options against the phase's cost: the whole-image phase on resized images
+    # (full_image_phase.scale), each token at the full image's coordinates
+    'winwin_ft_s50': '(m) Win-Win, then whole images at 1/2 size for the last 1/3',
+    'winwin_ft_s75': '(n) Win-Win, then whole images at 3/4 size for the last 1/6',
 }
+#: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
+RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75)}
 MIX_EVERY = 6  # variant winwin_mix: whole images every 6th iteration (the recipe's 1/6)
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
@@ -65,6 +71,18 @@ def lowres_size(img_size: tuple[int, int], window: int, patch_size: int = 16
     H, W = img_size
     scale = math.sqrt(NUM_WINDOWS * window ** 2 / ((H // patch_size) * (W // patch_size)))
     return tuple(max(1, round(s * scale / patch_size)) * patch_size for s in (H, W))
+
+
+def phase_begin(variant: str, iters: int, full_phase_begin: int | None = None) -> int | None:
+    """The first whole-image iteration of a variant with a final whole-image phase
+    (``*_ft``: ``full_phase_begin``, default 5/6 of ``iters``; ``winwin_ft_s*``: its own
+    fraction), at most ``iters - 1`` so a short run still ends on whole images; ``None`` for
+    the others."""
+    if variant.endswith('_ft') and full_phase_begin is not None:
+        return full_phase_begin
+    frac = FULL_PHASE_FRACTION if variant.endswith('_ft') else \
+        RESIZED_PHASES[variant][0] if variant in RESIZED_PHASES else None
+    return None if frac is None else min(round(frac * iters), iters - 1)
 
 
 def _insert_before(pipeline: list, type_name: str, transform: dict) -> list:
@@ -113,9 +131,10 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     if variant.startswith('winwin_ctx'):
         model.context_tokens = dict(pool=context_pool)
     if variant.endswith('_ft'):
-        begin = min(round(FULL_PHASE_FRACTION * iters), iters - 1) \
-            if full_phase_begin is None else full_phase_begin
-        model.full_image_phase = dict(begin=begin)
+        model.full_image_phase = dict(begin=phase_begin(variant, iters, full_phase_begin))
+    if variant in RESIZED_PHASES:
+        frac, scale = RESIZED_PHASES[variant]
+        model.full_image_phase = dict(begin=phase_begin(variant, iters), scale=scale)
     if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
         model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
 
@@ -175,6 +194,9 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
         tokens += -(-gh // context_pool) * -(-gw // context_pool)
     if variant == 'winwin_mix':
         return f'{tokens}, every {MIX_EVERY}th {whole}'
+    if variant in RESIZED_PHASES:
+        scale = RESIZED_PHASES[variant][1]
+        return f'{tokens} then {math.ceil(gh * scale) * math.ceil(gw * scale)}'
     return f'{tokens} then {whole}' if variant.endswith('_ft') else str(tokens)
 
 

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from .curves import CurveRecorder, is_stored, plot, summarise, write_table
-from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg
+from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg, phase_begin
 
 #: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
 #: class depends on a scene beacon anywhere in the image), ``long3`` (3 scenes; the dataset
@@ -243,8 +243,9 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
         loader = Runner.build_dataloader(runner._train_dataloader, seed=0)
         it = iter(loader)
         phases = [(None, None)]
-        if variant.endswith('_ft'):
-            phases = [('windows', 0), ('whole', args.full_phase_begin)]
+        begin = phase_begin(variant, args.iters, args.full_phase_begin)
+        if begin is not None:
+            phases = [('windows', 0), ('whole', begin)]
         elif variant == 'winwin_mix':  # whole images every MIX_EVERY-th iteration
             phases = [('windows', 0), ('whole', MIX_EVERY - 1)]
         for phase, at in phases:
@@ -299,7 +300,8 @@ def step_cost_table(costs: dict, args) -> str:
             for key, what in (('cpu_ms', 'train_step'), ('total_ms', 'train_step + batch fetch')):
                 if key not in costs[name]:
                     continue
-                b = n - n // MIX_EVERY if base == 'winwin_mix' else args.full_phase_begin
+                b = n - n // MIX_EVERY if base == 'winwin_mix' else \
+                    phase_begin(base.split('_b')[0], n, args.full_phase_begin)
                 mix = (b * costs[name][key] + (n - b) * costs[base + '@whole'][key]) / n
                 share = f', {mix / full[key]:.2f} of full resolution over the run' \
                     if full.get(key) else ''

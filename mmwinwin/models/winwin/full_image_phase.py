@@ -28,6 +28,17 @@ hook, never a silent window-only run. Every config of this project declares the 
   the recipe's share of whole-image steps, 1/6, spread over the whole schedule), on windows
   otherwise. A design option measured against the phase (docs/winwin.md).
 
+and, with any of them, ``scale`` (default 1): the phase's whole images are resized by
+``scale`` (bilinear, antialiased) before the patch embedding, and each of their tokens is
+placed at the full image's coordinates of its centre (a token ``(r, c)`` of an image resized
+by ``s`` at ``((r + 0.5) / s - 0.5, (c + 0.5) / s - 0.5)`` in the full image's token grid,
+which also is the RoPE grid of the grid-normalised families), the same frame as the windows'
+tokens in training and the whole image's at test time. The pixel targets (labels, depth) are
+resized with the image (nearest pixel centre), as a resizing transform of the pipeline would.
+``dict(begin_fraction=2 / 3, scale=0.5)``: a longer phase at about a window step's cost (a
+quarter of the tokens and of the pixels). A design option of this project (the paper trains on windows only); segmentor
+and depth estimator only.
+
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
 :class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs).
@@ -36,9 +47,11 @@ from __future__ import annotations
 
 from ...layers.settings import check_settings_keys
 
-__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin']
+__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin',
+           'full_image_phase_scale']
 
-_KEYS = ('begin', 'begin_fraction', 'every')
+_WHEN = ('begin', 'begin_fraction', 'every')
+_KEYS = _WHEN + ('scale',)
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -52,7 +65,13 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
         raise TypeError(f'full_image_phase must be a dict such as dict(begin=2000) or '
                         f'dict(begin_fraction=0.85), or None; got {setting!r}.')
     check_settings_keys(setting, _KEYS, 'full_image_phase')
-    given = [k for k in _KEYS if setting.get(k) is not None]
+    scale = setting.get('scale')
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not 0 < scale <= 1):
+        raise ValueError(f'full_image_phase.scale must be a number in (0, 1] (the size of the '
+                         f"phase's whole images relative to the training images, e.g. 0.5); "
+                         f'got {scale!r}.')
+    given = [k for k in _WHEN if setting.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f'full_image_phase needs exactly one of begin (an iteration), '
                          f'begin_fraction (a fraction of max_iters) or every (whole images '
@@ -79,6 +98,12 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
             raise ValueError(f'full_image_phase.begin_fraction must be a number in [0, 1) (e.g. '
                              f'0.85: whole images for the last 15 % of max_iters); got {frac!r}.')
     return dict(setting)
+
+
+def full_image_phase_scale(setting: dict | None) -> float:
+    """The size factor of the phase's whole images (1.0: the training images as they are)."""
+    scale = (setting or {}).get('scale')
+    return 1.0 if scale is None else float(scale)
 
 
 def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:

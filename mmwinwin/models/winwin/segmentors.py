@@ -24,7 +24,8 @@ windows (``mmwinwin.layers.winwin.context``), in training and in whole-image inf
 iteration N on: the host's own ``loss`` (all tokens, pixel maps uncropped, the windows in the
 metainfo ignored; with context tokens, the whole image plus its context tokens, as in
 inference). ``FullImagePhaseHook`` tells the model the iteration
-(``full_image_phase.py``).
+(``full_image_phase.py``). With ``scale=s`` the phase's images are resized by ``s`` and their
+tokens placed at the full image's coordinates (:meth:`WinWinMixin._resized_image_feats`).
 
 The "random tokens" ablation (``winwin_token_index`` in the metainfo) runs the
 backbone on the kept tokens, scatters them back into the full grid (zeros elsewhere)
@@ -33,13 +34,14 @@ and masks the labels outside the kept tokens (ignore index / zero depth).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
 from ...layers.winwin.context import context_grid, pool_context_tokens
 from ...layers.winwin.windows import check_patch_size, gather_tokens, scatter_tokens
 from ...registry import register
-from .full_image_phase import FullImagePhaseMixin
+from .full_image_phase import FullImagePhaseMixin, full_image_phase_scale
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
@@ -111,6 +113,49 @@ class WinWinMixin(FullImagePhaseMixin):
 
     def _check_backbone(self) -> int:
         return check_token_backbone(self.backbone)
+
+    def _check_phase_scale(self) -> None:
+        if full_image_phase_scale(self.full_image_phase) != 1 and self.context_pool is not None:
+            raise ValueError(
+                f'full_image_phase={self.full_image_phase} resizes the whole images, and '
+                f'context_tokens=dict(pool={self.context_pool}) pools them at full size; the '
+                'two are not combined. Drop full_image_phase.scale or context_tokens.')
+
+    def _resized_image_feats(self, inputs: torch.Tensor, scale: float) -> list[torch.Tensor]:
+        """Backbone features of the whole images resized by ``scale``, each token at the
+        full image's coordinates of its centre: token ``(r, c)`` of the resized image covers
+        full-image pixels ``[r p H / h', (r + 1) p H / h')`` (``h'`` its height), so it sits
+        at ``(r + 0.5) H / h' - 0.5`` in the full token grid (likewise ``x``); the RoPE grid is
+        the full image's. Returns ``(B, C, h, w)`` maps on the resized token grid and the resized
+        image's pixel size."""
+        p = self._check_backbone()
+        H, W = inputs.shape[-2:]
+        size = (max(1, round(H * scale)), max(1, round(W * scale)))
+        small = F.interpolate(inputs, size=size, mode='bilinear', align_corners=False,
+                              antialias=True)
+        tokens, pos, (h, w) = self.backbone.embed_image(small)
+        pos = pos.to(tokens.dtype)
+        pos = torch.stack([(pos[..., 0] + 0.5) * (H / size[0]) - 0.5,
+                           (pos[..., 1] + 0.5) * (W / size[1]) - 0.5], -1)
+        grid = (-(-H // p), -(-W // p))
+        outs = self.backbone.forward_tokens(tokens, pos, grid, window_shapes=[(h, w)])
+        return [o.transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs], size
+
+    @staticmethod
+    def _resized_sample(sample, size: tuple[int, int]):
+        """A copy of ``sample`` whose ``gt_*`` pixel maps are resized to ``size`` (``h, w``)
+        with the image, by the nearest pixel centre (``nearest-exact``), as a resizing
+        transform of the pipeline resizes labels; values untouched (ignore stays ignore)."""
+        new = sample.__class__()
+        new.set_metainfo(dict(sample.metainfo, img_shape=tuple(size), pad_shape=tuple(size)))
+        for key in sample.keys():
+            value = getattr(sample, key)
+            if key.startswith('gt_') and isinstance(value, PixelData):
+                data = value.data
+                resized = F.interpolate(data[None].float(), size=tuple(size),
+                                        mode='nearest-exact')[0].to(data.dtype)
+                new.set_data({key: PixelData(data=resized)})
+        return new
 
     def _window_feats(self, inputs: torch.Tensor, batch_windows: list,
                       batch_offsets: list | None = None,
@@ -243,7 +288,11 @@ class WinWinMixin(FullImagePhaseMixin):
         if offsets is not None:
             self._check_canvas_inputs()
         if self.in_full_image_phase():
-            return super().loss(inputs, data_samples)  # the host's whole-image loss
+            scale = full_image_phase_scale(self.full_image_phase)
+            if scale == 1:
+                return super().loss(inputs, data_samples)  # the host's whole-image loss
+            feats, size = self._resized_image_feats(inputs, scale)
+            return self._heads_loss(feats, [self._resized_sample(s, size) for s in data_samples])
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas],
                                      offsets, grids)
@@ -274,6 +323,7 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
         self._init_full_image_phase(full_image_phase)
+        self._check_phase_scale()
         pre = self.data_preprocessor
         if hasattr(pre, 'num_classes'):
             pre.num_classes = int(self.decode_head.num_classes)
@@ -295,6 +345,7 @@ class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
         self._init_full_image_phase(full_image_phase)
+        self._check_phase_scale()
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
         mode = self.test_cfg.get('mode', 'whole')
