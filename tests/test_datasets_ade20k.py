@@ -47,6 +47,39 @@ def test_generator_is_deterministic_and_objects_follow_scene(tmp_path):
         assert len({(v - 2) // 2 for v in objects}) <= 1
 
 
+def test_four_scene_data_reads_with_its_own_classes(tmp_path):
+    """Data of 4 scenes (9 classes) is read with synthetic_ade20k_classes(4): the labels are
+    the files' values minus 1 (reduce_zero_label), untouched by any class mapping; a subset of
+    the default classes still gets mmseg's mapping."""
+    import cv2
+    from mmseg.registry import DATASETS
+
+    from mmwinwin.datasets.synthetic import synthetic_ade20k_classes
+    root = generate_ade20k(str(tmp_path), num_train=12, num_val=0, img_size=64, num_scenes=4,
+                           seed=1)
+
+    def build(classes):
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            return DATASETS.build(dict(
+                type='SyntheticADE20KDataset', data_root=root, pipeline=PIPELINE,
+                metainfo=dict(classes=classes),
+                data_prefix=dict(img_path='images/training',
+                                 seg_map_path='annotations/training')))
+    ds = build(synthetic_ade20k_classes(4))
+    assert len(ds.metainfo['classes']) == 9 and len(ds.metainfo['palette']) == 9
+    seen = set()
+    for i in range(len(ds)):
+        raw = cv2.imread(osp.join(root, f'annotations/training/ADE_train_{i + 1:08d}.png'),
+                         cv2.IMREAD_UNCHANGED).astype(np.int64)
+        want = np.where(raw == 0, 255, raw - 1)
+        got = ds[i]['data_samples'].gt_sem_seg.data.numpy()[0]
+        assert np.array_equal(got, want)
+        seen |= set(np.unique(got).tolist())
+    assert seen & {7, 8}  # the 4th scene's classes occur
+    sub = build(('background', 'scene1_disc'))  # mmseg's mapping: other classes -> 255
+    assert sub.label_map[3] == 1 and sub.label_map[1] == 255
+
+
 def test_generator_rejects_tiny_images(tmp_path):
     with pytest.raises(ValueError, match='too small'):
         generate_ade20k(str(tmp_path), img_size=(20, 20))

@@ -28,7 +28,7 @@ from . import REPO_ROOT, repo_path
 #: the same-batch Win-Win comparison (one ``winwin_curves`` invocation; docs/winwin.md)
 SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
 SAME_BATCH_TASKS = ('long', 'local')  # every variant; the other tasks: the recipe and full resolution
-TASK_ORDER = ('local', 'long', 'long3')
+TASK_ORDER = ('local', 'long', 'long3', 'long4')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 SAME_BATCH_IMAGES = ('docs', 'images', 'winwin_same_batch')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)

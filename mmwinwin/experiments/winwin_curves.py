@@ -37,9 +37,9 @@ from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg, phase_begin
 
 #: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
-#: class depends on a scene beacon anywhere in the image), ``long3`` (3 scenes; the dataset
-#: class ``SyntheticADE20KDataset`` holds the classes of at most 3 scenes)
-TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1), 'long3': dict(num_scenes=3)}
+#: class depends on a scene beacon anywhere in the image), ``long3`` / ``long4`` (3 / 4 scenes)
+TASKS = {'long': dict(num_scenes=2), 'local': dict(num_scenes=1), 'long3': dict(num_scenes=3),
+         'long4': dict(num_scenes=4)}
 
 
 def run_name(variant: str, context_pool: int, full_phase_begin: int | None = None) -> str:

@@ -2,6 +2,13 @@
 
 The on-disk layout and the loading code are exactly mmseg's ``ADE20KDataset``; only
 the class list differs (see ``mmwinwin.datasets.synthetic.ade20k``).
+
+The default classes are those of 3 scenes. Data generated with 1 to 4 scenes is read with
+``metainfo=dict(classes=synthetic_ade20k_classes(n))``: a scene's classes have the same
+label values for every ``n`` (``2 * scene + 1``, ``2 * scene + 2`` after
+``reduce_zero_label``), so such a class list needs no label mapping (mmseg's would refuse
+the 4th scene's classes, absent from the default list), and it gets the first ``2 n + 1``
+colours of the palette.
 """
 import os.path as osp
 
@@ -18,11 +25,35 @@ _PALETTE = [[120, 120, 120], [180, 120, 120], [6, 230, 230], [80, 50, 50], [4, 2
             [120, 120, 80], [140, 140, 140], [204, 5, 255], [230, 230, 230]]
 
 
+def _generated_scenes(classes) -> int:
+    """The scene count ``n`` if ``classes`` is ``synthetic_ade20k_classes(n)``, 1 <= n <= 4,
+    else 0."""
+    if classes is None:
+        return 0
+    classes = list(classes)
+    n = (len(classes) - 1) // 2
+    return n if 1 <= n <= 4 and classes == synthetic_ade20k_classes(n) else 0
+
+
 @register('DATASETS')
 class SyntheticADE20KDataset(ADE20KDataset):
     """ADE20K layout, background + 2 object classes per scene (3 scenes by default)."""
 
     METAINFO = dict(classes=tuple(synthetic_ade20k_classes(3)), palette=_PALETTE[:7])
+
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        """No mapping for the generated classes of 1 to 4 scenes (their labels are already
+        their indices); mmseg's mapping (a subset of the default classes) otherwise."""
+        if _generated_scenes(new_classes):
+            return None
+        return super().get_label_map(new_classes)
+
+    def _update_palette(self) -> list:
+        classes = self._metainfo.get('classes', [])
+        if _generated_scenes(classes) and len(self._metainfo.get('palette', [])) != len(classes):
+            return _PALETTE[:len(classes)]
+        return super()._update_palette()
 
     def load_data_list(self) -> list[dict]:
         """mmseg's listing; an image folder without images is an error naming it (instead
