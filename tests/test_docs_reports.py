@@ -29,6 +29,27 @@ def test_the_docs_hold_the_same_batch_tables():
     assert '<!-- report: winwin-same-batch-peers-long -->' in alt
 
 
+def test_the_suite_table_covers_every_task_of_every_batch():
+    """README's suite table has a row per task of every committed same-batch store (each
+    named with its image size), and every recipe candidate's row is in docs/winwin.md's."""
+    import os.path as osp
+    text = report.render('winwin-suite-criterion')
+    rows = report.render('winwin-suite-criterion-recipes')
+    stores = [report._load(p) for p, _ in report.BATCHES.values()
+              if osp.exists(report.repo_path(*p))]
+    assert stores
+    for res in stores:
+        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        for task in {r['task'] for r in res}:
+            assert f'| {task} ({size}) |' in text, (task, size)
+            for recipe in report._recipes(res):
+                n = sum(1 for r in res if r['task'] == task and
+                        r['variant'].split('_b')[0] == recipe)
+                if n and any(r['task'] == task and r['variant'] == 'fullres' for r in res):
+                    assert f'| {task} ({size}) | {report._label(recipe)} |' in rows
+    assert '<!-- report: winwin-suite-criterion -->' in open(report.repo_path('README.md')).read()
+
+
 def test_a_changed_table_is_found_and_rewritten(tmp_path):
     name = next(iter(report.blocks()))
     doc = tmp_path / 'page.md'

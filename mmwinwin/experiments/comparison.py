@@ -143,18 +143,27 @@ def final_table(results: list[dict], task: str, variants: list[str], label_fn=st
 
 def criterion_table(results: list[dict], tasks: list[str], recipe: str = 'winwin_ft',
                     baseline: str = 'fullres', metric: str = 'mIoU',
-                    lower_is_better: bool = False) -> str:
-    """Markdown: per task, whether the criterion holds, with its figures."""
-    lines = ['| task | seeds | never below at equal time (worst margin, at CPU s) | '
-             f'end: {metric} ratio (per seed) | end: time ratio | criterion |',
-             '|---|---:|---|---|---:|---|']
-    for r in criterion_rows(results, tasks, recipe, baseline, metric, lower_is_better):
-        c, e = r['equal_time'], r['end']
-        lines.append(
-            f'| {r["task"]} | {r["seeds"]} | {"yes" if c["holds"] else "no"} '
-            f'({c["worst"]:+.1f} at {c["at"]:.0f} s; {c["compared"]} times) | '
-            f'{e["ratio"]:.2f} ({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
-            f'{e["time_ratio"]:.2f} | {"holds" if r["holds"] else "fails"} |')
+                    lower_is_better: bool = False, recipes: list[str] | None = None,
+                    label_fn=None, task_label=str) -> str:
+    """Markdown: per task (and per recipe of ``recipes``, a column then), whether the
+    criterion holds, with its figures."""
+    recipes = list(recipes) if recipes else [recipe]
+    many = len(recipes) > 1
+    lines = ['| task | ' + ('recipe | ' if many else '') + 'seeds | never below at equal time '
+             f'(worst margin, at CPU s) | end: {metric} ratio (per seed) | end: time ratio | '
+             'criterion |',
+             '|---|' + ('---|' if many else '') + '---:|---|---|---:|---|']
+    for task in tasks:
+        for rec in recipes:
+            for r in criterion_rows(results, [task], rec, baseline, metric, lower_is_better):
+                c, e = r['equal_time'], r['end']
+                name = f'{(label_fn or str)(rec)} | ' if many else ''
+                lines.append(
+                    f'| {task_label(r["task"])} | {name}{r["seeds"]} | '
+                    f'{"yes" if c["holds"] else "no"} '
+                    f'({c["worst"]:+.1f} at {c["at"]:.0f} s; {c["compared"]} times) | '
+                    f'{e["ratio"]:.2f} ({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
+                    f'{e["time_ratio"]:.2f} | {"holds" if r["holds"] else "fails"} |')
     return '\n'.join(lines)
 
 

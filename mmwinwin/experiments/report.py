@@ -25,12 +25,17 @@ import sys
 
 from . import REPO_ROOT, repo_path
 
-#: the same-batch Win-Win comparison (one ``winwin_curves`` invocation; docs/winwin.md)
+#: the same-batch Win-Win comparisons (``winwin_curves`` invocations of one setting each,
+#: docs/winwin.md): 192x384 images with 6x6-token windows (tasks local, long, long3, long4)
+#: and 256x512 images with 8x8-token windows (task long): block prefix -> data, plots
 SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
-SAME_BATCH_TASKS = ('long', 'local')  # every variant; the other tasks: the recipe and full resolution
+LARGE_BATCH = ('docs', 'curves', 'same_batch_256x512', 'curves.json')
+BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
+           'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch'))}
 TASK_ORDER = ('local', 'long', 'long3', 'long4')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
-SAME_BATCH_IMAGES = ('docs', 'images', 'winwin_same_batch')
+#: the recipe candidates of the criterion tables: the shipped recipe and the resized phases
+RECIPES = ('winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
 SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
@@ -54,37 +59,63 @@ def _label(name: str) -> str:
     return label(name)
 
 
-def _same_batch_blocks() -> dict:
-    from .comparison import criterion_table, final_table, peers_table
+def _variants(results):
     from .reproduction import VARIANTS
+    seen = {r['variant'].split('_b')[0] for r in results}
+    return [v for v in VARIANTS if v in seen]
 
-    def variants(results):
-        seen = {r['variant'].split('_b')[0] for r in results}
-        return [v for v in VARIANTS if v in seen]
 
-    def setting(results):
-        r = results[0]
-        return (f'{r["img_size"][0]}x{r["img_size"][1]} images, windows of {r["window"]}x'
-                f'{r["window"]} tokens, {r["iters"]} iterations, batch {r["batch_size"]}, '
-                f'validation every {r["val_every"]} iterations on the whole images, seeds '
-                f'{", ".join(str(s) for s in sorted({x["seed"] for x in results}))}, '
-                f'{r["jobs"]} runs side by side at {r["threads"]} thread each')
+def _tasks(results):
+    seen = {r['task'] for r in results}
+    return [t for t in TASK_ORDER if t in seen]
 
-    def tasks(results):
-        seen = {r['task'] for r in results}
-        return [t for t in TASK_ORDER if t in seen]
+
+def _setting(results):
+    r = results[0]
+    return (f'{r["img_size"][0]}x{r["img_size"][1]} images, windows of {r["window"]}x'
+            f'{r["window"]} tokens, {r["iters"]} iterations, batch {r["batch_size"]}, '
+            f'validation every {r["val_every"]} iterations on the whole images, seeds '
+            f'{", ".join(str(s) for s in sorted({x["seed"] for x in results}))}, '
+            f'{r["jobs"]} runs side by side at {r["threads"]} thread each')
+
+
+def _recipes(results):
+    return [v for v in RECIPES if v in _variants(results)]
+
+
+def _batch_blocks(prefix: str, parts: tuple) -> dict:
+    """The tables of one same-batch store, named ``<prefix>-...``."""
+    from .comparison import criterion_table, final_table, peers_table
 
     blocks = {
-        'winwin-same-batch-setting': lambda res: setting(res),
-        'winwin-same-batch-criterion': lambda res: criterion_table(res, tasks(res)),
+        f'{prefix}-setting': _setting,
+        f'{prefix}-criterion': lambda res: criterion_table(res, _tasks(res)),
+        f'{prefix}-criterion-recipes': lambda res: criterion_table(
+            res, _tasks(res), recipes=_recipes(res), label_fn=_label),
     }
     for task in TASK_ORDER:
-        blocks[f'winwin-same-batch-final-{task}'] = (
-            lambda res, t=task: final_table(res, t, variants(res), label_fn=_label))
-        blocks[f'winwin-same-batch-peers-{task}'] = (
-            lambda res, t=task: peers_table(res, t, [p for p in PEERS if p in variants(res)],
+        blocks[f'{prefix}-final-{task}'] = (
+            lambda res, t=task: final_table(res, t, _variants(res), label_fn=_label))
+        blocks[f'{prefix}-peers-{task}'] = (
+            lambda res, t=task: peers_table(res, t, [p for p in PEERS if p in _variants(res)],
                                             label_fn=_label))
-    return {name: (SAME_BATCH, fn) for name, fn in blocks.items()}
+    return {name: (parts, fn) for name, fn in blocks.items()}
+
+
+def _suite_block(stores: list, candidates: bool = False) -> str:
+    """The criterion of the shipped recipe (or, with ``candidates``, of every recipe
+    candidate) on every task of the suite: the tasks of every store, named with its size."""
+    from .comparison import criterion_table
+    tables = []
+    for res in stores:
+        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        tables.append(criterion_table(res, _tasks(res), recipes=_recipes(res) if candidates
+                                      else [RECIPES[0]], label_fn=_label,
+                                      task_label=lambda t, size=size: f'{t} ({size})'))
+    head, rows = tables[0].split('\n')[:2], []
+    for t in tables:
+        rows += t.split('\n')[2:]
+    return '\n'.join(head + rows)
 
 
 def _step_cost_block(data: dict) -> str:
@@ -111,8 +142,14 @@ def _token_reduction_blocks() -> dict:
 def blocks() -> dict:
     """NAME -> (data file parts, function of the loaded data returning the markdown)."""
     out = {}
-    if _exists(SAME_BATCH):
-        out.update(_same_batch_blocks())
+    for prefix, (parts, _) in BATCHES.items():
+        if _exists(parts):
+            out.update(_batch_blocks(prefix, parts))
+    stores = tuple(parts for parts, _ in BATCHES.values() if _exists(parts))
+    if stores:
+        out['winwin-suite-criterion'] = (stores, _suite_block)
+        out['winwin-suite-criterion-recipes'] = (
+            stores, lambda data: _suite_block(data, candidates=True))
     if _exists(SAME_BATCH_STEP_COSTS):
         out['winwin-same-batch-step-costs'] = (SAME_BATCH_STEP_COSTS, _step_cost_block)
     out.update(_token_reduction_blocks())
@@ -128,9 +165,11 @@ def render(name: str, cache: dict | None = None) -> str:
                        'line, or commit the data it is generated from.')
     parts, fn = table[name]
     cache = {} if cache is None else cache
-    if parts not in cache:
-        cache[parts] = _load(parts)
-    return fn(cache[parts]).strip()
+    several = isinstance(parts[0], tuple)  # a table of several data files
+    for one in (parts if several else [parts]):
+        if one not in cache:
+            cache[one] = _load(one)
+    return fn([cache[p] for p in parts] if several else cache[parts]).strip()
 
 
 def documents() -> list[str]:
@@ -166,11 +205,13 @@ def update(path: str, check: bool = False, cache: dict | None = None) -> list[st
 def draw() -> list[str]:
     """Every generated plot, from the committed data."""
     paths = []
-    if _exists(SAME_BATCH):
+    for parts, images in BATCHES.values():
+        if not _exists(parts):
+            continue
         from .curves import plot, summarise
-        out = osp.join(REPO_ROOT, *SAME_BATCH_IMAGES)
+        out = osp.join(REPO_ROOT, *images)
         os.makedirs(out, exist_ok=True)
-        summary = summarise(_load(SAME_BATCH))
+        summary = summarise(_load(parts))
         paths += plot({'mIoU': summary}, out, label_fn=_label, prefix='curves')
     if _exists(TOKEN_REDUCTION):
         try:
