@@ -310,7 +310,8 @@ def summarise(rows: list[dict]) -> dict:
     by_count['things_with_a_same_class_thing'] = group([t for t in things if t['twin']])
     same = [sum(1 for t in r['things'] if t['twin']) >= 2 for r in rows]
     return dict(
-        items_with_two_things_of_a_class=mean(same), items=len(rows), mask_on_other_things=mean([t['on_others'] for t in things]),
+        items_with_two_things_of_a_class=mean(same), items=len(rows),
+        mask_on_other_things=mean([t['on_others'] for t in things]),
         mask_on_same_class_things=mean([t['on_same'] for t in things]),
         items_by_things={str(k): mean([min(r['n_things'], 3) == k for r in rows])
                          for k in range(4)},
@@ -421,10 +422,10 @@ def main(argv=None) -> None:
 
 
 def table(runs: list[dict]) -> str:
-    lines = ['| weights (seed, pos-norm, head positions) | PQth whole | setting | things/item | partial | '
-             'unmatched q | cls | mask | dice | prob | IoU | found (whole / partial) | '
-             'false things/item | found, 1 / 2 / 3+ things in item | found, alone in class / with a '
-             'same-class thing | mask on same-class things |', '|' + '---|' * 16]
+    lines = ['| weights (seed, pos-norm, head positions) | PQth whole | setting | things/item '
+             '| partial | unmatched q | cls | mask | dice | prob | IoU | found (whole / partial) '
+             '| false things/item | found, 1 / 2 / 3+ things in item | found, alone in class / '
+             'with a same-class thing | mask on same-class things |', '|' + '---|' * 16]
     for r in runs:
         for name, s in r['settings'].items():
             t, w, p = s['things'], s['whole_things'], s['partial_things']
