@@ -68,6 +68,9 @@ COMMANDS = {
     'python -m mmwinwin.experiments.winwin_demo':
         _covered('tests/test_winwin_demo.py::test_demo_trains_full_resolution_for_the_'
                  'measured_time_of_win_win'),
+    'python -m mmwinwin.experiments.winwin_m2f_gap --seeds 0 --iters 600 --out work_dirs/m2f_gap':
+        lambda c: command_argv(c.cmd, {'--iters': [2], '--out': [c.tmp / 'm2f_gap']},
+                               ['--num-train', '4', '--num-val', '2', '--match-points', '64']),
     'python -m mmwinwin.experiments.winwin_diagnose --iters 1200 --out /tmp/diag':
         lambda c: command_argv(c.cmd, {'--iters': [2], '--out': [c.tmp / 'diag']},
                                TINY_SEG[:-2] + ['--draws', '20']),

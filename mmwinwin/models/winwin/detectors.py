@@ -26,11 +26,28 @@ the preprocessor runs. Neither is needed by Win-Win training: the heads get each
 an image of its own size, with its targets cropped to it.
 
 Inference (``predict``) is the host's: the whole image in one backbone pass.
+
+**Head positions** (``WinWinMask2Former(head_positions=...)``). Mask2Former's pixel decoder and
+transformer decoder add sine positional encodings (mmdet ``SinePositionalEncoding``,
+``normalize=True`` in its configs) computed from each feature map alone: a cell's position is
+its index over the map's size, so the heads see every window as a whole image of its own while
+the backbone's RoPE positions are full-image. ``'window'`` (default) keeps that; ``'image'``
+gives each window's cells their positions in the whole image, as the test forward computes
+them: cell ``i`` of a level of stride ``s`` in a window at pixel offset ``y0`` of an image of
+``H`` pixels (``winwin_grid`` times the patch size: the test's padded grid) is at
+``(y0 / s + i + 1 + offset) / (H / s + eps) * scale`` (``normalize=False``: ``y0 / s + i + 1``),
+which on a whole image is mmdet's own encoding.
+(:func:`image_frame_positions`; measured in ``docs/winwin.md``, "Mask2Former's gap on the local
+task".)
 """
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 from mmdet.models.data_preprocessors import BatchFixedSizePad
+from mmdet.models.layers import SinePositionalEncoding
 from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
 from ...layers.winwin.windows import check_patch_size
@@ -38,9 +55,12 @@ from ...registry import register
 from .segmentors import check_token_backbone
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
+from .window_mosaic import mosaic_features, mosaic_groups, mosaic_samples
 from .window_targets import BorderRule, crop_sample_to_window
 
-__all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former']
+__all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former',
+           'image_frame_positions', 'window_frames']
+_HEAD_POSITIONS = ('window', 'image')
 
 _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
             "dict(type='WinWinWindows', num_windows=2, window_size=S, patch_size=16) to the "
@@ -56,6 +76,67 @@ class WindowFeatures(tuple):
     Given to a host detector's ``loss`` in place of the image batch: the Win-Win
     ``extract_feat`` then runs only the neck on them (the backbone already ran on the
     windows' tokens)."""
+
+
+def window_frames(samples: list, patch_size: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, height, width)`` in pixels per cropped window sample: the window's offset
+    in its image and the image's padded size of the test forward (``winwin_grid`` tokens)."""
+    p = int(patch_size)
+    frames = []
+    for s in samples:
+        m = s.metainfo
+        if 'winwin_crop' not in m or 'winwin_grid' not in m:
+            raise KeyError("head_positions='image' needs each window sample's 'winwin_crop' "
+                           "and 'winwin_grid' (crop_sample_to_window and WinWinWindows put "
+                           'them in the metainfo).')
+        t, left = (int(v) for v in m['winwin_crop'][:2])
+        gh, gw = (int(v) for v in m['winwin_grid'])
+        frames.append((t * p, left * p, gh * p, gw * p))
+    return frames
+
+
+@contextlib.contextmanager
+def image_frame_positions(module: torch.nn.Module, frames: list, window_hw: tuple[int, int]):
+    """Within the block, every mmdet ``SinePositionalEncoding`` under ``module`` encodes the
+    cells of batch item ``b`` (a window of ``window_hw`` pixels) at their place in the whole
+    image ``frames[b] = (top, left, H, W)`` pixels (see the module docstring); a map's stride
+    is ``window_hw / its size``. Padding masks are not supported (windows are never padded)."""
+    encoders = [m for m in module.modules() if isinstance(m, SinePositionalEncoding)]
+    frame = torch.tensor(frames, dtype=torch.float32)
+
+    def forward(enc, mask, input=None):
+        if mask is None or mask.any():
+            raise ValueError('image_frame_positions: the heads gave a padding mask or none; '
+                             'Win-Win windows are whole, unpadded maps.')
+        B, h, w = mask.shape
+        f = frame.to(mask.device)
+        sy, sx = window_hw[0] / h, window_hw[1] / w
+        ys = torch.arange(1, h + 1, dtype=torch.float32, device=mask.device)
+        xs = torch.arange(1, w + 1, dtype=torch.float32, device=mask.device)
+        y = f[:, 0:1] / sy + ys  # (B, h): the cells' 1-based indices in the whole image
+        x = f[:, 1:2] / sx + xs
+        if enc.normalize:
+            y = (y + enc.offset) / (f[:, 2:3] / sy + enc.eps) * enc.scale
+            x = (x + enc.offset) / (f[:, 3:4] / sx + enc.eps) * enc.scale
+        dim_t = torch.arange(enc.num_feats, dtype=torch.float32, device=mask.device)
+        dim_t = enc.temperature ** (2 * (dim_t // 2) / enc.num_feats)
+        py, px = y[..., None] / dim_t, x[..., None] / dim_t  # (B, h, F), (B, w, F)
+        py = torch.stack((py[..., 0::2].sin(), py[..., 1::2].cos()), -1).flatten(2)
+        px = torch.stack((px[..., 0::2].sin(), px[..., 1::2].cos()), -1).flatten(2)
+        return torch.cat((py[:, :, None].expand(B, h, w, -1),
+                          px[:, None].expand(B, h, w, -1)), -1).permute(0, 3, 1, 2)
+
+    saved = [e.__dict__.get('forward') for e in encoders]
+    try:
+        for e in encoders:
+            e.forward = (lambda enc: lambda mask, input=None: forward(enc, mask, input))(e)
+        yield
+    finally:
+        for e, old in zip(encoders, saved):
+            if old is None:
+                del e.forward
+            else:
+                e.forward = old
 
 
 class WinWinDetMixin:
@@ -124,6 +205,10 @@ class WinWinDetMixin:
                                lambda sample, win: crop_sample_to_window(sample, win, p,
                                                                          self.border_rule))
 
+    def head_loss(self, stacked: WindowFeatures, crops: list) -> dict:
+        """The host's ``loss`` on one batch of equal-size windows."""
+        return super().loss(stacked, crops)
+
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The host's loss on the windows of every image (see the module docstring)."""
         if not batch_data_samples:
@@ -148,7 +233,7 @@ class WinWinDetMixin:
         for feats, crops in buckets.values():
             stacked = WindowFeatures(torch.stack([f[lv] for f in feats])
                                      for lv in range(len(feats[0])))
-            part = super().loss(stacked, crops)
+            part = self.head_loss(stacked, crops)
             if len(buckets) == 1:
                 return part
             add_weighted(losses, part, len(crops) / total)
@@ -165,4 +250,66 @@ class WinWinTwoStageDetector(WinWinDetMixin, TwoStageDetector):
 @register('MODELS')
 class WinWinMask2Former(WinWinDetMixin, Mask2Former):
     """mmdet ``Mask2Former`` (instance or panoptic) trained on Win-Win windows; inference
-    unchanged (whole image). ``border_rule`` as :class:`WinWinDetMixin`."""
+    unchanged (whole image). ``border_rule`` as :class:`WinWinDetMixin`.
+
+    Args:
+        head_positions: ``'window'`` (default): the heads' sine positional encodings span
+            each window as if it were the image; ``'image'``: each window's cells are
+            encoded at their place in the whole image (the module docstring).
+        head_mosaic: ``None`` (default): the heads see each window as an image;
+            ``(rows, cols)``: they see mosaics of ``rows x cols`` equal-size windows of the
+            batch, row-major in batch order (:mod:`.window_mosaic`).
+    """
+
+    def __init__(self, *args, head_positions: str = 'window', head_mosaic=None,
+                 **kwargs) -> None:
+        if head_positions not in _HEAD_POSITIONS:
+            raise ValueError(f"head_positions must be 'window' (the heads' positions span "
+                             f"each window) or 'image' (whole-image positions), got "
+                             f'{head_positions!r}.')
+        if head_mosaic is not None:
+            if (not isinstance(head_mosaic, (list, tuple)) or len(head_mosaic) != 2
+                    or not all(isinstance(v, int) and v >= 1 for v in head_mosaic)):
+                raise ValueError('head_mosaic must be None or (rows, cols) of positive ints, '
+                                 f'got {head_mosaic!r}.')
+            if head_positions != 'window':
+                raise ValueError("head_mosaic lays windows of several images side by side: "
+                                 "use it with head_positions='window'.")
+            head_mosaic = tuple(head_mosaic)
+        super().__init__(*args, **kwargs)
+        self.head_positions = head_positions
+        self.head_mosaic = head_mosaic
+
+    def head_loss(self, stacked: WindowFeatures, crops: list) -> dict:
+        if self.head_mosaic is not None:
+            return self._mosaic_loss(stacked, crops)
+        if self.head_positions == 'window':
+            return super().head_loss(stacked, crops)
+        p = self._check_backbone()
+        size = tuple(int(v) for v in crops[0].metainfo['img_shape'][:2])
+        with image_frame_positions(self.panoptic_head, window_frames(crops, p), size):
+            return super().head_loss(stacked, crops)
+
+    def _mosaic_loss(self, stacked: WindowFeatures, crops: list) -> dict:
+        """The heads' loss on ``head_mosaic`` mosaics of the windows (full mosaics in one
+        batch, the rest as one row), weighted by their window counts."""
+        rows, cols = self.head_mosaic
+        groups = mosaic_groups(len(crops), rows, cols)
+        full = [g for g in groups if g[1:] == (rows, cols)]
+        parts = []
+        if full:
+            k = rows * cols
+            feats = WindowFeatures(torch.cat([mosaic_features(lv[i:i + k], rows, cols)
+                                              for i, _, _ in full]) for lv in stacked)
+            samples = [mosaic_samples(crops[i:i + k], rows, cols) for i, _, _ in full]
+            parts.append((super().head_loss(feats, samples), k * len(full)))
+        for i, r, c in groups[len(full):]:
+            feats = WindowFeatures(mosaic_features(lv[i:i + r * c], r, c) for lv in stacked)
+            parts.append((super().head_loss(feats, [mosaic_samples(crops[i:i + r * c], r, c)]),
+                          r * c))
+        if len(parts) == 1:
+            return parts[0][0]
+        losses: dict = {}
+        for part, n in parts:
+            add_weighted(losses, part, n / len(crops))
+        return losses
