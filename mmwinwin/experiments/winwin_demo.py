@@ -2,7 +2,7 @@
 
 1. generates a small high-resolution ADE20K-layout dataset (``--num-scenes 1``, the default:
    labels are local, the task where the recipe holds in the same-batch runs of
-   docs/winwin.md; ``--num-scenes 2`` or ``3``: object classes depend on a scene beacon
+   docs/winwin.md; ``--num-scenes 2`` to ``4``: object classes depend on a scene beacon
    anywhere in the image, so the model must relate distant tokens);
 2. trains a tiny RoPE ViT + FCN head with the Win-Win recipe of ``configs/winwin*``: 2 random
    windows of 6x6 tokens per 192x384 image (25 % of its tokens) for the first 5/6 of the
@@ -32,7 +32,7 @@ from mmengine.hooks import Hook
 from .reproduction import FULL_PHASE_FRACTION, build_cfg
 
 #: the generated tasks of the same-batch runs and their scene counts (``winwin_curves``)
-TASK_SCENES = {'local': 1, 'long': 2, 'long3': 3}
+TASK_SCENES = {'local': 1, 'long': 2, 'long3': 3, 'long4': 4}
 DEFAULT_ITERS = 1800
 DEFAULT_SCENES = 1
 _SKIP = 3  # first iterations of a run include start-up costs; left out of step medians
@@ -188,9 +188,9 @@ def main(argv=None) -> None:
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--num-scenes', type=int, default=DEFAULT_SCENES, choices=(1, 2, 3),
+    parser.add_argument('--num-scenes', type=int, default=DEFAULT_SCENES, choices=(1, 2, 3, 4),
                         help='scenes of the generated task: 1 = labels are local (default), '
-                             '2-3 = an object\'s class depends on a scene beacon anywhere in '
+                             '2-4 = an object\'s class depends on a scene beacon anywhere in '
                              'the image (context wider than a window)')
     parser.add_argument('--num-train', type=int, default=64)
     parser.add_argument('--num-val', type=int, default=12)
