@@ -1,7 +1,7 @@
 """Win-Win in one command, on CPU, with no data to download.
 
 1. generates a small high-resolution ADE20K-layout dataset (``--num-scenes 1``, the default:
-   labels are local, the task where the recipe holds in the same-batch runs of
+   labels are local, the task where the recipe comes closest in the same-batch runs of
    docs/winwin.md; ``--num-scenes 2`` to ``4``: object classes depend on a scene beacon
    anywhere in the image, so the model must relate distant tokens);
 2. trains a tiny RoPE ViT + FCN head with the Win-Win recipe of ``configs/winwin*``: 2 random
