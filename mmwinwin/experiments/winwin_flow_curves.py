@@ -29,6 +29,8 @@ tables, the criterion) and ``curves_<task>.png``.
     python -m mmwinwin.experiments.winwin_flow_curves --seeds 0 1 2 \\
         --variants fullres winwin_ft --val-every 250 --out docs/curves/flow_same_batch
     python -m mmwinwin.experiments.winwin_flow_curves --plot-only --out docs/curves/flow_same_batch
+    python -m mmwinwin.experiments.winwin_flow_curves --task depth --seeds 0 1 2 \\
+        --iters 2000 --val-every 250 --out docs/curves/depth_same_batch
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import tempfile
 import time
 
 from . import REPO_ROOT
-from .comparison import criterion_table, final_table
+from .comparison import criterion_table, final_rows, final_table
 from .curves import CurveRecorder, is_stored, plot, summarise, write_table
 
 FLOW_DIR = 'configs/winwin_flow/experiments'
@@ -227,6 +229,9 @@ def report(results: list[dict], out: str) -> str:
         p = r['points'][-1]
         per_seed.append(f'- {label(r["variant"])}, seed {r["seed"]}: {p[metric]:.3f} '
                         f'({p["cpu_s"]:.0f} s)')
+    for row in final_rows(results, task, variants, metric=metric, lower_is_better=True):
+        per_seed.append(f'- {label(row["variant"])}, mean over seeds {row["seeds"]}: '
+                        f'{row["mean"]:.3f} +- {row["std"]:.3f} ({row["time"]:.0f} s)')
     text += '\n'.join(per_seed) + (
         f'\n\n#### end of schedule ({metric}, lower is better)\n\n'
         + final_table(results, task, variants, label_fn=label, metric=metric,
