@@ -31,6 +31,7 @@ EXPERIMENTS = {
     'winwin_diagnose': 'winwin_diagnose',
     'winwin_det_curves': 'winwin_det_curves',
     'winwin_m2f_gap': 'winwin_m2f_gap',
+    'winwin_flow_curves': 'winwin_flow_curves',
     'expedite_accuracy': 'expedite_accuracy',
     'expedite_divergence': 'expedite_divergence',
     'expedite_token_distance': 'expedite_token_distance',

@@ -57,6 +57,21 @@ COMMANDS = {
                                            '1', '--crop', '32', '--work-dir', c.tmp / 'cw']),
     'python -m mmwinwin.experiments.winwin_curves --plot-only --out docs/images/winwin_curves':
         lambda c: command_argv(c.cmd, {'--out': [c.tmp / 'curves']}, TINY_SEG),
+    'python -m mmwinwin.experiments.winwin_flow_curves --seeds 0 1 2 --variants fullres '
+    'winwin_ft --val-every 250 --out docs/curves/flow_same_batch':
+        lambda c: command_argv(c.cmd, {'--seeds': [0], '--variants': ['winwin_ft'],
+                                       '--val-every': [2], '--out': [c.tmp / 'flow']},
+                               ['--iters', '2', '--num-train', '2', '--num-val', '1',
+                                '--work-dir', c.tmp / 'flow_work']),
+    'python -m mmwinwin.experiments.winwin_flow_curves --plot-only --out '
+    'docs/curves/flow_same_batch':
+        lambda c: command_argv(c.cmd, {'--out': [c.tmp / 'flow']}),
+    'python -m mmwinwin.experiments.winwin_flow_curves --task depth --seeds 0 1 2 --iters 2000 '
+    '--val-every 250 --out docs/curves/depth_same_batch':
+        lambda c: command_argv(c.cmd, {'--seeds': [0], '--iters': [2], '--val-every': [2],
+                                       '--out': [c.tmp / 'depth']},
+                               ['--variants', 'winwin_ft', '--num-train', '2', '--num-val',
+                                '1', '--work-dir', c.tmp / 'depth_work']),
     'python -m mmwinwin.experiments.report':
         _covered('tests/test_docs_reports.py::test_report_regenerates_into_a_copy'),
     'python -m mmwinwin.experiments.report --check':
