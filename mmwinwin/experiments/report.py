@@ -32,7 +32,13 @@ SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
 LARGE_BATCH = ('docs', 'curves', 'same_batch_256x512', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch'))}
-TASK_ORDER = ('local', 'long', 'long3', 'long4')
+#: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
+FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
+DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
+#: the task suite of the criterion: name -> (store, metric, lower is better)
+SUITE = {'same-batch': (SAME_BATCH, 'mIoU', False), 'large': (LARGE_BATCH, 'mIoU', False),
+         'depth': (DEPTH_BATCH, 'RMSE', True), 'flow': (FLOW_BATCH, 'EPE', True)}
+TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe and the resized phases
 RECIPES = ('winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75')
@@ -104,18 +110,29 @@ def _batch_blocks(prefix: str, parts: tuple) -> dict:
 
 def _suite_block(stores: list, candidates: bool = False) -> str:
     """The criterion of the shipped recipe (or, with ``candidates``, of every recipe
-    candidate) on every task of the suite: the tasks of every store, named with its size."""
-    from .comparison import criterion_table
-    tables = []
-    for res in stores:
+    candidate) on every task of the suite: the tasks of every store, named with their image
+    size, each with its metric (:data:`SUITE`)."""
+    from .comparison import _fmt_seeds, criterion_rows
+    lines = ['| task | ' + ('recipe | ' if candidates else '') + 'seeds | never below at equal '
+             'time (worst margin, at CPU s) | end: metric, of full resolution (per seed) | '
+             'end: time ratio | criterion |',
+             '|---|' + ('---|' if candidates else '') + '---:|---|---|---:|---|']
+    for res, (_, metric, lower) in zip(stores, [SUITE[k] for k in SUITE if _exists(SUITE[k][0])]):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
-        tables.append(criterion_table(res, _tasks(res), recipes=_recipes(res) if candidates
-                                      else [RECIPES[0]], label_fn=_label,
-                                      task_label=lambda t, size=size: f'{t} ({size})'))
-    head, rows = tables[0].split('\n')[:2], []
-    for t in tables:
-        rows += t.split('\n')[2:]
-    return '\n'.join(head + rows)
+        recipes = _recipes(res) if candidates else [RECIPES[0]]
+        for task in _tasks(res):
+            for recipe in recipes:
+                for r in criterion_rows(res, [task], recipe, 'fullres', metric, lower):
+                    c, e = r['equal_time'], r['end']
+                    name = f'{_label(recipe)} | ' if candidates else ''
+                    lines.append(
+                        f'| {task} ({size}) | {name}{r["seeds"]} | '
+                        f'{"yes" if c["holds"] else "no"} ({c["worst"]:+.{2 if lower else 1}f} '
+                        f'at {c["at"]:.0f} s; {c["compared"]} times) | {metric} '
+                        f'{"1 / " if lower else ""}{e["ratio"]:.2f} '
+                        f'({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
+                        f'{e["time_ratio"]:.2f} | {"holds" if r["holds"] else "fails"} |')
+    return '\n'.join(lines)
 
 
 def _step_cost_block(data: dict) -> str:
@@ -145,7 +162,7 @@ def blocks() -> dict:
     for prefix, (parts, _) in BATCHES.items():
         if _exists(parts):
             out.update(_batch_blocks(prefix, parts))
-    stores = tuple(parts for parts, _ in BATCHES.values() if _exists(parts))
+    stores = tuple(parts for parts, _, _ in SUITE.values() if _exists(parts))
     if stores:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
