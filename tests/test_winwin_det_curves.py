@@ -101,9 +101,16 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
                               img_size=(128, 256), crop=96, window=4, batch_size=2, lr=1e-3,
                               light_heads=1, val_every=5)
     for variant, model_type in (('fullres', 'Mask2Former'), ('winwin', 'WinWinMask2Former'),
-                                ('winwin_long', 'WinWinMask2Former')):
+                                ('winwin_long', 'WinWinMask2Former'),
+                                ('winwin_ft', 'WinWinMask2Former')):
         cfg = build_cfg(variant, 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
         assert cfg.model.type == model_type
+        # winwin_ft: the recipe's full-image phase, driven by the configs' hook, whole images
+        assert cfg.model.get('full_image_phase') == (
+            dict(begin_fraction=5 / 6) if variant == 'winwin_ft' else None)
+        assert 'FullImagePhaseHook' in [h['type'] for h in cfg.custom_hooks]
+        pack = cfg.train_dataloader['dataset']['pipeline'][-1]
+        assert pack.get('pixels', 'image') == 'image'
         head = cfg.model.panoptic_head
         assert (head.num_things_classes, head.num_stuff_classes) == (2, 1)
         assert len(head.loss_cls.class_weight) == 2 + 1 + 1

@@ -11,7 +11,12 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
   budget), at full scale;
 * ``winwin``: 2 random windows of ``--window`` x ``--window`` tokens per image;
 * ``winwin_long``: Win-Win trained ``--long-factor`` times as many iterations (the same
-  validation points in iterations), to compare at equal training time.
+  validation points in iterations), to compare at equal training time;
+* ``winwin_ft``: Win-Win with the recipe's full-image phase
+  (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
+  last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
+  Win-Win config's training settings in the phase (Mask2Former: the Win-Win run's points per
+  mask, ``--light-heads``; Mask R-CNN: its RoIs per image).
 
 ``--model mask2former-panoptic`` runs the tiny Mask2Former panoptic segmentor instead
 (``configs/vitdet/mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py`` and its
@@ -37,6 +42,14 @@ PQ things and PQ stuff, against iterations and CPU seconds).
     python -m mmwinwin.experiments.winwin_det_curves --model mask2former-panoptic \\
         --tasks context --variants fullres winwin crop winwin_long --long-factor 1.6 \\
         --iters 600 --val-every 100 --out work_dirs/det_panoptic_curves
+    python -m mmwinwin.experiments.winwin_det_curves --model mask2former-panoptic \
+        --tasks local --seeds 0 1 2 --variants fullres winwin winwin_ft --iters 600 \
+        --val-every 100 --out docs/curves/det_panoptic_local_phase
+
+With ``fullres`` and ``winwin_ft`` stored, ``curves.md`` ends with the recipe criterion of
+:func:`mmwinwin.experiments.comparison.criterion_table` (end-of-schedule metric ratio and
+training-time ratio against ``fullres``, per seed) for the first headline metric and, in
+the panoptic mode, PQ things.
 """
 from __future__ import annotations
 
@@ -64,6 +77,7 @@ MODELS = ('mask-rcnn', 'mask2former-panoptic')
 VARIANTS = {
     'winwin': 'Win-Win, 2 windows',
     'winwin_long': 'Win-Win, 2 windows, longer (equal time)',
+    'winwin_ft': 'Win-Win, 2 windows + full-image phase (last 1/6)',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
@@ -252,6 +266,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                     log_metric_by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
+    if variant == 'winwin_ft':  # the recipe's phase (configs/_base_/winwin/full_image_phase.py)
+        cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
     return cfg
@@ -375,6 +391,7 @@ def report(results: list[dict], args) -> None:
             summaries[metric] = summary
     for metric in main_metrics:
         texts.append(equal_time_table(equal_time(complete, metric), metric))
+    texts += criterion_text(complete, args.model)
     partial = [r for r in results if r.get('partial')]
     if partial:
         texts += ['Runs stopped before their last iteration (not in the tables above; '
@@ -390,6 +407,26 @@ def report(results: list[dict], args) -> None:
     for p in plot(summaries, args.out, label_fn=label,
                   prefix=args.prefix):
         print('[det-curves] wrote', p)
+
+
+def criterion_text(results: list[dict], model: str) -> list[str]:
+    """The recipe criterion (``comparison.criterion_table``) of ``winwin_ft`` against
+    ``fullres`` on the tasks where both have runs, as markdown blocks (none otherwise)."""
+    from .comparison import END_RATIO, TIME_RATIO, criterion_table
+
+    tasks = [t for t in dict.fromkeys(r['task'] for r in results)
+             if {'fullres', 'winwin_ft'} <= {r['variant'] for r in results if r['task'] == t}]
+    if not tasks:
+        return []
+    out = []
+    metrics = ('PQ', 'PQ things') if model == 'mask2former-panoptic' else ('mask AP',)
+    for metric in metrics:
+        out += [f'Recipe criterion, {metric}: {label("winwin_ft")} against full resolution '
+                f'(end: metric ratio >= {END_RATIO} in <= {TIME_RATIO} of the training CPU '
+                'time; mmwinwin.experiments.comparison)', '',
+                criterion_table(results, tasks, recipe='winwin_ft', baseline='fullres',
+                                metric=metric), '']
+    return out
 
 
 def older_keys(run: dict) -> dict:

@@ -27,6 +27,20 @@ an image of its own size, with its targets cropped to it.
 
 Inference (``predict``) is the host's: the whole image in one backbone pass.
 
+**Full-image phase** (``full_image_phase=dict(begin_fraction=5 / 6)``, or ``begin`` /
+``every``: :mod:`.full_image_phase`, driven by ``FullImagePhaseHook``). From ``begin`` on,
+``loss`` is the host's own (``TwoStageDetector.loss``, ``MaskFormer.loss``) on the whole
+images, the windows in the metainfo ignored, as the segmentors' phase. The whole images need
+``WinWinPackDetInputs(pixels='image')``; canvases (``pixels='windows'``) are a ``ValueError``
+at the first training step. The Win-Win configs' data preprocessor (``pad_mask=False``,
+``batch_augments=None``) leaves the instance masks (and, without ``pad_seg``, the segment
+map) at the image's size while the batch input is padded to ``pad_size_divisor`` and the
+batch's largest image; Mask2Former samples its mask targets at normalised points over the
+padded prediction, so the phase pads them to the batch input first, as ``pad_mask=True`` /
+``pad_seg=True`` would (masks with ``mask_pad_value``, the segment map with void
+``seg_pad_value``; a no-op where the preprocessor already did). ``scale`` (resized whole
+images) is not supported for detectors: a ``ValueError``.
+
 **Head positions** (``WinWinMask2Former(head_positions=...)``). Mask2Former's pixel decoder and
 transformer decoder add sine positional encodings (mmdet ``SinePositionalEncoding``,
 ``normalize=True`` in its configs) computed from each feature map alone: a cell's position is
@@ -46,12 +60,14 @@ import contextlib
 import math
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.data_preprocessors import BatchFixedSizePad
 from mmdet.models.layers import SinePositionalEncoding
 from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
 from ...layers.winwin.windows import check_patch_size
 from ...registry import register
+from .full_image_phase import FullImagePhaseMixin, check_full_image_phase
 from .segmentors import check_token_backbone
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
@@ -139,19 +155,38 @@ def image_frame_positions(module: torch.nn.Module, frames: list, window_hw: tupl
                 e.forward = old
 
 
-class WinWinDetMixin:
+def check_detector_phase(setting: dict | None) -> dict | None:
+    """:func:`check_full_image_phase`, and no ``scale`` (segmentors and depth only)."""
+    setting = check_full_image_phase(setting)
+    if setting is not None and setting.get('scale') not in (None, 1):
+        raise ValueError(
+            f"full_image_phase={setting}: 'scale' (resized whole images) is for the Win-Win "
+            'segmentors and depth estimators; a Win-Win detector trains its phase on the '
+            "training images as they are. Drop full_image_phase.scale (or resize the images "
+            'in the training pipeline).')
+    return setting
+
+
+class WinWinDetMixin(FullImagePhaseMixin):
     """Window-token training for an mmdet detector (two-stage, Mask2Former).
 
     Args:
         border_rule: which instances cut by a window border stay targets
             (:class:`~mmwinwin.models.winwin.window_targets.BorderRule`:
             ``dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore')``).
+        full_image_phase: ``dict(begin=N)``, ``dict(begin_fraction=f)`` or
+            ``dict(every=k)``: the host's own loss on whole images from iteration N (or
+            ``f * max_iters``) on, with ``FullImagePhaseHook`` (the module docstring);
+            ``None`` (default): windows throughout.
     """
 
-    def __init__(self, *args, border_rule: dict | None = None, **kwargs) -> None:
+    def __init__(self, *args, border_rule: dict | None = None,
+                 full_image_phase: dict | None = None, **kwargs) -> None:
         rule = BorderRule.build(border_rule)  # checked before the (costly) host build
+        phase = check_detector_phase(full_image_phase)
         super().__init__(*args, **kwargs)
         self.border_rule = rule
+        self._init_full_image_phase(phase)
         self._check_backbone()
 
     def _check_backbone(self) -> int:
@@ -165,8 +200,15 @@ class WinWinDetMixin:
         return super().train_step(data, optim_wrapper)
 
     def _check_canvas_inputs(self) -> None:
-        """Canvas inputs (``WinWinPackDetInputs(pixels='windows')``): whole-image targets
-        left unpadded, the canvas not padded back to a fixed whole-image size."""
+        """Canvas inputs (``WinWinPackDetInputs(pixels='windows')``): no full-image phase,
+        whole-image targets left unpadded, the canvas not padded back to a fixed whole-image
+        size."""
+        if self.full_image_phase is not None:
+            raise ValueError(
+                f'full_image_phase={self.full_image_phase} trains on whole images, but the '
+                "training pipeline packs only the windows' pixels (WinWinPackDetInputs("
+                "pixels='windows')). Pack whole images (WinWinPackDetInputs(), "
+                "pixels='image') or drop full_image_phase.")
         pre = self.data_preprocessor
         if getattr(pre, 'pad_mask', False):
             raise ValueError(
@@ -209,6 +251,45 @@ class WinWinDetMixin:
         """The host's ``loss`` on one batch of equal-size windows."""
         return super().loss(stacked, crops)
 
+    def _pad_targets_to_input(self, batch_inputs: torch.Tensor, samples: list) -> None:
+        """Pad each sample's instance masks and segment map (in place, as mmdet's
+        ``pad_mask`` / ``pad_seg`` do) to the batch input's size, when they are smaller:
+        mask targets over the padded input (the module docstring)."""
+        H, W = (int(v) for v in batch_inputs.shape[-2:])
+        pre = self.data_preprocessor
+        mask_pad = getattr(pre, 'mask_pad_value', 0)
+        seg_pad = getattr(pre, 'seg_pad_value', 255)
+        for s in samples:
+            inst = s.get('gt_instances')
+            if inst is not None and 'masks' in inst:
+                masks = inst.masks
+                if isinstance(masks, torch.Tensor):
+                    h, w = masks.shape[-2:]
+                else:
+                    h, w = masks.height, masks.width
+                if h > H or w > W:
+                    raise ValueError(
+                        f'Instance masks of {h}x{w} pixels are larger than the batch input '
+                        f'({H}x{W}) of the full-image phase ({s.metainfo.get("img_path", "")}): '
+                        'the data preprocessor or the pipeline left them at another size.')
+                if (h, w) != (H, W):
+                    inst.masks = (F.pad(masks, (0, W - w, 0, H - h), value=mask_pad)
+                                  if isinstance(masks, torch.Tensor)
+                                  else masks.pad((H, W), pad_val=mask_pad))
+            seg = s.get('gt_sem_seg')
+            if seg is not None and 'sem_seg' in seg:
+                data = seg.sem_seg
+                h, w = data.shape[-2:]
+                if (h, w) != (H, W):
+                    seg.sem_seg = F.pad(data, (0, max(W - w, 0), 0, max(H - h, 0)),
+                                        value=seg_pad)[..., :H, :W]
+
+    def full_image_loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
+        """The full-image phase: the host's own ``loss`` on the whole images (targets padded
+        to the batch input; the windows in the metainfo ignored)."""
+        self._pad_targets_to_input(batch_inputs, batch_data_samples)
+        return super().loss(batch_inputs, batch_data_samples)
+
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The host's loss on the windows of every image (see the module docstring)."""
         if not batch_data_samples:
@@ -217,15 +298,17 @@ class WinWinDetMixin:
         metas = [s.metainfo for s in batch_data_samples]
         for m in metas:
             check_patch_size(m.get('winwin_patch_size'), p, m.get('img_path', ''))
+        offsets, grids = canvas_batch(metas)
+        if offsets is not None:
+            self._check_canvas_inputs()
+        if self.in_full_image_phase():
+            return self.full_image_loss(batch_inputs, batch_data_samples)
         if not all('winwin_windows' in m for m in metas):
             if any('winwin_token_index' in m for m in metas):
                 raise ValueError("WinWinWindows(mode='random_tokens') is an ablation for "
                                  "segmentation; Win-Win detectors train on windows: use "
                                  "mode='windows' (the default).")
             raise KeyError(_MISSING)
-        offsets, grids = canvas_batch(metas)
-        if offsets is not None:
-            self._check_canvas_inputs()
         buckets = self.window_batches(batch_inputs, batch_data_samples,
                                       [m['winwin_windows'] for m in metas], offsets, grids)
         total = sum(len(crops) for _, crops in buckets.values())
@@ -244,13 +327,16 @@ class WinWinDetMixin:
 class WinWinTwoStageDetector(WinWinDetMixin, TwoStageDetector):
     """mmdet two-stage detector (Mask R-CNN, Faster R-CNN, ...) trained on Win-Win windows;
     inference unchanged (whole image). A ``MaskRCNN`` config switches by
-    ``model.type='WinWinTwoStageDetector'``. ``border_rule`` as :class:`WinWinDetMixin`."""
+    ``model.type='WinWinTwoStageDetector'``. ``border_rule`` and ``full_image_phase`` as
+    :class:`WinWinDetMixin`."""
 
 
 @register('MODELS')
 class WinWinMask2Former(WinWinDetMixin, Mask2Former):
     """mmdet ``Mask2Former`` (instance or panoptic) trained on Win-Win windows; inference
-    unchanged (whole image). ``border_rule`` as :class:`WinWinDetMixin`.
+    unchanged (whole image). ``border_rule`` and ``full_image_phase`` as
+    :class:`WinWinDetMixin` (in the phase the heads see whole images with mmdet's own
+    positions: ``head_positions`` and ``head_mosaic`` apply to windows only).
 
     Args:
         head_positions: ``'window'`` (default): the heads' sine positional encodings span

@@ -41,7 +41,10 @@ and depth estimator only.
 
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
-:class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs).
+:class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs), and by the Win-Win
+detectors :class:`~mmwinwin.models.winwin.WinWinTwoStageDetector` and
+:class:`~mmwinwin.models.winwin.WinWinMask2Former` (the host mmdet loss on whole images; no
+``scale``: ``mmwinwin/models/winwin/detectors.py``).
 """
 from __future__ import annotations
 

@@ -1,0 +1,182 @@
+"""The full-image phase of the Win-Win detectors (Mask R-CNN, Mask2Former panoptic).
+
+Before ``begin`` the loss is the window loss (nothing outside the windows changes it); from
+``begin`` on it is the host mmdet model's own loss (``MaskRCNN`` / ``Mask2Former`` built from
+the same config, the same weights) on the same whole-image batch, with the targets padded to
+the batch input as mmdet's ``pad_mask`` / ``pad_seg`` would (the Win-Win configs set
+``pad_mask=False``). Canvas inputs and ``scale`` are clear errors; ``FullImagePhaseHook``
+drives a detector. (The hook through a real Runner: tests/test_winwin_full_image_phase.py.)
+"""
+import copy
+import os.path as osp
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG = osp.join(ROOT, 'configs', 'vitdet')
+MRCNN = 'winwin-2x4_mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py'
+M2F_PAN = 'winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py'
+HOST = {MRCNN: 'MaskRCNN', M2F_PAN: 'Mask2Former'}
+S = 128
+WINS = [[(0, 0, 4, 4)], [(4, 4, 4, 4)]]  # tokens of 16 px: image 0 top-left, 1 bottom-right
+
+
+def _cfg(cfg_name):
+    import mmwinwin  # noqa: F401  (registers the modules)
+    init_default_scope('mmdet')
+    return Config.fromfile(osp.join(CFG, cfg_name))
+
+
+def _build(cfg_name, **over):
+    from mmdet.registry import MODELS
+    cfg = _cfg(cfg_name)
+    cfg.model.update(over)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.train()
+
+
+def _host(cfg_name, model):
+    """The host mmdet model of the same config, with ``model``'s weights."""
+    from mmdet.registry import MODELS
+    cfg = _cfg(cfg_name)
+    cfg.model.type = HOST[cfg_name]
+    cfg.model.pop('border_rule')
+    host = MODELS.build(cfg.model)
+    host.load_state_dict(model.state_dict())
+    return host.train()
+
+
+def _sample(rects, labels, hw, windows, sem=None, batch_hw=(S, S)):
+    h, w = hw
+    meta = dict(img_shape=hw, pad_shape=batch_hw, batch_input_shape=batch_hw, ori_shape=hw,
+                scale_factor=(1.0, 1.0), winwin_windows=windows, winwin_patch_size=16,
+                winwin_grid=(batch_hw[0] // 16, batch_hw[1] // 16))
+    s = DetDataSample(metainfo=meta)
+    masks = np.zeros((len(rects), h, w), np.uint8)
+    for k, (x1, y1, x2, y2) in enumerate(rects):
+        masks[k, y1:y2, x1:x2] = 1
+    s.gt_instances = InstanceData(
+        bboxes=torch.tensor(rects, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor(labels, dtype=torch.long), masks=BitmapMasks(masks, h, w))
+    if sem is not None:
+        sem = np.where(np.mgrid[0:h, 0:w][0] < h // 2, 2, 3)  # stuff: two classes
+        for k, (x1, y1, x2, y2) in enumerate(rects):
+            sem[y1:y2, x1:x2] = labels[k]
+        s.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
+    return s
+
+
+def _batch(panoptic, hw1=(S, S)):
+    """Two images; objects inside and outside the windows (two of one class in image 1)."""
+    img = torch.randn(2, 3, S, S, generator=torch.Generator().manual_seed(0))
+    img[1, :, hw1[0]:] = 0  # the preprocessor's padding of a smaller image
+    samples = [_sample([(8, 8, 40, 40), (80, 80, 120, 110)], [0, 1], (S, S), WINS[0],
+                       sem=panoptic),
+               _sample([(70, 70, 90, 90), (96, 70, 124, 92), (10, 10, 50, 40)], [1, 1, 0],
+                       hw1, WINS[1], sem=panoptic)]
+    return img, samples
+
+
+def _loss(model, img, samples, seed=1):
+    torch.manual_seed(seed)  # the samplers (RoIs, Mask2Former's points) draw at random
+    return model.loss(img, copy.deepcopy(samples))
+
+
+def _assert_same(got, want):
+    assert set(got) == set(want)
+    for k in want:
+        a, b = got[k], want[k]
+        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def _total(losses):
+    return sum(t.sum() for k, v in losses.items() if 'loss' in k
+               for t in (v if isinstance(v, (list, tuple)) else [v]))
+
+
+@pytest.mark.parametrize('cfg_name', [MRCNN, M2F_PAN])
+def test_windows_before_begin_host_loss_from_begin(cfg_name):
+    model = _build(cfg_name, full_image_phase=dict(begin=3))
+    host = _host(cfg_name, model)
+    img, samples = _batch(cfg_name == M2F_PAN)
+    outside = torch.ones(2, S, S, dtype=torch.bool)
+    for b, wins in enumerate(WINS):
+        for t, l, h, w in wins:
+            outside[b, t * 16:(t + h) * 16, l * 16:(l + w) * 16] = False
+    img2 = torch.where(outside[:, None], torch.randn_like(img) * 3, img)
+
+    model.set_train_progress(2, 10)  # before begin: windows only
+    assert not model.in_full_image_phase()
+    win = _loss(model, img, samples)
+    _assert_same(_loss(model, img2, samples), win)  # nothing outside the windows counts
+    whole = _loss(host, img, samples)
+    assert abs(_total(win).item() - _total(whole).item()) > 1e-3
+
+    model.set_train_progress(3, 10)  # from begin on: the host's whole-image loss
+    assert model.in_full_image_phase()
+    got = _loss(model, img, samples)
+    _assert_same(got, whole)
+    _assert_same(_loss(model, img2, samples), _loss(host, img2, samples))
+    _total(got).backward()
+    assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+def test_phase_pads_targets_to_the_batch_input_as_pad_mask_and_pad_seg():
+    """An image smaller than the batch input (pad_mask=False, as the Win-Win configs): the
+    phase equals the host's loss on the targets mmdet's preprocessor pads (pad_mask=True,
+    pad_seg=True); the host on unpadded targets cannot even stack things and stuff."""
+    model = _build(M2F_PAN, full_image_phase=dict(begin=0))
+    host = _host(M2F_PAN, model)
+    assert model.data_preprocessor.pad_mask is False
+    img, samples = _batch(True, hw1=(96, S))
+    for s in samples:  # the preprocessor's pad_seg=True (the Win-Win config keeps it)
+        model.data_preprocessor.pad_gt_sem_seg([s])
+    model.set_train_progress(0, 4)
+    got = _loss(model, img, samples)
+    with pytest.raises(RuntimeError):
+        _loss(host, img, samples)
+    padded = copy.deepcopy(samples)
+    model.data_preprocessor.pad_gt_masks(padded)
+    _assert_same(got, _loss(host, img, padded))
+
+
+def test_canvas_inputs_and_scale_are_named_errors():
+    from mmdet.registry import MODELS
+    model = _build(MRCNN, full_image_phase=dict(begin_fraction=5 / 6))
+    s = DetDataSample(metainfo=dict(winwin_canvas=[(0, 0)], winwin_grid=(8, 8),
+                                    winwin_windows=[(0, 0, 4, 4)], winwin_patch_size=16))
+    batch = dict(inputs=[torch.zeros(3, 64, 64)], data_samples=[s])
+    with pytest.raises(ValueError, match=r"full_image_phase.*pixels='windows'.*Pack whole"):
+        model.train_step(batch, optim_wrapper=None)  # before any padding or optimisation
+    cfg = _cfg(M2F_PAN)
+    cfg.model.full_image_phase = dict(begin=2, scale=0.5)
+    with pytest.raises(ValueError, match='scale.*Drop full_image_phase.scale'):
+        MODELS.build(cfg.model)
+    cfg.model.full_image_phase = dict(begin=2, bgin=3)
+    with pytest.raises(Exception, match='bgin'):
+        MODELS.build(cfg.model)
+
+
+def test_hook_drives_a_detector():
+    from mmwinwin.engine.hooks import FullImagePhaseHook
+    model = _build(M2F_PAN, full_image_phase=dict(begin_fraction=5 / 6))
+    hook = FullImagePhaseHook()
+    runner = SimpleNamespace(model=model, iter=0, max_iters=12)
+    hook.before_train(runner)
+    seen = []
+    for it in range(12):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        seen.append(model.in_full_image_phase())
+    assert [i for i, v in enumerate(seen) if v] == [10, 11]
