@@ -35,8 +35,12 @@ BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_bat
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
-#: the task suite of the criterion: name -> (store, metric, lower is better)
-SUITE = {'same-batch': (SAME_BATCH, 'mIoU', False), 'large': (LARGE_BATCH, 'mIoU', False),
+#: panoptic Mask2Former on generated COCO (``winwin_det_curves --model mask2former-panoptic``)
+PANOPTIC_BATCH = ('docs', 'curves', 'det_panoptic_local_phase', 'curves.json')
+#: the task suite of the criterion: name -> (store, metric, lower is better); a row is named
+#: ``<name> <task> (<image size>)`` (the segmentation stores without the name)
+SUITE = {'': (SAME_BATCH, 'mIoU', False), ' ': (LARGE_BATCH, 'mIoU', False),
+         'panoptic': (PANOPTIC_BATCH, 'PQ things', False),
          'depth': (DEPTH_BATCH, 'RMSE', True), 'flow': (FLOW_BATCH, 'EPE', True)}
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
@@ -117,16 +121,18 @@ def _suite_block(stores: list, candidates: bool = False) -> str:
              'time (worst margin, at CPU s) | end: metric, of full resolution (per seed) | '
              'end: time ratio | criterion |',
              '|---|' + ('---|' if candidates else '') + '---:|---|---|---:|---|']
-    for res, (_, metric, lower) in zip(stores, [SUITE[k] for k in SUITE if _exists(SUITE[k][0])]):
+    present = [(name, v) for name, v in SUITE.items() if _exists(v[0])]
+    for res, (name, (_, metric, lower)) in zip(stores, present):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
+        prefix = f'{name.strip()} ' if name.strip() and name not in _tasks(res) else ''
         recipes = _recipes(res) if candidates else [RECIPES[0]]
         for task in _tasks(res):
             for recipe in recipes:
                 for r in criterion_rows(res, [task], recipe, 'fullres', metric, lower):
                     c, e = r['equal_time'], r['end']
-                    name = f'{_label(recipe)} | ' if candidates else ''
+                    label = f'{_label(recipe)} | ' if candidates else ''
                     lines.append(
-                        f'| {task} ({size}) | {name}{r["seeds"]} | '
+                        f'| {prefix}{task} ({size}) | {label}{r["seeds"]} | '
                         f'{"yes" if c["holds"] else "no"} ({c["worst"]:+.{2 if lower else 1}f} '
                         f'at {c["at"]:.0f} s; {c["compared"]} times) | {metric} '
                         f'{"1 / " if lower else ""}{e["ratio"]:.2f} '
