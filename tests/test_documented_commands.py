@@ -103,6 +103,12 @@ COMMANDS = {
     'context --variants fullres winwin crop winwin_long --long-factor 1.6 --iters 600 '
     '--val-every 100 --out work_dirs/det_panoptic_curves':
         _covered('tests/test_winwin_det_curves.py (fixture panoptic_run)'),
+    'python -m mmwinwin.experiments.winwin_det_curves --model mask2former-panoptic --tasks '
+    'local --seeds 0 1 2 --variants fullres winwin winwin_ft --iters 600 --val-every 100 '
+    '--out docs/curves/det_panoptic_local_phase':
+        # the panoptic run (fixture panoptic_run) and the winwin_ft variant's config
+        _covered('tests/test_winwin_det_curves.py::test_panoptic_run_config_is_the_tiny_'
+                 'mask2former_on_whole_images'),
     'python -m mmwinwin.experiments.expedite_accuracy CONFIG CHECKPOINT --settings 4:s0.7 '
     '3:s0.7 2:s0.5 [--window 5] [--k 20] [--temperature 0.02] [--iters 5] '
     '[--placement backbone]':
