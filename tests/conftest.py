@@ -77,6 +77,17 @@ def synthetic_ade20k(tmp_path_factory) -> str:
     return generate_ade20k(root, num_train=6, num_val=2, img_size=(128, 128), seed=0)
 
 
+def assert_same_losses(got: dict, want: dict, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """Two loss dicts of a model (a value may be a list of per-level tensors) agree key by
+    key."""
+    import torch
+    assert set(got) == set(want)
+    for k in want:
+        a, b = got[k], want[k]
+        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+            torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=k)
+
+
 def free_port() -> str:
     """A TCP port on 127.0.0.1 that nothing listens on now, for a torch.distributed run
     (a fixed port fails when another run, e.g. a parallel test session, holds it)."""

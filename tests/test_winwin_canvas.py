@@ -16,6 +16,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_losses
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
@@ -126,14 +127,6 @@ def _loss(model, packed, seed=1):
     return data['inputs'], model.loss(data['inputs'], data['data_samples'])
 
 
-def _assert_same_losses(got, want):
-    assert set(got) == set(want)
-    for k in want:
-        a, b = got[k], want[k]
-        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
-            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=k)
-
-
 def _normalised(canvas_hwc, pre):
     x = torch.from_numpy(canvas_hwc.copy()).permute(2, 0, 1).float()[[2, 1, 0]]  # bgr -> rgb
     return (x - pre.mean) / pre.std
@@ -165,7 +158,7 @@ def test_segmentor_loss_on_canvas_equals_whole_image_loss(cfg_path):
               for im, wins, t in zip(imgs, BATCH_WINDOWS, targets)]
     whole_in, want = _loss(model, whole)
     canvas_in, got = _loss(model, canvas)
-    _assert_same_losses(got, want)
+    assert_same_losses(got, want)
     # the preprocessor saw only the canvases: 64x128 and 48x96 px, padded to 64x128
     assert tuple(whole_in.shape) == (2, 3, h, w)
     assert tuple(canvas_in.shape) == (2, 3, 64, 128)
@@ -217,7 +210,7 @@ def test_detector_loss_on_canvas_equals_whole_image_loss(cfg_path):
               for im, w, r, lb in zip(imgs, windows, rects, labels)]
     whole_in, want = _loss(model, whole)
     canvas_in, got = _loss(model, canvas)
-    _assert_same_losses(got, want)
+    assert_same_losses(got, want)
     assert tuple(whole_in.shape) == (2, 3, 128, 128)
     assert tuple(canvas_in.shape) == (2, 3, 64, 128)  # 64x128 and 48x96 canvases, padded
     pre = model.data_preprocessor

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_losses
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
@@ -92,14 +93,6 @@ def _loss(model, img, samples, seed=1):
     return model.loss(img, copy.deepcopy(samples))
 
 
-def _assert_same(got, want):
-    assert set(got) == set(want)
-    for k in want:
-        a, b = got[k], want[k]
-        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
-            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=k)
-
-
 def _total(losses):
     return sum(t.sum() for k, v in losses.items() if 'loss' in k
                for t in (v if isinstance(v, (list, tuple)) else [v]))
@@ -119,15 +112,17 @@ def test_windows_before_begin_host_loss_from_begin(cfg_name):
     model.set_train_progress(2, 10)  # before begin: windows only
     assert not model.in_full_image_phase()
     win = _loss(model, img, samples)
-    _assert_same(_loss(model, img2, samples), win)  # nothing outside the windows counts
+    # nothing outside the windows counts
+    assert_same_losses(_loss(model, img2, samples), win, rtol=1e-5, atol=1e-6)
     whole = _loss(host, img, samples)
     assert abs(_total(win).item() - _total(whole).item()) > 1e-3
 
     model.set_train_progress(3, 10)  # from begin on: the host's whole-image loss
     assert model.in_full_image_phase()
     got = _loss(model, img, samples)
-    _assert_same(got, whole)
-    _assert_same(_loss(model, img2, samples), _loss(host, img2, samples))
+    assert_same_losses(got, whole, rtol=1e-5, atol=1e-6)
+    assert_same_losses(_loss(model, img2, samples), _loss(host, img2, samples), rtol=1e-5,
+                       atol=1e-6)
     _total(got).backward()
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
 
@@ -148,7 +143,7 @@ def test_phase_pads_targets_to_the_batch_input_as_pad_mask_and_pad_seg():
         _loss(host, img, samples)
     padded = copy.deepcopy(samples)
     model.data_preprocessor.pad_gt_masks(padded)
-    _assert_same(got, _loss(host, img, padded))
+    assert_same_losses(got, _loss(host, img, padded), rtol=1e-5, atol=1e-6)
 
 
 def test_canvas_inputs_and_scale_are_named_errors():

@@ -144,25 +144,32 @@ def final_table(results: list[dict], task: str, variants: list[str], label_fn=st
 def criterion_table(results: list[dict], tasks: list[str], recipe: str = 'winwin_ft',
                     baseline: str = 'fullres', metric: str = 'mIoU',
                     lower_is_better: bool = False, recipes: list[str] | None = None,
-                    label_fn=None, task_label=str) -> str:
+                    label_fn=None, task_label=str, metric_in_cells: bool = False,
+                    header: bool = True, recipe_column: bool | None = None) -> str:
     """Markdown: per task (and per recipe of ``recipes``, a column then), whether the
-    criterion holds, with its figures."""
+    criterion holds, with its figures. ``metric_in_cells``: the ratio cells name the metric
+    (``EPE 1 / 0.91``: full resolution's over the recipe's for a lower-is-better metric), for
+    a table of several metrics; ``header=False``: the rows only; ``recipe_column``: name the
+    recipe in a column (default: when there are several)."""
     recipes = list(recipes) if recipes else [recipe]
-    many = len(recipes) > 1
+    many = len(recipes) > 1 if recipe_column is None else recipe_column
+    end = 'end: metric, of full resolution' if metric_in_cells else f'end: {metric} ratio'
     lines = ['| task | ' + ('recipe | ' if many else '') + 'seeds | never below at equal time '
-             f'(worst margin, at CPU s) | end: {metric} ratio (per seed) | end: time ratio | '
-             'criterion |',
-             '|---|' + ('---|' if many else '') + '---:|---|---|---:|---|']
+             f'(worst margin, at CPU s) | {end} (per seed) | end: time ratio | criterion |',
+             '|---|' + ('---|' if many else '') + '---:|---|---|---:|---|'] if header else []
+    digits = 2 if lower_is_better else 1
     for task in tasks:
         for rec in recipes:
             for r in criterion_rows(results, [task], rec, baseline, metric, lower_is_better):
                 c, e = r['equal_time'], r['end']
                 name = f'{(label_fn or str)(rec)} | ' if many else ''
+                ratio = (f'{metric} {"1 / " if lower_is_better else ""}' if metric_in_cells
+                         else '') + f'{e["ratio"]:.2f}'
                 lines.append(
                     f'| {task_label(r["task"])} | {name}{r["seeds"]} | '
                     f'{"yes" if c["holds"] else "no"} '
-                    f'({c["worst"]:+.1f} at {c["at"]:.0f} s; {c["compared"]} times) | '
-                    f'{e["ratio"]:.2f} ({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
+                    f'({c["worst"]:+.{digits}f} at {c["at"]:.0f} s; {c["compared"]} times) | '
+                    f'{ratio} ({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
                     f'{e["time_ratio"]:.2f} | {"holds" if r["holds"] else "fails"} |')
     return '\n'.join(lines)
 

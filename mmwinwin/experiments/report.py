@@ -116,29 +116,18 @@ def _suite_block(stores: list, candidates: bool = False) -> str:
     """The criterion of the shipped recipe (or, with ``candidates``, of every recipe
     candidate) on every task of the suite: the tasks of every store, named with their image
     size, each with its metric (:data:`SUITE`)."""
-    from .comparison import _fmt_seeds, criterion_rows
-    lines = ['| task | ' + ('recipe | ' if candidates else '') + 'seeds | never below at equal '
-             'time (worst margin, at CPU s) | end: metric, of full resolution (per seed) | '
-             'end: time ratio | criterion |',
-             '|---|' + ('---|' if candidates else '') + '---:|---|---|---:|---|']
+    from .comparison import criterion_table
     present = [(name, v) for name, v in SUITE.items() if _exists(v[0])]
-    for res, (name, (_, metric, lower)) in zip(stores, present):
+    tables = []
+    for i, (res, (name, (_, metric, lower))) in enumerate(zip(stores, present)):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
         prefix = f'{name.strip()} ' if name.strip() and name not in _tasks(res) else ''
         recipes = _recipes(res) if candidates else [RECIPES[0]]
-        for task in _tasks(res):
-            for recipe in recipes:
-                for r in criterion_rows(res, [task], recipe, 'fullres', metric, lower):
-                    c, e = r['equal_time'], r['end']
-                    label = f'{_label(recipe)} | ' if candidates else ''
-                    lines.append(
-                        f'| {prefix}{task} ({size}) | {label}{r["seeds"]} | '
-                        f'{"yes" if c["holds"] else "no"} ({c["worst"]:+.{2 if lower else 1}f} '
-                        f'at {c["at"]:.0f} s; {c["compared"]} times) | {metric} '
-                        f'{"1 / " if lower else ""}{e["ratio"]:.2f} '
-                        f'({_fmt_seeds(e["per_seed_ratio"], "{:.2f}")}) | '
-                        f'{e["time_ratio"]:.2f} | {"holds" if r["holds"] else "fails"} |')
-    return '\n'.join(lines)
+        tables.append(criterion_table(
+            res, _tasks(res), metric=metric, lower_is_better=lower, recipes=recipes,
+            label_fn=_label, task_label=lambda t, p=prefix, s=size: f'{p}{t} ({s})',
+            metric_in_cells=True, header=i == 0, recipe_column=candidates))
+    return '\n'.join(tables)
 
 
 def _step_cost_block(data: dict) -> str:
