@@ -30,7 +30,7 @@ from ...layers.winwin.pair_windows import crop_pair_windows
 from ...layers.vit.checkpoint import load_vit_state_dict
 from ...layers.winwin.windows import check_patch_size
 from ...registry import MODELS, register
-from ..winwin.full_image_phase import FullImagePhaseMixin, full_image_phase_scale
+from ..winwin.full_image_phase import FullImagePhaseMixin
 
 __all__ = ['WinWinFlowEstimator']
 
@@ -102,12 +102,7 @@ class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
             raise ValueError('full_image_phase ends Win-Win training on whole frames; with '
                              'windows=None every step is already whole-frame. Set windows, '
                              'or drop full_image_phase.')
-        self._init_full_image_phase(full_image_phase)
-        if full_image_phase_scale(self.full_image_phase) != 1:
-            raise ValueError(f'full_image_phase={self.full_image_phase}: scale (a resized '
-                             'whole-image phase) is for the segmentor and the depth estimator; '
-                             'the flow estimator trains its phase on whole frame pairs at full '
-                             'size. Drop full_image_phase.scale.')
+        self._init_full_image_phase(full_image_phase, resized_for='whole frame pairs')
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.pretrained = pretrained
         self.pretrained_encoder = pretrained_encoder

@@ -155,18 +155,6 @@ def image_frame_positions(module: torch.nn.Module, frames: list, window_hw: tupl
                 e.forward = old
 
 
-def check_detector_phase(setting: dict | None) -> dict | None:
-    """:func:`check_full_image_phase`, and no ``scale`` (segmentors and depth only)."""
-    setting = check_full_image_phase(setting)
-    if setting is not None and setting.get('scale') not in (None, 1):
-        raise ValueError(
-            f"full_image_phase={setting}: 'scale' (resized whole images) is for the Win-Win "
-            'segmentors and depth estimators; a Win-Win detector trains its phase on the '
-            "training images as they are. Drop full_image_phase.scale (or resize the images "
-            'in the training pipeline).')
-    return setting
-
-
 class WinWinDetMixin(FullImagePhaseMixin):
     """Window-token training for an mmdet detector (two-stage, Mask2Former).
 
@@ -183,7 +171,7 @@ class WinWinDetMixin(FullImagePhaseMixin):
     def __init__(self, *args, border_rule: dict | None = None,
                  full_image_phase: dict | None = None, **kwargs) -> None:
         rule = BorderRule.build(border_rule)  # checked before the (costly) host build
-        phase = check_detector_phase(full_image_phase)
+        phase = check_full_image_phase(full_image_phase, resized_for='the training images')
         super().__init__(*args, **kwargs)
         self.border_rule = rule
         self._init_full_image_phase(phase)

@@ -60,8 +60,13 @@ _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin co
          "model.set_train_progress(iteration, max_iters) before each step")
 
 
-def check_full_image_phase(setting: dict | None) -> dict | None:
-    """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None)."""
+def check_full_image_phase(setting: dict | None, resized_for: str | None = None
+                           ) -> dict | None:
+    """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None).
+
+    ``resized_for``: for a model that trains its phase at full size only (``scale`` refused),
+    what it trains the phase on ("whole frame pairs", "the training images"), named in the
+    error."""
     if setting is None:
         return None
     if not isinstance(setting, dict):
@@ -74,6 +79,10 @@ def check_full_image_phase(setting: dict | None) -> dict | None:
         raise ValueError(f'full_image_phase.scale must be a number in (0, 1] (the size of the '
                          f"phase's whole images relative to the training images, e.g. 0.5); "
                          f'got {scale!r}.')
+    if resized_for is not None and scale not in (None, 1):
+        raise ValueError(f"full_image_phase={dict(setting)}: 'scale' (resized whole images) is "
+                         f'for the Win-Win segmentors and depth estimators; this model trains '
+                         f'its phase on {resized_for} at full size. Drop full_image_phase.scale.')
     given = [k for k in _WHEN if setting.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f'full_image_phase needs exactly one of begin (an iteration), '
@@ -136,8 +145,9 @@ class FullImagePhaseMixin:
     train_iteration: int | None = None
     train_max_iters: int | None = None
 
-    def _init_full_image_phase(self, setting: dict | None) -> None:
-        self.full_image_phase = check_full_image_phase(setting)
+    def _init_full_image_phase(self, setting: dict | None,
+                               resized_for: str | None = None) -> None:
+        self.full_image_phase = check_full_image_phase(setting, resized_for)
 
     def set_train_progress(self, iteration: int, max_iters: int | None = None) -> None:
         """Record the (0-based) iteration about to be trained and the run length."""

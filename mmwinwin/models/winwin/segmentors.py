@@ -39,7 +39,8 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
 from ...layers.winwin.context import context_grid, pool_context_tokens
-from ...layers.winwin.windows import check_patch_size, gather_tokens, scatter_tokens
+from ...layers.winwin.windows import (check_patch_size, gather_tokens, rope_grid_size,
+                                      scatter_tokens)
 from ...registry import register
 from .full_image_phase import FullImagePhaseMixin, full_image_phase_scale
 from ...layers.settings import check_settings_keys
@@ -121,7 +122,8 @@ class WinWinMixin(FullImagePhaseMixin):
                 f'context_tokens=dict(pool={self.context_pool}) pools them at full size; the '
                 'two are not combined. Drop full_image_phase.scale or context_tokens.')
 
-    def _resized_image_feats(self, inputs: torch.Tensor, scale: float) -> list[torch.Tensor]:
+    def _resized_image_feats(self, inputs: torch.Tensor, scale: float
+                             ) -> tuple[list[torch.Tensor], tuple[int, int]]:
         """Backbone features of the whole images resized by ``scale``, each token at the
         full image's coordinates of its centre: token ``(r, c)`` of the resized image covers
         full-image pixels ``[r p H / h', (r + 1) p H / h')`` (``h'`` its height), so it sits
@@ -137,7 +139,7 @@ class WinWinMixin(FullImagePhaseMixin):
         pos = pos.to(tokens.dtype)
         pos = torch.stack([(pos[..., 0] + 0.5) * (H / size[0]) - 0.5,
                            (pos[..., 1] + 0.5) * (W / size[1]) - 0.5], -1)
-        grid = (-(-H // p), -(-W // p))
+        grid = rope_grid_size((H, W), p)
         outs = self.backbone.forward_tokens(tokens, pos, grid, window_shapes=[(h, w)])
         return [o.transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs], size
 
