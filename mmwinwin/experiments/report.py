@@ -37,11 +37,11 @@ FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
 #: panoptic Mask2Former on generated COCO (``winwin_det_curves --model mask2former-panoptic``)
 PANOPTIC_BATCH = ('docs', 'curves', 'det_panoptic_local_phase', 'curves.json')
-#: the task suite of the criterion: name -> (store, metric, lower is better); a row is named
-#: ``<name> <task> (<image size>)`` (the segmentation stores without the name)
-SUITE = {'': (SAME_BATCH, 'mIoU', False), ' ': (LARGE_BATCH, 'mIoU', False),
-         'panoptic': (PANOPTIC_BATCH, 'PQ things', False),
-         'depth': (DEPTH_BATCH, 'RMSE', True), 'flow': (FLOW_BATCH, 'EPE', True)}
+#: the task suite of the criterion: (store, metric, lower is better, row prefix); a row is
+#: named ``<prefix><task> (<image size>)``
+SUITE = ((SAME_BATCH, 'mIoU', False, ''), (LARGE_BATCH, 'mIoU', False, ''),
+         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic '), (DEPTH_BATCH, 'RMSE', True, ''),
+         (FLOW_BATCH, 'EPE', True, ''))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe and the resized phases
@@ -117,11 +117,10 @@ def _suite_block(stores: list, candidates: bool = False) -> str:
     candidate) on every task of the suite: the tasks of every store, named with their image
     size, each with its metric (:data:`SUITE`)."""
     from .comparison import criterion_table
-    present = [(name, v) for name, v in SUITE.items() if _exists(v[0])]
+    present = [entry for entry in SUITE if _exists(entry[0])]
     tables = []
-    for i, (res, (name, (_, metric, lower))) in enumerate(zip(stores, present)):
+    for i, (res, (_, metric, lower, prefix)) in enumerate(zip(stores, present)):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
-        prefix = f'{name.strip()} ' if name.strip() and name not in _tasks(res) else ''
         recipes = _recipes(res) if candidates else [RECIPES[0]]
         tables.append(criterion_table(
             res, _tasks(res), metric=metric, lower_is_better=lower, recipes=recipes,
@@ -157,7 +156,7 @@ def blocks() -> dict:
     for prefix, (parts, _) in BATCHES.items():
         if _exists(parts):
             out.update(_batch_blocks(prefix, parts))
-    stores = tuple(parts for parts, _, _ in SUITE.values() if _exists(parts))
+    stores = tuple(entry[0] for entry in SUITE if _exists(entry[0]))
     if stores:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
