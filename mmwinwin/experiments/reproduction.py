@@ -31,9 +31,16 @@ VARIANTS = {
     # (full_image_phase.scale), each token at the full image's coordinates
     'winwin_ft_s50': '(m) Win-Win, then whole images at 1/2 size for the last 1/3',
     'winwin_ft_s75': '(n) Win-Win, then whole images at 3/4 size for the last 1/6',
+    # design options against the phase's low learning rate: the windows part decays to 0 on
+    # its own, the whole-image phase restarts the learning rate (a fine-tuning schedule)
+    'winwin_ft_r50': '(o) Win-Win, then whole images, phase LR restarted at 1/2',
+    'winwin_ft_r100': '(p) Win-Win, then whole images, phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75)}
+#: the phases with their own learning-rate schedule (winwin_ft_r* variants): (begin fraction,
+#: restart weight: the phase's first learning rate over the config's, cosine to 0 from there)
+RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0)}
 MIX_EVERY = 6  # variant winwin_mix: whole images every 6th iteration (the recipe's 1/6)
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
@@ -80,8 +87,9 @@ def phase_begin(variant: str, iters: int, full_phase_begin: int | None = None) -
     the others."""
     if variant.endswith('_ft') and full_phase_begin is not None:
         return full_phase_begin
+    own = {**RESIZED_PHASES, **RESTART_PHASES}
     frac = FULL_PHASE_FRACTION if variant.endswith('_ft') else \
-        RESIZED_PHASES[variant][0] if variant in RESIZED_PHASES else None
+        own[variant][0] if variant in own else None
     return None if frac is None else min(round(frac * iters), iters - 1)
 
 
@@ -135,6 +143,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     if variant in RESIZED_PHASES:
         frac, scale = RESIZED_PHASES[variant]
         model.full_image_phase = dict(begin=phase_begin(variant, iters), scale=scale)
+    if variant in RESTART_PHASES:
+        model.full_image_phase = dict(begin=phase_begin(variant, iters))
     if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
         model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
 
@@ -167,6 +177,12 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     warm = max(1, iters // 10)
     cfg.param_scheduler[0].end = warm
     cfg.param_scheduler[1].update(begin=warm, end=iters)
+    if variant in RESTART_PHASES:  # the windows part decays to 0 at the phase, which restarts
+        begin, weight = phase_begin(variant, iters), RESTART_PHASES[variant][1]
+        cfg.param_scheduler[1].end = begin
+        cfg.param_scheduler.append(dict(
+            type='CosineRestartLR', periods=[iters - begin], restart_weights=[weight],
+            eta_min=0.0, begin=begin, end=iters, by_epoch=False))
     cfg.train_cfg.update(max_iters=iters, val_interval=iters + 1)
     cfg.default_hooks.logger.interval = log_interval
     cfg.default_hooks.checkpoint.interval = iters
@@ -197,7 +213,8 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
     if variant in RESIZED_PHASES:
         scale = RESIZED_PHASES[variant][1]
         return f'{tokens} then {math.ceil(gh * scale) * math.ceil(gw * scale)}'
-    return f'{tokens} then {whole}' if variant.endswith('_ft') else str(tokens)
+    ends_whole = variant.endswith('_ft') or variant in RESTART_PHASES
+    return f'{tokens} then {whole}' if ends_whole else str(tokens)
 
 
 def train_and_test(cfg, quiet: bool = False) -> dict:
