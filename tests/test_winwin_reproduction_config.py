@@ -54,7 +54,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_ctx='90', winwin_ft='72 then 288', winwin_ctx_ft='90 then 288',
                        random_tokens='72', window1='64', windows4='64', lowres='72',
                        winwin_mix='72, every 6th 288', winwin_ft_s50='72 then 72',
-                       winwin_ft_s75='72 then 162')
+                       winwin_ft_s75='72 then 162', winwin_ft_r50='72 then 288',
+                       winwin_ft_r100='72 then 288')
 
 
 def test_short_runs_still_end_on_whole_images():

@@ -44,8 +44,9 @@ SUITE = ((SAME_BATCH, 'mIoU', False, ''), (LARGE_BATCH, 'mIoU', False, ''),
          (FLOW_BATCH, 'EPE', True, ''))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
-#: the recipe candidates of the criterion tables: the shipped recipe and the resized phases
-RECIPES = ('winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75')
+#: the recipe candidates of the criterion tables: the shipped recipe, its phase with its own
+#: learning rate, and the resized phases
+RECIPES = ('winwin_ft', 'winwin_ft_r100', 'winwin_ft_s50', 'winwin_ft_s75')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
 SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)

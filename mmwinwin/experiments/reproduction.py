@@ -113,6 +113,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     from mmengine.config import Config
 
     from mmwinwin.datasets.synthetic import synthetic_ade20k_classes
+    from mmwinwin.engine import phase_restart_schedule
 
     if variant not in VARIANTS:
         raise KeyError(f'Unknown variant {variant!r}; choose from {sorted(VARIANTS)}.')
@@ -178,11 +179,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     cfg.param_scheduler[0].end = warm
     cfg.param_scheduler[1].update(begin=warm, end=iters)
     if variant in RESTART_PHASES:  # the windows part decays to 0 at the phase, which restarts
-        begin, weight = phase_begin(variant, iters), RESTART_PHASES[variant][1]
-        cfg.param_scheduler[1].end = begin
-        cfg.param_scheduler.append(dict(
-            type='CosineRestartLR', periods=[iters - begin], restart_weights=[weight],
-            eta_min=0.0, begin=begin, end=iters, by_epoch=False))
+        cfg.param_scheduler = phase_restart_schedule(
+            cfg.param_scheduler, phase_begin(variant, iters), iters, RESTART_PHASES[variant][1])
     cfg.train_cfg.update(max_iters=iters, val_interval=iters + 1)
     cfg.default_hooks.logger.interval = log_interval
     cfg.default_hooks.checkpoint.interval = iters

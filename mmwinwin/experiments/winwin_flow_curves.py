@@ -95,9 +95,13 @@ TASKS = {
         generate=_gen_depth, roots=_roots_depth, num_train=256, num_val=8,
         data_note='generate_nyu'),
 }
-VARIANTS = ('fullres', 'winwin_ft')
+VARIANTS = ('fullres', 'winwin_ft', 'winwin_ft_r100')
 LABELS = {'fullres': 'full resolution',
-          'winwin_ft': 'Win-Win 2x4 + whole images from 5/6 (recipe)'}
+          'winwin_ft': 'Win-Win 2x4 + whole images from 5/6 (recipe)',
+          'winwin_ft_r100': 'Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1'}
+#: variant -> the restart weight of its whole-image phase's own learning rate
+#: (``mmwinwin.engine.phase_restart_schedule``; the windows config's schedule before it)
+PHASE_RESTARTS = {'winwin_ft_r100': 1.0}
 
 
 def label(name: str) -> str:
@@ -110,7 +114,7 @@ def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
     config's schedule. Returns ``(cfg, set_phase)``: whether this tool set the recipe's
     ``full_image_phase`` (the config lacks it)."""
     from mmengine.config import Config
-    path = TASKS[task]['configs'][variant]
+    path = TASKS[task]['configs']['winwin_ft' if variant in PHASE_RESTARTS else variant]
     cfg = Config.fromfile(osp.join(REPO_ROOT, path))
     cfg.work_dir = work_dir
     TASKS[task]['roots'](cfg, data_root)
@@ -129,9 +133,15 @@ def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
         raise ValueError(f'{path} declares no RNGStateHook: validation would move the '
                          'training RNG.')
     set_phase = False
-    if variant == 'winwin_ft' and not cfg.model.get('full_image_phase'):
+    if variant != 'fullres' and not cfg.model.get('full_image_phase'):
         cfg.model.full_image_phase = dict(RECIPE_PHASE)
         set_phase = True
+    if variant in PHASE_RESTARTS:
+        from mmwinwin.engine import phase_restart_schedule
+        from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
+        begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
+        cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
+                                                     PHASE_RESTARTS[variant])
     return cfg, set_phase
 
 
