@@ -55,7 +55,8 @@ def test_tokens_per_image_of_every_variant():
                        random_tokens='72', window1='64', windows4='64', lowres='72',
                        winwin_mix='72, every 6th 288', winwin_ft_s50='72 then 72',
                        winwin_ft_s75='72 then 162', winwin_ft_r50='72 then 288',
-                       winwin_ft_r100='72 then 288')
+                       winwin_ft_r100='72 then 288', winwin_ft_r200='72 then 288',
+                       winwin_ft_r100_l3='72 then 288')
 
 
 def test_short_runs_still_end_on_whole_images():

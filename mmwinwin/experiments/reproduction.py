@@ -35,12 +35,16 @@ VARIANTS = {
     # its own, the whole-image phase restarts the learning rate (a fine-tuning schedule)
     'winwin_ft_r50': '(o) Win-Win, then whole images, phase LR restarted at 1/2',
     'winwin_ft_r100': '(p) Win-Win, then whole images, phase LR restarted at 1',
+    'winwin_ft_r200': '(q) Win-Win, then whole images, phase LR restarted at 2',
+    'winwin_ft_r100_l3': '(r) Win-Win, then whole images for the last 1/3, phase LR '
+                         'restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75)}
 #: the phases with their own learning-rate schedule (winwin_ft_r* variants): (begin fraction,
 #: restart weight: the phase's first learning rate over the config's, cosine to 0 from there)
-RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0)}
+RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
+                  'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0)}
 MIX_EVERY = 6  # variant winwin_mix: whole images every 6th iteration (the recipe's 1/6)
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on
