@@ -62,6 +62,28 @@ def test_experiment_variant_uses_it():
     assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
 
 
+def test_tiny_segmentation_config_runs_the_rule():
+    """The tiny Win-Win config (20 iterations, poly decay): 0 at iteration 16, the
+    optimizer's lr at the phase's first iteration (17 = 5/6 of 20), a cosine over 3 after."""
+    from mmengine.config import Config
+
+    from mmwinwin.experiments import repo_path
+    cfg = Config.fromfile(repo_path('configs', 'winwin', 'winwin-2x4_upernet_rope-vit-tiny_'
+                                    '1xb2-20i_synthetic-ade20k-128x256.py'))
+    lr = cfg.optim_wrapper.optimizer.lr
+    opt = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=lr)
+    scheds = [PARAM_SCHEDULERS.build(dict(copy.deepcopy(dict(s)), optimizer=opt))
+              for s in cfg.param_scheduler]
+    got = []
+    for _ in range(20):
+        got.append(opt.param_groups[0]['lr'])
+        for s in scheds:
+            s.step()
+    want = [lr * (1 - t / 16) for t in range(17)]
+    want += [lr * (1 + math.cos(math.pi * k / 3)) / 2 for k in range(3)]
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(begin=0), 'begin inside the run'),
     (dict(begin=ITERS), 'begin inside the run'),

@@ -102,12 +102,21 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
                               light_heads=1, val_every=5)
     for variant, model_type in (('fullres', 'Mask2Former'), ('winwin', 'WinWinMask2Former'),
                                 ('winwin_long', 'WinWinMask2Former'),
-                                ('winwin_ft', 'WinWinMask2Former')):
+                                ('winwin_ft', 'WinWinMask2Former'),
+                                ('winwin_ft_r100', 'WinWinMask2Former')):
         cfg = build_cfg(variant, 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
         assert cfg.model.type == model_type
-        # winwin_ft: the recipe's full-image phase, driven by the configs' hook, whole images
+        # winwin_ft*: the recipe's full-image phase, driven by the configs' hook, whole images
         assert cfg.model.get('full_image_phase') == (
-            dict(begin_fraction=5 / 6) if variant == 'winwin_ft' else None)
+            dict(begin_fraction=5 / 6) if variant.startswith('winwin_ft') else None)
+        # winwin_ft_r100: the windows' schedule ends at the phase (iteration 8 of 10), which
+        # restarts the learning rate at the optimizer's and anneals it to 0
+        phase = [s for s in cfg.param_scheduler if s['type'] == 'CosineRestartLR']
+        assert phase == ([dict(type='CosineRestartLR', periods=[2], restart_weights=[1.0],
+                               eta_min=0.0, by_epoch=False, begin=8, end=10)]
+                         if variant == 'winwin_ft_r100' else [])
+        assert max(s['end'] for s in cfg.param_scheduler if s not in phase) == (
+            8 if phase else cfg.train_cfg['max_iters'])
         assert 'FullImagePhaseHook' in [h['type'] for h in cfg.custom_hooks]
         pack = cfg.train_dataloader['dataset']['pipeline'][-1]
         assert pack.get('pixels', 'image') == 'image'

@@ -88,3 +88,13 @@ def test_depth_configs_carry_the_recipe_and_read_the_generated_layout():
     assert ww.train_dataloader.dataset.data_root == '/nyu' == ww.val_dataloader.dataset.data_root
     assert [s['end'] for s in ww.param_scheduler] == [600]
     assert wfc.TASKS['depth']['metric_keys']['RMSE'] == 'rmse'
+    # the phase with its own learning rate: the recipe's config, its schedule ended at the
+    # phase (iteration 500 of 600), a cosine restart at the optimizer's lr after it
+    for task in ('depth', 'flow'):
+        r, _ = wfc.build_cfg(task, 'winwin_ft_r100', '/d', '/w', 1, 600, 200)
+        assert wfc.config_of(task, 'winwin_ft_r100') == wfc.TASKS[task]['configs']['winwin_ft']
+        assert r.model.full_image_phase == dict(begin_fraction=5 / 6)
+        *windows, phase = [dict(s) for s in r.param_scheduler]
+        assert [s['end'] for s in windows] == [500]
+        assert phase == dict(type='CosineRestartLR', periods=[100], restart_weights=[1.0],
+                             eta_min=0.0, by_epoch=False, begin=500, end=600)

@@ -421,3 +421,35 @@ def test_configs_default_to_the_recipe_and_the_models_to_the_paper():
         assert full_image_phase_begin(model.full_image_phase, 160000) == 133333
     for cls in (WinWinEncoderDecoder, WinWinDepthEstimator, WinWinFlowEstimator):
         assert inspect.signature(cls.__init__).parameters['full_image_phase'].default is None
+
+
+#: the model types whose configs give the whole-image phase its own learning rate (the best
+#: measured recipe of their task family, docs/winwin.md "The phase's own learning rate")
+PHASE_LR_RESTART = ('WinWinEncoderDecoder',)
+
+
+def test_recipe_configs_restart_the_learning_rate_at_the_phase():
+    """The recipe's schedule, stated here: in the families of PHASE_LR_RESTART every
+    scheduler of the windows part ends by the phase's first iteration (5/6 of max_iters) and
+    one cosine restart at the optimizer's lr (weight 1) anneals it to 0 over the phase; the
+    other families keep their host's schedule."""
+    import glob
+    paths = sorted(glob.glob(osp.join(ROOT, 'configs', 'winwin*', 'winwin-*.py')))
+    restarted = 0
+    for path in paths:
+        cfg = Config.fromfile(path)
+        iters = cfg.train_cfg.max_iters
+        begin = min(round(5 / 6 * iters), iters - 1)
+        sched = [dict(s) for s in cfg.param_scheduler]
+        phase = [s for s in sched if s['type'] == 'CosineRestartLR']
+        if cfg.model.type not in PHASE_LR_RESTART:
+            assert not phase, path
+            continue
+        restarted += 1
+        assert phase == [dict(type='CosineRestartLR', periods=[iters - begin],
+                              restart_weights=[1.0], eta_min=0.0, by_epoch=False,
+                              begin=begin, end=iters)], path
+        windows = [s for s in sched if s['type'] != 'CosineRestartLR']
+        assert windows and all(s['end'] <= begin and not s['by_epoch'] for s in windows), path
+        assert all(s.get('eta_min', 0.0) == 0.0 for s in windows), path
+    assert restarted >= 9

@@ -16,3 +16,11 @@ train_pipeline = [
     dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# the recipe's learning rate: the host's schedule ends where the whole-image phase begins
+# (iteration 133333 = 5/6 of 160000); the phase restarts it at the optimizer's lr
+# and anneals it to 0 (mmwinwin.engine.phase_restart_schedule, docs/winwin.md)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-06, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', power=1.0, begin=1500, end=133333, eta_min=0.0, by_epoch=False),
+    dict(type='CosineRestartLR', periods=[26667], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=133333, end=160000)]

@@ -10,3 +10,10 @@ train_pipeline = [
     dict(type='WinWinPackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# the recipe's learning rate: the host's schedule ends where the whole-image phase begins
+# (iteration 17 = 5/6 of 20); the phase restarts it at the optimizer's lr
+# and anneals it to 0 (mmwinwin.engine.phase_restart_schedule, docs/winwin.md)
+param_scheduler = [
+    dict(type='PolyLR', power=1.0, begin=0, end=17, eta_min=0.0, by_epoch=False),
+    dict(type='CosineRestartLR', periods=[3], restart_weights=[1.0], eta_min=0.0, by_epoch=False,
+         begin=17, end=20)]

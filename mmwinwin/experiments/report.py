@@ -24,6 +24,7 @@ import re
 import sys
 
 from . import REPO_ROOT, repo_path
+from .reproduction import RECIPE
 
 #: the same-batch Win-Win comparisons (``winwin_curves`` invocations of one setting each,
 #: docs/winwin.md): 192x384 images with 6x6-token windows (tasks local, long, long3, long4)
@@ -44,9 +45,12 @@ SUITE = ((SAME_BATCH, 'mIoU', False, ''), (LARGE_BATCH, 'mIoU', False, ''),
          (FLOW_BATCH, 'EPE', True, ''))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
-#: the recipe candidates of the criterion tables: the shipped recipe, its phase with its own
-#: learning rate, and the resized phases
-RECIPES = ('winwin_ft', 'winwin_ft_r100', 'winwin_ft_s50', 'winwin_ft_s75')
+#: the recipe candidates of the criterion tables: the shipped recipe (first), the phase under
+#: the config's own schedule (the earlier recipe) and the resized phases
+RECIPES = (RECIPE, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75')
+#: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
+#: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
+PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
 SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
@@ -130,6 +134,27 @@ def _suite_block(stores: list, candidates: bool = False) -> str:
     return '\n'.join(tables)
 
 
+def _screen_block(data: list) -> str:
+    """End-of-schedule mIoU per seed of the screening runs, beside full resolution and the
+    recipe candidates of the same-batch store on the same tasks and seeds."""
+    screen, same = data
+    seeds = sorted({r['seed'] for r in screen})
+    lines = ['| task | variant | store | ' + ' | '.join(f'seed {s}' for s in seeds) + ' |',
+             '|---|---|---|' + '---:|' * len(seeds)]
+    for task in _tasks(screen):
+        for store, results, variants in (
+                ('same batch', same, ['fullres'] + list(RECIPES[:2])),
+                ('screen', screen, _variants(screen))):
+            for v in variants:
+                ends = {r['seed']: r['points'][-1]['mIoU'] for r in results
+                        if r['task'] == task and r['variant'].split('_b')[0] == v}
+                if ends:
+                    cells = [f'{ends[s]:.1f}' if s in ends else '-' for s in seeds]
+                    lines.append(f'| {task} | {_label(v)} | {store} | ' + ' | '.join(cells)
+                                 + ' |')
+    return '\n'.join(lines)
+
+
 def _step_cost_block(data: dict) -> str:
     from argparse import Namespace
 
@@ -162,6 +187,8 @@ def blocks() -> dict:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
             stores, lambda data: _suite_block(data, candidates=True))
+    if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
+        out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if _exists(SAME_BATCH_STEP_COSTS):
         out['winwin-same-batch-step-costs'] = (SAME_BATCH_STEP_COSTS, _step_cost_block)
     out.update(_token_reduction_blocks())

@@ -108,13 +108,18 @@ def label(name: str) -> str:
     return LABELS.get(name, name)
 
 
+def config_of(task: str, variant: str) -> str:
+    """The config file of a variant (the phase-restart variants train the recipe's config)."""
+    return TASKS[task]['configs']['winwin_ft' if variant in PHASE_RESTARTS else variant]
+
+
 def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
               iters: int | None, val_every: int):
     """The variant's config for one run (see the module doc); ``iters=None`` keeps the
     config's schedule. Returns ``(cfg, set_phase)``: whether this tool set the recipe's
     ``full_image_phase`` (the config lacks it)."""
     from mmengine.config import Config
-    path = TASKS[task]['configs']['winwin_ft' if variant in PHASE_RESTARTS else variant]
+    path = config_of(task, variant)
     cfg = Config.fromfile(osp.join(REPO_ROOT, path))
     cfg.work_dir = work_dir
     TASKS[task]['roots'](cfg, data_root)
@@ -166,8 +171,9 @@ def run_one(task: str, variant: str, seed: int, args, work: str) -> tuple[list[d
     rec = CurveRecorder(TASKS[task]['metric_keys'])
     runner.register_hook(rec.as_hook(), priority='LOWEST')
     runner.train()
-    return rec.points, dict(config=TASKS[task]['configs'][variant],
+    return rec.points, dict(config=config_of(task, variant),
                             iters=cfg.train_cfg.max_iters,
+                            lr_schedule=[dict(s) for s in cfg.param_scheduler],
                             batch_size=cfg.train_dataloader.batch_size,
                             full_image_phase=cfg.model.get('full_image_phase'),
                             full_image_phase_set_by_tool=set_phase)
