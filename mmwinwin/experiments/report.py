@@ -38,10 +38,13 @@ FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
 #: panoptic Mask2Former on generated COCO (``winwin_det_curves --model mask2former-panoptic``)
 PANOPTIC_BATCH = ('docs', 'curves', 'det_panoptic_local_phase', 'curves.json')
+#: Mask R-CNN on generated COCO at 256x256 (``winwin_det_curves --model mask-rcnn``)
+MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 #: the task suite of the criterion: (store, metric, lower is better, row prefix); a row is
 #: named ``<prefix><task> (<image size>)``
 SUITE = ((SAME_BATCH, 'mIoU', False, ''), (LARGE_BATCH, 'mIoU', False, ''),
-         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic '), (DEPTH_BATCH, 'RMSE', True, ''),
+         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic '),
+         (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN '), (DEPTH_BATCH, 'RMSE', True, ''),
          (FLOW_BATCH, 'EPE', True, ''))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
