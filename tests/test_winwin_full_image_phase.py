@@ -425,12 +425,13 @@ def test_configs_default_to_the_recipe_and_the_models_to_the_paper():
 
 #: the model types whose configs give the whole-image phase its own learning rate (the best
 #: measured recipe of their task family, docs/winwin.md "The phase's own learning rate")
-PHASE_LR_RESTART = ('WinWinEncoderDecoder',)
+PHASE_LR_RESTART = ('WinWinEncoderDecoder', 'WinWinFlowEstimator')
 
 
 def test_recipe_configs_restart_the_learning_rate_at_the_phase():
     """The recipe's schedule, stated here: in the families of PHASE_LR_RESTART every
-    scheduler of the windows part ends by the phase's first iteration (5/6 of max_iters) and
+    scheduler of the windows part ends by the phase's first iteration (5/6 of max_iters, so it
+    has decayed to its eta_min there) and
     one cosine restart at the optimizer's lr (weight 1) anneals it to 0 over the phase; the
     other families keep their host's schedule."""
     import glob
@@ -451,5 +452,4 @@ def test_recipe_configs_restart_the_learning_rate_at_the_phase():
                               begin=begin, end=iters)], path
         windows = [s for s in sched if s['type'] != 'CosineRestartLR']
         assert windows and all(s['end'] <= begin and not s['by_epoch'] for s in windows), path
-        assert all(s.get('eta_min', 0.0) == 0.0 for s in windows), path
-    assert restarted >= 9
+    assert restarted >= 15

@@ -10,3 +10,11 @@ train_pipeline = [
     dict(type='WinWinWindows', num_windows=2, window_size=10, patch_size=16),  # after the flips
     dict(type='PackFlowInputs')]  # carries the windows to the model
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# the recipe's learning rate: the host's schedule ends where the whole-image phase begins
+# (iteration 83333 = 5/6 of 100000); the phase restarts it at the optimizer's lr
+# and anneals it to 0 (mmwinwin.engine.phase_restart_schedule, docs/winwin.md)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=2000),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=2000, end=83333, eta_min=1e-07),
+    dict(type='CosineRestartLR', periods=[16667], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=83333, end=100000)]
