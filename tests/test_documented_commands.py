@@ -261,6 +261,11 @@ RUN_HERE = [c for c, how in COMMANDS.items() if not isinstance(how, tuple)]
 ORDER = sorted(RUN_HERE, key=lambda c: ('--plot-only' in c, c))  # plots after their runs
 
 
+def tokens_of_recipe(rows: list[str]) -> str:
+    from mmwinwin.experiments.reproduction import RECIPE, VARIANTS
+    return next(r.split(' | ')[1] for r in rows if r.split(' | ')[0][2:] == VARIANTS[RECIPE])
+
+
 @pytest.mark.parametrize('cmd', ORDER, ids=lambda c: c.split(' ')[2 if ' -m ' in c else 1]
                          .split('/')[-1] + (f' [{c.split(" ", 3)[3][:40]}]'
                                             if len(c.split(' ')) > 3 else ''))
@@ -268,10 +273,12 @@ def test_documented_command_runs(ctx, cmd):
     out = _run(ctx, cmd)
     assert out.strip(), f'{cmd} printed nothing'
     if cmd == 'python -m mmwinwin.experiments.winwin_reproduction':
-        # every variant trained and tested, one table row each with its tokens per image
+        # every default variant trained and tested, one table row each with its tokens per image
         from mmwinwin.experiments.reproduction import VARIANTS
+        from mmwinwin.experiments.winwin_reproduction import DEFAULT_VARIANTS
         rows = [ln for ln in out.splitlines() if ln.startswith('| (')]
-        assert [r.split(' | ')[0][2:] for r in rows] == list(VARIANTS.values())
+        assert [r.split(' | ')[0][2:] for r in rows] == [VARIANTS[v] for v in DEFAULT_VARIANTS]
+        assert tokens_of_recipe(rows) == '8 then 32'
         tokens = {r.split(' | ')[0][2:]: r.split(' | ')[1] for r in rows}
         # 64x128 images, patch 16: 4x8 tokens; 2 windows of 2x2; context cells 1x2 (pool 4)
         assert tokens[VARIANTS['fullres']] == '32' and tokens[VARIANTS['winwin']] == '8'

@@ -186,8 +186,10 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     cfg.param_scheduler[0].end = warm
     cfg.param_scheduler[1].update(begin=warm, end=iters)
     if variant in RESTART_PHASES:  # the windows part decays to 0 at the phase, which restarts
+        begin = phase_begin(variant, iters)  # (a run this short has no decay before the phase)
         cfg.param_scheduler = phase_restart_schedule(
-            cfg.param_scheduler, phase_begin(variant, iters), iters, RESTART_PHASES[variant][1])
+            [s for s in cfg.param_scheduler if s['begin'] < begin], begin, iters,
+            RESTART_PHASES[variant][1])
     cfg.train_cfg.update(max_iters=iters, val_interval=iters + 1)
     cfg.default_hooks.logger.interval = log_interval
     cfg.default_hooks.checkpoint.interval = iters

@@ -10,8 +10,9 @@ ViT + FCN head for the same number of iterations as
   (c) low-resolution crops: one random crop with about the Win-Win token budget,
   (d) Win-Win with a learned absolute position embedding instead of RoPE,
   (e) Win-Win with pooled context tokens of the whole image beside the windows,
-  (f) Win-Win, then whole images for the last 1/6 of the iterations (the configs' recipe),
+  (f) Win-Win, then whole images for the last 1/6 of the iterations,
   (g) (e), then whole images for the last 1/6,
+  (p) (f) with the phase's own learning rate (the segmentation configs' recipe),
 
 evaluates every model on the whole full-resolution validation images in one pass
 (mmseg ``IoUMetric``) and prints a table (mIoU, aAcc, training time, tokens/image).
@@ -19,7 +20,7 @@ Everything runs through the real mmengine Runner, mmseg pipelines and models; ev
 is the config file of ``configs/winwin/experiments/`` with the variant's changes
 (``mmwinwin.experiments.reproduction.build_cfg``).
 
-    python -m mmwinwin.experiments.winwin_reproduction    # 7 variants, ~2 min each on 2 busy cores
+    python -m mmwinwin.experiments.winwin_reproduction    # 8 variants, ~2 min each on 2 busy cores
     python -m mmwinwin.experiments.winwin_reproduction --iters 600 --variants winwin fullres
 """
 from __future__ import annotations
@@ -28,13 +29,19 @@ import argparse
 import os.path as osp
 import tempfile
 
-from .reproduction import VARIANTS, build_cfg, tokens_per_image, train_and_test
+from .reproduction import RECIPE, VARIANTS, build_cfg, tokens_per_image, train_and_test
+
+#: the comparison's variants, (a) to (g) and the recipe (``--variants`` takes every variant of
+#: ``reproduction.VARIANTS``, the peers and design screens of ``winwin_curves`` included)
+DEFAULT_VARIANTS = ('winwin', 'fullres', 'crop', 'winwin_abspos', 'winwin_ctx', 'winwin_ft',
+                    'winwin_ctx_ft', RECIPE)
 
 
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', default=list(DEFAULT_VARIANTS),
+                        choices=list(VARIANTS))
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6, help='window side in tokens')
     parser.add_argument('--crop', type=int, default=144, help='low-res crop side in pixels')
