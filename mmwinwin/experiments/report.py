@@ -38,8 +38,11 @@ FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
 #: panoptic Mask2Former on generated COCO (``winwin_det_curves --model mask2former-panoptic``)
 PANOPTIC_BATCH = ('docs', 'curves', 'det_panoptic_local_phase', 'curves.json')
-#: Mask R-CNN on generated COCO at 256x256 (``winwin_det_curves --model mask-rcnn``)
+#: 256x256 detection (``winwin_det_curves``): Mask R-CNN local (full resolution and both
+#: recipes), panoptic Mask2Former local and Mask R-CNN context (full resolution and the recipe)
 MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
+PANOPTIC_256_BATCH = ('docs', 'curves', 'det_panoptic_local_256', 'curves.json')
+MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curves.json')
 #: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: phase with its own learning rate (RECIPE); depth: the phase under the host's schedule
@@ -47,9 +50,11 @@ MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 #: segmentation recipe as the option to switch on
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
          (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
+         (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
          (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
+         (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
          (DEPTH_BATCH, 'RMSE', True, '', 'winwin_ft'), (FLOW_BATCH, 'EPE', True, '', RECIPE))
-TASK_ORDER = ('local', 'long', 'long3', 'long4', 'depth', 'flow')
+TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the phase under
 #: the config's own schedule (the earlier recipe) and the resized phases
