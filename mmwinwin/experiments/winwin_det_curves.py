@@ -275,8 +275,11 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     if variant == 'winwin_ft_r100':  # the phase's own LR (mmwinwin.engine.phase_restart_schedule)
         from mmwinwin.engine import phase_restart_schedule
         from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
+
+        from .reproduction import RESTART_PHASES
         begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
-        cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters, 1.0)
+        cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
+                                                     RESTART_PHASES[variant][1])
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
     return cfg

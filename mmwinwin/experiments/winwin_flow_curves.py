@@ -45,6 +45,7 @@ import time
 from . import REPO_ROOT
 from .comparison import criterion_table, final_rows, final_table
 from .curves import CurveRecorder, is_stored, plot, summarise, write_table
+from .reproduction import RESTART_PHASES
 
 FLOW_DIR = 'configs/winwin_flow/experiments'
 DEPTH_DIR = 'configs/winwin'
@@ -99,9 +100,6 @@ VARIANTS = ('fullres', 'winwin_ft', 'winwin_ft_r100')
 LABELS = {'fullres': 'full resolution',
           'winwin_ft': 'Win-Win 2x4 + whole images from 5/6 (recipe)',
           'winwin_ft_r100': 'Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1'}
-#: variant -> the restart weight of its whole-image phase's own learning rate
-#: (``mmwinwin.engine.phase_restart_schedule``; the windows config's schedule before it)
-PHASE_RESTARTS = {'winwin_ft_r100': 1.0}
 
 
 def label(name: str) -> str:
@@ -110,7 +108,7 @@ def label(name: str) -> str:
 
 def config_of(task: str, variant: str) -> str:
     """The config file of a variant (the phase-restart variants train the recipe's config)."""
-    return TASKS[task]['configs']['winwin_ft' if variant in PHASE_RESTARTS else variant]
+    return TASKS[task]['configs']['winwin_ft' if variant in RESTART_PHASES else variant]
 
 
 def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
@@ -141,12 +139,12 @@ def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
     if variant != 'fullres' and not cfg.model.get('full_image_phase'):
         cfg.model.full_image_phase = dict(RECIPE_PHASE)
         set_phase = True
-    if variant in PHASE_RESTARTS:
+    if variant in RESTART_PHASES:  # the restart weight of reproduction's variant of that name
         from mmwinwin.engine import phase_restart_schedule
         from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
         begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
         cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
-                                                     PHASE_RESTARTS[variant])
+                                                     RESTART_PHASES[variant][1])
     return cfg, set_phase
 
 
