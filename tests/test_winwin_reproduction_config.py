@@ -56,7 +56,7 @@ def test_tokens_per_image_of_every_variant():
                        winwin_mix='72, every 6th 288', winwin_ft_s50='72 then 72',
                        winwin_ft_s75='72 then 162', winwin_ft_r50='72 then 288',
                        winwin_ft_r100='72 then 288', winwin_ft_r200='72 then 288',
-                       winwin_ft_r100_l3='72 then 288')
+                       winwin_ft_r100_l3='72 then 288', winwin_ft_s75_r100_l3='72 then 162')
 
 
 def test_short_runs_still_end_on_whole_images():
@@ -71,3 +71,15 @@ def test_short_runs_still_end_on_whole_images():
                      ).model.full_image_phase == dict(begin=2000, scale=0.75)
     assert build_cfg('winwin_ft_s50', 'D', 'W', (64, 128), 2, 32, 2, 2
                      ).model.full_image_phase == dict(begin=1, scale=0.5)
+
+
+def test_the_longer_resized_phase_restarts_the_learning_rate():
+    # (s): whole images at 3/4 size from 2/3 of the run on (1600 of 2400), the learning rate
+    # restarted there at the optimizer's own and annealed by a cosine to 0 at the end
+    cfg = build_cfg('winwin_ft_s75_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.full_image_phase == dict(begin=1600, scale=0.75)
+    warm, poly, restart = cfg.param_scheduler
+    assert (warm.type, warm.begin, warm.end) == ('LinearLR', 0, 240)
+    assert (poly.type, poly.begin, poly.end, poly.eta_min) == ('PolyLR', 240, 1600, 0.0)
+    assert (restart.type, restart.begin, restart.end) == ('CosineRestartLR', 1600, 2400)
+    assert (restart.periods, restart.restart_weights, restart.eta_min) == ([800], [1.0], 0.0)

@@ -38,13 +38,18 @@ VARIANTS = {
     'winwin_ft_r200': '(q) Win-Win, then whole images, phase LR restarted at 2',
     'winwin_ft_r100_l3': '(r) Win-Win, then whole images for the last 1/3, phase LR '
                          'restarted at 1',
+    # (r)'s longer phase at about (p)'s cost: the phase's images at 3/4 size
+    'winwin_ft_s75_r100_l3': '(s) Win-Win, then whole images at 3/4 size for the last 1/3, '
+                             'phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
-RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75)}
+RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
+                  'winwin_ft_s75_r100_l3': (2 / 3, 0.75)}
 #: the phases with their own learning-rate schedule (winwin_ft_r* variants): (begin fraction,
 #: restart weight: the phase's first learning rate over the config's, cosine to 0 from there)
 RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
-                  'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0)}
+                  'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
+                  'winwin_ft_s75_r100_l3': (2 / 3, 1.0)}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/6 with the phase's own learning rate (docs/winwin.md, "The phase's own learning rate")
 RECIPE = 'winwin_ft_r100'
@@ -151,7 +156,7 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
     if variant in RESIZED_PHASES:
         frac, scale = RESIZED_PHASES[variant]
         model.full_image_phase = dict(begin=phase_begin(variant, iters), scale=scale)
-    if variant in RESTART_PHASES:
+    elif variant in RESTART_PHASES:
         model.full_image_phase = dict(begin=phase_begin(variant, iters))
     if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
         model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
