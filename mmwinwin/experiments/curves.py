@@ -55,6 +55,20 @@ class CurveRecorder:
         return _Hook()
 
 
+def refuse_other_settings(store: str, stored: list[dict], now: dict) -> None:
+    """Refuse to resume a batch with other settings: ``stored`` holds each stored run's
+    settings, ``now`` this invocation's; a setting a stored run does not record (an older
+    store) is not compared. A batch compares runs of one setting only."""
+    for settings in stored:
+        differ = {k: (settings[k], v) for k, v in now.items()
+                  if k in settings and settings[k] != v}
+        if differ:
+            raise ValueError(
+                f'{store} holds runs of other settings ({differ}: stored, now); a batch '
+                'compares runs of one setting. Give another --out for these settings, or the '
+                'stored ones to resume that batch.')
+
+
 def is_stored(results: list[dict], key: dict) -> bool:
     """Whether a run with every setting of ``key`` is already in ``results`` (the stored
     points of ``curves.json``), so a resumed invocation skips it."""

@@ -43,6 +43,7 @@ PANOPTIC_BATCH = ('docs', 'curves', 'det_panoptic_local_phase', 'curves.json')
 MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 PANOPTIC_256_BATCH = ('docs', 'curves', 'det_panoptic_local_256', 'curves.json')
 MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curves.json')
+PANOPTIC_CONTEXT_256_BATCH = ('docs', 'curves', 'det_panoptic_context_256', 'curves.json')
 #: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: phase with its own learning rate (RECIPE); depth: the phase under the host's schedule
@@ -51,19 +52,24 @@ MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curve
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
          (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
          (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
+         (PANOPTIC_CONTEXT_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
          (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
          (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
          (DEPTH_BATCH, 'RMSE', True, '', 'winwin_ft'), (FLOW_BATCH, 'EPE', True, '', RECIPE))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the phase under
-#: the config's own schedule (the earlier recipe) and the resized phases
-RECIPES = (RECIPE, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75')
+#: the config's own schedule (the earlier recipe), the resized phases and the longer phases
+#: with their own learning rate (full size, (r), and 3/4 size, (s))
+RECIPES = (RECIPE, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75', 'winwin_ft_r100_l3',
+           'winwin_ft_s75_r100_l3')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
 #: the same models' training cost per step, measured side by side (``winwin_curves --step-cost``)
 SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
+#: the same, for the recipe and the longer phases (r) and (s), in one later measurement
+LONGER_PHASE_STEP_COSTS = ('docs', 'curves', 'step_costs_longer_phase', 'step_costs.json')
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
 TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
 
@@ -202,6 +208,8 @@ def blocks() -> dict:
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if _exists(SAME_BATCH_STEP_COSTS):
         out['winwin-same-batch-step-costs'] = (SAME_BATCH_STEP_COSTS, _step_cost_block)
+    if _exists(LONGER_PHASE_STEP_COSTS):
+        out['winwin-longer-phase-step-costs'] = (LONGER_PHASE_STEP_COSTS, _step_cost_block)
     out.update(_token_reduction_blocks())
     return out
 

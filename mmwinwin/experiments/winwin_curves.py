@@ -33,7 +33,8 @@ import time
 
 import numpy as np
 
-from .curves import CurveRecorder, is_stored, plot, summarise, write_table
+from .curves import (CurveRecorder, is_stored, plot, refuse_other_settings, summarise,
+                     write_table)
 from .reproduction import FULL_PHASE_FRACTION, MIX_EVERY, VARIANTS, build_cfg, phase_begin
 
 #: the generated tasks: ``local`` (1 scene: labels are local), ``long`` (2 scenes: an object's
@@ -158,15 +159,10 @@ def run_batch(args, results: list, store: str) -> list:
                     num_train=args.num_train, num_val=args.num_val, crop=args.crop,
                     context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
 
-    for r in results:  # one batch: a resumed invocation must train as the stored runs did
-        same_key = (r.get('iters'), r.get('img_size'), r.get('window')) == (
-            args.iters, list(args.img_size), args.window)
-        differ = {k: (r[k], v) for k, v in settings.items() if k in r and r[k] != v}
-        if not same_key or differ:
-            raise ValueError(
-                f'{store} holds runs of other settings ({differ or "iters / img_size / window"}'
-                f': stored, now); a batch compares runs of one setting. Give another --out for '
-                'these settings, or the stored ones to resume that batch.')
+    # one batch: a resumed invocation must train as the stored runs did
+    refuse_other_settings(store, results, dict(settings, iters=args.iters,
+                                               img_size=list(args.img_size),
+                                               window=args.window))
 
     def store_run(unit_key, points, seconds):
         variant, task, seed = unit_key

@@ -44,7 +44,8 @@ import time
 
 from . import REPO_ROOT
 from .comparison import criterion_table, final_rows, final_table
-from .curves import CurveRecorder, is_stored, plot, summarise, write_table
+from .curves import (CurveRecorder, is_stored, plot, refuse_other_settings, summarise,
+                     write_table)
 from .reproduction import RESTART_PHASES
 
 FLOW_DIR = 'configs/winwin_flow/experiments'
@@ -188,25 +189,14 @@ def batch_settings(args) -> dict:
                 **({'max_flow': 24.0} if args.task == 'flow' else {}))
 
 
-def check_same_batch(results: list[dict], settings: dict, iters: int, store: str) -> None:
-    """Refuse to add runs of other settings to a stored batch."""
-    for r in results:
-        differ = {k: (r['settings'].get(k), v) for k, v in settings.items()
-                  if r['settings'].get(k) != v}
-        if r['iters'] != iters:
-            differ['iters'] = (r['iters'], iters)
-        if differ:
-            raise ValueError(f'{store} holds runs of other settings ({differ}: stored, now); '
-                             'give another --out for these settings.')
-
-
 def run_batch(args, results: list, store: str, iters: int) -> list:
     """Train every (seed, variant) not yet stored, seeds outermost, storing each at once."""
     import torch
     torch.set_num_threads(args.threads)
     work = args.work_dir or tempfile.mkdtemp(prefix='winwin_flow_curves_')
     settings = batch_settings(args)
-    check_same_batch(results, settings, iters, store)
+    refuse_other_settings(store, [dict(r['settings'], iters=r['iters']) for r in results],
+                          dict(settings, iters=iters))
     metric = TASKS[args.task]['metric']
     for seed in args.seeds:
         for variant in args.variants:
