@@ -136,6 +136,14 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
         assert cfg.train_cfg['max_iters'] == (16 if variant == 'winwin_long' else 10)
         classes = cfg.train_dataloader['dataset']['metainfo']['classes']
         assert classes == ('red_scene_object', 'blue_scene_object', 'background')
+    # winwin_ft_r100_l3: the phase over the last third (iterations 8-11 of 12), restarted
+    args.iters = 12
+    cfg = build_cfg('winwin_ft_r100_l3', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
+    assert cfg.model.full_image_phase == dict(begin_fraction=2 / 3)
+    assert cfg.param_scheduler[-1] == dict(type='CosineRestartLR', periods=[4],
+                                           restart_weights=[1.0], eta_min=0.0, by_epoch=False,
+                                           begin=8, end=12)
+    assert max(s['end'] for s in cfg.param_scheduler[:-1]) == 8
 
 
 def test_panoptic_tables_are_computed_from_the_recorded_points(panoptic_run):

@@ -15,6 +15,7 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
 * ``winwin_ft_r100``: ``winwin_ft`` whose phase has its own learning rate
   (``mmwinwin.engine.phase_restart_schedule``: the windows part decays to 0 at the phase,
   which restarts at the config's LR and anneals it to 0);
+* ``winwin_ft_r100_l3``: the same with the phase over the last third of ``--iters``;
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -82,6 +83,8 @@ VARIANTS = {
     'winwin_long': 'Win-Win, 2 windows, longer (equal time)',
     'winwin_ft': 'Win-Win, 2 windows + full-image phase (last 1/6)',
     'winwin_ft_r100': 'Win-Win, 2 windows + full-image phase (last 1/6), phase LR restarted',
+    'winwin_ft_r100_l3': 'Win-Win, 2 windows + full-image phase (last 1/3), phase LR '
+                         'restarted',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
@@ -270,13 +273,14 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                     log_metric_by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
-    if variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
-        cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
-    if variant == 'winwin_ft_r100':  # the phase's own LR (mmwinwin.engine.phase_restart_schedule)
+    from .reproduction import RESTART_PHASES
+    if variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...), or
+        # the phase of reproduction's variant of that name
+        cfg.model.full_image_phase = dict(
+            begin_fraction=RESTART_PHASES[variant][0] if variant in RESTART_PHASES else 5 / 6)
+    if variant in RESTART_PHASES:  # the phase's own LR (mmwinwin.engine.phase_restart_schedule)
         from mmwinwin.engine import phase_restart_schedule
         from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
-
-        from .reproduction import RESTART_PHASES
         begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
         cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
                                                      RESTART_PHASES[variant][1])
