@@ -31,8 +31,13 @@ from .reproduction import RECIPE
 #: and 256x512 images with 8x8-token windows (task long): block prefix -> data, plots
 SAME_BATCH = ('docs', 'curves', 'same_batch', 'curves.json')
 LARGE_BATCH = ('docs', 'curves', 'same_batch_256x512', 'curves.json')
+#: and a check of the longer phase (r) against (p) and full resolution on the 3- and 4-scene
+#: tasks, all trained in one session (one invocation), so that their times share its load
+LONGER_PHASE_BATCH = ('docs', 'curves', 'longer_phase_same_session', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
-           'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch'))}
+           'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
+           'winwin-longer-phase': (LONGER_PHASE_BATCH,
+                                   ('docs', 'images', 'winwin_longer_phase'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
@@ -59,10 +64,9 @@ SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the phase under
-#: the config's own schedule (the earlier recipe), the resized phases and the longer phases
-#: with their own learning rate (full size, (r), and 3/4 size, (s))
-RECIPES = (RECIPE, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75', 'winwin_ft_r100_l3',
-           'winwin_ft_s75_r100_l3')
+#: the config's own schedule (the earlier recipe), the longer phase with its own learning rate
+#: (r) and the resized phases
+RECIPES = (RECIPE, 'winwin_ft', 'winwin_ft_r100_l3', 'winwin_ft_s50', 'winwin_ft_s75')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -160,7 +164,7 @@ def _screen_block(data: list) -> str:
              '|---|---|---|' + '---:|' * len(seeds)]
     for task in _tasks(screen):
         for store, results, variants in (
-                ('same batch', same, ['fullres'] + list(RECIPES[:2])),
+                ('same batch', same, ['fullres'] + list(RECIPES[:3])),
                 ('screen', screen, _variants(screen))):
             for v in variants:
                 ends = {r['seed']: r['points'][-1]['mIoU'] for r in results
