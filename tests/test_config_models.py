@@ -4,8 +4,9 @@
 main before configs gained their hooks and the window transform its explicit ``patch_size``
 (written then by resolving every config with mmengine's ``Config.fromfile``), with the
 reviewed changes since: the Win-Win experiment config's loss (``IgnoreAwareCrossEntropyLoss``,
-the same values without ignored pixels) and the two configs of the Expedite comparison
-(``configs/expedite*/experiments/*6l-64d-p8*``). Layout and runtime changes must leave every
+the same values without ignored pixels), the two configs of the Expedite comparison
+(``configs/expedite*/experiments/*6l-64d-p8*``), and the segmentation Win-Win configs' longer
+whole-image phase (``begin_fraction=2 / 3``). Layout and runtime changes must leave every
 model exactly as it was.
 """
 import glob

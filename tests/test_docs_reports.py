@@ -32,11 +32,9 @@ def test_the_docs_hold_the_same_batch_tables():
 def test_the_suite_table_covers_every_task_of_every_batch():
     """README's suite table has a row per task of every committed same-batch store (each
     named with its image size), and every recipe candidate's row is in docs/winwin.md's."""
-    import os.path as osp
     text = report.render('winwin-suite-criterion')
     rows = report.render('winwin-suite-criterion-recipes')
-    stores = [report._load(p) for p, _ in report.BATCHES.values()
-              if osp.exists(report.repo_path(*p))]
+    stores = [report._load(p) for p, _ in report.BATCHES.values() if report._exists(p)]
     assert stores
     for res in stores:
         size = 'x'.join(str(v) for v in res[0]['img_size'])

@@ -63,8 +63,8 @@ def test_experiment_variant_uses_it():
 
 
 def test_tiny_segmentation_config_runs_the_rule():
-    """The tiny Win-Win config (20 iterations, poly decay): 0 at iteration 16, the
-    optimizer's lr at the phase's first iteration (17 = 5/6 of 20), a cosine over 3 after."""
+    """The tiny Win-Win config (20 iterations, poly decay): 0 at iteration 12, the
+    optimizer's lr at the phase's first iteration (13 = 2/3 of 20), a cosine over 7 after."""
     from mmengine.config import Config
 
     from mmwinwin.experiments import repo_path
@@ -79,8 +79,8 @@ def test_tiny_segmentation_config_runs_the_rule():
         got.append(opt.param_groups[0]['lr'])
         for s in scheds:
             s.step()
-    want = [lr * (1 - t / 16) for t in range(17)]
-    want += [lr * (1 + math.cos(math.pi * k / 3)) / 2 for k in range(3)]
+    want = [lr * (1 - t / 12) for t in range(13)]
+    want += [lr * (1 + math.cos(math.pi * k / 7)) / 2 for k in range(7)]
     assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
 
 

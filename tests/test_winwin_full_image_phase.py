@@ -403,10 +403,17 @@ def test_tools_train_switches_at_iteration_2_of_4(ade, tmp_path, capsys):
     assert 'mIoU' in log and (tmp_path / 'work' / 'iter_4.pth').exists()
 
 
+#: the first whole-image fraction of max_iters of each family's recipe (docs/winwin.md,
+#: "Defaults"): segmentation the last third, depth and flow the last sixth
+PHASE_BEGIN = {'WinWinEncoderDecoder': 2 / 3, 'WinWinDepthEstimator': 5 / 6,
+               'WinWinFlowEstimator': 5 / 6}
+
+
 def test_configs_default_to_the_recipe_and_the_models_to_the_paper():
-    """Every Win-Win config (segmentation, depth, flow) trains with the recipe: windows for
-    5/6 of max_iters, whole images for the last 1/6; the model classes keep the paper's
-    windows-only training when the option is not given."""
+    """Every Win-Win config trains with its family's recipe: segmentation windows for 2/3 of
+    max_iters and whole images for the last 1/3, depth and flow windows for 5/6 and whole
+    images (frame pairs) for the last 1/6; the model classes keep the paper's windows-only
+    training when the option is not given."""
     import glob
     import inspect
 
@@ -417,8 +424,9 @@ def test_configs_default_to_the_recipe_and_the_models_to_the_paper():
         model = Config.fromfile(path).model
         assert model.type in ('WinWinEncoderDecoder', 'WinWinDepthEstimator',
                               'WinWinFlowEstimator'), path
-        assert dict(model.full_image_phase) == {'begin_fraction': 5 / 6}, path
-        assert full_image_phase_begin(model.full_image_phase, 160000) == 133333
+        assert dict(model.full_image_phase) == {'begin_fraction': PHASE_BEGIN[model.type]}, path
+        assert full_image_phase_begin(model.full_image_phase, 160000) == (
+            106667 if model.type == 'WinWinEncoderDecoder' else 133333)
     for cls in (WinWinEncoderDecoder, WinWinDepthEstimator, WinWinFlowEstimator):
         assert inspect.signature(cls.__init__).parameters['full_image_phase'].default is None
 
@@ -430,8 +438,8 @@ PHASE_LR_RESTART = ('WinWinEncoderDecoder', 'WinWinFlowEstimator')
 
 def test_recipe_configs_restart_the_learning_rate_at_the_phase():
     """The recipe's schedule, stated here: in the families of PHASE_LR_RESTART every
-    scheduler of the windows part ends by the phase's first iteration (5/6 of max_iters, so it
-    has decayed to its eta_min there) and
+    scheduler of the windows part ends by the phase's first iteration (PHASE_BEGIN of
+    max_iters, so it has decayed to its eta_min there) and
     one cosine restart at the optimizer's lr (weight 1) anneals it to 0 over the phase; the
     other families keep their host's schedule."""
     import glob
@@ -440,7 +448,7 @@ def test_recipe_configs_restart_the_learning_rate_at_the_phase():
     for path in paths:
         cfg = Config.fromfile(path)
         iters = cfg.train_cfg.max_iters
-        begin = min(round(5 / 6 * iters), iters - 1)
+        begin = min(round(PHASE_BEGIN[cfg.model.type] * iters), iters - 1)
         sched = [dict(s) for s in cfg.param_scheduler]
         phase = [s for s in sched if s['type'] == 'CosineRestartLR']
         if cfg.model.type not in PHASE_LR_RESTART:

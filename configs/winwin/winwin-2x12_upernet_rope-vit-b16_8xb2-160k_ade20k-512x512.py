@@ -2,7 +2,7 @@
 # 28 %), test whole (short side 512) in one pass.
 # Baselines: ../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py (full resolution) and
 # upernet_rope-vit-b16_crop272_8xb2-160k_ade20k-512x512.py (one low-resolution crop, same budget).
-_base_ = ['../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py', '../_base_/winwin/full_image_phase.py']
+_base_ = ['../rope_vit/upernet_rope-vit-b16_8xb2-160k_ade20k-512x512.py', '../_base_/winwin/full_image_phase_last_third.py']
 model = dict(type='WinWinEncoderDecoder', full_image_phase={{_base_.full_image_phase}})  # the recipe
 crop_size = (512, 512)
 train_pipeline = [
@@ -17,10 +17,10 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # the recipe's learning rate: the host's schedule ends where the whole-image phase begins
-# (iteration 133333 = 5/6 of 160000); the phase restarts it at the optimizer's lr
+# (iteration 106667 = 2/3 of 160000); the phase restarts it at the optimizer's lr
 # and anneals it to 0 (mmwinwin.engine.phase_restart_schedule, docs/winwin.md)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-06, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', power=1.0, begin=1500, end=133333, eta_min=0.0, by_epoch=False),
-    dict(type='CosineRestartLR', periods=[26667], restart_weights=[1.0], eta_min=0.0,
-         by_epoch=False, begin=133333, end=160000)]
+    dict(type='PolyLR', power=1.0, begin=1500, end=106667, eta_min=0.0, by_epoch=False),
+    dict(type='CosineRestartLR', periods=[53333], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=106667, end=160000)]

@@ -2,7 +2,7 @@
 # 27 %), test on whole 720x1280 images in one pass. BDD100K 720x1280 (the paper's setting).
 # Baselines beside it: upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py (full resolution)
 # and upernet_rope-vit-b16_crop496_8xb2-80k_bdd100k-720x1280.py (one low-resolution crop, same budget).
-_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py', '../_base_/winwin/full_image_phase.py']
+_base_ = ['./upernet_rope-vit-b16_fullres_8xb2-80k_bdd100k-720x1280.py', '../_base_/winwin/full_image_phase_last_third.py']
 model = dict(type='WinWinEncoderDecoder', full_image_phase={{_base_.full_image_phase}})  # the recipe
 crop_size = (720, 1280)
 train_pipeline = [
@@ -18,10 +18,10 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # the recipe's learning rate: the host's schedule ends where the whole-image phase begins
-# (iteration 66667 = 5/6 of 80000); the phase restarts it at the optimizer's lr
+# (iteration 53333 = 2/3 of 80000); the phase restarts it at the optimizer's lr
 # and anneals it to 0 (mmwinwin.engine.phase_restart_schedule, docs/winwin.md)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-06, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', power=1.0, begin=1500, end=66667, eta_min=0.0, by_epoch=False),
-    dict(type='CosineRestartLR', periods=[13333], restart_weights=[1.0], eta_min=0.0,
-         by_epoch=False, begin=66667, end=80000)]
+    dict(type='PolyLR', power=1.0, begin=1500, end=53333, eta_min=0.0, by_epoch=False),
+    dict(type='CosineRestartLR', periods=[26667], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=53333, end=80000)]

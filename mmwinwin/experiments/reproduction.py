@@ -51,8 +51,8 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_s75_r100_l3': (2 / 3, 1.0)}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
-#: last 1/6 with the phase's own learning rate (docs/winwin.md, "The phase's own learning rate")
-RECIPE = 'winwin_ft_r100'
+#: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
+RECIPE = 'winwin_ft_r100_l3'
 MIX_EVERY = 6  # variant winwin_mix: whole images every 6th iteration (the recipe's 1/6)
 CONTEXT_POOL = 4  # tokens per side of a pooled context cell (variants winwin_ctx*)
 FULL_PHASE_FRACTION = 5 / 6  # variants *_ft: whole images from 5/6 of the iterations on

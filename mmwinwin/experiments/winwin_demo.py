@@ -31,7 +31,7 @@ import time
 
 from mmengine.hooks import Hook
 
-from .reproduction import FULL_PHASE_FRACTION, RECIPE, build_cfg
+from .reproduction import RECIPE, build_cfg, phase_begin
 
 #: the generated tasks of the same-batch runs and their scene counts (``winwin_curves``)
 TASK_SCENES = {'local': 1, 'long': 2, 'long3': 3, 'long4': 4}
@@ -222,14 +222,12 @@ def main(argv=None) -> None:
                                           num_val=args.num_val, img_size=(H, W),
                                           num_scenes=args.num_scenes, seed=0)
     variant = 'winwin' if args.windows_only else RECIPE
-    begin = args.iters if args.windows_only else \
-        min(round(FULL_PHASE_FRACTION * args.iters), args.iters - 1)
+    begin = args.iters if args.windows_only else phase_begin(variant, args.iters)
     plan = (f'{args.iters} iterations' if args.windows_only else
             f'iterations 0-{begin - 1}, then whole images for iterations {begin}-{args.iters - 1}')
     print(f'[2/4] Win-Win training: 2 windows of {args.window}x{args.window} tokens = {kept} of '
           f'{total} tokens per image, {plan}, batch {args.batch_size}')
-    cfg = build_cfg(variant, work_dir=osp.join(work, 'winwin'), iters=args.iters,
-                    full_phase_begin=None if args.windows_only else begin, **common)
+    cfg = build_cfg(variant, work_dir=osp.join(work, 'winwin'), iters=args.iters, **common)
     runner, ww = run(cfg, 'Win-Win')
     budget = sum(ww.cpu)
     rows = [('Win-Win' + ('' if args.windows_only else ' + whole-image phase'), runner.test(),
