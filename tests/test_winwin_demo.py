@@ -26,8 +26,9 @@ def _rows(out: str) -> dict:
 
 def test_demo_trains_full_resolution_for_the_measured_time_of_win_win(tmp_path):
     out = run_in_process(DEMO, ['--iters', '60', '--work-dir', str(tmp_path), *TINY])
-    # the recipe of configs/winwin*: windows for 5/6 of the iterations, whole images after
-    assert 'iterations 0-49, then whole images for iterations 50-59' in out
+    # the recipe of the configs/winwin segmentation configs: windows for 2/3 of the
+    # iterations, whole images after
+    assert 'iterations 0-39, then whole images for iterations 40-59' in out
     rows = _rows(out)
     ww, full = rows['Win-Win + whole-image phase'], rows['full resolution, same training time']
     assert set(rows) == {'Win-Win + whole-image phase', 'full resolution, same training time'}
