@@ -98,3 +98,10 @@ def test_depth_configs_carry_the_recipe_and_read_the_generated_layout():
         assert [s['end'] for s in windows] == [500]
         assert phase == dict(type='CosineRestartLR', periods=[100], restart_weights=[1.0],
                              eta_min=0.0, by_epoch=False, begin=500, end=600)
+        # the longer phase: whole images from 2/3 (iteration 400 of 600), restarted there
+        r, set_phase = wfc.build_cfg(task, 'winwin_ft_r100_l3', '/d', '/w', 1, 600, 200)
+        assert set_phase and r.model.full_image_phase == dict(begin_fraction=2 / 3)
+        *windows, phase = [dict(s) for s in r.param_scheduler]
+        assert [s['end'] for s in windows] == [400]
+        assert phase == dict(type='CosineRestartLR', periods=[200], restart_weights=[1.0],
+                             eta_min=0.0, by_epoch=False, begin=400, end=600)

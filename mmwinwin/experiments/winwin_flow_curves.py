@@ -97,10 +97,11 @@ TASKS = {
         generate=_gen_depth, roots=_roots_depth, num_train=256, num_val=8,
         data_note='generate_nyu'),
 }
-VARIANTS = ('fullres', 'winwin_ft', 'winwin_ft_r100')
+VARIANTS = ('fullres', 'winwin_ft', 'winwin_ft_r100', 'winwin_ft_r100_l3')
 LABELS = {'fullres': 'full resolution',
           'winwin_ft': 'Win-Win 2x4 + whole images from 5/6 (recipe)',
-          'winwin_ft_r100': 'Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1'}
+          'winwin_ft_r100': 'Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1',
+          'winwin_ft_r100_l3': 'Win-Win 2x4 + whole images from 2/3, phase LR restarted at 1'}
 
 
 def label(name: str) -> str:
@@ -140,7 +141,10 @@ def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
     if variant != 'fullres' and not cfg.model.get('full_image_phase'):
         cfg.model.full_image_phase = dict(RECIPE_PHASE)
         set_phase = True
-    if variant in RESTART_PHASES:  # the restart weight of reproduction's variant of that name
+    if variant in RESTART_PHASES:  # the phase and restart of reproduction's variant of that name
+        phase = dict(begin_fraction=RESTART_PHASES[variant][0])
+        if cfg.model.get('full_image_phase') != phase:
+            cfg.model.full_image_phase, set_phase = phase, True
         from mmwinwin.engine import phase_restart_schedule
         from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
         begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
