@@ -74,7 +74,7 @@ def test_report_judges_epe_lower_is_better(tmp_path):
     row = [ln for ln in text.splitlines() if ln.startswith('| flow |')][0]
     assert row.endswith('| 0.40 | holds |') and '1.11 (1.11)' in row  # 4.0 / 3.6
     assert (tmp_path / 'curves_flow.png').is_file()
-    assert '- Win-Win 2x4 + whole images from 5/6 (recipe), seed 0: 3.600 (4 s)' in text
+    assert "- Win-Win 2x4 + whole images from 5/6 (depth's recipe), seed 0: 3.600 (4 s)" in text
     # higher EPE than full resolution at the end: fails
     results[1]['points'][-1]['EPE'] = 4.8
     row = [ln for ln in wfc.report(results, str(tmp_path)).splitlines()

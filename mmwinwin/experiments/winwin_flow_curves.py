@@ -99,8 +99,9 @@ TASKS = {
 }
 VARIANTS = ('fullres', 'winwin_ft', 'winwin_ft_r100', 'winwin_ft_r100_l3')
 LABELS = {'fullres': 'full resolution',
-          'winwin_ft': 'Win-Win 2x4 + whole images from 5/6 (recipe)',
-          'winwin_ft_r100': 'Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1',
+          'winwin_ft': "Win-Win 2x4 + whole images from 5/6 (depth's recipe)",
+          'winwin_ft_r100': "Win-Win 2x4 + whole images from 5/6, phase LR restarted at 1 "
+                            "(flow's recipe)",
           'winwin_ft_r100_l3': 'Win-Win 2x4 + whole images from 2/3, phase LR restarted at 1'}
 
 
@@ -244,8 +245,10 @@ def report(results: list[dict], out: str) -> str:
         f'\n\n#### end of schedule ({metric}, lower is better)\n\n'
         + final_table(results, task, variants, label_fn=label, metric=metric,
                       lower_is_better=True)
-        + f'\n\n#### criterion (recipe vs full resolution; {metric} ratio = full / recipe)\n\n'
-        + criterion_table(results, [task], metric=metric, lower_is_better=True) + '\n')
+        + f'\n\n#### criterion (each recipe vs full resolution; {metric} ratio = full / recipe)'
+        '\n\n' + criterion_table(results, [task], metric=metric, lower_is_better=True,
+                                 recipes=[v for v in variants if v != 'fullres'],
+                                 label_fn=label, recipe_column=True) + '\n')
     with open(osp.join(out, 'curves.md'), 'w') as f:
         f.write(text)
     plot({metric: summary}, out, label_fn=label)
