@@ -105,6 +105,19 @@ def phase_begin(variant: str, iters: int, full_phase_begin: int | None = None) -
     return None if frac is None else min(round(frac * iters), iters - 1)
 
 
+def restart_phase(variant: str, schedule: list, iters: int) -> tuple[dict, list]:
+    """``(full_image_phase, param_scheduler)`` of a restart variant (:data:`RESTART_PHASES`)
+    for a host config of ``iters`` iterations (the detection, depth and flow tools): the phase
+    from its begin fraction on, ``schedule`` cut there and the learning rate restarted by
+    ``mmwinwin.engine.phase_restart_schedule`` with the variant's weight."""
+    from mmwinwin.engine import phase_restart_schedule
+    from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
+    frac, weight = RESTART_PHASES[variant]
+    phase = dict(begin_fraction=frac)
+    return phase, phase_restart_schedule(schedule, full_image_phase_begin(phase, iters), iters,
+                                         weight)
+
+
 def _insert_before(pipeline: list, type_name: str, transform: dict) -> list:
     at = next(i for i, t in enumerate(pipeline) if t['type'] == type_name)
     return pipeline[:at] + [transform] + pipeline[at:]

@@ -273,17 +273,12 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                     log_metric_by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
-    from .reproduction import RESTART_PHASES
-    if variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...), or
-        # the phase of reproduction's variant of that name
-        cfg.model.full_image_phase = dict(
-            begin_fraction=RESTART_PHASES[variant][0] if variant in RESTART_PHASES else 5 / 6)
-    if variant in RESTART_PHASES:  # the phase's own LR (mmwinwin.engine.phase_restart_schedule)
-        from mmwinwin.engine import phase_restart_schedule
-        from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
-        begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
-        cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
-                                                     RESTART_PHASES[variant][1])
+    from .reproduction import RESTART_PHASES, restart_phase
+    if variant in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
+        cfg.model.full_image_phase, cfg.param_scheduler = restart_phase(
+            variant, cfg.param_scheduler, iters)
+    elif variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
+        cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
     return cfg

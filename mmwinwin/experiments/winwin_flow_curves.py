@@ -46,7 +46,7 @@ from . import REPO_ROOT
 from .comparison import criterion_table, final_rows, final_table
 from .curves import (CurveRecorder, is_stored, plot, refuse_other_settings, summarise,
                      write_table)
-from .reproduction import RESTART_PHASES
+from .reproduction import RESTART_PHASES, restart_phase
 
 FLOW_DIR = 'configs/winwin_flow/experiments'
 DEPTH_DIR = 'configs/winwin'
@@ -143,14 +143,9 @@ def build_cfg(task: str, variant: str, data_root: str, work_dir: str, seed: int,
         cfg.model.full_image_phase = dict(RECIPE_PHASE)
         set_phase = True
     if variant in RESTART_PHASES:  # the phase and restart of reproduction's variant of that name
-        phase = dict(begin_fraction=RESTART_PHASES[variant][0])
+        phase, cfg.param_scheduler = restart_phase(variant, cfg.param_scheduler, iters)
         if cfg.model.get('full_image_phase') != phase:
             cfg.model.full_image_phase, set_phase = phase, True
-        from mmwinwin.engine import phase_restart_schedule
-        from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
-        begin = full_image_phase_begin(cfg.model.full_image_phase, iters)
-        cfg.param_scheduler = phase_restart_schedule(cfg.param_scheduler, begin, iters,
-                                                     RESTART_PHASES[variant][1])
     return cfg, set_phase
 
 
