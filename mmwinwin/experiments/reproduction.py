@@ -41,6 +41,9 @@ VARIANTS = {
     # (r)'s longer phase at about (p)'s cost: the phase's images at 3/4 size
     'winwin_ft_s75_r100_l3': '(s) Win-Win, then whole images at 3/4 size for the last 1/3, '
                              'phase LR restarted at 1',
+    # (r)'s longer phase at about (p)'s cost: each whole-image step on half of its batch
+    'winwin_ft_h50_r100_l3': '(t) Win-Win, then whole images for the last 1/3 on half of '
+                             'each batch, phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -49,7 +52,9 @@ RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
 #: restart weight: the phase's first learning rate over the config's, cosine to 0 from there)
 RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
-                  'winwin_ft_s75_r100_l3': (2 / 3, 1.0)}
+                  'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0)}
+#: the phases that train each whole-image step on part of its batch: batch_fraction
+PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
 RECIPE = 'winwin_ft_r100_l3'
@@ -171,6 +176,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         model.full_image_phase = dict(begin=phase_begin(variant, iters), scale=scale)
     elif variant in RESTART_PHASES:
         model.full_image_phase = dict(begin=phase_begin(variant, iters))
+    if variant in PART_BATCH_PHASES:
+        model.full_image_phase.batch_fraction = PART_BATCH_PHASES[variant]
     if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
         model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
 

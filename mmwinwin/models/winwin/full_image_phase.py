@@ -39,6 +39,16 @@ resized with the image (nearest pixel centre), as a resizing transform of the pi
 quarter of the tokens and of the pixels). A design option of this project (the paper trains on windows only); segmentor
 and depth estimator only.
 
+and, with any of them, ``batch_fraction`` (default 1): a whole-image step trains on the first
+``ceil(batch_fraction * B)`` images of its batch of ``B`` (the sampler's order is random, so a
+random subset) and leaves the others, so a phase step costs about ``batch_fraction`` of a
+whole-image step while the learning rate and the number of phase steps stay as set. The
+dataloader's batch size is fixed for a run, so the share is taken in the model.
+``dict(begin_fraction=2 / 3, batch_fraction=0.5)``: the last third on whole images at about
+the cost of a last sixth: the same whole images seen, over twice the updates. A design option
+of this project, measured against the phase (docs/winwin.md); segmentor and depth estimator
+only.
+
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
 :class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs), and by the Win-Win
@@ -48,13 +58,15 @@ detectors :class:`~mmwinwin.models.winwin.WinWinTwoStageDetector` and
 """
 from __future__ import annotations
 
+import math
+
 from ...layers.settings import check_settings_keys
 
-__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_begin',
-           'full_image_phase_scale']
+__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_batch',
+           'full_image_phase_begin', 'full_image_phase_scale']
 
 _WHEN = ('begin', 'begin_fraction', 'every')
-_KEYS = _WHEN + ('scale',)
+_KEYS = _WHEN + ('scale', 'batch_fraction')
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -79,6 +91,17 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None
         raise ValueError(f'full_image_phase.scale must be a number in (0, 1] (the size of the '
                          f"phase's whole images relative to the training images, e.g. 0.5); "
                          f'got {scale!r}.')
+    share = setting.get('batch_fraction')
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                              or not 0 < share <= 1):
+        raise ValueError(f'full_image_phase.batch_fraction must be a number in (0, 1] (the '
+                         f"share of each batch's images a whole-image step trains on, e.g. "
+                         f'0.5); got {share!r}.')
+    if resized_for is not None and share not in (None, 1):
+        raise ValueError(f"full_image_phase={dict(setting)}: 'batch_fraction' (whole-image "
+                         f'steps on part of the batch) is for the Win-Win segmentors and depth '
+                         f'estimators; this model trains its phase on every one of '
+                         f'{resized_for}. Drop full_image_phase.batch_fraction.')
     if resized_for is not None and scale not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'scale' (resized whole images) is "
                          f'for the Win-Win segmentors and depth estimators; this model trains '
@@ -116,6 +139,15 @@ def full_image_phase_scale(setting: dict | None) -> float:
     """The size factor of the phase's whole images (1.0: the training images as they are)."""
     scale = (setting or {}).get('scale')
     return 1.0 if scale is None else float(scale)
+
+
+def full_image_phase_batch(setting: dict | None, batch_size: int) -> int:
+    """How many of a batch's ``batch_size`` images a whole-image step trains on:
+    ``ceil(batch_fraction * batch_size)``, at least 1 (all of them without the option)."""
+    share = (setting or {}).get('batch_fraction')
+    if share is None:
+        return batch_size
+    return max(1, min(batch_size, math.ceil(round(float(share) * batch_size, 6))))
 
 
 def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:

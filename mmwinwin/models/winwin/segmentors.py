@@ -42,7 +42,8 @@ from ...layers.winwin.context import context_grid, pool_context_tokens
 from ...layers.winwin.windows import (check_patch_size, gather_tokens, rope_grid_size,
                                       scatter_tokens)
 from ...registry import register
-from .full_image_phase import FullImagePhaseMixin, full_image_phase_scale
+from .full_image_phase import (FullImagePhaseMixin, full_image_phase_batch,
+                               full_image_phase_scale)
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
@@ -290,6 +291,8 @@ class WinWinMixin(FullImagePhaseMixin):
         if offsets is not None:
             self._check_canvas_inputs()
         if self.in_full_image_phase():
+            keep = full_image_phase_batch(self.full_image_phase, len(data_samples))
+            inputs, data_samples = inputs[:keep], data_samples[:keep]
             scale = full_image_phase_scale(self.full_image_phase)
             if scale == 1:
                 return super().loss(inputs, data_samples)  # the host's whole-image loss
