@@ -202,6 +202,58 @@ def test_resized_phase_scale_1_is_the_host_loss_and_clashes_are_named():
                             full_image_phase=dict(begin=1, scale=0.5))
 
 
+def _seg_batch_of(n, H=32, W=48, seed=0):
+    """A batch of ``n`` images: the windows and shapes of :func:`_seg_batch`, cycled."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.randn(n, 3, H, W, generator=g)
+    samples = []
+    for b in range(n):
+        s = SegDataSample()
+        s.set_metainfo(dict(img_shape=(H, W), pad_shape=(H, W), ori_shape=(H, W),
+                            winwin_windows=WINS[b % 2], winwin_patch_size=P))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, H, W), generator=g))
+        samples.append(s)
+    return img, samples
+
+
+@pytest.mark.parametrize('share, batch, used', [
+    (0.5, 4, 2), (0.5, 3, 2), (0.3, 10, 3), (0.01, 4, 1), (1.0, 4, 4), (None, 3, 3)])
+def test_part_batch_phase_is_the_host_loss_on_the_first_images(share, batch, used):
+    """batch_fraction=f: a whole-image step is the host's loss on the first ceil(f * B)
+    images of the batch (``used``, counted by hand); the window steps use every image."""
+    phase = dict(begin=2) if share is None else dict(begin=2, batch_fraction=share)
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=phase))
+    host = MODELS.build(_seg_cfg('EncoderDecoder'))
+    host.load_state_dict(model.state_dict())
+    whole_model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(begin=2)))
+    whole_model.load_state_dict(model.state_dict())
+    img, samples = _seg_batch_of(batch)
+
+    model.set_train_progress(2, 4)
+    got = model.loss(img, samples)['decode.loss_ce']
+    torch.testing.assert_close(got, host.loss(img[:used], samples[:used])['decode.loss_ce'])
+    if used < batch:  # the images left out do not move the loss
+        img2 = img.clone()
+        img2[used:] = torch.randn_like(img2[used:]) * 5
+        torch.testing.assert_close(model.loss(img2, samples)['decode.loss_ce'], got)
+    model.set_train_progress(1, 4)  # before the phase: windows of every image, as without it
+    whole_model.set_train_progress(1, 4)
+    torch.testing.assert_close(model.loss(img, samples)['decode.loss_ce'],
+                               whole_model.loss(img, samples)['decode.loss_ce'])
+
+
+def test_part_batch_phase_is_refused_where_the_phase_needs_every_image():
+    with pytest.raises(ValueError, match='batch_fraction.*whole frame pairs'):
+        WinWinFlowEstimator(net=TINY_FLOW, windows=dict(margin=0),
+                            full_image_phase=dict(begin=1, batch_fraction=0.5))
+    with pytest.raises(ValueError, match='Drop full_image_phase.batch_fraction'):
+        check_full_image_phase(dict(begin=1, batch_fraction=0.5),
+                               resized_for='the training images')
+    assert check_full_image_phase(dict(begin=1, batch_fraction=1),
+                                  resized_for='the training images')
+
+
 def test_depth_windows_before_begin_host_loss_from_begin():
     cfg = Config.fromfile(osp.join(CFG, 'vitdepth_rope-vit-tiny_fullres_1xb2-20i_'
                                         'synthetic-nyu-128x192.py')).model
@@ -289,6 +341,11 @@ def test_flow_windows_before_begin_whole_pair_from_begin():
     (dict(begin=3, scale=1.5), ValueError, r'in \(0, 1\]'),
     (dict(begin=3, scale=True), ValueError, r'in \(0, 1\]'),
     (dict(scale=0.5), ValueError, 'exactly one'),
+    (dict(begin=3, batch_fraction=0), ValueError, r'batch_fraction must be a number in \(0, 1\]'),
+    (dict(begin=3, batch_fraction=1.5), ValueError, r'batch_fraction must be .* \(0, 1\]'),
+    (dict(begin=3, batch_fraction=True), ValueError, r'batch_fraction must be'),
+    (dict(begin=3, batch_fraction='1/2'), ValueError, r'batch_fraction must be'),
+    (dict(batch_fraction=0.5), ValueError, 'exactly one'),
 ])
 def test_bad_settings_are_named(setting, error, match):
     with pytest.raises(error, match=match):

@@ -56,7 +56,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_mix='72, every 6th 288', winwin_ft_s50='72 then 72',
                        winwin_ft_s75='72 then 162', winwin_ft_r50='72 then 288',
                        winwin_ft_r100='72 then 288', winwin_ft_r200='72 then 288',
-                       winwin_ft_r100_l3='72 then 288', winwin_ft_s75_r100_l3='72 then 162')
+                       winwin_ft_r100_l3='72 then 288', winwin_ft_s75_r100_l3='72 then 162',
+                       winwin_ft_h50_r100_l3='72 then 288')
 
 
 def test_short_runs_still_end_on_whole_images():
@@ -83,3 +84,13 @@ def test_the_longer_resized_phase_restarts_the_learning_rate():
     assert (poly.type, poly.begin, poly.end, poly.eta_min) == ('PolyLR', 240, 1600, 0.0)
     assert (restart.type, restart.begin, restart.end) == ('CosineRestartLR', 1600, 2400)
     assert (restart.periods, restart.restart_weights, restart.eta_min) == ([800], [1.0], 0.0)
+
+
+def test_the_part_batch_phase_is_the_longer_phase_on_half_of_each_batch():
+    # (t): (r)'s phase and schedule (whole images from 1600 of 2400, the learning rate
+    # restarted there), each whole-image step on half of its batch
+    cfg = build_cfg('winwin_ft_h50_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.full_image_phase == dict(begin=1600, batch_fraction=0.5)
+    r = build_cfg('winwin_ft_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.param_scheduler == r.param_scheduler
+    assert cfg.train_dataloader.batch_size == r.train_dataloader.batch_size == 4

@@ -77,6 +77,12 @@ PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
 SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 #: the same, for the recipe and the longer phases (r) and (s), in one later measurement
 LONGER_PHASE_STEP_COSTS = ('docs', 'curves', 'step_costs_longer_phase', 'step_costs.json')
+#: the same, for (r)'s phase on half of each batch, (t), beside (p) and (r)
+PART_BATCH_STEP_COSTS = ('docs', 'curves', 'step_costs_part_batch', 'step_costs.json')
+#: block name -> step-cost store
+STEP_COSTS = {'winwin-same-batch-step-costs': SAME_BATCH_STEP_COSTS,
+              'winwin-longer-phase-step-costs': LONGER_PHASE_STEP_COSTS,
+              'winwin-part-batch-step-costs': PART_BATCH_STEP_COSTS}
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
 TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
 
@@ -213,10 +219,9 @@ def blocks() -> dict:
             stores, lambda data: _suite_block(data, candidates=True))
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
-    if _exists(SAME_BATCH_STEP_COSTS):
-        out['winwin-same-batch-step-costs'] = (SAME_BATCH_STEP_COSTS, _step_cost_block)
-    if _exists(LONGER_PHASE_STEP_COSTS):
-        out['winwin-longer-phase-step-costs'] = (LONGER_PHASE_STEP_COSTS, _step_cost_block)
+    for name, parts in STEP_COSTS.items():
+        if _exists(parts):
+            out[name] = (parts, _step_cost_block)
     out.update(_token_reduction_blocks())
     return out
 
