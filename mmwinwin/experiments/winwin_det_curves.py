@@ -16,6 +16,9 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
   (``mmwinwin.engine.phase_restart_schedule``: the windows part decays to 0 at the phase,
   which restarts at the config's LR and anneals it to 0);
 * ``winwin_ft_r100_l3``: the same with the phase over the last third of ``--iters``;
+* ``winwin_ft_r100_l3_pairs``: ``winwin_ft_r100_l3`` whose first window holds two objects
+  of one class wherever the image has such a pair that fits in a window
+  (``WinWinWindows(same_class_pairs=1)``);
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -85,10 +88,15 @@ VARIANTS = {
     'winwin_ft_r100': 'Win-Win, 2 windows + full-image phase (last 1/6), phase LR restarted',
     'winwin_ft_r100_l3': 'Win-Win, 2 windows + full-image phase (last 1/3), phase LR '
                          'restarted',
+    # (r) with the first window over two objects of one class wherever the image has a pair
+    'winwin_ft_r100_l3_pairs': 'Win-Win, 2 windows, the first over a same-class pair + '
+                               'full-image phase (last 1/3), phase LR restarted',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
 TASKS = ('context', 'local')
+#: the variants ``*_pairs``: WinWinWindows(same_class_pairs=PAIR_SHARE)
+PAIR_SHARE = 1.0
 METRICS = {'bbox AP': 'coco/bbox_mAP', 'mask AP': 'coco/segm_mAP',
            'bbox AP50': 'coco/bbox_mAP_50', 'mask AP50': 'coco/segm_mAP_50'}
 # mmwinwin.CocoPanopticMetric (already in percent): all segments, things, stuff
@@ -148,9 +156,11 @@ def train_pipeline(variant: str, crop: int, window: int, model: str = 'mask-rcnn
             pipe.append(dict(type='FilterAnnotations', min_gt_bbox_wh=(1.0, 1.0)))
     pipe.append(dict(type='RandomFlip', prob=0.5))
     if variant.startswith('winwin'):
-        pipe += [dict(type='WinWinWindows', num_windows=2, window_size=window,
-                      patch_size=patch_size),
-                 dict(type='WinWinPackDetInputs')]
+        windows = dict(type='WinWinWindows', num_windows=2, window_size=window,
+                       patch_size=patch_size)
+        if variant.endswith('_pairs'):
+            windows['same_class_pairs'] = PAIR_SHARE
+        pipe += [windows, dict(type='WinWinPackDetInputs')]
     else:
         pipe.append(dict(type='PackDetInputs'))
     return pipe
@@ -274,9 +284,10 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
     from .reproduction import RESTART_PHASES, restart_phase
-    if variant in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
+    phase = variant.removesuffix('_pairs')  # the windows' placement aside
+    if phase in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
         cfg.model.full_image_phase, cfg.param_scheduler = restart_phase(
-            variant, cfg.param_scheduler, iters)
+            phase, cfg.param_scheduler, iters)
     elif variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
         cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
     cfg.randomness = dict(seed=seed)

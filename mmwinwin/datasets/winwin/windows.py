@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.utils.data
 from mmcv.transforms import BaseTransform
 from mmengine.dist import get_rank
 
-from ...layers.winwin.windows import (check_int, check_window_args, rope_grid_size,
-                                      sample_grid_size, sample_random_tokens, sample_windows,
-                                      window_stream_generator)
+from ...layers.winwin.windows import (box_tokens, check_int, check_window_args,
+                                      resolve_window_size, rope_grid_size, sample_grid_size,
+                                      sample_random_tokens, sample_windows,
+                                      window_stream_generator, windows_holding)
 from ...registry import register
 
 __all__ = ['WinWinWindows', 'WINWIN_META_KEYS']
@@ -58,6 +60,15 @@ class WinWinWindows(BaseTransform):
             reproducible and no two ranks or workers draw the same windows. It does not
             touch the global RNGs; on ``--resume`` mmengine replays the data pipeline up to
             the resumed iteration, which replays this stream exactly.
+        same_class_pairs: detection pipelines: the probability (default 0, the paper's
+            uniform placement) that an image's first window is placed over two objects of
+            one class: a pair of ``gt_bboxes`` with the same ``gt_bboxes_labels`` (ignored
+            boxes left out) whose tokens fit in one window is drawn uniformly, and the window
+            uniformly among the positions that hold both; the other windows are drawn as
+            usual. An image with no such pair gets the usual windows. Uniform windows
+            rarely hold two objects of one class, which the heads must learn to separate at
+            test time (docs/winwin.md, "Mask2Former's gap"). A design option of this
+            project; fixed window sizes only.
 
     Adds to ``results``: ``winwin_windows`` (list of ``(top, left, h, w)`` tokens) or
     ``winwin_token_index`` (list of token indices, row-major in ``winwin_grid``),
@@ -79,7 +90,8 @@ class WinWinWindows(BaseTransform):
     def __init__(self, num_windows: int = 2, window_size: int | Sequence[int] | None = None,
                  token_budget: int | None = None, patch_size: int | None = None,
                  shrink_to_fit: bool = False, mode: str = 'windows',
-                 seed: int | None = None, grid_divisor: int | None = None) -> None:
+                 seed: int | None = None, grid_divisor: int | None = None,
+                 same_class_pairs: float = 0.0) -> None:
         if mode not in ('windows', 'random_tokens'):
             raise ValueError(f"WinWinWindows mode must be 'windows' or 'random_tokens', got {mode!r}.")
         if window_size is None and token_budget is None:
@@ -96,6 +108,16 @@ class WinWinWindows(BaseTransform):
         if grid_divisor is not None:
             check_int('grid_divisor', grid_divisor)
             rope_grid_size((1, 1), patch_size, grid_divisor)  # a multiple of the patch size
+        if isinstance(same_class_pairs, bool) or not isinstance(same_class_pairs, (int, float)) \
+                or not 0 <= same_class_pairs <= 1:
+            raise ValueError(f'WinWinWindows same_class_pairs is a probability in [0, 1] (how '
+                             f'often the first window is placed over two objects of one '
+                             f'class, e.g. 0.5); got {same_class_pairs!r}.')
+        if same_class_pairs and (mode != 'windows' or not isinstance(window_size, int)):
+            raise ValueError('WinWinWindows same_class_pairs places windows of one fixed size: '
+                             "use mode='windows' and an int window_size (got mode="
+                             f'{mode!r}, window_size={window_size!r}), or same_class_pairs=0.')
+        self.same_class_pairs = float(same_class_pairs)
         self.grid_divisor = grid_divisor
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
@@ -130,8 +152,11 @@ class WinWinWindows(BaseTransform):
         grid = sample_grid_size(img_hw, self.patch_size)
         generator = self._stream()
         try:
-            windows = sample_windows(grid, self.num_windows, self.window_size, self.token_budget,
-                                     self.shrink_to_fit, generator)
+            windows = self._pair_windows(results, grid, generator) \
+                if self.same_class_pairs else None
+            if windows is None:
+                windows = sample_windows(grid, self.num_windows, self.window_size,
+                                         self.token_budget, self.shrink_to_fit, generator)
         except ValueError as err:
             # an image sample names img_path, a flow pair img1_path (frame 1)
             name = results.get('img_path') or results.get('img1_path')
@@ -150,8 +175,42 @@ class WinWinWindows(BaseTransform):
             results['winwin_token_index'] = ((idx // grid[1]) * full[1] + idx % grid[1]).tolist()
         return results
 
+    def _pair_windows(self, results: dict, grid: tuple[int, int],
+                      generator: torch.Generator) -> list | None:
+        """With probability ``same_class_pairs``, windows whose first holds a same-class
+        pair of the image's boxes; ``None`` (draw the usual windows) otherwise."""
+        if 'gt_bboxes' not in results or 'gt_bboxes_labels' not in results:
+            raise KeyError('WinWinWindows(same_class_pairs=...) places a window over two boxes '
+                           'of one class: it needs results[\'gt_bboxes\'] and '
+                           "results['gt_bboxes_labels']; put it after LoadAnnotations("
+                           'with_bbox=True) and the geometric augmentations.')
+        if float(torch.rand((), generator=generator)) >= self.same_class_pairs:
+            return None
+        boxes = results['gt_bboxes']
+        boxes = np.asarray(boxes.tensor if hasattr(boxes, 'tensor') else boxes,
+                           dtype=np.float64).reshape(-1, 4)
+        labels = np.asarray(results['gt_bboxes_labels']).reshape(-1)
+        keep = ~np.asarray(results.get('gt_ignore_flags', np.zeros(len(labels), bool)),
+                           dtype=bool).reshape(-1)
+        size = resolve_window_size(self.window_size, None, self.num_windows)
+        cells = [box_tokens(b, grid, self.patch_size) for b in boxes]
+        pairs = []
+        for i in range(len(cells)):
+            for j in range(i + 1, len(cells)):
+                if not (keep[i] and keep[j]) or labels[i] != labels[j]:
+                    continue
+                (t1, l1, h1, w1), (t2, l2, h2, w2) = cells[i], cells[j]
+                top, left = min(t1, t2), min(l1, l2)
+                union = (top, left, max(t1 + h1, t2 + h2) - top, max(l1 + w1, l2 + w2) - left)
+                if union[2] <= size and union[3] <= size:
+                    pairs.append(union)
+        if not pairs:
+            return None
+        pick = pairs[int(torch.randint(len(pairs), (), generator=generator))]
+        return windows_holding(pick, grid, self.num_windows, size, generator)
+
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_windows={self.num_windows}, window_size='
                 f'{self.window_size}, token_budget={self.token_budget}, patch_size='
                 f'{self.patch_size}, shrink_to_fit={self.shrink_to_fit}, mode={self.mode!r}, '
-                f'grid_divisor={self.grid_divisor})')
+                f'grid_divisor={self.grid_divisor}, same_class_pairs={self.same_class_pairs})')

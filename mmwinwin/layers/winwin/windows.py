@@ -59,6 +59,7 @@ import torch
 
 __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'rope_grid_size', 'sample_windows', 'sample_random_tokens',
+           'box_tokens', 'windows_holding',
            'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
@@ -196,10 +197,14 @@ def resolve_window_size(window_size: int | Sequence[int] | None = None,
 
 
 def _rejection_sample(gh: int, gw: int, n: int, s: int,
-                      generator: torch.Generator | None) -> list[Window] | None:
+                      generator: torch.Generator | None,
+                      first: tuple[int, int] | None = None) -> list[Window] | None:
+    """n random non-overlapping windows (``first``: the first one's fixed top-left)."""
     for _ in range(_REJECTION_ROUNDS):
         tops = _randint(0, gh - s, generator, (_REJECTION_BATCH, n))
         lefts = _randint(0, gw - s, generator, (_REJECTION_BATCH, n))
+        if first is not None:
+            tops[:, 0], lefts[:, 0] = first
         dy = (tops[:, :, None] - tops[:, None, :]).abs()
         dx = (lefts[:, :, None] - lefts[:, None, :]).abs()
         overlap = (dy < s) & (dx < s)
@@ -262,6 +267,34 @@ def sample_windows(grid_size: Sequence[int], num_windows: int = 2,
     if windows is None:
         windows = _packed_sample(gh, gw, num_windows, s, generator)
     return windows
+
+
+def box_tokens(box: Sequence[float], grid_size: Sequence[int], patch_size: int) -> Window:
+    """The tokens a pixel box ``(x0, y0, x1, y1)`` touches: ``(top, left, h, w)`` in the
+    token grid (every patch the box overlaps, clipped to the grid)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    top, left = max(0, math.floor(y0 / patch_size)), max(0, math.floor(x0 / patch_size))
+    bottom = min(int(grid_size[0]), max(top + 1, math.ceil(y1 / patch_size)))
+    right = min(int(grid_size[1]), max(left + 1, math.ceil(x1 / patch_size)))
+    return top, left, bottom - top, right - left
+
+
+def windows_holding(box: Window, grid_size: Sequence[int], num_windows: int, size: int,
+                    generator: torch.Generator | None = None) -> list[Window] | None:
+    """``num_windows`` non-overlapping ``size`` x ``size`` windows, the first one holding
+    ``box`` (``(top, left, h, w)`` tokens) at a position drawn uniformly among those that
+    hold it, the others drawn as :func:`sample_windows` draws them; ``None`` when the box
+    does not fit in a window or no room is found for the others."""
+    gh, gw = int(grid_size[0]), int(grid_size[1])
+    top, left, h, w = box
+    if h > size or w > size or size > gh or size > gw:
+        return None
+    lo_t, hi_t = max(0, top + h - size), min(top, gh - size)
+    lo_l, hi_l = max(0, left + w - size), min(left, gw - size)
+    first = int(_randint(lo_t, hi_t, generator)), int(_randint(lo_l, hi_l, generator))
+    if num_windows == 1:
+        return [(*first, size, size)]
+    return _rejection_sample(gh, gw, num_windows, size, generator, first)
 
 
 def sample_random_tokens(grid_size: Sequence[int], num_tokens: int,
