@@ -65,7 +65,8 @@ class WinWinWindows(BaseTransform):
             one class: a pair of ``gt_bboxes`` with the same ``gt_bboxes_labels`` (ignored
             boxes left out) whose tokens fit in one window is drawn uniformly, and the window
             uniformly among the positions that hold both; the other windows are drawn as
-            usual. An image with no such pair gets the usual windows. Uniform windows
+            usual. An image with no such pair (or only pairs reaching into the last partial
+            patch row or column, which no window covers) gets the usual windows. Uniform windows
             rarely hold two objects of one class, which the heads must learn to separate at
             test time (docs/winwin.md, "Mask2Former's gap"). A design option of this
             project; fixed window sizes only.
@@ -197,7 +198,8 @@ class WinWinWindows(BaseTransform):
         pairs = []
         for i in range(len(cells)):
             for j in range(i + 1, len(cells)):
-                if not (keep[i] and keep[j]) or labels[i] != labels[j]:
+                if not (keep[i] and keep[j]) or labels[i] != labels[j] \
+                        or cells[i] is None or cells[j] is None:
                     continue
                 (t1, l1, h1, w1), (t2, l2, h2, w2) = cells[i], cells[j]
                 top, left = min(t1, t2), min(l1, l2)

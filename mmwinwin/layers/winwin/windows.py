@@ -269,13 +269,17 @@ def sample_windows(grid_size: Sequence[int], num_windows: int = 2,
     return windows
 
 
-def box_tokens(box: Sequence[float], grid_size: Sequence[int], patch_size: int) -> Window:
+def box_tokens(box: Sequence[float], grid_size: Sequence[int],
+               patch_size: int) -> Window | None:
     """The tokens a pixel box ``(x0, y0, x1, y1)`` touches: ``(top, left, h, w)`` in the
-    token grid (every patch the box overlaps, clipped to the grid)."""
+    token grid (every patch the box overlaps; ``None`` when it reaches past the grid, into
+    pixels no window covers)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     top, left = max(0, math.floor(y0 / patch_size)), max(0, math.floor(x0 / patch_size))
-    bottom = min(int(grid_size[0]), max(top + 1, math.ceil(y1 / patch_size)))
-    right = min(int(grid_size[1]), max(left + 1, math.ceil(x1 / patch_size)))
+    bottom = max(top + 1, math.ceil(y1 / patch_size))
+    right = max(left + 1, math.ceil(x1 / patch_size))
+    if bottom > int(grid_size[0]) or right > int(grid_size[1]):
+        return None
     return top, left, bottom - top, right - left
 
 
@@ -283,18 +287,28 @@ def windows_holding(box: Window, grid_size: Sequence[int], num_windows: int, siz
                     generator: torch.Generator | None = None) -> list[Window] | None:
     """``num_windows`` non-overlapping ``size`` x ``size`` windows, the first one holding
     ``box`` (``(top, left, h, w)`` tokens) at a position drawn uniformly among those that
-    hold it, the others drawn as :func:`sample_windows` draws them; ``None`` when the box
-    does not fit in a window or no room is found for the others."""
+    hold it and leave room for the others, the others drawn as :func:`sample_windows` draws
+    them; ``None`` when the box does not fit in a window or no room is found for the
+    others."""
     gh, gw = int(grid_size[0]), int(grid_size[1])
     top, left, h, w = box
-    if h > size or w > size or size > gh or size > gw:
-        return None
     lo_t, hi_t = max(0, top + h - size), min(top, gh - size)
     lo_l, hi_l = max(0, left + w - size), min(left, gw - size)
-    first = int(_randint(lo_t, hi_t, generator)), int(_randint(lo_l, hi_l, generator))
-    if num_windows == 1:
-        return [(*first, size, size)]
-    return _rejection_sample(gh, gw, num_windows, size, generator, first)
+    if lo_t > hi_t or lo_l > hi_l:  # larger than a window, or past the grid
+        return None
+    cols = hi_l - lo_l + 1
+    places = [(lo_t + i // cols, lo_l + i % cols) for i in torch.randperm(
+        (hi_t - lo_t + 1) * cols, generator=generator).tolist()]
+    if num_windows == 2:  # room for a second window: beside the first on some side
+        places = [(t, l) for t, l in places if t >= size or t + 2 * size <= gh
+                  or l >= size or l + 2 * size <= gw]
+    for first in places[:_REJECTION_ROUNDS]:
+        if num_windows == 1:
+            return [(*first, size, size)]
+        windows = _rejection_sample(gh, gw, num_windows, size, generator, first)
+        if windows is not None:
+            return windows
+    return None
 
 
 def sample_random_tokens(grid_size: Sequence[int], num_tokens: int,
