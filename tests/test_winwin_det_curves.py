@@ -144,6 +144,23 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
                                            restart_weights=[1.0], eta_min=0.0, by_epoch=False,
                                            begin=8, end=12)
     assert max(s['end'] for s in cfg.param_scheduler[:-1]) == 8
+    # winwin_ft_r100_l3_pairs: the same phase and schedule, the first window over a same-class
+    # pair wherever the image has one
+    pairs = build_cfg('winwin_ft_r100_l3_pairs', 'context', str(tmp_path), str(tmp_path / 'w'),
+                      args, 0)
+    assert pairs.model.full_image_phase == cfg.model.full_image_phase
+    assert pairs.param_scheduler == cfg.param_scheduler
+    windows, = [t for t in pairs.train_dataloader['dataset']['pipeline']
+                if t['type'] == 'WinWinWindows']
+    plain, = [t for t in cfg.train_dataloader['dataset']['pipeline']
+              if t['type'] == 'WinWinWindows']
+    assert windows == dict(plain, same_class_pairs=1.0) and 'same_class_pairs' not in plain
+    uniform = build_cfg('winwin', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
+    paired = build_cfg('winwin_pairs', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
+    assert 'full_image_phase' not in paired.model and 'full_image_phase' not in uniform.model
+    assert paired.param_scheduler == uniform.param_scheduler
+    assert [t for t in paired.train_dataloader['dataset']['pipeline']
+            if t['type'] == 'WinWinWindows'] == [dict(plain, same_class_pairs=1.0)]
 
 
 def test_panoptic_tables_are_computed_from_the_recorded_points(panoptic_run):

@@ -49,6 +49,11 @@ MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 PANOPTIC_256_BATCH = ('docs', 'curves', 'det_panoptic_local_256', 'curves.json')
 MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curves.json')
 PANOPTIC_CONTEXT_256_BATCH = ('docs', 'curves', 'det_panoptic_context_256', 'curves.json')
+#: the windows over same-class pairs (``winwin_det_curves`` variant ``*_pairs``) against the
+#: same recipe with uniform windows, on the local detection stores: store, metric, name
+PAIRS = 'winwin_ft_r100_l3_pairs'
+PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things', 'panoptic Mask2Former `local` (256x256)'),
+                (MASK_RCNN_BATCH, 'bbox AP', 'Mask R-CNN `local` (256x256)'))
 #: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
@@ -185,6 +190,22 @@ def _screen_block(data: list) -> str:
     return '\n'.join(lines)
 
 
+def _pairs_block(stores: list) -> str:
+    """Per local detection store: full resolution, (r) and (r) with the first window over
+    a same-class pair, at the end of the schedule and against full resolution at equal
+    time."""
+    from .comparison import criterion_table, final_table
+    from .winwin_det_curves import label
+    parts = []
+    for res, (_, metric, name) in zip(stores, PAIRS_STORES):
+        variants = ['fullres', RECIPE, PAIRS]
+        parts += [f'{name}, {metric}:', '',
+                  final_table(res, 'local', variants, label_fn=label, metric=metric), '',
+                  criterion_table(res, ['local'], recipes=[RECIPE, PAIRS], metric=metric,
+                                  label_fn=label, recipe_column=True), '']
+    return '\n'.join(parts[:-1])
+
+
 def _step_cost_block(data: dict) -> str:
     from argparse import Namespace
 
@@ -219,6 +240,9 @@ def blocks() -> dict:
             stores, lambda data: _suite_block(data, candidates=True))
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
+    if all(_exists(entry[0]) for entry in PAIRS_STORES):
+        out['winwin-same-class-pairs'] = (tuple(entry[0] for entry in PAIRS_STORES),
+                                          _pairs_block)
     for name, parts in STEP_COSTS.items():
         if _exists(parts):
             out[name] = (parts, _step_cost_block)

@@ -16,9 +16,9 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
   (``mmwinwin.engine.phase_restart_schedule``: the windows part decays to 0 at the phase,
   which restarts at the config's LR and anneals it to 0);
 * ``winwin_ft_r100_l3``: the same with the phase over the last third of ``--iters``;
-* ``winwin_ft_r100_l3_pairs``: ``winwin_ft_r100_l3`` whose first window holds two objects
-  of one class wherever the image has such a pair that fits in a window
-  (``WinWinWindows(same_class_pairs=1)``);
+* ``winwin_pairs``, ``winwin_ft_r100_l3_pairs``: ``winwin``, ``winwin_ft_r100_l3`` whose
+  first window holds two objects of one class wherever the image has such a pair that fits
+  in a window (``WinWinWindows(same_class_pairs=1)``);
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -88,7 +88,9 @@ VARIANTS = {
     'winwin_ft_r100': 'Win-Win, 2 windows + full-image phase (last 1/6), phase LR restarted',
     'winwin_ft_r100_l3': 'Win-Win, 2 windows + full-image phase (last 1/3), phase LR '
                          'restarted',
-    # (r) with the first window over two objects of one class wherever the image has a pair
+    # the first window over two objects of one class wherever the image has a pair
+    'winwin_pairs': 'Win-Win, 2 windows, the first over a same-class pair',
+    # and (r) with it
     'winwin_ft_r100_l3_pairs': 'Win-Win, 2 windows, the first over a same-class pair + '
                                'full-image phase (last 1/3), phase LR restarted',
     'fullres': 'full resolution',
