@@ -52,8 +52,11 @@ PANOPTIC_CONTEXT_256_BATCH = ('docs', 'curves', 'det_panoptic_context_256', 'cur
 #: the windows over same-class pairs (``winwin_det_curves`` variant ``*_pairs``) against the
 #: same recipe with uniform windows, on the local detection stores: store, metric, name
 PAIRS = 'winwin_ft_r100_l3_pairs'
-PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things', 'panoptic Mask2Former `local` (256x256)'),
-                (MASK_RCNN_BATCH, 'bbox AP', 'Mask R-CNN `local` (256x256)'))
+PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things',
+                 'panoptic Mask2Former `local` (256x256, windows of 6x6 tokens)'),
+                (PANOPTIC_BATCH, 'PQ things',
+                 'panoptic Mask2Former `local` (128x256, windows of 4x4 tokens)'),
+                (MASK_RCNN_BATCH, 'bbox AP', 'Mask R-CNN `local` (256x256, windows of 6x6 tokens)'))
 #: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
