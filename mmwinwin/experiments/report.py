@@ -195,13 +195,13 @@ def _screen_block(data: list) -> str:
 
 def _pairs_block(stores: list) -> str:
     """Per local detection store: full resolution, (r) and (r) with the first window over
-    a same-class pair, at the end of the schedule and against full resolution at equal
-    time."""
+    a same-class pair (and Win-Win without a phase, with and without it, where measured), at
+    the end of the schedule; the two (r) against full resolution at equal time."""
     from .comparison import criterion_table, final_table
     from .winwin_det_curves import label
     parts = []
     for res, (_, metric, name) in zip(stores, PAIRS_STORES):
-        variants = ['fullres', RECIPE, PAIRS]
+        variants = ['fullres', 'winwin', 'winwin_pairs', RECIPE, PAIRS]
         parts += [f'{name}, {metric}:', '',
                   final_table(res, 'local', variants, label_fn=label, metric=metric), '',
                   criterion_table(res, ['local'], recipes=[RECIPE, PAIRS], metric=metric,
