@@ -72,6 +72,16 @@ _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin co
          "model.set_train_progress(iteration, max_iters) before each step")
 
 
+def _fraction(setting: dict, key: str, meaning: str) -> float | None:
+    """``setting[key]`` if it is a number in (0, 1] or absent; else an error naming it."""
+    value = setting.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value <= 1):
+        raise ValueError(f'full_image_phase.{key} must be a number in (0, 1] ({meaning}); '
+                         f'got {value!r}.')
+    return value
+
+
 def check_full_image_phase(setting: dict | None, resized_for: str | None = None
                            ) -> dict | None:
     """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None).
@@ -85,18 +95,10 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None
         raise TypeError(f'full_image_phase must be a dict such as dict(begin=2000) or '
                         f'dict(begin_fraction=0.85), or None; got {setting!r}.')
     check_settings_keys(setting, _KEYS, 'full_image_phase')
-    scale = setting.get('scale')
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
-                              or not 0 < scale <= 1):
-        raise ValueError(f'full_image_phase.scale must be a number in (0, 1] (the size of the '
-                         f"phase's whole images relative to the training images, e.g. 0.5); "
-                         f'got {scale!r}.')
-    share = setting.get('batch_fraction')
-    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
-                              or not 0 < share <= 1):
-        raise ValueError(f'full_image_phase.batch_fraction must be a number in (0, 1] (the '
-                         f"share of each batch's images a whole-image step trains on, e.g. "
-                         f'0.5); got {share!r}.')
+    scale = _fraction(setting, 'scale', "the size of the phase's whole images relative to "
+                      'the training images, e.g. 0.5')
+    share = _fraction(setting, 'batch_fraction', "the share of each batch's images a "
+                      'whole-image step trains on, e.g. 0.5')
     if resized_for is not None and share not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'batch_fraction' (whole-image "
                          f'steps on part of the batch) is for the Win-Win segmentors and depth '
