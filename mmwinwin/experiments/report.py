@@ -34,10 +34,13 @@ LARGE_BATCH = ('docs', 'curves', 'same_batch_256x512', 'curves.json')
 #: and a check of the longer phase (r) against (p) and full resolution on the 3- and 4-scene
 #: tasks, all trained in one session (one invocation), so that their times share its load
 LONGER_PHASE_BATCH = ('docs', 'curves', 'longer_phase_same_session', 'curves.json')
+#: and (t) against full resolution on the local task, in one session for the same reason
+PART_BATCH_SESSION = ('docs', 'curves', 'part_batch_same_session', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
            'winwin-longer-phase': (LONGER_PHASE_BATCH,
-                                   ('docs', 'images', 'winwin_longer_phase'))}
+                                   ('docs', 'images', 'winwin_longer_phase')),
+           'winwin-part-batch': (PART_BATCH_SESSION, ('docs', 'images', 'winwin_part_batch'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
