@@ -41,7 +41,7 @@ VARIANTS = {
     # (r)'s longer phase at about (p)'s cost: the phase's images at 3/4 size
     'winwin_ft_s75_r100_l3': '(s) Win-Win, then whole images at 3/4 size for the last 1/3, '
                              'phase LR restarted at 1',
-    # (r)'s longer phase at about (p)'s cost: each whole-image step on half of its batch
+    # (r)'s longer phase at (p)'s cost or less: each whole-image step on half of its batch
     'winwin_ft_h50_r100_l3': '(t) Win-Win, then whole images for the last 1/3 on half of '
                              'each batch, phase LR restarted at 1',
 }
