@@ -18,8 +18,8 @@ import torch.utils.data
 from mmcv.transforms import BaseTransform
 from mmengine.dist import get_rank
 
-from ...layers.winwin.windows import (box_tokens, check_int, check_window_args,
-                                      resolve_window_size, rope_grid_size, sample_grid_size,
+from ...layers.winwin.windows import (check_int, check_window_args, rope_grid_size,
+                                      same_class_pair_windows, sample_grid_size,
                                       sample_random_tokens, sample_windows,
                                       window_stream_generator, windows_holding)
 from ...registry import register
@@ -193,23 +193,12 @@ class WinWinWindows(BaseTransform):
         labels = np.asarray(results['gt_bboxes_labels']).reshape(-1)
         keep = ~np.asarray(results.get('gt_ignore_flags', np.zeros(len(labels), bool)),
                            dtype=bool).reshape(-1)
-        size = resolve_window_size(self.window_size, None, self.num_windows)
-        cells = [box_tokens(b, grid, self.patch_size) for b in boxes]
-        pairs = []
-        for i in range(len(cells)):
-            for j in range(i + 1, len(cells)):
-                if not (keep[i] and keep[j]) or labels[i] != labels[j] \
-                        or cells[i] is None or cells[j] is None:
-                    continue
-                (t1, l1, h1, w1), (t2, l2, h2, w2) = cells[i], cells[j]
-                top, left = min(t1, t2), min(l1, l2)
-                union = (top, left, max(t1 + h1, t2 + h2) - top, max(l1 + w1, l2 + w2) - left)
-                if union[2] <= size and union[3] <= size:
-                    pairs.append(union)
+        pairs = same_class_pair_windows(boxes[keep], labels[keep], grid, self.patch_size,
+                                        self.window_size)
         if not pairs:
             return None
         pick = pairs[int(torch.randint(len(pairs), (), generator=generator))]
-        return windows_holding(pick, grid, self.num_windows, size, generator)
+        return windows_holding(pick, grid, self.num_windows, self.window_size, generator)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_windows={self.num_windows}, window_size='

@@ -59,7 +59,7 @@ import torch
 
 __all__ = ['Window', 'resolve_window_size', 'max_fitting_size', 'windows_fit',
            'sample_grid_size', 'rope_grid_size', 'sample_windows', 'sample_random_tokens',
-           'box_tokens', 'windows_holding',
+           'same_class_pair_windows', 'windows_holding',
            'window_token_index',
            'window_positions', 'window_token_mask', 'gather_tokens', 'scatter_tokens',
            'window_grids', 'window_pixel_boxes', 'crop_windows', 'crop_image_windows',
@@ -269,18 +269,25 @@ def sample_windows(grid_size: Sequence[int], num_windows: int = 2,
     return windows
 
 
-def box_tokens(box: Sequence[float], grid_size: Sequence[int],
-               patch_size: int) -> Window | None:
-    """The tokens a pixel box ``(x0, y0, x1, y1)`` touches: ``(top, left, h, w)`` in the
-    token grid (every patch the box overlaps; ``None`` when it reaches past the grid, into
-    pixels no window covers)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    top, left = max(0, math.floor(y0 / patch_size)), max(0, math.floor(x0 / patch_size))
-    bottom = max(top + 1, math.ceil(y1 / patch_size))
-    right = max(left + 1, math.ceil(x1 / patch_size))
-    if bottom > int(grid_size[0]) or right > int(grid_size[1]):
-        return None
-    return top, left, bottom - top, right - left
+def same_class_pair_windows(boxes, labels, grid_size: Sequence[int], patch_size: int,
+                            size: int) -> list[Window]:
+    """The token boxes ``(top, left, h, w)`` of every pair of same-label pixel boxes
+    ``(x0, y0, x1, y1)`` whose patches fit together in a ``size`` x ``size`` window, in the
+    order of the pairs ``(i, j)``, ``i < j``. A box covers every patch it overlaps; a box that
+    reaches past the grid (into pixels no window covers) is in no pair."""
+    b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+    lab = torch.as_tensor(labels).reshape(-1)
+    top = torch.floor(b[:, 1] / patch_size).clamp(min=0)
+    left = torch.floor(b[:, 0] / patch_size).clamp(min=0)
+    bottom = torch.maximum(top + 1, torch.ceil(b[:, 3] / patch_size))
+    right = torch.maximum(left + 1, torch.ceil(b[:, 2] / patch_size))
+    inside = (bottom <= int(grid_size[0])) & (right <= int(grid_size[1]))
+    i, j = torch.triu_indices(len(b), len(b), 1)
+    t, l = torch.minimum(top[i], top[j]), torch.minimum(left[i], left[j])
+    h = torch.maximum(bottom[i], bottom[j]) - t
+    w = torch.maximum(right[i], right[j]) - l
+    ok = inside[i] & inside[j] & (lab[i] == lab[j]) & (h <= size) & (w <= size)
+    return [tuple(int(v) for v in row) for row in torch.stack([t, l, h, w], 1)[ok].tolist()]
 
 
 def windows_holding(box: Window, grid_size: Sequence[int], num_windows: int, size: int,
