@@ -44,6 +44,11 @@ VARIANTS = {
     # (r)'s longer phase at (p)'s cost or less: each whole-image step on half of its batch
     'winwin_ft_h50_r100_l3': '(t) Win-Win, then whole images for the last 1/3 on half of '
                              'each batch, phase LR restarted at 1',
+    # (r)'s longer phase under the 0.5 cost limit: the phase trains the last quarter of the
+    # backbone's blocks and the heads (the patch embedding and the first 3/4 of the blocks stay
+    # as the windows trained them), so a phase step skips their backward pass
+    'winwin_ft_k75_r100_l3': '(u) Win-Win, then whole images for the last 1/3 training the '
+                             'last 1/4 of the blocks, phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -52,9 +57,13 @@ RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
 #: restart weight: the phase's first learning rate over the config's, cosine to 0 from there)
 RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
-                  'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0)}
+                  'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0),
+                  'winwin_ft_k75_r100_l3': (2 / 3, 1.0)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5}
+#: the phases that leave the backbone's lower blocks as the windows trained them: the share of
+#: the blocks frozen (``full_image_phase.frozen_blocks = round(share * num_layers)``)
+FROZEN_PHASES = {'winwin_ft_k75_r100_l3': 0.75}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
 RECIPE = 'winwin_ft_r100_l3'
@@ -178,6 +187,8 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         model.full_image_phase = dict(begin=phase_begin(variant, iters))
     if variant in PART_BATCH_PHASES:
         model.full_image_phase.batch_fraction = PART_BATCH_PHASES[variant]
+    if variant in FROZEN_PHASES:
+        model.full_image_phase.frozen_blocks = round(FROZEN_PHASES[variant] * num_layers)
     if variant == 'winwin_mix':  # a run shorter than MIX_EVERY still has a whole-image step
         model.full_image_phase = dict(every=max(2, min(MIX_EVERY, iters)))
 

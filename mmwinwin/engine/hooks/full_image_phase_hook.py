@@ -20,6 +20,7 @@ from __future__ import annotations
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from torch.nn.parallel import DistributedDataParallel
 
 from ...registry import register
 
@@ -45,6 +46,7 @@ class FullImagePhaseHook(Hook):
             return
         from ...models.winwin.full_image_phase import full_image_phase_begin
         begin = full_image_phase_begin(setting, runner.max_iters)  # refuses begin >= max_iters
+        self._check_unused_parameters(runner, setting)
         if setting.get('every') is not None:
             every = setting['every']
             print_log(f'Win-Win whole images every {every}th iteration (iterations {begin}, '
@@ -54,6 +56,21 @@ class FullImagePhaseHook(Hook):
         print_log(f'Win-Win full-image phase: iterations {begin} .. {runner.max_iters - 1} '
                   f'train on whole images ({runner.max_iters - begin} of {runner.max_iters}); '
                   f'iterations before {begin} on windows.', logger='current')
+
+    @staticmethod
+    def _check_unused_parameters(runner, setting: dict) -> None:
+        """``frozen_blocks`` leaves parameters without a gradient in the phase's steps; torch's
+        DDP then stops with "Expected to have finished reduction" unless it looks for them."""
+        frozen = setting.get('frozen_blocks')
+        wrapper = runner.model
+        if frozen and isinstance(wrapper, DistributedDataParallel) and \
+                not wrapper.find_unused_parameters:
+            raise ValueError(
+                f'full_image_phase.frozen_blocks={frozen}: the phase gives the first {frozen} '
+                f"blocks no gradient, and the DDP wrapper's find_unused_parameters is False, "
+                f'so distributed training would stop at the first whole-image step. Add '
+                f"model_wrapper_cfg=dict(type='MMDistributedDataParallel', "
+                f'find_unused_parameters=True) to the config.')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         model = self._model(runner)

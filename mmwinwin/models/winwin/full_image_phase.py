@@ -49,6 +49,19 @@ the cost of a last sixth: the same whole images seen, over twice the updates. A 
 of this project, measured against the phase (docs/winwin.md); segmentor and depth estimator
 only.
 
+and, with any of them, ``frozen_blocks`` (default 0): a whole-image step keeps the backbone's
+patch embedding and its first ``frozen_blocks`` transformer blocks as the windows trained them:
+they run without autograd (:func:`frozen_lower_blocks`), so no gradient reaches them and the
+optimizer leaves them unchanged (AdamW skips a parameter without a gradient), while the later
+blocks and the heads train on the whole images. A phase step then stores no activations of
+those blocks and skips their backward pass. ``dict(begin_fraction=2 / 3, frozen_blocks=2)`` on a 4-block ViT: the last third
+on whole images, the upper half of the backbone and the heads learning from them. In
+distributed training some parameters get no gradient in the phase, so the DDP wrapper needs
+``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``
+(:class:`~mmwinwin.engine.hooks.FullImagePhaseHook` refuses to start without it). A design
+option of this project, measured against the phase (docs/winwin.md); segmentor and depth
+estimator only.
+
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
 :class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs), and by the Win-Win
@@ -59,14 +72,19 @@ detectors :class:`~mmwinwin.models.winwin.WinWinTwoStageDetector` and
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+
+import torch
+from torch import nn
 
 from ...layers.settings import check_settings_keys
 
-__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'full_image_phase_batch',
-           'full_image_phase_begin', 'full_image_phase_scale']
+__all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'frozen_lower_blocks',
+           'full_image_phase_batch', 'full_image_phase_begin', 'full_image_phase_frozen_blocks',
+           'full_image_phase_scale']
 
 _WHEN = ('begin', 'begin_fraction', 'every')
-_KEYS = _WHEN + ('scale', 'batch_fraction')
+_KEYS = _WHEN + ('scale', 'batch_fraction', 'frozen_blocks')
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -99,6 +117,12 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None
                       'the training images, e.g. 0.5')
     share = _fraction(setting, 'batch_fraction', "the share of each batch's images a "
                       'whole-image step trains on, e.g. 0.5')
+    frozen = setting.get('frozen_blocks')
+    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int)
+                               or frozen < 0):
+        raise ValueError(f'full_image_phase.frozen_blocks must be an integer >= 0 (how many of '
+                         f"the backbone's first blocks, with the patch embedding, the phase "
+                         f'leaves as the windows trained them, e.g. 2); got {frozen!r}.')
     if resized_for is not None and share not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'batch_fraction' (whole-image "
                          f'steps on part of the batch) is for the Win-Win segmentors and depth '
@@ -108,6 +132,11 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None
         raise ValueError(f"full_image_phase={dict(setting)}: 'scale' (resized whole images) is "
                          f'for the Win-Win segmentors and depth estimators; this model trains '
                          f'its phase on {resized_for} at full size. Drop full_image_phase.scale.')
+    if resized_for is not None and frozen:
+        raise ValueError(f"full_image_phase={dict(setting)}: 'frozen_blocks' (the backbone's "
+                         f'first blocks left unchanged in the phase) is for the Win-Win '
+                         f'segmentors and depth estimators; this model trains every block on '
+                         f'{resized_for}. Drop full_image_phase.frozen_blocks.')
     given = [k for k in _WHEN if setting.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f'full_image_phase needs exactly one of begin (an iteration), '
@@ -150,6 +179,40 @@ def full_image_phase_batch(setting: dict | None, batch_size: int) -> int:
     if share is None:
         return batch_size
     return max(1, min(batch_size, math.ceil(round(float(share) * batch_size, 6))))
+
+
+def full_image_phase_frozen_blocks(setting: dict | None) -> int:
+    """How many of the backbone's first blocks a whole-image step leaves unchanged (0: none)."""
+    return int((setting or {}).get('frozen_blocks') or 0)
+
+
+@contextmanager
+def frozen_lower_blocks(backbone: nn.Module, count: int):
+    """Within the block, the backbone's patch embedding and first ``count`` blocks run without
+    autograd (``torch.no_grad``; values unchanged): a forward pre-hook on
+    ``backbone.patch_embed`` turns gradients off and a forward hook on
+    ``backbone.blocks[count - 1]`` turns them back on, so they get no gradient, store no
+    activations and have no backward pass. The grad mode of the caller is restored on leaving,
+    also after an error. ``count=0``: nothing changes."""
+    if not count:
+        yield
+        return
+    enabled = torch.is_grad_enabled()
+
+    def grad_off(module, args) -> None:  # hooks return None: inputs and outputs unchanged
+        torch.set_grad_enabled(False)
+
+    def grad_back(module, args, output) -> None:
+        torch.set_grad_enabled(enabled)
+
+    handles = [backbone.patch_embed.register_forward_pre_hook(grad_off),
+               backbone.blocks[count - 1].register_forward_hook(grad_back)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        torch.set_grad_enabled(enabled)
 
 
 def full_image_phase_begin(setting: dict, max_iters: int | None) -> int:

@@ -42,7 +42,8 @@ from ...layers.winwin.context import context_grid, pool_context_tokens
 from ...layers.winwin.windows import (check_patch_size, gather_tokens, rope_grid_size,
                                       scatter_tokens)
 from ...registry import register
-from .full_image_phase import (FullImagePhaseMixin, full_image_phase_batch,
+from .full_image_phase import (FullImagePhaseMixin, frozen_lower_blocks,
+                               full_image_phase_batch, full_image_phase_frozen_blocks,
                                full_image_phase_scale)
 from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
@@ -116,12 +117,20 @@ class WinWinMixin(FullImagePhaseMixin):
     def _check_backbone(self) -> int:
         return check_token_backbone(self.backbone)
 
-    def _check_phase_scale(self) -> None:
+    def _check_phase_settings(self) -> None:
         if full_image_phase_scale(self.full_image_phase) != 1 and self.context_pool is not None:
             raise ValueError(
                 f'full_image_phase={self.full_image_phase} resizes the whole images, and '
                 f'context_tokens=dict(pool={self.context_pool}) pools them at full size; the '
                 'two are not combined. Drop full_image_phase.scale or context_tokens.')
+        frozen = full_image_phase_frozen_blocks(self.full_image_phase)
+        blocks = getattr(self.backbone, 'blocks', None)
+        if frozen and (blocks is None or frozen > len(blocks)):
+            have = f'has {len(blocks)} blocks' if blocks is not None else \
+                f'({type(self.backbone).__name__}) has no `blocks`'
+            raise ValueError(f'full_image_phase.frozen_blocks={frozen} freezes the first '
+                             f'{frozen} transformer blocks in the phase, but the backbone '
+                             f'{have}. Set frozen_blocks to at most the number of blocks.')
 
     def _resized_image_feats(self, inputs: torch.Tensor, scale: float
                              ) -> tuple[list[torch.Tensor], tuple[int, int]]:
@@ -294,10 +303,13 @@ class WinWinMixin(FullImagePhaseMixin):
             keep = full_image_phase_batch(self.full_image_phase, len(data_samples))
             inputs, data_samples = inputs[:keep], data_samples[:keep]
             scale = full_image_phase_scale(self.full_image_phase)
-            if scale == 1:
-                return super().loss(inputs, data_samples)  # the host's whole-image loss
-            feats, size = self._resized_image_feats(inputs, scale)
-            return self._heads_loss(feats, [self._resized_sample(s, size) for s in data_samples])
+            with frozen_lower_blocks(self.backbone,
+                                     full_image_phase_frozen_blocks(self.full_image_phase)):
+                if scale == 1:
+                    return super().loss(inputs, data_samples)  # the host's whole-image loss
+                feats, size = self._resized_image_feats(inputs, scale)
+                return self._heads_loss(feats,
+                                        [self._resized_sample(s, size) for s in data_samples])
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas],
                                      offsets, grids)
@@ -328,7 +340,7 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
         self._init_full_image_phase(full_image_phase)
-        self._check_phase_scale()
+        self._check_phase_settings()
         pre = self.data_preprocessor
         if hasattr(pre, 'num_classes'):
             pre.num_classes = int(self.decode_head.num_classes)
@@ -350,7 +362,7 @@ class WinWinDepthEstimator(WinWinMixin, DepthEstimator):
         super().__init__(*args, **kwargs)
         self._init_context_tokens(context_tokens)
         self._init_full_image_phase(full_image_phase)
-        self._check_phase_scale()
+        self._check_phase_settings()
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: list) -> torch.Tensor:
         mode = self.test_cfg.get('mode', 'whole')
