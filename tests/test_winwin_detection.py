@@ -40,6 +40,7 @@ def _build(cfg_name):
     from mmdet.registry import MODELS
     init_default_scope('mmdet')
     cfg = Config.fromfile(osp.join(CFG, cfg_name))
+    cfg.model.full_image_phase = None  # the window loss (the configs' phase: full_image_phase_det)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -39,7 +39,8 @@ def _cfg(cfg_name):
 def _build(cfg_name, **over):
     from mmdet.registry import MODELS
     cfg = _cfg(cfg_name)
-    cfg.model.update(over)
+    for key, value in over.items():  # replaced, not merged (the configs' own phase)
+        cfg.model[key] = value
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -52,6 +53,7 @@ def _host(cfg_name, model):
     cfg = _cfg(cfg_name)
     cfg.model.type = HOST[cfg_name]
     cfg.model.pop('border_rule')
+    cfg.model.pop('full_image_phase')  # Win-Win's own settings
     host = MODELS.build(cfg.model)
     host.load_state_dict(model.state_dict())
     return host.train()
@@ -175,3 +177,47 @@ def test_hook_drives_a_detector():
         hook.before_train_iter(runner, it)
         seen.append(model.in_full_image_phase())
     assert [i for i, v in enumerate(seen) if v] == [10, 11]
+
+
+def test_detection_configs_ship_the_recipe():
+    """Every Win-Win detection config (issue 23: a family's configs default to its best
+    measured recipe; for detection (r), docs/detection.md) trains on windows, then on whole
+    images (packed whole: the phase needs them) for the last third with the phase's own
+    learning rate: every scheduler of the windows part ends by the phase's first iteration,
+    and one cosine restart at the optimizer's lr anneals it to 0 over the phase. The
+    epoch-based Mask R-CNN twin begins it at epoch 17 of 25, an epoch's first iteration for any
+    epoch length, where its by-epoch restart (converted to iterations) begins too."""
+    import glob
+
+    from mmwinwin.models.winwin.full_image_phase import full_image_phase_begin
+    paths = sorted(glob.glob(osp.join(CFG, 'winwin-*.py')))
+    assert len(paths) == 6
+    for path in paths:
+        cfg = Config.fromfile(path)
+        assert cfg.model.type in ('WinWinTwoStageDetector', 'WinWinMask2Former'), path
+        dataset = cfg.train_dataloader.dataset
+        pipeline = dataset.get('pipeline') or dataset.dataset.pipeline
+        assert dict(pipeline[-1]) == dict(type='WinWinPackDetInputs'), path  # whole images
+        sched = [dict(s) for s in cfg.param_scheduler]
+        restart = [s for s in sched if s['type'] == 'CosineRestartLR']
+        windows = [s for s in sched if s['type'] != 'CosineRestartLR']
+        if cfg.train_cfg.type == 'EpochBasedTrainLoop':
+            epochs = cfg.train_cfg.max_epochs
+            assert dict(cfg.model.full_image_phase) == {'begin_fraction': 17 / 25}, path
+            assert epochs == 25
+            assert restart == [dict(type='CosineRestartLR', periods=[8], restart_weights=[1.0],
+                                    eta_min=0.0, by_epoch=True, begin=17, end=25,
+                                    convert_to_iter_based=True)], path
+            for length in (1, 7, 29, 1000, 29316):  # iterations per epoch
+                assert full_image_phase_begin(cfg.model.full_image_phase,
+                                              epochs * length) == 17 * length
+            assert all(not s['by_epoch'] and s['end'] <= 500 for s in windows), path
+            continue
+        iters = cfg.train_cfg.max_iters
+        begin = round(2 / 3 * iters) if iters > 2 else 1
+        assert dict(cfg.model.full_image_phase) == {'begin_fraction': 2 / 3}, path
+        assert full_image_phase_begin(cfg.model.full_image_phase, iters) == begin
+        assert restart == [dict(type='CosineRestartLR', periods=[iters - begin],
+                                restart_weights=[1.0], eta_min=0.0, by_epoch=False,
+                                begin=begin, end=iters)], path
+        assert windows and all(s['end'] <= begin and not s['by_epoch'] for s in windows), path

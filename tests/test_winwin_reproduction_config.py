@@ -57,7 +57,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_ft_s75='72 then 162', winwin_ft_r50='72 then 288',
                        winwin_ft_r100='72 then 288', winwin_ft_r200='72 then 288',
                        winwin_ft_r100_l3='72 then 288', winwin_ft_s75_r100_l3='72 then 162',
-                       winwin_ft_h50_r100_l3='72 then 288')
+                       winwin_ft_h50_r100_l3='72 then 288',
+                       winwin_ft_k75_r100_l3='72 then 288')
 
 
 def test_short_runs_still_end_on_whole_images():
@@ -86,11 +87,21 @@ def test_the_longer_resized_phase_restarts_the_learning_rate():
     assert (restart.periods, restart.restart_weights, restart.eta_min) == ([800], [1.0], 0.0)
 
 
-def test_the_part_batch_phase_is_the_longer_phase_on_half_of_each_batch():
-    # (t): (r)'s phase and schedule (whole images from 1600 of 2400, the learning rate
-    # restarted there), each whole-image step on half of its batch
-    cfg = build_cfg('winwin_ft_h50_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
-    assert cfg.model.full_image_phase == dict(begin=1600, batch_fraction=0.5)
+@pytest.mark.parametrize('variant, option', [
+    ('winwin_ft_h50_r100_l3', dict(batch_fraction=0.5)),  # (t): each step on half its batch
+    ('winwin_ft_k75_r100_l3', dict(frozen_blocks=3)),  # (u): the last of the 4 blocks trains
+])
+def test_the_longer_phase_variants_keep_its_schedule(variant, option):
+    # (t) and (u): (r)'s phase and schedule (whole images from 1600 of 2400, the learning rate
+    # restarted there), each whole-image step cheaper by the variant's one option
+    cfg = build_cfg(variant, 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.full_image_phase == dict(begin=1600, **option)
     r = build_cfg('winwin_ft_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
     assert cfg.param_scheduler == r.param_scheduler
     assert cfg.train_dataloader.batch_size == r.train_dataloader.batch_size == 4
+
+
+def test_the_frozen_blocks_phase_freezes_three_quarters_of_any_depth():
+    deep = build_cfg('winwin_ft_k75_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4,
+                     num_layers=8)
+    assert deep.model.full_image_phase.frozen_blocks == 6

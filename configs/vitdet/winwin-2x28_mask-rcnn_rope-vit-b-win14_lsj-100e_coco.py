@@ -13,10 +13,14 @@ _base_ = ['./mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py']
 image_size = (1024, 1024)
 model = dict(
     type='WinWinTwoStageDetector',
-    # Only the windows' pixels are packed (a canvas: docs/winwin.md, "Packing only the
-    # windows' pixels"), so the data preprocessor normalises and moves 38 % of the pixels.
-    # No batch padding to 1024 and no mask padding: every window is cropped to its own size
-    # for the heads, and mmdet's mask padding cannot shrink to a canvas (refused if left on).
+    # The recipe (docs/detection.md, "The recipe in the detection configs"): windows for the
+    # first 17 of the 25 epochs of training, whole images (the host's own loss) for the rest, with the
+    # phase's own learning rate (param_scheduler below). Whole images are packed for it
+    # (pixels='image'; a canvas of the windows' pixels, pixels='windows', is for windows-only
+    # training: full_image_phase=None). No batch padding to 1024 and no mask padding: every
+    # window is cropped to its own size for the heads, and the phase pads the masks to the
+    # batch input itself.
+    full_image_phase=dict(begin_fraction=17 / 25),
     data_preprocessor=dict(pad_mask=False, batch_augments=None),
     # instances cut by a window border: kept when >= 16 px and >= 1/4 of min(own area,
     # window area) are visible, else ignore regions (mmwinwin.models.winwin.window_targets)
@@ -54,6 +58,17 @@ train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform a
     dict(type='RandomFlip', prob=0.5),
     dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True,
          grid_divisor=32),  # RoPE grid = the test's, padded to pad_size_divisor=32
-    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
+    dict(type='WinWinPackDetInputs'),  # whole images (pixels='image'): the phase trains on them
 ]
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
+
+# The twin's schedule is epoch-based (25 epochs of the 4x repeated dataset): the phase begins
+# at epoch 17 (17 / 25 of max_iters, the last third rounded to whole epochs, so that its first
+# iteration is an epoch's). The host's step decays (epochs 22, 24) lie past it, so the windows
+# part keeps the warm-up and then the base learning rate; one cosine restart anneals it from
+# there to 0 over the phase's 8 epochs (converted to iterations, as phase_restart_schedule
+# does for iteration-based schedules).
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.067, by_epoch=False, begin=0, end=500),
+    dict(type='CosineRestartLR', periods=[8], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=True, begin=17, end=25, convert_to_iter_based=True)]

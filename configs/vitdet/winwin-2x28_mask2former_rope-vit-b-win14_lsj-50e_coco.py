@@ -6,14 +6,19 @@
 # Mask2Former has no ignore regions: instances the border rule drops are simply no targets.
 # Its point-sampled mask loss keeps mmdet's 12544 points per mask = the 112x112 mask
 # prediction of a 448 px window.
-_base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco.py']
+_base_ = ['./mask2former_rope-vit-b-win14_lsj-50e_coco.py',
+          '../_base_/winwin/full_image_phase_last_third.py']
 image_size = (1024, 1024)
 model = dict(
     type='WinWinMask2Former',
-    # Only the windows' pixels are packed (a canvas: docs/winwin.md, "Packing only the
-    # windows' pixels"), so the data preprocessor normalises and moves 38 % of the pixels.
-    # No batch padding to 1024 and no mask padding: every window is cropped to its own size
-    # for the heads, and mmdet's mask padding cannot shrink to a canvas (refused if left on).
+    # The recipe (docs/detection.md, "The recipe in the detection configs"): windows for the
+    # first 2/3 of training, whole images (the host's own loss) for the rest, with the
+    # phase's own learning rate (param_scheduler below). Whole images are packed for it
+    # (pixels='image'; a canvas of the windows' pixels, pixels='windows', is for windows-only
+    # training: full_image_phase=None). No batch padding to 1024 and no mask padding: every
+    # window is cropped to its own size for the heads, and the phase pads the masks to the
+    # batch input itself.
+    full_image_phase={{_base_.full_image_phase}},
     data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True))  # as the pipeline's RandomCrop
@@ -30,6 +35,15 @@ train_pipeline = [  # the twin's (mmdet's LSJ) pipeline + the window transform a
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
     dict(type='WinWinWindows', num_windows=2, window_size=28, patch_size=16, shrink_to_fit=True,
          grid_divisor=32),  # RoPE grid = the test's, padded to pad_size_divisor=32
-    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
+    dict(type='WinWinPackDetInputs'),  # whole images (pixels='image'): the phase trains on them
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+# the host's schedule cut at the phase (its step decays lie past it: the windows part trains at
+# the base learning rate), then one cosine restart from it to 0 over the phase
+# (mmwinwin.engine.phase_restart_schedule of the twin's schedule at 245833 = 2/3 of 368750)
+param_scheduler = [
+    dict(type='MultiStepLR', begin=0, end=245833, by_epoch=False, milestones=[327778, 355092],
+         gamma=0.1),
+    dict(type='CosineRestartLR', periods=[122917], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=245833, end=368750)]

@@ -5,11 +5,15 @@
 # sampled inside the real image (jitter can make it smaller than 128x128), shrunk where
 # two do not fit. Panoptic segments (gt_sem_seg: things and stuff, 255 = void) are cut to
 # each window pixel for pixel; evaluation runs whole images (CocoPanopticMetric).
-_base_ = ['./mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py']
+_base_ = ['./mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py',
+          '../_base_/winwin/full_image_phase_last_third.py']
 model = dict(
     type='WinWinMask2Former',
-    # Only the windows' pixels are packed (a canvas, as the full-size twins): no batch or
-    # mask padding (each window is cropped to its own size for the heads).
+    # The recipe, as the full-size twins: windows for the first 2/3 of max_iters, whole images
+    # (packed whole, pixels='image') for the last 1/3 with the phase's own learning rate. No
+    # batch or mask padding (each window is cropped to its own size for the heads; the phase
+    # pads the masks to the batch input itself).
+    full_image_phase={{_base_.full_image_phase}},
     data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True),  # as the pipeline's RandomCrop
@@ -25,6 +29,13 @@ train_pipeline = [
          allow_negative_crop=True),
     dict(type='WinWinWindows', num_windows=2, window_size=4, patch_size=16, shrink_to_fit=True,
          grid_divisor=32),  # RoPE grid = the test's, padded to pad_size_divisor=32
-    dict(type='WinWinPackDetInputs', pixels='windows'),  # only the windows' pixels
+    dict(type='WinWinPackDetInputs'),  # whole images (pixels='image'): the phase trains on them
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+# the host's schedule cut at the phase, then one cosine restart over it
+# (mmwinwin.engine.phase_restart_schedule at iteration 1 of 2)
+param_scheduler = [
+    dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=1),
+    dict(type='CosineRestartLR', periods=[1], restart_weights=[1.0], eta_min=0.0,
+         by_epoch=False, begin=1, end=2)]

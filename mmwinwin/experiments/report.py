@@ -79,9 +79,9 @@ TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the last sixth
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
-#: resized phases and (r)'s phase on half of each batch
+#: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
-           'winwin_ft_h50_r100_l3')
+           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -91,10 +91,13 @@ SAME_BATCH_STEP_COSTS = ('docs', 'curves', 'same_batch', 'step_costs.json')
 LONGER_PHASE_STEP_COSTS = ('docs', 'curves', 'step_costs_longer_phase', 'step_costs.json')
 #: the same, for (r)'s phase on half of each batch, (t), beside (p) and (r)
 PART_BATCH_STEP_COSTS = ('docs', 'curves', 'step_costs_part_batch', 'step_costs.json')
+#: the same, for (r)'s phase training the last quarter of the blocks, (u), beside (r) and (t)
+FROZEN_BLOCKS_STEP_COSTS = ('docs', 'curves', 'step_costs_frozen_blocks', 'step_costs.json')
 #: block name -> step-cost store
 STEP_COSTS = {'winwin-same-batch-step-costs': SAME_BATCH_STEP_COSTS,
               'winwin-longer-phase-step-costs': LONGER_PHASE_STEP_COSTS,
-              'winwin-part-batch-step-costs': PART_BATCH_STEP_COSTS}
+              'winwin-part-batch-step-costs': PART_BATCH_STEP_COSTS,
+              'winwin-frozen-blocks-step-costs': FROZEN_BLOCKS_STEP_COSTS}
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
 TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
 

@@ -287,6 +287,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                         save_last=False)
     from .reproduction import RESTART_PHASES, restart_phase
     phase = variant.removesuffix('_pairs')  # the windows' placement aside
+    if variant.startswith('winwin'):  # the config's recipe replaced by the variant's own
+        cfg.model.full_image_phase = None
     if phase in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
         cfg.model.full_image_phase, cfg.param_scheduler = restart_phase(
             phase, cfg.param_scheduler, iters)

@@ -198,6 +198,8 @@ def build_modes(args, which: list[str]) -> list[Mode]:
     for name in which:
         winwin = name.startswith('winwin')
         cfg = load_config(args.winwin_config if winwin else args.config)
+        if winwin:  # a window step; the recipe's phase steps are the host's whole-image loss,
+            cfg.model.full_image_phase = None  # a full-resolution step
         if winwin not in built:
             built[winwin] = build_model(cfg)
         model, optim = built[winwin]
