@@ -64,16 +64,15 @@ PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things',
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
 #: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
-#: schedule (``winwin_ft``); each the best measured on its family. Detection ships no phase,
-#: so its rows show the phase measured on every detection store, ``winwin_ft_r100``, as the
-#: option to switch on
+#: schedule (``winwin_ft``); detection: the segmentation recipe (RECIPE, the detection configs'
+#: since it was measured best on every detection store); each the best measured on its family
 PHASE_R100 = 'winwin_ft_r100'
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
-         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', PHASE_R100),
-         (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', PHASE_R100),
-         (PANOPTIC_CONTEXT_256_BATCH, 'PQ things', False, 'panoptic ', PHASE_R100),
-         (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN ', PHASE_R100),
-         (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN ', PHASE_R100),
+         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
+         (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
+         (PANOPTIC_CONTEXT_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
+         (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
+         (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
          (DEPTH_BATCH, 'RMSE', True, '', 'winwin_ft'), (FLOW_BATCH, 'EPE', True, '', PHASE_R100))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
