@@ -221,3 +221,32 @@ def test_detection_configs_ship_the_recipe():
                                 restart_weights=[1.0], eta_min=0.0, by_epoch=False,
                                 begin=begin, end=iters)], path
         assert windows and all(s['end'] <= begin and not s['by_epoch'] for s in windows), path
+
+
+def test_epoch_based_mask_rcnn_schedule_restarts_at_the_phase():
+    """The ViT-B Mask R-CNN twin's schedulers, built by mmengine's registry as its Runner does
+    for an epoch of L iterations and stepped once per iteration: warm-up, then the base
+    learning rate until the phase's first iteration (epoch 17), where the restart begins at the
+    base rate and anneals it to 0 by the end of epoch 25."""
+    import math
+
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = _cfg('winwin-2x28_mask-rcnn_rope-vit-b-win14_lsj-100e_coco.py')
+    base, length = 1e-4, 60
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=base)
+    schedulers = [PARAM_SCHEDULERS.build({k: v for k, v in s.items() if k != '_scope_'},
+                                         default_args=dict(optimizer=optimizer,
+                                                           epoch_length=length))
+                  for s in cfg.param_scheduler]
+    lrs = []
+    for _ in range(25 * length):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        for scheduler in schedulers:
+            scheduler.step()
+    begin = 17 * length
+    assert lrs[0] == pytest.approx(0.067 * base)
+    assert all(lr == pytest.approx(base) for lr in lrs[500:begin])
+    for i in range(begin, 25 * length):  # cosine from the base rate to 0 over the phase
+        t = (i - begin) / (25 * length - begin)
+        assert lrs[i] == pytest.approx(base * (1 + math.cos(math.pi * t)) / 2, abs=1e-12), i

@@ -14,7 +14,7 @@ image_size = (1024, 1024)
 model = dict(
     type='WinWinTwoStageDetector',
     # The recipe (docs/detection.md, "The recipe in the detection configs"): windows for the
-    # first 17 of the 25 epochs of training, whole images (the host's own loss) for the rest, with the
+    # first 17 of the 25 epochs, whole images (the host's own loss) for the rest, with the
     # phase's own learning rate (param_scheduler below). Whole images are packed for it
     # (pixels='image'; a canvas of the windows' pixels, pixels='windows', is for windows-only
     # training: full_image_phase=None). No batch padding to 1024 and no mask padding: every

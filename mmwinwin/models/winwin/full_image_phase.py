@@ -54,8 +54,9 @@ patch embedding and its first ``frozen_blocks`` transformer blocks as the window
 they run without autograd (:func:`frozen_lower_blocks`), so no gradient reaches them and the
 optimizer leaves them unchanged (AdamW skips a parameter without a gradient), while the later
 blocks and the heads train on the whole images. A phase step then stores no activations of
-those blocks and skips their backward pass. ``dict(begin_fraction=2 / 3, frozen_blocks=2)`` on a 4-block ViT: the last third
-on whole images, the upper half of the backbone and the heads learning from them. In
+those blocks and skips their backward pass. ``dict(begin_fraction=2 / 3, frozen_blocks=3)`` on a
+4-block ViT: the last third on whole images, the last block and the heads learning from them
+(measured below the full phase on the long-range tasks: docs/winwin.md, variant (u)). In
 distributed training some parameters get no gradient in the phase, so the DDP wrapper needs
 ``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``
 (:class:`~mmwinwin.engine.hooks.FullImagePhaseHook` refuses to start without it). A design
