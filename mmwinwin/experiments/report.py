@@ -36,11 +36,15 @@ LARGE_BATCH = ('docs', 'curves', 'same_batch_256x512', 'curves.json')
 LONGER_PHASE_BATCH = ('docs', 'curves', 'longer_phase_same_session', 'curves.json')
 #: and (t) against full resolution on the local task, in one session for the same reason
 PART_BATCH_SESSION = ('docs', 'curves', 'part_batch_same_session', 'curves.json')
+#: and the shipped recipe (r) against full resolution on the local task, in one session
+RECIPE_SESSION = ('docs', 'curves', 'recipe_same_session', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
            'winwin-longer-phase': (LONGER_PHASE_BATCH,
                                    ('docs', 'images', 'winwin_longer_phase')),
-           'winwin-part-batch': (PART_BATCH_SESSION, ('docs', 'images', 'winwin_part_batch'))}
+           'winwin-part-batch': (PART_BATCH_SESSION, ('docs', 'images', 'winwin_part_batch')),
+           'winwin-recipe-session': (RECIPE_SESSION,
+                                     ('docs', 'images', 'winwin_recipe_session'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
