@@ -240,6 +240,27 @@ def _token_reduction_blocks() -> dict:
             for n in names}
 
 
+#: the variants of the detection recipe table, in order: windows only, the last sixth under the
+#: host's schedule and with its own learning rate, the last third with its own learning rate
+DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE)
+
+
+def _detection_recipe_block(stores: list) -> str:
+    """Per detection store of the suite: the end of schedule of every recipe measured there
+    (:data:`DETECTION_RECIPES`), the evidence for the detection configs' default."""
+    from .comparison import final_table
+    present = [entry for entry in SUITE if _exists(entry[0]) and entry[3]]
+    parts = []
+    for res, (_, metric, lower, prefix, _) in zip(stores, present):
+        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        seen = {r['variant'] for r in res}
+        for task in _tasks(res):
+            parts.append(f'{prefix}`{task}` ({size}), {metric}:\n\n' + final_table(
+                res, task, [v for v in DETECTION_RECIPES if v in seen], label_fn=_label,
+                metric=metric, lower_is_better=lower))
+    return '\n\n'.join(parts)
+
+
 def blocks() -> dict:
     """NAME -> (data file parts, function of the loaded data returning the markdown)."""
     out = {}
@@ -251,6 +272,9 @@ def blocks() -> dict:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
             stores, lambda data: _suite_block(data, candidates=True))
+    detection = tuple(entry[0] for entry in SUITE if _exists(entry[0]) and entry[3])
+    if detection:
+        out['winwin-detection-recipes'] = (detection, _detection_recipe_block)
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):
