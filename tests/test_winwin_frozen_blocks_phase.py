@@ -17,7 +17,8 @@ import mmwinwin  # noqa: F401
 from mmwinwin.models.flow import WinWinFlowEstimator
 from mmwinwin.models.winwin.full_image_phase import check_full_image_phase, frozen_lower_blocks
 from test_reliability_training import run_ranks
-from test_winwin_full_image_phase import TINY_FLOW, _runner_cfg, _seg_batch, _seg_cfg
+from test_winwin_full_image_phase import (TINY_FLOW, _runner_cfg, _seg_batch, _seg_cfg,
+                                         depth_batch, depth_models)
 
 
 def _lower(name: str, frozen: int) -> bool:
@@ -46,24 +47,39 @@ def test_phase_step_is_the_host_loss_with_the_lower_blocks_not_trainable(num_lay
     host_cfg.pop('full_image_phase')
     host = MODELS.build(host_cfg)
     host.load_state_dict(model.state_dict())
-    for name, p in host.named_parameters():
-        p.requires_grad_(not _lower(name, frozen))
     img, samples = _seg_batch()
 
     model.set_train_progress(2, 4)
-    loss = model.loss(img, samples)['decode.loss_ce']
-    want = host.loss(img, samples)['decode.loss_ce']
+    _assert_phase_step(model, host, frozen, img, samples, 'decode.loss_ce')
+
+
+def _assert_phase_step(model, host, frozen: int, img, samples, key: str) -> None:
+    """The phase step's loss and gradients equal ``host``'s, whose parameters below block
+    ``frozen`` are not trainable; those get no gradient; the grad mode is back on after."""
+    for name, p in host.named_parameters():
+        p.requires_grad_(not _lower(name, frozen))
+    loss = model.loss(img, samples)[key]
+    want = host.loss(img, samples)[key]
     torch.testing.assert_close(loss, want)
     loss.backward()
     want.backward()
     assert torch.is_grad_enabled()
     ref = dict(host.named_parameters())
     for name, p in model.named_parameters():
-        if _lower(name, frozen):
+        if _lower(name, frozen) or ref[name].grad is None:  # frozen, or unused by the loss
             assert p.grad is None, name
         else:
-            assert p.grad is not None and p.grad.abs().sum() > 0, name
+            assert p.grad.abs().sum() > 0, name
             torch.testing.assert_close(p.grad, ref[name].grad, msg=name)
+
+
+def test_depth_phase_step_is_the_host_loss_with_the_lower_blocks_not_trainable():
+    """The depth estimator (the other model that takes the option): the phase step's loss and
+    gradients equal mmseg's ``DepthEstimator`` with the patch embedding and block 0 frozen."""
+    host, model = depth_models(dict(begin=2, frozen_blocks=1))
+    img, samples = depth_batch()
+    model.set_train_progress(2, 4)
+    _assert_phase_step(model, host, 1, img, samples, 'decode.loss_silog')
 
 
 def test_window_steps_train_every_block():

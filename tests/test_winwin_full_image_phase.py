@@ -254,7 +254,9 @@ def test_part_batch_phase_is_refused_where_the_phase_needs_every_image():
                                   resized_for='the training images')
 
 
-def test_depth_windows_before_begin_host_loss_from_begin():
+def depth_models(full_image_phase: dict):
+    """mmseg's ``DepthEstimator`` of the tiny depth config (patch 8) and the
+    ``WinWinDepthEstimator`` with ``full_image_phase`` and the same weights."""
     cfg = Config.fromfile(osp.join(CFG, 'vitdepth_rope-vit-tiny_fullres_1xb2-20i_'
                                         'synthetic-nyu-128x192.py')).model
     cfg.pop('data_preprocessor')
@@ -262,9 +264,13 @@ def test_depth_windows_before_begin_host_loss_from_begin():
     torch.manual_seed(0)
     host = MODELS.build(cfg)
     model = MODELS.build(dict(cfg, type='WinWinDepthEstimator',
-                              full_image_phase=dict(begin_fraction=0.5)))
+                              full_image_phase=full_image_phase))
     model.load_state_dict(host.state_dict())
-    H, W = 32, 48
+    return host, model
+
+
+def depth_batch(H=32, W=48):
+    """Two images with the windows of :data:`WINS` and random depth maps."""
     g = torch.Generator().manual_seed(1)
     img = torch.randn(2, 3, H, W, generator=g)
     samples = []
@@ -274,6 +280,12 @@ def test_depth_windows_before_begin_host_loss_from_begin():
                             winwin_windows=WINS[b], winwin_patch_size=P))
         s.gt_depth_map = PixelData(data=torch.rand(1, H, W, generator=g) * 5 + 0.5)
         samples.append(s)
+    return img, samples
+
+
+def test_depth_windows_before_begin_host_loss_from_begin():
+    host, model = depth_models(dict(begin_fraction=0.5))
+    img, samples = depth_batch()
     img2, samples2 = _change_outside(img, samples, 'gt_depth_map', fill=9.0)
 
     model.set_train_progress(1, 4)  # begin = round(0.5 * 4) = 2
