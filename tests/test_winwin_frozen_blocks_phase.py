@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import os.path as osp
 
 import pytest
 import torch
@@ -157,21 +158,27 @@ def test_a_real_run_leaves_the_lower_blocks_as_the_windows_trained_them(tmp_path
     _check_training(tmp_path / 'run', 1)
 
 
-def _train_rank(data: str, work: str, find_unused: bool, rank: int):
+def _train_rank(data: str, work: str, rank: int):
+    """On each rank: a run without find_unused_parameters (refused before it trains), then
+    one with it (trained through the phase)."""
     from mmwinwin.utils.runner import setup_cpu_distributed
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')  # as torchrun sets
-    cfg = _runner_cfg(data, work, launcher='pytorch')
-    cfg.model.full_image_phase.frozen_blocks = 1
-    if find_unused:
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                                     find_unused_parameters=True)
-    setup_cpu_distributed(cfg)  # tools/train.py's set-up without a GPU (the group is up)
-    runner = Runner.from_cfg(cfg)
-    try:
-        runner.train()
-    except ValueError as error:
-        return str(error)
-    return 'trained'
+    out = []
+    for find_unused in (False, True):
+        cfg = _runner_cfg(data, osp.join(work, str(find_unused)), launcher='pytorch')
+        cfg.model.full_image_phase.frozen_blocks = 1
+        if find_unused:
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
+                                         find_unused_parameters=True)
+        setup_cpu_distributed(cfg)  # tools/train.py's set-up without a GPU (the group is up)
+        runner = Runner.from_cfg(cfg)
+        try:
+            runner.train()
+        except ValueError as error:
+            out.append(str(error))
+        else:
+            out.append('trained')
+    return out
 
 
 def test_distributed_phase_needs_and_works_with_find_unused_parameters(tmp_path):
@@ -179,10 +186,9 @@ def test_distributed_phase_needs_and_works_with_find_unused_parameters(tmp_path)
     fix; with it, the run trains through the phase and the frozen block stays unchanged."""
     from mmwinwin.datasets.synthetic import generate_ade20k
     data = generate_ade20k(str(tmp_path / 'data'), num_train=4, num_val=2, img_size=(128, 256))
-    refused = run_ranks(functools.partial(_train_rank, data, str(tmp_path / 'a'), False),
-                        tmp_path / 'ranks_a')
-    assert all('find_unused_parameters=True' in r for r in refused), refused
-    done = run_ranks(functools.partial(_train_rank, data, str(tmp_path / 'b'), True),
-                     tmp_path / 'ranks_b')
-    assert done == ['trained', 'trained']
-    _check_training(tmp_path / 'b', 1)
+    ranks = run_ranks(functools.partial(_train_rank, data, str(tmp_path / 'w')),
+                      tmp_path / 'ranks')
+    for refused, trained in ranks:
+        assert 'find_unused_parameters=True' in refused, refused
+        assert trained == 'trained'
+    _check_training(tmp_path / 'w' / 'True', 1)
