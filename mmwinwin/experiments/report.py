@@ -245,11 +245,17 @@ def _token_reduction_blocks() -> dict:
 DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE)
 
 
+def _detection_suite() -> list:
+    """The :data:`SUITE` entries of the detection stores (a row prefix names the detector)
+    whose data is committed."""
+    return [entry for entry in SUITE if entry[3] and _exists(entry[0])]
+
+
 def _detection_recipe_block(stores: list) -> str:
     """Per detection store of the suite: the end of schedule of every recipe measured there
     (:data:`DETECTION_RECIPES`), the evidence for the detection configs' default."""
     from .comparison import final_table
-    present = [entry for entry in SUITE if _exists(entry[0]) and entry[3]]
+    present = _detection_suite()
     parts = []
     for res, (_, metric, lower, prefix, _) in zip(stores, present):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
@@ -272,7 +278,7 @@ def blocks() -> dict:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
             stores, lambda data: _suite_block(data, candidates=True))
-    detection = tuple(entry[0] for entry in SUITE if _exists(entry[0]) and entry[3])
+    detection = tuple(entry[0] for entry in _detection_suite())
     if detection:
         out['winwin-detection-recipes'] = (detection, _detection_recipe_block)
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):

@@ -65,8 +65,9 @@ class WinWinWindows(BaseTransform):
             one class: a pair of ``gt_bboxes`` with the same ``gt_bboxes_labels`` (ignored
             boxes left out) whose tokens fit in one window is drawn uniformly, and the window
             uniformly among the positions that hold both and leave room for the others; the
-            other windows are drawn as usual. An image with no such pair (or only pairs reaching into the last partial
-            patch row or column, which no window covers) gets the usual windows. Uniform windows
+            other windows are drawn as usual. An image with no such pair (or only pairs
+            reaching into the last partial patch row or column, which no window covers) gets
+            the usual windows. Uniform windows
             rarely hold two objects of one class, which the heads must learn to separate at
             test time (docs/winwin.md, "Mask2Former's gap"). A design option of this
             project; fixed window sizes only.

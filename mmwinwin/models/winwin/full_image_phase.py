@@ -193,8 +193,9 @@ def frozen_lower_blocks(backbone: nn.Module, count: int):
     autograd (``torch.no_grad``; values unchanged): a forward pre-hook on
     ``backbone.patch_embed`` turns gradients off and a forward hook on
     ``backbone.blocks[count - 1]`` turns them back on, so they get no gradient, store no
-    activations and have no backward pass. The grad mode of the caller is restored on leaving,
-    also after an error. ``count=0``: nothing changes."""
+    activations and have no backward pass (nor what the backbone adds between the embedding
+    and block 0: prefix tokens, an absolute position embedding, a pre-norm). The grad mode of
+    the caller is restored on leaving, also after an error. ``count=0``: nothing changes."""
     if not count:
         yield
         return
