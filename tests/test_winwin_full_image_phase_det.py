@@ -26,6 +26,9 @@ CFG = osp.join(ROOT, 'configs', 'vitdet')
 MRCNN = 'winwin-2x4_mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py'
 M2F_PAN = 'winwin-2x4_mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py'
 HOST = {MRCNN: 'MaskRCNN', M2F_PAN: 'Mask2Former'}
+#: the full-resolution twin of each tiny Win-Win config (its train_cfg samples per image)
+TWIN = {MRCNN: 'mask-rcnn_rope-vit-tiny-win4_2i_coco-synth-128x128.py',
+        M2F_PAN: 'mask2former_rope-vit-tiny-win4_2i_coco-synth-panoptic-128x128.py'}
 S = 128
 WINS = [[(0, 0, 4, 4)], [(4, 4, 4, 4)]]  # tokens of 16 px: image 0 top-left, 1 bottom-right
 
@@ -47,13 +50,16 @@ def _build(cfg_name, **over):
     return model.train()
 
 
-def _host(cfg_name, model):
-    """The host mmdet model of the same config, with ``model``'s weights."""
+def _host(cfg_name, model, train_cfg=None):
+    """The host mmdet model of the same config (with ``train_cfg`` in place of the
+    config's, if given), with ``model``'s weights."""
     from mmdet.registry import MODELS
     cfg = _cfg(cfg_name)
     cfg.model.type = HOST[cfg_name]
     cfg.model.pop('border_rule')
     cfg.model.pop('full_image_phase')  # Win-Win's own settings
+    if train_cfg is not None:
+        cfg.model.train_cfg = train_cfg
     host = MODELS.build(cfg.model)
     host.load_state_dict(model.state_dict())
     return host.train()
@@ -127,6 +133,49 @@ def test_windows_before_begin_host_loss_from_begin(cfg_name):
                        atol=1e-6)
     _total(got).backward()
     assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('cfg_name', [MRCNN, M2F_PAN])
+def test_phase_train_cfg_samples_as_the_full_resolution_twin(cfg_name):
+    """``full_image_phase.train_cfg``: a whole-image step's loss equals the host mmdet model
+    built with that train_cfg (the full-resolution twin config's: its RPN and RoI samplers,
+    proposals, Mask2Former's points per mask), the same weights and batch; the window steps
+    before and after it keep the Win-Win config's per-window train_cfg (the same loss as a
+    model without the option)."""
+    twin = _cfg(TWIN[cfg_name]).model.train_cfg
+    model = _build(cfg_name, full_image_phase=dict(begin=3, train_cfg=twin))
+    plain = _build(cfg_name, full_image_phase=dict(begin=3))  # torch seed 0: same weights
+    host = _host(cfg_name, model, train_cfg=twin)
+    img, samples = _batch(cfg_name == M2F_PAN)
+    for m in (model, plain):
+        m.set_train_progress(2, 10)
+    before = _loss(model, img, samples)
+    assert_same_losses(before, _loss(plain, img, samples), rtol=0, atol=0)
+    for m in (model, plain):
+        m.set_train_progress(3, 10)
+    got = _loss(model, img, samples)
+    assert_same_losses(got, _loss(host, img, samples), rtol=1e-5, atol=1e-6)
+    # not the window config's sampling on whole images (the phase without the option)
+    assert abs(_total(got).item() - _total(_loss(plain, img, samples)).item()) > 1e-3
+    model.set_train_progress(2, 10)  # a window step again: the window settings are back
+    assert_same_losses(_loss(model, img, samples), before, rtol=0, atol=0)
+    head = model.roi_head if cfg_name == MRCNN else model.panoptic_head
+    window_cfg = _cfg(cfg_name).model.train_cfg
+    assert head.train_cfg == (window_cfg.rcnn if cfg_name == MRCNN else window_cfg)
+
+
+def test_phase_train_cfg_errors():
+    from mmdet.registry import MODELS
+    from mmwinwin.models.winwin.full_image_phase import check_full_image_phase
+    cfg = _cfg(MRCNN)
+    cfg.model.full_image_phase = dict(begin=2, train_cfg=dict(rpn=cfg.model.train_cfg.rpn))
+    with pytest.raises(ValueError, match="train_cfg has no 'rcnn'.*model.train_cfg"):
+        MODELS.build(cfg.model)
+    with pytest.raises(TypeError, match='train_cfg must be a dict'):
+        check_full_image_phase(dict(begin=2, train_cfg=[1]), heads_train_cfg=True)
+    # the segmentors, depth and flow estimators sample nothing per image: refused by name
+    with pytest.raises(ValueError, match='for the Win-Win detectors.*Drop full_image_phase'):
+        check_full_image_phase(dict(begin=2, train_cfg=dict(num_points=4)))
 
 
 def test_phase_pads_targets_to_the_batch_input_as_pad_mask_and_pad_seg():

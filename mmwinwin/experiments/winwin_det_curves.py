@@ -19,6 +19,10 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
 * ``winwin_pairs``, ``winwin_ft_r100_l3_pairs``: ``winwin``, ``winwin_ft_r100_l3`` whose
   first window holds two objects of one class wherever the image has such a pair that fits
   in a window (``WinWinWindows(same_class_pairs=1)``);
+* ``winwin_ft_r100_l3_twin``: ``winwin_ft_r100_l3`` whose whole-image steps sample as the
+  ``fullres`` runs do (``full_image_phase.train_cfg`` = the ``fullres`` variant's
+  ``train_cfg``: Mask R-CNN's anchors, proposals and RoIs per image, Mask2Former's points
+  per mask), where the other phases keep the Win-Win config's per-window settings;
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -93,6 +97,9 @@ VARIANTS = {
     # and (r) with it
     'winwin_ft_r100_l3_pairs': 'Win-Win, 2 windows, the first over a same-class pair + '
                                'full-image phase (last 1/3), phase LR restarted',
+    # (r) whose whole-image steps sample as full resolution (full_image_phase.train_cfg)
+    'winwin_ft_r100_l3_twin': 'Win-Win, 2 windows + full-image phase (last 1/3) sampling as '
+                              'full resolution, phase LR restarted',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
@@ -244,6 +251,28 @@ def _panoptic_heads(cfg, task: str, variant: str, args) -> None:
         cfg.model.train_cfg.num_points = 64 if variant.startswith('winwin') else 256
 
 
+def _light_roi_heads(cfg, variant: str) -> None:
+    """``--light-heads 1`` for Mask R-CNN: RoI heads dominate the cost of a tiny backbone on
+    small images."""
+    roi = cfg.model.roi_head
+    roi.bbox_head.type = 'Shared2FCBBoxHead'
+    roi.mask_head.num_convs = 2
+    # 32 RoIs per training image; Win-Win windows are images of their own for the heads
+    cfg.model.train_cfg.rcnn.sampler.num = 16 if variant.startswith('winwin') else 32
+
+
+def full_resolution_train_cfg(model: str, task: str, args) -> dict:
+    """The ``train_cfg`` of the ``fullres`` runs (variant ``*_twin``'s phase samples as they
+    do)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config_path(model, 'fullres'))
+    if model == 'mask2former-panoptic':
+        _panoptic_heads(cfg, task, 'fullres', args)
+    elif args.light_heads:
+        _light_roi_heads(cfg, 'fullres')
+    return cfg.model.train_cfg.to_dict()
+
+
 def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed: int):
     """The mmengine Config of one run: the tiny config of ``args.model`` with the data, size
     and schedule replaced, validating on whole images every ``args.val_every`` iterations."""
@@ -270,12 +299,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     cfg.val_cfg = dict(type='ValLoop')
     if model == 'mask2former-panoptic':
         _panoptic_heads(cfg, task, variant, args)
-    elif args.light_heads:  # RoI heads dominate the cost of a tiny backbone on small images
-        roi = cfg.model.roi_head
-        roi.bbox_head.type = 'Shared2FCBBoxHead'
-        roi.mask_head.num_convs = 2
-        # 32 RoIs per training image; Win-Win windows are images of their own for the heads
-        cfg.model.train_cfg.rcnn.sampler.num = 16 if variant.startswith('winwin') else 32
+    elif args.light_heads:
+        _light_roi_heads(cfg, variant)
     cfg.optim_wrapper.optimizer.lr = args.lr
     warm = max(1, args.iters // 10)
     cfg.param_scheduler = [
@@ -286,7 +311,7 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
     from .reproduction import RESTART_PHASES, restart_phase
-    phase = variant.removesuffix('_pairs')  # the windows' placement aside
+    phase = variant.removesuffix('_pairs').removesuffix('_twin')  # placement, sampling aside
     if variant.startswith('winwin'):  # the config's recipe replaced by the variant's own
         cfg.model.full_image_phase = None
     if phase in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
@@ -294,6 +319,8 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
             phase, cfg.param_scheduler, iters)
     elif variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
         cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
+    if variant.endswith('_twin'):
+        cfg.model.full_image_phase['train_cfg'] = full_resolution_train_cfg(model, task, args)
     cfg.randomness = dict(seed=seed)
     cfg.log_level = 'WARNING'
     return cfg

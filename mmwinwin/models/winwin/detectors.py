@@ -68,6 +68,7 @@ from mmdet.models.detectors import Mask2Former, TwoStageDetector
 from ...layers.winwin.windows import check_patch_size
 from ...registry import register
 from .full_image_phase import FullImagePhaseMixin, check_full_image_phase
+from .phase_train_cfg import phase_head_settings, swapped_attributes
 from .segmentors import check_token_backbone
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
@@ -165,16 +166,23 @@ class WinWinDetMixin(FullImagePhaseMixin):
         full_image_phase: ``dict(begin=N)``, ``dict(begin_fraction=f)`` or
             ``dict(every=k)``: the host's own loss on whole images from iteration N (or
             ``f * max_iters``) on, with ``FullImagePhaseHook`` (the module docstring);
-            ``None`` (default): windows throughout.
+            ``None`` (default): windows throughout. ``train_cfg``: the detector's whole
+            ``train_cfg`` for the whole-image steps (default: ``model.train_cfg``, the
+            windows'); :mod:`.phase_train_cfg`.
     """
 
     def __init__(self, *args, border_rule: dict | None = None,
                  full_image_phase: dict | None = None, **kwargs) -> None:
         rule = BorderRule.build(border_rule)  # checked before the (costly) host build
-        phase = check_full_image_phase(full_image_phase, resized_for='the training images')
+        phase = check_full_image_phase(full_image_phase, resized_for='the training images',
+                                       heads_train_cfg=True)
         super().__init__(*args, **kwargs)
         self.border_rule = rule
-        self._init_full_image_phase(phase)
+        self._init_full_image_phase(phase, resized_for='the training images',
+                                    heads_train_cfg=True)
+        heads = (phase or {}).get('train_cfg')
+        #: what the heads build from the phase's train_cfg, swapped in for whole-image steps
+        self._phase_heads = [] if heads is None else phase_head_settings(self, heads)
         self._check_backbone()
 
     def _check_backbone(self) -> int:
@@ -274,9 +282,11 @@ class WinWinDetMixin(FullImagePhaseMixin):
 
     def full_image_loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The full-image phase: the host's own ``loss`` on the whole images (targets padded
-        to the batch input; the windows in the metainfo ignored)."""
+        to the batch input; the windows in the metainfo ignored), under the phase's
+        ``train_cfg`` when it has one."""
         self._pad_targets_to_input(batch_inputs, batch_data_samples)
-        return super().loss(batch_inputs, batch_data_samples)
+        with swapped_attributes(self._phase_heads):
+            return super().loss(batch_inputs, batch_data_samples)
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The host's loss on the windows of every image (see the module docstring)."""

@@ -63,6 +63,14 @@ distributed training some parameters get no gradient in the phase, so the DDP wr
 option of this project, measured against the phase (docs/winwin.md); segmentor and depth
 estimator only.
 
+and, for the Win-Win detectors, ``train_cfg``: the detector's whole ``train_cfg`` for the
+whole-image steps, in place of ``model.train_cfg`` (which the window steps keep). A Win-Win
+detection config samples anchors, RoIs or mask points per *window* (its ``model.train_cfg``),
+so without it a whole-image step samples per image what a window step samples per window;
+the detection configs give the phase their full-resolution twin's ``train_cfg``
+(:mod:`~mmwinwin.models.winwin.phase_train_cfg`). A design option of this project, measured
+in docs/winwin.md.
+
 Used by :class:`~mmwinwin.models.winwin.WinWinEncoderDecoder`,
 :class:`~mmwinwin.models.winwin.WinWinDepthEstimator` and
 :class:`~mmwinwin.models.flow.WinWinFlowEstimator` (whole frame pairs), and by the Win-Win
@@ -85,7 +93,7 @@ __all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'frozen_lower_blocks
            'full_image_phase_scale']
 
 _WHEN = ('begin', 'begin_fraction', 'every')
-_KEYS = _WHEN + ('scale', 'batch_fraction', 'frozen_blocks')
+_KEYS = _WHEN + ('scale', 'batch_fraction', 'frozen_blocks', 'train_cfg')
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -101,13 +109,14 @@ def _fraction(setting: dict, key: str, meaning: str) -> float | None:
     return value
 
 
-def check_full_image_phase(setting: dict | None, resized_for: str | None = None
-                           ) -> dict | None:
+def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
+                           heads_train_cfg: bool = False) -> dict | None:
     """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None).
 
     ``resized_for``: for a model that trains its phase at full size only (``scale`` refused),
     what it trains the phase on ("whole frame pairs", "the training images"), named in the
-    error."""
+    error. ``heads_train_cfg``: the model takes the phase's own ``train_cfg`` (the Win-Win
+    detectors); elsewhere it is refused."""
     if setting is None:
         return None
     if not isinstance(setting, dict):
@@ -138,6 +147,16 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None
                          f'first blocks left unchanged in the phase) is for the Win-Win '
                          f'segmentors and depth estimators; this model trains every block on '
                          f'{resized_for}. Drop full_image_phase.frozen_blocks.')
+    heads = setting.get('train_cfg')
+    if heads is not None and not heads_train_cfg:
+        raise ValueError(f"full_image_phase={dict(setting)}: 'train_cfg' (the heads' training "
+                         f'settings in the phase: anchors, RoIs or points sampled per image) '
+                         f'is for the Win-Win detectors; the heads of this model sample '
+                         f'nothing per image. Drop full_image_phase.train_cfg.')
+    if heads is not None and not isinstance(heads, dict):
+        raise TypeError(f"full_image_phase.train_cfg must be a dict: the detector's whole "
+                        f'train_cfg for the whole-image steps, as model.train_cfg (e.g. the '
+                        f"full-resolution config's); got {heads!r}.")
     given = [k for k in _WHEN if setting.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f'full_image_phase needs exactly one of begin (an iteration), '
@@ -244,9 +263,9 @@ class FullImagePhaseMixin:
     train_iteration: int | None = None
     train_max_iters: int | None = None
 
-    def _init_full_image_phase(self, setting: dict | None,
-                               resized_for: str | None = None) -> None:
-        self.full_image_phase = check_full_image_phase(setting, resized_for)
+    def _init_full_image_phase(self, setting: dict | None, resized_for: str | None = None,
+                               heads_train_cfg: bool = False) -> None:
+        self.full_image_phase = check_full_image_phase(setting, resized_for, heads_train_cfg)
 
     def set_train_progress(self, iteration: int, max_iters: int | None = None) -> None:
         """Record the (0-based) iteration about to be trained and the run length."""
