@@ -7,7 +7,8 @@ reviewed changes since: the Win-Win experiment config's loss (``IgnoreAwareCross
 the same values without ignored pixels), the two configs of the Expedite comparison
 (``configs/expedite*/experiments/*6l-64d-p8*``), and the segmentation Win-Win configs' longer
 whole-image phase (``begin_fraction=2 / 3``), and the detection Win-Win configs' phase (the same,
-``17 / 25`` for the epoch-based Mask R-CNN twin). Layout and runtime changes must leave every
+``17 / 25`` for the epoch-based Mask R-CNN twin; its whole-image steps with the full-resolution
+twin's ``train_cfg``). Layout and runtime changes must leave every
 model exactly as it was.
 """
 import glob

@@ -155,6 +155,16 @@ def test_panoptic_run_config_is_the_tiny_mask2former_on_whole_images(tmp_path):
     plain, = [t for t in cfg.train_dataloader['dataset']['pipeline']
               if t['type'] == 'WinWinWindows']
     assert windows == dict(plain, same_class_pairs=1.0) and 'same_class_pairs' not in plain
+    # winwin_ft_r100_l3_twin: the same phase and schedule, its whole-image steps sampling as
+    # the fullres run (256 points per mask), its window steps as the Win-Win run (64)
+    twin = build_cfg('winwin_ft_r100_l3_twin', 'context', str(tmp_path), str(tmp_path / 'w'),
+                     args, 0)
+    full = build_cfg('fullres', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
+    assert twin.model.full_image_phase == dict(cfg.model.full_image_phase,
+                                               train_cfg=full.model.train_cfg.to_dict())
+    assert twin.model.full_image_phase['train_cfg']['num_points'] == 256
+    assert twin.model.train_cfg == cfg.model.train_cfg and cfg.model.train_cfg.num_points == 64
+    assert twin.param_scheduler == cfg.param_scheduler
     uniform = build_cfg('winwin', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
     paired = build_cfg('winwin_pairs', 'context', str(tmp_path), str(tmp_path / 'w'), args, 0)
     # windows only: the config's recipe replaced by no phase
@@ -201,3 +211,24 @@ def test_stored_mask_rcnn_curves_redraw_from_their_points(tmp_path):
         for row in rows:
             assert row in block
     assert osp.isfile(tmp_path / 'winwin_det_curves_context.png')
+
+
+def test_mask_rcnn_twin_phase_samples_as_the_fullres_run(tmp_path):
+    """Variant winwin_ft_r100_l3_twin on Mask R-CNN: the whole-image steps take the fullres
+    run's train_cfg (64 anchors, 1000 proposals, 32 RoIs per image with --light-heads 1), the
+    window steps keep the Win-Win run's per-window one (32, 500, 16 per window)."""
+    import argparse
+
+    from mmwinwin.experiments.winwin_det_curves import build_cfg
+    args = argparse.Namespace(model='mask-rcnn', iters=12, long_factor=2, img_size=(128, 128),
+                              crop=96, window=4, batch_size=2, lr=1e-3, light_heads=1,
+                              val_every=6)
+    twin = build_cfg('winwin_ft_r100_l3_twin', 'local', str(tmp_path), str(tmp_path / 'w'),
+                     args, 0)
+    full = build_cfg('fullres', 'local', str(tmp_path), str(tmp_path / 'w'), args, 0)
+    phase = twin.model.full_image_phase
+    assert phase['begin_fraction'] == 2 / 3 and phase['train_cfg'] == full.model.train_cfg
+    sampled = (lambda c: (c['rpn']['sampler']['num'], c['rpn_proposal']['max_per_img'],
+                          c['rcnn']['sampler']['num']))
+    assert sampled(phase['train_cfg']) == (64, 1000, 32)
+    assert sampled(twin.model.train_cfg) == (32, 500, 16)

@@ -230,9 +230,10 @@ def test_hook_drives_a_detector():
 
 def test_detection_configs_ship_the_recipe():
     """Every Win-Win detection config (issue 23: a family's configs default to its best
-    measured recipe; for detection (r), docs/detection.md) trains on windows, then on whole
-    images (packed whole: the phase needs them) for the last third with the phase's own
-    learning rate: every scheduler of the windows part ends by the phase's first iteration,
+    measured recipe; for detection (r) sampling as full resolution, (v), docs/detection.md)
+    trains on windows, then on whole images (packed whole: the phase needs them) for the last
+    third with the phase's own learning rate, its whole-image steps under the full-resolution
+    twin config's train_cfg: every scheduler of the windows part ends by the phase's first iteration,
     and one cosine restart at the optimizer's lr anneals it to 0 over the phase. The
     epoch-based Mask R-CNN twin begins it at epoch 17 of 25, an epoch's first iteration for any
     epoch length, where its by-epoch restart (converted to iterations) begins too."""
@@ -243,6 +244,9 @@ def test_detection_configs_ship_the_recipe():
     assert len(paths) == 6
     for path in paths:
         cfg = Config.fromfile(path)
+        twin = Config.fromfile(osp.join(CFG, osp.basename(path).split('_', 1)[1]))
+        phase = dict(cfg.model.full_image_phase)
+        assert phase.pop('train_cfg') == twin.model.train_cfg, path
         assert cfg.model.type in ('WinWinTwoStageDetector', 'WinWinMask2Former'), path
         dataset = cfg.train_dataloader.dataset
         pipeline = dataset.get('pipeline') or dataset.dataset.pipeline
@@ -252,7 +256,7 @@ def test_detection_configs_ship_the_recipe():
         windows = [s for s in sched if s['type'] != 'CosineRestartLR']
         if cfg.train_cfg.type == 'EpochBasedTrainLoop':
             epochs = cfg.train_cfg.max_epochs
-            assert dict(cfg.model.full_image_phase) == {'begin_fraction': 17 / 25}, path
+            assert phase == {'begin_fraction': 17 / 25}, path
             assert epochs == 25
             assert restart == [dict(type='CosineRestartLR', periods=[8], restart_weights=[1.0],
                                     eta_min=0.0, by_epoch=True, begin=17, end=25,
@@ -264,7 +268,7 @@ def test_detection_configs_ship_the_recipe():
             continue
         iters = cfg.train_cfg.max_iters
         begin = round(2 / 3 * iters) if iters > 2 else 1
-        assert dict(cfg.model.full_image_phase) == {'begin_fraction': 2 / 3}, path
+        assert phase == {'begin_fraction': 2 / 3}, path
         assert full_image_phase_begin(cfg.model.full_image_phase, iters) == begin
         assert restart == [dict(type='CosineRestartLR', periods=[iters - begin],
                                 restart_weights=[1.0], eta_min=0.0, by_epoch=False,

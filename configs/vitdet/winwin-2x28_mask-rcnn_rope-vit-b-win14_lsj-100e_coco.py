@@ -20,7 +20,9 @@ model = dict(
     # training: full_image_phase=None). No batch padding to 1024 and no mask padding: every
     # window is cropped to its own size for the heads, and the phase pads the masks to the
     # batch input itself.
-    full_image_phase=dict(begin_fraction=17 / 25),
+    # The whole-image steps sample as the full-resolution twin (its train_cfg: 256 anchors,
+    # 2000 / 1000 proposals, 512 RoIs per image), the window steps per window (below).
+    full_image_phase=dict(begin_fraction=17 / 25, train_cfg={{_base_.model.train_cfg}}),
     data_preprocessor=dict(pad_mask=False, batch_augments=None),
     # instances cut by a window border: kept when >= 16 px and >= 1/4 of min(own area,
     # window area) are visible, else ignore regions (mmwinwin.models.winwin.window_targets)

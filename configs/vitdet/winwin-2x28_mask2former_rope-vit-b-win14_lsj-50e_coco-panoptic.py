@@ -17,7 +17,9 @@ model = dict(
     # training: full_image_phase=None). No batch padding to 1024 and no mask padding: every
     # window is cropped to its own size for the heads, and the phase pads the masks to the
     # batch input itself.
-    full_image_phase={{_base_.full_image_phase}},
+    # The whole-image steps sample as the full-resolution twin (its train_cfg).
+    full_image_phase=dict(begin_fraction={{_base_.full_image_phase.begin_fraction}},
+                          train_cfg={{_base_.model.train_cfg}}),
     data_preprocessor=dict(pad_mask=False, batch_augments=None),
     border_rule=dict(min_visible_area=16, min_visible_fraction=0.25, dropped='ignore',
                      recompute_bbox=True))  # as the pipeline's RandomCrop

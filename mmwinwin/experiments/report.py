@@ -71,6 +71,12 @@ PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things',
 #: schedule (``winwin_ft``); detection: the segmentation recipe (RECIPE, the detection configs'
 #: since it was measured best on every detection store); each the best measured on its family
 PHASE_R100 = 'winwin_ft_r100'
+#: (r) whose whole-image steps sample anchors, proposals, RoIs and mask points as the
+#: full-resolution runs (``full_image_phase.train_cfg``): a detection-only variant of
+#: ``winwin_det_curves``, lettered beside the segmentation variants of ``reproduction``
+PHASE_TWIN = 'winwin_ft_r100_l3_twin'
+_DETECTION_ONLY = {PHASE_TWIN: '(v) Win-Win, then whole images for the last 1/3 sampling as '
+                               'full resolution, phase LR restarted at 1'}
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
          (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
          (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
@@ -84,7 +90,7 @@ PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
 #: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
-           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3')
+           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN)
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -119,13 +125,13 @@ def _load(parts) -> object:
 
 def _label(name: str) -> str:
     from .winwin_curves import label
-    return label(name)
+    return _DETECTION_ONLY.get(name) or label(name)
 
 
 def _variants(results):
     from .reproduction import VARIANTS
     seen = {r['variant'].split('_b')[0] for r in results}
-    return [v for v in VARIANTS if v in seen]
+    return [v for v in [*VARIANTS, *_DETECTION_ONLY] if v in seen]
 
 
 def _tasks(results):
@@ -241,8 +247,9 @@ def _token_reduction_blocks() -> dict:
 
 
 #: the variants of the detection recipe table, in order: windows only, the last sixth under the
-#: host's schedule and with its own learning rate, the last third with its own learning rate
-DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE)
+#: host's schedule and with its own learning rate, the last third with its own learning rate,
+#: and that sampling as full resolution in its whole-image steps
+DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE, PHASE_TWIN)
 
 
 def _detection_suite() -> list:
