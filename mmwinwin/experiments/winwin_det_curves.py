@@ -23,6 +23,7 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
   ``fullres`` runs do (``full_image_phase.train_cfg`` = the ``fullres`` variant's
   ``train_cfg``: Mask R-CNN's anchors, proposals and RoIs per image, Mask2Former's points
   per mask), where the other phases keep the Win-Win config's per-window settings;
+  ``winwin_ft_r100_twin``: ``winwin_ft_r100`` (the last sixth) sampling so;
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -100,6 +101,9 @@ VARIANTS = {
     # (r) whose whole-image steps sample as full resolution (full_image_phase.train_cfg)
     'winwin_ft_r100_l3_twin': 'Win-Win, 2 windows + full-image phase (last 1/3) sampling as '
                               'full resolution, phase LR restarted',
+    # and (p), the last sixth, so: the cheaper phase
+    'winwin_ft_r100_twin': 'Win-Win, 2 windows + full-image phase (last 1/6) sampling as '
+                           'full resolution, phase LR restarted',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
