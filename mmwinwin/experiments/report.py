@@ -56,6 +56,14 @@ MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 PANOPTIC_256_BATCH = ('docs', 'curves', 'det_panoptic_local_256', 'curves.json')
 MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curves.json')
 PANOPTIC_CONTEXT_256_BATCH = ('docs', 'curves', 'det_panoptic_context_256', 'curves.json')
+#: the detection configs' recipe (v) against (r) and full resolution on the detection tasks,
+#: each store one invocation of one session (``winwin_det_curves --variants fullres
+#: winwin_ft_r100_l3 winwin_ft_r100_l3_twin``), so that its times share one load
+PANOPTIC_SESSION = ('docs', 'curves', 'det_panoptic_local_128_session', 'curves.json')
+MASK_RCNN_SESSION = ('docs', 'curves', 'det_mask_rcnn_local_session', 'curves.json')
+MASK_RCNN_CONTEXT_SESSION = ('docs', 'curves', 'det_mask_rcnn_context_session', 'curves.json')
+PANOPTIC_256_SESSION = ('docs', 'curves', 'det_panoptic_local_session', 'curves.json')
+PANOPTIC_CONTEXT_256_SESSION = ('docs', 'curves', 'det_panoptic_context_session', 'curves.json')
 #: the windows over same-class pairs (``winwin_det_curves`` variant ``*_pairs``) against the
 #: same recipe with uniform windows, on the local detection stores: store, metric, name
 PAIRS = 'winwin_ft_r100_l3_pairs'
@@ -64,33 +72,46 @@ PAIRS_STORES = ((PANOPTIC_256_BATCH, 'PQ things',
                 (PANOPTIC_BATCH, 'PQ things',
                  'panoptic Mask2Former `local` (128x256, windows of 4x4 tokens)'),
                 (MASK_RCNN_BATCH, 'bbox AP', 'Mask R-CNN `local` (256x256, windows of 6x6 tokens)'))
-#: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
-#: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
-#: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
-#: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
-#: schedule (``winwin_ft``); detection: the segmentation recipe (RECIPE, the detection configs'
-#: since it was measured best on every detection store); each the best measured on its family
 PHASE_R100 = 'winwin_ft_r100'
 #: (r) whose whole-image steps sample anchors, proposals, RoIs and mask points as the
 #: full-resolution runs (``full_image_phase.train_cfg``): a detection-only variant of
 #: ``winwin_det_curves``, lettered beside the segmentation variants of ``reproduction``
 PHASE_TWIN = 'winwin_ft_r100_l3_twin'
+#: and (p), the last sixth, sampling so: the cheaper phase
+PHASE_TWIN_SIXTH = 'winwin_ft_r100_twin'
 _DETECTION_ONLY = {PHASE_TWIN: '(v) Win-Win, then whole images for the last 1/3 sampling as '
-                               'full resolution, phase LR restarted at 1'}
+                               'full resolution, phase LR restarted at 1',
+                   PHASE_TWIN_SIXTH: '(w) Win-Win, then whole images for the last 1/6 '
+                                     'sampling as full resolution, phase LR restarted at 1'}
+#: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
+#: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
+#: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
+#: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
+#: schedule (``winwin_ft``); detection: RECIPE sampling as full resolution in its whole-image
+#: steps (PHASE_TWIN, the detection configs'), on stores of one session each; each the best
+#: measured on its family
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
-         (PANOPTIC_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
-         (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
-         (PANOPTIC_CONTEXT_256_BATCH, 'PQ things', False, 'panoptic ', RECIPE),
-         (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
-         (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN ', RECIPE),
+         (PANOPTIC_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
+         (PANOPTIC_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
+         (PANOPTIC_CONTEXT_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
+         (MASK_RCNN_SESSION, 'bbox AP', False, 'Mask R-CNN ', PHASE_TWIN),
+         (MASK_RCNN_CONTEXT_SESSION, 'bbox AP', False, 'Mask R-CNN ', PHASE_TWIN),
          (DEPTH_BATCH, 'RMSE', True, '', 'winwin_ft'), (FLOW_BATCH, 'EPE', True, '', PHASE_R100))
+#: the detection stores where the recipes were compared, one session's runs merged with later
+#: sessions' (panoptic Mask2Former 128x256 and 256x256 ``local``, 256x256 ``context``, Mask
+#: R-CNN 256x256 ``local`` and ``context``): (store, metric, lower is better, row prefix)
+DETECTION_RECIPE_STORES = ((PANOPTIC_BATCH, 'PQ things', False, 'panoptic '),
+                           (PANOPTIC_256_BATCH, 'PQ things', False, 'panoptic '),
+                           (PANOPTIC_CONTEXT_256_BATCH, 'PQ things', False, 'panoptic '),
+                           (MASK_RCNN_BATCH, 'bbox AP', False, 'Mask R-CNN '),
+                           (MASK_RCNN_CONTEXT_BATCH, 'bbox AP', False, 'Mask R-CNN '))
 TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the last sixth
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
 #: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
-           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN)
+           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH)
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -247,31 +268,35 @@ def _token_reduction_blocks() -> dict:
 
 
 #: the variants of the detection recipe table, in order: windows only, the last sixth under the
-#: host's schedule and with its own learning rate, the last third with its own learning rate,
-#: and that sampling as full resolution in its whole-image steps
-DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE, PHASE_TWIN)
+#: host's schedule and with its own learning rate, the last third with its own learning rate
+DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE)
+#: the same-session detection stores (the detection tasks of :data:`SUITE`) and their
+#: variants: full resolution, (r), the configs' (v) and, where measured, (w)
+DETECTION_SESSION_STORES = tuple(entry for entry in SUITE if entry[-1] == PHASE_TWIN)
+DETECTION_SESSION = ('fullres', RECIPE, PHASE_TWIN, PHASE_TWIN_SIXTH)
 
 
-def _detection_suite() -> list:
-    """The :data:`SUITE` entries of the detection stores (a row prefix names the detector)
-    whose data is committed."""
-    return [entry for entry in SUITE if entry[3] and _exists(entry[0])]
-
-
-def _detection_recipe_block(stores: list) -> str:
-    """Per detection store of the suite: the end of schedule of every recipe measured there
-    (:data:`DETECTION_RECIPES`), the evidence for the detection configs' default."""
-    from .comparison import final_table
-    present = _detection_suite()
-    parts = []
-    for res, (_, metric, lower, prefix, _) in zip(stores, present):
-        size = 'x'.join(str(v) for v in res[0]['img_size'])
-        seen = {r['variant'] for r in res}
-        for task in _tasks(res):
-            parts.append(f'{prefix}`{task}` ({size}), {metric}:\n\n' + final_table(
-                res, task, [v for v in DETECTION_RECIPES if v in seen], label_fn=_label,
-                metric=metric, lower_is_better=lower))
-    return '\n\n'.join(parts)
+def _detection_blocks(entries: tuple, variants: tuple, with_criterion: bool) -> str:
+    """Per detection store of ``entries``: the end of schedule of ``variants`` (those
+    measured there), and with ``with_criterion`` the criterion of its recipes."""
+    def block(stores: list) -> str:
+        from .comparison import criterion_table, final_table
+        present = [entry for entry in entries if _exists(entry[0])]
+        parts = []
+        for res, (_, metric, lower, prefix, *_) in zip(stores, present):
+            size = 'x'.join(str(v) for v in res[0]['img_size'])
+            seen = [v for v in variants if v in {r['variant'] for r in res}]
+            for task in _tasks(res):
+                part = f'{prefix}`{task}` ({size}), {metric}:\n\n' + final_table(
+                    res, task, seen, label_fn=_label, metric=metric, lower_is_better=lower)
+                if with_criterion:
+                    part += '\n\n' + criterion_table(
+                        res, [task], recipes=[v for v in seen if v != 'fullres'],
+                        metric=metric, lower_is_better=lower, label_fn=_label,
+                        recipe_column=True, metric_in_cells=True)
+                parts.append(part)
+        return '\n\n'.join(parts)
+    return block
 
 
 def blocks() -> dict:
@@ -285,9 +310,12 @@ def blocks() -> dict:
         out['winwin-suite-criterion'] = (stores, _suite_block)
         out['winwin-suite-criterion-recipes'] = (
             stores, lambda data: _suite_block(data, candidates=True))
-    detection = tuple(entry[0] for entry in _detection_suite())
-    if detection:
-        out['winwin-detection-recipes'] = (detection, _detection_recipe_block)
+    for name, entries, variants, with_criterion in (
+            ('winwin-detection-recipes', DETECTION_RECIPE_STORES, DETECTION_RECIPES, False),
+            ('winwin-detection-session', DETECTION_SESSION_STORES, DETECTION_SESSION, True)):
+        present = tuple(entry[0] for entry in entries if _exists(entry[0]))
+        if present:
+            out[name] = (present, _detection_blocks(entries, variants, with_criterion))
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):
