@@ -164,6 +164,26 @@ def test_phase_train_cfg_samples_as_the_full_resolution_twin(cfg_name):
     assert head.train_cfg == (window_cfg.rcnn if cfg_name == MRCNN else window_cfg)
 
 
+@pytest.mark.parametrize('cfg_name', [MRCNN, M2F_PAN])
+def test_phase_on_part_of_the_batch(cfg_name):
+    """``full_image_phase.batch_fraction``: a whole-image step is the host mmdet model's loss
+    (built with the phase's train_cfg) on the first ceil(f * B) images of the batch only; a
+    window step still trains on every image's windows."""
+    twin = _cfg(TWIN[cfg_name]).model.train_cfg
+    model = _build(cfg_name, full_image_phase=dict(begin=3, train_cfg=twin, batch_fraction=0.5))
+    plain = _build(cfg_name, full_image_phase=dict(begin=3, train_cfg=twin))
+    host = _host(cfg_name, model, train_cfg=twin)
+    img, samples = _batch(cfg_name == M2F_PAN)
+    for m in (model, plain):
+        m.set_train_progress(3, 10)
+    got = _loss(model, img, samples)
+    assert_same_losses(got, _loss(host, img[:1], samples[:1]), rtol=1e-5, atol=1e-6)
+    assert abs(_total(got).item() - _total(_loss(plain, img, samples)).item()) > 1e-3
+    for m in (model, plain):
+        m.set_train_progress(2, 10)
+    assert_same_losses(_loss(model, img, samples), _loss(plain, img, samples), rtol=0, atol=0)
+
+
 def test_phase_train_cfg_errors():
     from mmdet.registry import MODELS
     from mmwinwin.models.winwin.full_image_phase import check_full_image_phase

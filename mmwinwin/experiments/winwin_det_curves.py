@@ -24,6 +24,8 @@ the data, the image size, the schedule and the training pipeline replaced. Varia
   ``train_cfg``: Mask R-CNN's anchors, proposals and RoIs per image, Mask2Former's points
   per mask), where the other phases keep the Win-Win config's per-window settings;
   ``winwin_ft_r100_twin``: ``winwin_ft_r100`` (the last sixth) sampling so;
+  ``winwin_ft_h50_r100_l3_twin``: ``winwin_ft_r100_l3_twin`` whose whole-image steps train on
+  half of each batch (``full_image_phase.batch_fraction=0.5``, reproduction's (t));
 * ``winwin_ft``: Win-Win with the recipe's full-image phase
   (``full_image_phase=dict(begin_fraction=5 / 6)``: the host's loss on whole images for the
   last sixth of ``--iters``; whole-image packing, as every variant here). Its heads keep the
@@ -104,6 +106,10 @@ VARIANTS = {
     # and (p), the last sixth, so: the cheaper phase
     'winwin_ft_r100_twin': 'Win-Win, 2 windows + full-image phase (last 1/6) sampling as '
                            'full resolution, phase LR restarted',
+    # and (v) on half of each batch in the phase ((t)'s batch_fraction): about (w)'s cost
+    'winwin_ft_h50_r100_l3_twin': 'Win-Win, 2 windows + full-image phase (last 1/3) on half '
+                                  'of each batch sampling as full resolution, phase LR '
+                                  'restarted',
     'fullres': 'full resolution',
     'crop': 'crop, same token budget',
 }
@@ -314,13 +320,18 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                     log_metric_by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=-1,
                                         save_last=False)
-    from .reproduction import RESTART_PHASES, restart_phase
+    from .reproduction import PART_BATCH_PHASES, RESTART_PHASES, restart_phase
     phase = variant.removesuffix('_pairs').removesuffix('_twin')  # placement, sampling aside
+    share = PART_BATCH_PHASES.get(phase)  # (t)'s phase on part of each batch
+    if share is not None:
+        phase = phase.replace('_h50', '')
     if variant.startswith('winwin'):  # the config's recipe replaced by the variant's own
         cfg.model.full_image_phase = None
     if phase in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
         cfg.model.full_image_phase, cfg.param_scheduler = restart_phase(
             phase, cfg.param_scheduler, iters)
+        if share is not None:
+            cfg.model.full_image_phase['batch_fraction'] = share
     elif variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
         cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
     if variant.endswith('_twin'):

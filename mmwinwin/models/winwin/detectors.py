@@ -67,7 +67,8 @@ from mmdet.models.detectors import Mask2Former, TwoStageDetector
 
 from ...layers.winwin.windows import check_patch_size
 from ...registry import register
-from .full_image_phase import FullImagePhaseMixin, check_full_image_phase
+from .full_image_phase import (FullImagePhaseMixin, check_full_image_phase,
+                               full_image_phase_batch)
 from .phase_train_cfg import phase_head_settings, swapped_attributes
 from .segmentors import check_token_backbone
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
@@ -282,8 +283,10 @@ class WinWinDetMixin(FullImagePhaseMixin):
 
     def full_image_loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
         """The full-image phase: the host's own ``loss`` on the whole images (targets padded
-        to the batch input; the windows in the metainfo ignored), under the phase's
-        ``train_cfg`` when it has one."""
+        to the batch input; the windows in the metainfo ignored), on the first
+        ``ceil(batch_fraction * B)`` of them, under the phase's ``train_cfg`` when it has one."""
+        keep = full_image_phase_batch(self.full_image_phase, len(batch_data_samples))
+        batch_inputs, batch_data_samples = batch_inputs[:keep], batch_data_samples[:keep]
         self._pad_targets_to_input(batch_inputs, batch_data_samples)
         with swapped_attributes(self._phase_heads):
             return super().loss(batch_inputs, batch_data_samples)

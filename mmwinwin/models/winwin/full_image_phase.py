@@ -46,8 +46,8 @@ whole-image step while the learning rate and the number of phase steps stay as s
 dataloader's batch size is fixed for a run, so the share is taken in the model.
 ``dict(begin_fraction=2 / 3, batch_fraction=0.5)``: the last third on whole images at about
 the cost of a last sixth: the same whole images seen, over twice the updates. A design option
-of this project, measured against the phase (docs/winwin.md); segmentor and depth estimator
-only.
+of this project, measured against the phase (docs/winwin.md, docs/detection.md); segmentor,
+depth estimator and the Win-Win detectors (not the flow model).
 
 and, with any of them, ``frozen_blocks`` (default 0): a whole-image step keeps the backbone's
 patch embedding and its first ``frozen_blocks`` transformer blocks as the windows trained them:
@@ -133,11 +133,11 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
         raise ValueError(f'full_image_phase.frozen_blocks must be an integer >= 0 (how many of '
                          f"the backbone's first blocks, with the patch embedding, the phase "
                          f'leaves as the windows trained them, e.g. 2); got {frozen!r}.')
-    if resized_for is not None and share not in (None, 1):
+    if resized_for is not None and not heads_train_cfg and share not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'batch_fraction' (whole-image "
-                         f'steps on part of the batch) is for the Win-Win segmentors and depth '
-                         f'estimators; this model trains its phase on every one of '
-                         f'{resized_for}. Drop full_image_phase.batch_fraction.')
+                         f'steps on part of the batch) is for the Win-Win segmentors, depth '
+                         f'estimators and detectors; this model trains its phase on every one '
+                         f'of {resized_for}. Drop full_image_phase.batch_fraction.')
     if resized_for is not None and scale not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'scale' (resized whole images) is "
                          f'for the Win-Win segmentors and depth estimators; this model trains '
