@@ -8,7 +8,7 @@ the same values without ignored pixels), the two configs of the Expedite compari
 (``configs/expedite*/experiments/*6l-64d-p8*``), and the segmentation Win-Win configs' longer
 whole-image phase (``begin_fraction=2 / 3``), and the detection Win-Win configs' phase (the same,
 ``17 / 25`` for the epoch-based Mask R-CNN twin; its whole-image steps with the full-resolution
-twin's ``train_cfg``). Layout and runtime changes must leave every
+twin's ``train_cfg``; the panoptic ones on half of each batch, ``batch_fraction=0.5``). Layout and runtime changes must leave every
 model exactly as it was.
 """
 import glob

@@ -79,21 +79,26 @@ PHASE_R100 = 'winwin_ft_r100'
 PHASE_TWIN = 'winwin_ft_r100_l3_twin'
 #: and (p), the last sixth, sampling so: the cheaper phase
 PHASE_TWIN_SIXTH = 'winwin_ft_r100_twin'
+#: and (v) on half of each batch in the phase (``batch_fraction=0.5``, as (t)): about (w)'s cost
+PHASE_TWIN_PART = 'winwin_ft_h50_r100_l3_twin'
 _DETECTION_ONLY = {PHASE_TWIN: '(v) Win-Win, then whole images for the last 1/3 sampling as '
                                'full resolution, phase LR restarted at 1',
                    PHASE_TWIN_SIXTH: '(w) Win-Win, then whole images for the last 1/6 '
-                                     'sampling as full resolution, phase LR restarted at 1'}
+                                     'sampling as full resolution, phase LR restarted at 1',
+                   PHASE_TWIN_PART: '(x) Win-Win, then whole images for the last 1/3 on half '
+                                    'of each batch sampling as full resolution, phase LR '
+                                    'restarted at 1'}
 #: the task suite of the criterion: (store, metric, lower is better, row prefix, the recipe its
 #: family's configs ship); a row is named ``<prefix><task> (<image size>)``. Segmentation: the
 #: last third on whole images with the phase's own learning rate (RECIPE); flow: the last sixth
 #: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
 #: schedule (``winwin_ft``); detection: RECIPE sampling as full resolution in its whole-image
-#: steps (PHASE_TWIN, the detection configs'), on stores of one session each; each the best
-#: measured on its family
+#: steps (PHASE_TWIN, the Mask R-CNN configs'; panoptic: on half of each batch, PHASE_TWIN_PART),
+#: on stores of one session each; each the best measured on its family
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
-         (PANOPTIC_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
-         (PANOPTIC_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
-         (PANOPTIC_CONTEXT_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN),
+         (PANOPTIC_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
+         (PANOPTIC_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
+         (PANOPTIC_CONTEXT_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
          (MASK_RCNN_SESSION, 'bbox AP', False, 'Mask R-CNN ', PHASE_TWIN),
          (MASK_RCNN_CONTEXT_SESSION, 'bbox AP', False, 'Mask R-CNN ', PHASE_TWIN),
          (DEPTH_BATCH, 'RMSE', True, '', 'winwin_ft'), (FLOW_BATCH, 'EPE', True, '', PHASE_R100))
@@ -109,9 +114,11 @@ TASK_ORDER = ('local', 'long', 'long3', 'long4', 'context', 'depth', 'flow')
 PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the last sixth
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
-#: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks
+#: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks;
+#: the detection variants (v), (w) and (x)
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
-           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH)
+           'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH,
+           PHASE_TWIN_PART)
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -271,9 +278,9 @@ def _token_reduction_blocks() -> dict:
 #: host's schedule and with its own learning rate, the last third with its own learning rate
 DETECTION_RECIPES = ('fullres', 'winwin', 'winwin_ft', PHASE_R100, RECIPE)
 #: the same-session detection stores (the detection tasks of :data:`SUITE`) and their
-#: variants: full resolution, (r), the configs' (v) and, where measured, (w)
-DETECTION_SESSION_STORES = tuple(entry for entry in SUITE if entry[-1] == PHASE_TWIN)
-DETECTION_SESSION = ('fullres', RECIPE, PHASE_TWIN, PHASE_TWIN_SIXTH)
+#: variants: full resolution, (r), the configs' (v) and, where measured, (w) and (x)
+DETECTION_SESSION_STORES = tuple(entry for entry in SUITE if entry[3])
+DETECTION_SESSION = ('fullres', RECIPE, PHASE_TWIN, PHASE_TWIN_SIXTH, PHASE_TWIN_PART)
 
 
 def _detection_blocks(entries: tuple, variants: tuple, with_criterion: bool) -> str:
