@@ -56,9 +56,10 @@ MASK_RCNN_BATCH = ('docs', 'curves', 'det_mask_rcnn_local_256', 'curves.json')
 PANOPTIC_256_BATCH = ('docs', 'curves', 'det_panoptic_local_256', 'curves.json')
 MASK_RCNN_CONTEXT_BATCH = ('docs', 'curves', 'det_mask_rcnn_context_256', 'curves.json')
 PANOPTIC_CONTEXT_256_BATCH = ('docs', 'curves', 'det_panoptic_context_256', 'curves.json')
-#: the detection configs' recipe (v) against (r) and full resolution on the detection tasks,
-#: each store one invocation of one session (``winwin_det_curves --variants fullres
-#: winwin_ft_r100_l3 winwin_ft_r100_l3_twin``), so that its times share one load
+#: the detection configs' recipes (v), (x) against (r) and full resolution on the detection
+#: tasks, each store one invocation of one session (``winwin_det_curves --variants fullres
+#: winwin_ft_r100_l3 winwin_ft_r100_l3_twin``, resumed there with (w) and (x)), so that its
+#: times share one load
 PANOPTIC_SESSION = ('docs', 'curves', 'det_panoptic_local_128_session', 'curves.json')
 MASK_RCNN_SESSION = ('docs', 'curves', 'det_mask_rcnn_local_session', 'curves.json')
 MASK_RCNN_CONTEXT_SESSION = ('docs', 'curves', 'det_mask_rcnn_context_session', 'curves.json')

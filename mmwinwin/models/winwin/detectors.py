@@ -169,7 +169,8 @@ class WinWinDetMixin(FullImagePhaseMixin):
             ``f * max_iters``) on, with ``FullImagePhaseHook`` (the module docstring);
             ``None`` (default): windows throughout. ``train_cfg``: the detector's whole
             ``train_cfg`` for the whole-image steps (default: ``model.train_cfg``, the
-            windows'); :mod:`.phase_train_cfg`.
+            windows'); :mod:`.phase_train_cfg`. ``batch_fraction``: the share of each batch's
+            images a whole-image step trains on (default 1: all).
     """
 
     def __init__(self, *args, border_rule: dict | None = None,
