@@ -254,7 +254,7 @@ def test_part_batch_phase_is_refused_where_the_phase_needs_every_image():
                                   resized_for='whole frame pairs')
     # the Win-Win detectors take it (tests/test_winwin_full_image_phase_det.py)
     assert check_full_image_phase(dict(begin=1, batch_fraction=0.5),
-                                  resized_for='the training images', heads_train_cfg=True)
+                                  resized_for='the training images', part_batch=True)
 
 
 def depth_models(full_image_phase: dict):

@@ -253,8 +253,9 @@ def test_detection_configs_ship_the_recipe():
     measured recipe; for detection (r) sampling as full resolution, (v), docs/detection.md)
     trains on windows, then on whole images (packed whole: the phase needs them) for the last
     third with the phase's own learning rate, its whole-image steps under the full-resolution
-    twin config's train_cfg (the panoptic ones on half of each batch, (x)): every scheduler of the windows part ends by the phase's first iteration,
-    and one cosine restart at the optimizer's lr anneals it to 0 over the phase. The
+    twin config's train_cfg (the panoptic ones on half of each batch, (x)): every scheduler
+    of the windows part ends by the phase's first iteration, and one cosine restart at the
+    optimizer's lr anneals it to 0 over the phase. The
     epoch-based Mask R-CNN twin begins it at epoch 17 of 25, an epoch's first iteration for any
     epoch length, where its by-epoch restart (converted to iterations) begins too."""
     import glob

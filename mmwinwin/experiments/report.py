@@ -284,14 +284,14 @@ DETECTION_SESSION_STORES = tuple(entry for entry in SUITE if entry[3])
 DETECTION_SESSION = ('fullres', RECIPE, PHASE_TWIN, PHASE_TWIN_SIXTH, PHASE_TWIN_PART)
 
 
-def _detection_blocks(entries: tuple, variants: tuple, with_criterion: bool) -> str:
-    """Per detection store of ``entries``: the end of schedule of ``variants`` (those
-    measured there), and with ``with_criterion`` the criterion of its recipes."""
+def _detection_blocks(entries: list, variants: tuple, with_criterion: bool) -> str:
+    """Per detection store of ``entries`` (those committed): the end of schedule of
+    ``variants`` (those measured there), and with ``with_criterion`` the criterion of its
+    recipes."""
     def block(stores: list) -> str:
         from .comparison import criterion_table, final_table
-        present = [entry for entry in entries if _exists(entry[0])]
         parts = []
-        for res, (_, metric, lower, prefix, *_) in zip(stores, present):
+        for res, (_, metric, lower, prefix, *_) in zip(stores, entries):
             size = 'x'.join(str(v) for v in res[0]['img_size'])
             seen = [v for v in variants if v in {r['variant'] for r in res}]
             for task in _tasks(res):
@@ -321,9 +321,10 @@ def blocks() -> dict:
     for name, entries, variants, with_criterion in (
             ('winwin-detection-recipes', DETECTION_RECIPE_STORES, DETECTION_RECIPES, False),
             ('winwin-detection-session', DETECTION_SESSION_STORES, DETECTION_SESSION, True)):
-        present = tuple(entry[0] for entry in entries if _exists(entry[0]))
+        present = [entry for entry in entries if _exists(entry[0])]
         if present:
-            out[name] = (present, _detection_blocks(entries, variants, with_criterion))
+            out[name] = (tuple(entry[0] for entry in present),
+                         _detection_blocks(present, variants, with_criterion))
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):

@@ -322,16 +322,13 @@ def build_cfg(variant: str, task: str, data_root: str, work_dir: str, args, seed
                                         save_last=False)
     from .reproduction import PART_BATCH_PHASES, RESTART_PHASES, restart_phase
     phase = variant.removesuffix('_pairs').removesuffix('_twin')  # placement, sampling aside
-    share = PART_BATCH_PHASES.get(phase)  # (t)'s phase on part of each batch
-    if share is not None:
-        phase = phase.replace('_h50', '')
     if variant.startswith('winwin'):  # the config's recipe replaced by the variant's own
         cfg.model.full_image_phase = None
     if phase in RESTART_PHASES:  # the phase with its own LR of reproduction's variant
         cfg.model.full_image_phase, cfg.param_scheduler = restart_phase(
             phase, cfg.param_scheduler, iters)
-        if share is not None:
-            cfg.model.full_image_phase['batch_fraction'] = share
+        if phase in PART_BATCH_PHASES:  # (t)'s phase on part of each batch
+            cfg.model.full_image_phase['batch_fraction'] = PART_BATCH_PHASES[phase]
     elif variant.startswith('winwin_ft'):  # the recipe's phase (configs/_base_/winwin/...)
         cfg.model.full_image_phase = dict(begin_fraction=5 / 6)
     if variant.endswith('_twin'):

@@ -79,6 +79,9 @@ from .window_targets import BorderRule, crop_sample_to_window
 __all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former',
            'image_frame_positions', 'window_frames']
 _HEAD_POSITIONS = ('window', 'image')
+#: the phase options of the detectors (``check_full_image_phase``): whole images at full size
+#: only, the heads' own train_cfg, whole-image steps on part of the batch
+_PHASE_OPTIONS = dict(resized_for='the training images', heads_train_cfg=True, part_batch=True)
 
 _MISSING = ("Win-Win training needs windows in each sample's metainfo: add "
             "dict(type='WinWinWindows', num_windows=2, window_size=S, patch_size=16) to the "
@@ -176,12 +179,10 @@ class WinWinDetMixin(FullImagePhaseMixin):
     def __init__(self, *args, border_rule: dict | None = None,
                  full_image_phase: dict | None = None, **kwargs) -> None:
         rule = BorderRule.build(border_rule)  # checked before the (costly) host build
-        phase = check_full_image_phase(full_image_phase, resized_for='the training images',
-                                       heads_train_cfg=True)
+        phase = check_full_image_phase(full_image_phase, **_PHASE_OPTIONS)
         super().__init__(*args, **kwargs)
         self.border_rule = rule
-        self._init_full_image_phase(phase, resized_for='the training images',
-                                    heads_train_cfg=True)
+        self._init_full_image_phase(phase, **_PHASE_OPTIONS)
         heads = (phase or {}).get('train_cfg')
         #: what the heads build from the phase's train_cfg, swapped in for whole-image steps
         self._phase_heads = [] if heads is None else phase_head_settings(self, heads)

@@ -110,13 +110,15 @@ def _fraction(setting: dict, key: str, meaning: str) -> float | None:
 
 
 def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
-                           heads_train_cfg: bool = False) -> dict | None:
+                           heads_train_cfg: bool = False,
+                           part_batch: bool | None = None) -> dict | None:
     """Validate a ``full_image_phase`` setting; returns it as a plain dict (or None).
 
     ``resized_for``: for a model that trains its phase at full size only (``scale`` refused),
     what it trains the phase on ("whole frame pairs", "the training images"), named in the
     error. ``heads_train_cfg``: the model takes the phase's own ``train_cfg`` (the Win-Win
-    detectors); elsewhere it is refused."""
+    detectors); elsewhere it is refused. ``part_batch``: the model trains a phase step on part
+    of its batch (``batch_fraction``); default: unless ``resized_for`` is given."""
     if setting is None:
         return None
     if not isinstance(setting, dict):
@@ -133,7 +135,9 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
         raise ValueError(f'full_image_phase.frozen_blocks must be an integer >= 0 (how many of '
                          f"the backbone's first blocks, with the patch embedding, the phase "
                          f'leaves as the windows trained them, e.g. 2); got {frozen!r}.')
-    if resized_for is not None and not heads_train_cfg and share not in (None, 1):
+    if part_batch is None:
+        part_batch = resized_for is None
+    if not part_batch and share not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'batch_fraction' (whole-image "
                          f'steps on part of the batch) is for the Win-Win segmentors, depth '
                          f'estimators and detectors; this model trains its phase on every one '
@@ -263,9 +267,9 @@ class FullImagePhaseMixin:
     train_iteration: int | None = None
     train_max_iters: int | None = None
 
-    def _init_full_image_phase(self, setting: dict | None, resized_for: str | None = None,
-                               heads_train_cfg: bool = False) -> None:
-        self.full_image_phase = check_full_image_phase(setting, resized_for, heads_train_cfg)
+    def _init_full_image_phase(self, setting: dict | None, **options) -> None:
+        """``options``: what the model takes, as :func:`check_full_image_phase`'s."""
+        self.full_image_phase = check_full_image_phase(setting, **options)
 
     def set_train_progress(self, iteration: int, max_iters: int | None = None) -> None:
         """Record the (0-based) iteration about to be trained and the run length."""
