@@ -82,6 +82,12 @@ class _WindowPixels:
 
     def _to_canvas(self, results: dict) -> dict:
         name = type(self).__name__
+        if 'winwin_window_stages' in results:
+            raise ValueError(
+                f"{name}(pixels='windows') packs one set of windows' pixels, but "
+                'WinWinWindows(progressive_sizes=...) drew one set per stage of training, '
+                f"which the model picks: use {name}(pixels='image') (the default) with "
+                'progressive sizes, or a fixed window_size with canvases.')
         if 'winwin_windows' not in results:
             if 'winwin_token_index' in results:
                 raise ValueError(

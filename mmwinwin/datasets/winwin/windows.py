@@ -28,7 +28,8 @@ __all__ = ['WinWinWindows', 'WINWIN_META_KEYS']
 
 #: metainfo keys written by WinWinWindows; WinWinPackSegInputs / WinWinPackDetInputs pack them
 #: (or add them to PackSegInputs' / PackDetInputs' meta_keys).
-WINWIN_META_KEYS = ('winwin_windows', 'winwin_token_index', 'winwin_grid', 'winwin_patch_size')
+WINWIN_META_KEYS = ('winwin_windows', 'winwin_token_index', 'winwin_grid', 'winwin_patch_size',
+                    'winwin_window_stages')
 
 
 @register('TRANSFORMS')
@@ -71,9 +72,20 @@ class WinWinWindows(BaseTransform):
             rarely hold two objects of one class, which the heads must learn to separate at
             test time (docs/winwin.md, "Mask2Former's gap"). A design option of this
             project; fixed window sizes only.
+        progressive_sizes: window sides that grow over training (progressive resizing), e.g.
+            ``(4, 5, 6, 7, 8)``, in place of ``window_size``: one set of ``num_windows``
+            windows is drawn for every side (each as ``window_size=side`` would draw it) and
+            recorded as ``winwin_window_stages``; the Win-Win segmentor or depth estimator
+            splits its windows part of the run (up to ``full_image_phase``'s begin, or
+            ``max_iters``) into ``len(progressive_sizes)`` equal stages and trains stage
+            ``k`` on the windows of side ``progressive_sizes[k]``. Sides ``(w - 2, ..., w +
+            2)`` average about a ``w x w`` window's tokens (``(4, ..., 8)``: 38 against 36).
+            A design option of this project (the paper keeps one size); whole images packed
+            (``pixels='image'``), segmentors and depth estimators only.
 
     Adds to ``results``: ``winwin_windows`` (list of ``(top, left, h, w)`` tokens) or
-    ``winwin_token_index`` (list of token indices, row-major in ``winwin_grid``),
+    ``winwin_token_index`` (list of token indices, row-major in ``winwin_grid``) or, with
+    ``progressive_sizes``, ``winwin_window_stages`` (one such list per side),
     ``winwin_grid`` and ``winwin_patch_size``.
 
     ``winwin_grid`` is the full token grid the backbone's RoPE is given with the windows'
@@ -93,10 +105,13 @@ class WinWinWindows(BaseTransform):
                  token_budget: int | None = None, patch_size: int | None = None,
                  shrink_to_fit: bool = False, mode: str = 'windows',
                  seed: int | None = None, grid_divisor: int | None = None,
-                 same_class_pairs: float = 0.0) -> None:
+                 same_class_pairs: float = 0.0,
+                 progressive_sizes: Sequence[int] | None = None) -> None:
+        progressive_sizes = _check_progressive_sizes(progressive_sizes, window_size,
+                                                     token_budget, mode, same_class_pairs)
         if mode not in ('windows', 'random_tokens'):
             raise ValueError(f"WinWinWindows mode must be 'windows' or 'random_tokens', got {mode!r}.")
-        if window_size is None and token_budget is None:
+        if window_size is None and token_budget is None and progressive_sizes is None:
             raise ValueError('WinWinWindows needs window_size (tokens per side, e.g. 22) or '
                              'token_budget (total tokens, e.g. 968).')
         check_window_args(num_windows, window_size, token_budget)
@@ -120,6 +135,7 @@ class WinWinWindows(BaseTransform):
                              "use mode='windows' and an int window_size (got mode="
                              f'{mode!r}, window_size={window_size!r}), or same_class_pairs=0.')
         self.same_class_pairs = float(same_class_pairs)
+        self.progressive_sizes = progressive_sizes
         self.grid_divisor = grid_divisor
         self.num_windows = num_windows
         self.window_size = tuple(window_size) if isinstance(window_size, list) else window_size
@@ -154,11 +170,16 @@ class WinWinWindows(BaseTransform):
         grid = sample_grid_size(img_hw, self.patch_size)
         generator = self._stream()
         try:
-            windows = self._pair_windows(results, grid, generator) \
-                if self.same_class_pairs else None
-            if windows is None:
-                windows = sample_windows(grid, self.num_windows, self.window_size,
-                                         self.token_budget, self.shrink_to_fit, generator)
+            if self.progressive_sizes is not None:
+                stages = [sample_windows(grid, self.num_windows, side, None,
+                                         self.shrink_to_fit, generator)
+                          for side in self.progressive_sizes]
+            else:
+                windows = self._pair_windows(results, grid, generator) \
+                    if self.same_class_pairs else None
+                if windows is None:
+                    windows = sample_windows(grid, self.num_windows, self.window_size,
+                                             self.token_budget, self.shrink_to_fit, generator)
         except ValueError as err:
             # an image sample names img_path, a flow pair img1_path (frame 1)
             name = results.get('img_path') or results.get('img1_path')
@@ -168,7 +189,9 @@ class WinWinWindows(BaseTransform):
         full = rope_grid_size(img_hw, self.patch_size, self.grid_divisor)
         results['winwin_grid'] = tuple(full)
         results['winwin_patch_size'] = self.patch_size
-        if self.mode == 'windows':
+        if self.progressive_sizes is not None:
+            results['winwin_window_stages'] = stages
+        elif self.mode == 'windows':
             results['winwin_windows'] = windows
         else:
             budget = sum(h * w for _, _, h, w in windows)
@@ -205,4 +228,29 @@ class WinWinWindows(BaseTransform):
         return (f'{self.__class__.__name__}(num_windows={self.num_windows}, window_size='
                 f'{self.window_size}, token_budget={self.token_budget}, patch_size='
                 f'{self.patch_size}, shrink_to_fit={self.shrink_to_fit}, mode={self.mode!r}, '
-                f'grid_divisor={self.grid_divisor}, same_class_pairs={self.same_class_pairs})')
+                f'grid_divisor={self.grid_divisor}, same_class_pairs={self.same_class_pairs}, '
+                f'progressive_sizes={self.progressive_sizes})')
+
+
+def _check_progressive_sizes(sizes, window_size, token_budget, mode: str,
+                             same_class_pairs) -> tuple[int, ...] | None:
+    """``progressive_sizes`` as a tuple of ints (or None); an error naming the clash with the
+    options that set one window size or another placement."""
+    if sizes is None:
+        return None
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise ValueError(f'WinWinWindows progressive_sizes is a sequence of at least two window '
+                         f'sides in tokens, one per stage of training, e.g. (4, 5, 6, 7, 8); '
+                         f'got {sizes!r}. For one size use window_size.')
+    for side in sizes:
+        check_int('progressive_sizes (each side)', side)
+    if window_size is not None or token_budget is not None:
+        raise ValueError(f'WinWinWindows progressive_sizes={tuple(sizes)} sets the window side '
+                         f'of every stage; drop window_size={window_size!r} / token_budget='
+                         f'{token_budget!r}, or drop progressive_sizes for one size throughout.')
+    if mode != 'windows' or same_class_pairs:
+        raise ValueError(f'WinWinWindows progressive_sizes draws uniform windows '
+                         f"(mode='windows', same_class_pairs=0); got mode={mode!r}, "
+                         f'same_class_pairs={same_class_pairs!r}. Drop progressive_sizes or '
+                         f'the other option.')
+    return tuple(int(side) for side in sizes)

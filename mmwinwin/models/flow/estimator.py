@@ -31,6 +31,7 @@ from ...layers.vit.checkpoint import load_vit_state_dict
 from ...layers.winwin.windows import check_patch_size
 from ...registry import MODELS, register
 from ..winwin.full_image_phase import FullImagePhaseMixin
+from ..winwin.window_stages import refuse_window_stages
 
 __all__ = ['WinWinFlowEstimator']
 
@@ -172,6 +173,7 @@ class WinWinFlowEstimator(FullImagePhaseMixin, BaseModel):
     def batch_windows(data_samples: list[BaseDataElement]) -> list[list[tuple]]:
         """The windows ``WinWinWindows`` recorded for each sample of a training batch."""
         metas = [s.metainfo for s in data_samples]
+        refuse_window_stages(metas, 'WinWinFlowEstimator')
         if not all('winwin_windows' in m for m in metas):
             if any('winwin_token_index' in m for m in metas):
                 raise ValueError("WinWinWindows mode='random_tokens' is not supported for flow "

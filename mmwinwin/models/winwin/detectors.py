@@ -74,6 +74,7 @@ from .segmentors import check_token_backbone
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
 from .window_mosaic import mosaic_features, mosaic_groups, mosaic_samples
+from .window_stages import refuse_window_stages
 from .window_targets import BorderRule, crop_sample_to_window
 
 __all__ = ['WindowFeatures', 'WinWinDetMixin', 'WinWinTwoStageDetector', 'WinWinMask2Former',
@@ -304,6 +305,7 @@ class WinWinDetMixin(FullImagePhaseMixin):
         offsets, grids = canvas_batch(metas)
         if offsets is not None:
             self._check_canvas_inputs()
+        refuse_window_stages(metas, type(self).__name__)
         if self.in_full_image_phase():
             return self.full_image_loss(batch_inputs, batch_data_samples)
         if not all('winwin_windows' in m for m in metas):

@@ -49,6 +49,7 @@ from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
+from .window_stages import stage_windows
 from .window_targets import crop_sample_to_window
 
 __all__ = ['WinWinMixin', 'WinWinEncoderDecoder', 'WinWinDepthEstimator', 'check_token_backbone']
@@ -310,6 +311,9 @@ class WinWinMixin(FullImagePhaseMixin):
                 feats, size = self._resized_image_feats(inputs, scale)
                 return self._heads_loss(feats,
                                         [self._resized_sample(s, size) for s in data_samples])
+        staged = stage_windows(metas, self)
+        if staged is not None:
+            return self._window_loss(inputs, data_samples, staged, offsets, grids)
         if all('winwin_windows' in m for m in metas):
             return self._window_loss(inputs, data_samples, [m['winwin_windows'] for m in metas],
                                      offsets, grids)
