@@ -58,7 +58,9 @@ def test_tokens_per_image_of_every_variant():
                        winwin_ft_r100='72 then 288', winwin_ft_r200='72 then 288',
                        winwin_ft_r100_l3='72 then 288', winwin_ft_s75_r100_l3='72 then 162',
                        winwin_ft_h50_r100_l3='72 then 288',
-                       winwin_ft_k75_r100_l3='72 then 288')
+                       winwin_ft_k75_r100_l3='72 then 288',
+                       winwin_grow_r100_l3='32 to 128 then 288',
+                       winwin_shrink_r100_l3='128 to 32 then 288')
 
 
 def test_short_runs_still_end_on_whole_images():
@@ -105,3 +107,20 @@ def test_the_frozen_blocks_phase_freezes_three_quarters_of_any_depth():
     deep = build_cfg('winwin_ft_k75_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4,
                      num_layers=8)
     assert deep.model.full_image_phase.frozen_blocks == 6
+
+
+@pytest.mark.parametrize('variant, sides', [('winwin_grow_r100_l3', (4, 5, 6, 7, 8)),
+                                            ('winwin_shrink_r100_l3', (8, 7, 6, 5, 4))])
+def test_the_progressive_windows_variants(variant, sides):
+    # (y) and (z): (r)'s phase and schedule; the windows part in 5 stages of 320 iterations,
+    # windows of side 4 .. 8 (or 8 .. 4) around the window argument 6, packed with the stages
+    cfg = build_cfg(variant, 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    r = build_cfg('winwin_ft_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model == r.model and cfg.param_scheduler == r.param_scheduler
+    pipe = cfg.train_dataloader.dataset.pipeline
+    win, = [t for t in pipe if t['type'] == 'WinWinWindows']
+    assert win == dict(type='WinWinWindows', num_windows=2, progressive_sizes=sides,
+                       patch_size=16)
+    assert pipe[-1]['meta_keys'][-1] == 'winwin_window_stages'
+    with pytest.raises(ValueError, match='at least 3 tokens'):
+        build_cfg(variant, 'D', 'W', (192, 384), 2, 144, 2400, 4)

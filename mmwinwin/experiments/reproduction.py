@@ -54,6 +54,10 @@ VARIANTS = {
     # average), so the cue-holding large windows come last before the phase
     'winwin_grow_r100_l3': '(y) Win-Win, windows growing from side - 2 to side + 2 tokens, '
                            'then whole images for the last 1/3, phase LR restarted at 1',
+    # the reverse order: the large windows, which hold the distant cue more often, while the
+    # learning rate is high, the small ones as it decays before the phase
+    'winwin_shrink_r100_l3': '(z) Win-Win, windows shrinking from side + 2 to side - 2 tokens, '
+                             'then whole images for the last 1/3, phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -63,15 +67,17 @@ RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
 RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0),
-                  'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0)}
+                  'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0),
+                  'winwin_shrink_r100_l3': (2 / 3, 1.0)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
 #: the blocks frozen (``full_image_phase.frozen_blocks = round(share * num_layers)``)
 FROZEN_PHASES = {'winwin_ft_k75_r100_l3': 0.75}
-#: the variants whose windows grow over training (WinWinWindows.progressive_sizes): the spread
-#: ``d`` of the sides ``window - d, ..., window + d``, one stage each
-GROWING_WINDOWS = {'winwin_grow_r100_l3': 2}
+#: the variants whose window size changes over training (WinWinWindows.progressive_sizes): the
+#: spread ``d`` of the sides ``window - d, ..., window + d``, one stage each, in that order
+#: (growing) for ``d > 0``, the reverse (shrinking) for ``d < 0``
+PROGRESSIVE_WINDOWS = {'winwin_grow_r100_l3': 2, 'winwin_shrink_r100_l3': -2}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
 RECIPE = 'winwin_ft_r100_l3'
@@ -114,14 +120,16 @@ def lowres_size(img_size: tuple[int, int], window: int, patch_size: int = 16
     return tuple(max(1, round(s * scale / patch_size)) * patch_size for s in (H, W))
 
 
-def growing_sizes(variant: str, window: int) -> tuple[int, ...]:
-    """The window sides of a :data:`GROWING_WINDOWS` variant, one per stage of its windows
-    part: ``window - d .. window + d`` (``(4, 5, 6, 7, 8)`` for window 6)."""
-    d = GROWING_WINDOWS[variant]
-    if window - d < 1:
-        raise ValueError(f'{variant} grows the windows from side {window} - {d}: use a '
-                         f'window of at least {d + 1} tokens.')
-    return tuple(range(window - d, window + d + 1))
+def progressive_sizes(variant: str, window: int) -> tuple[int, ...]:
+    """The window sides of a :data:`PROGRESSIVE_WINDOWS` variant, one per stage of its
+    windows part: ``window - d .. window + d`` (``(4, 5, 6, 7, 8)`` for window 6), reversed
+    for a shrinking one."""
+    d = PROGRESSIVE_WINDOWS[variant]
+    if window - abs(d) < 1:
+        raise ValueError(f'{variant} takes windows down to side {window} - {abs(d)}: use a '
+                         f'window of at least {abs(d) + 1} tokens.')
+    sides = tuple(range(window - abs(d), window + abs(d) + 1))
+    return sides if d > 0 else sides[::-1]
 
 
 def phase_begin(variant: str, iters: int, full_phase_begin: int | None = None) -> int | None:
@@ -221,9 +229,11 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
                          patch_size=backbone.patch_size)
         if mode != 'windows':
             transform['mode'] = mode
-        if variant in GROWING_WINDOWS:
+        if variant in PROGRESSIVE_WINDOWS:  # one set of windows per stage, packed with them
             transform.pop('window_size')
-            transform['progressive_sizes'] = growing_sizes(variant, side)
+            transform['progressive_sizes'] = progressive_sizes(variant, side)
+            pack = next(t for t in pipeline if t['type'] == 'PackSegInputs')
+            pack.meta_keys = tuple(pack.meta_keys) + ('winwin_window_stages',)
         pipeline = _insert_before(pipeline, 'PackSegInputs', transform)
     if variant == 'lowres':  # train and test on the whole image at the low resolution; the
         # test's labels stay full-size (loaded after the resize), predictions are upsampled
@@ -270,9 +280,9 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
         return str((h // patch_size) * (w // patch_size))
     _, num, side = window_samples(variant, window)
     tokens = num * side ** 2
-    if variant in GROWING_WINDOWS:
-        sizes = growing_sizes(variant, window)
-        tokens = f'{num * sizes[0] ** 2}..{num * sizes[-1] ** 2}'
+    if variant in PROGRESSIVE_WINDOWS:
+        sizes = progressive_sizes(variant, window)
+        tokens = f'{num * sizes[0] ** 2} to {num * sizes[-1] ** 2}'
     if variant.startswith('winwin_ctx'):
         tokens += -(-gh // context_pool) * -(-gw // context_pool)
     if variant == 'winwin_mix':

@@ -47,8 +47,7 @@ train_pipeline = [
     dict(type='PackSegInputs',
          meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
                     'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
-                    'winwin_windows', 'winwin_token_index', 'winwin_grid', 'winwin_patch_size',
-                    'winwin_window_stages'))
+                    'winwin_windows', 'winwin_token_index', 'winwin_grid', 'winwin_patch_size'))
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -72,16 +72,17 @@ class WinWinWindows(BaseTransform):
             rarely hold two objects of one class, which the heads must learn to separate at
             test time (docs/winwin.md, "Mask2Former's gap"). A design option of this
             project; fixed window sizes only.
-        progressive_sizes: window sides that grow over training (progressive resizing), e.g.
-            ``(4, 5, 6, 7, 8)``, in place of ``window_size``: one set of ``num_windows``
-            windows is drawn for every side (each as ``window_size=side`` would draw it) and
-            recorded as ``winwin_window_stages``; the Win-Win segmentor or depth estimator
-            splits its windows part of the run (up to ``full_image_phase``'s begin, or
-            ``max_iters``) into ``len(progressive_sizes)`` equal stages and trains stage
-            ``k`` on the windows of side ``progressive_sizes[k]``. Sides ``(w - 2, ..., w +
-            2)`` average about a ``w x w`` window's tokens (``(4, ..., 8)``: 38 against 36).
-            A design option of this project (the paper keeps one size); whole images packed
-            (``pixels='image'``), segmentors and depth estimators only.
+        progressive_sizes: window sides that change over training, one per stage, in place
+            of ``window_size``: growing, e.g. ``(4, 5, 6, 7, 8)`` (progressive resizing), or
+            shrinking, ``(8, 7, 6, 5, 4)``. One set of ``num_windows`` windows is drawn for
+            every side (each as ``window_size=side`` would draw it) and recorded as
+            ``winwin_window_stages``; the Win-Win segmentor or depth estimator splits the
+            windows part of its run (up to ``full_image_phase``'s begin, or ``max_iters``)
+            into ``len(progressive_sizes)`` equal stages and trains stage ``k`` on the windows
+            of side ``progressive_sizes[k]``. Sides ``w - 2 .. w + 2`` average about a
+            ``w x w`` window's tokens (``4 .. 8``: 38 against 36). A design option of this
+            project (the paper keeps one size; docs/winwin.md, variants (y) and (z)); whole
+            images packed (``pixels='image'``), segmentors and depth estimators only.
 
     Adds to ``results``: ``winwin_windows`` (list of ``(top, left, h, w)`` tokens) or
     ``winwin_token_index`` (list of token indices, row-major in ``winwin_grid``) or, with

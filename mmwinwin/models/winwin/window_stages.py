@@ -1,13 +1,14 @@
-"""Progressive window sizes: which of the windows that ``WinWinWindows(progressive_sizes=...)``
-drew a training step uses.
+"""Window sizes that change over training: which of the windows that
+``WinWinWindows(progressive_sizes=...)`` drew a training step uses.
 
 With ``progressive_sizes=(s_0, ..., s_{K-1})`` the transform records one set of windows per
 side (``winwin_window_stages``). The model splits the windows part of the run, iterations
 ``[0, E)`` with ``E`` the whole-image phase's first iteration (``full_image_phase`` with
 ``begin`` / ``begin_fraction``) or ``max_iters`` without a phase, into ``K`` equal stages, and
-iteration ``i`` trains on the windows of stage ``min(K - 1, floor(K * i / E))``: small windows
-first, the largest last, then (with a phase) whole images, as progressive resizing trains
-on small images first. The iteration comes from ``FullImagePhaseHook``, as the phase's does, so
+iteration ``i`` trains on the windows of stage ``min(K - 1, floor(K * i / E))``, side
+``s_k``: with growing sides small windows first, the largest last, then (with a phase) whole
+images, as progressive resizing trains on small images first; with shrinking sides the
+reverse. The iteration comes from ``FullImagePhaseHook``, as the phase's does, so
 a resumed run continues in its stage. A design option of this project (the paper keeps one
 window size); segmentors and depth estimators only (:func:`refuse_window_stages` elsewhere).
 """
