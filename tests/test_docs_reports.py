@@ -31,12 +31,18 @@ def test_the_docs_hold_the_same_batch_tables():
 
 def test_the_suite_table_covers_every_task_of_every_batch():
     """README's suite table has a row per task of every committed same-batch store (each
-    named with its image size), and every recipe candidate's row is in docs/winwin.md's."""
+    named with its image size), and every recipe candidate's row is in docs/winwin.md's
+    suite table, or (a candidate measured in a one-session store of its own, such as the
+    progressive windows) in that store's own criterion table in docs/winwin.md."""
     text = report.render('winwin-suite-criterion')
     rows = report.render('winwin-suite-criterion-recipes')
-    stores = [report._load(p) for p, _ in report.BATCHES.values() if report._exists(p)]
-    assert stores
-    for res in stores:
+    winwin_md = open(report.repo_path('docs', 'winwin.md')).read()
+    batches = [(prefix, report._load(p)) for prefix, (p, _) in report.BATCHES.items()
+               if report._exists(p)]
+    assert batches
+    for prefix, res in batches:
+        own = report.render(f'{prefix}-criterion-recipes')
+        own_in_docs = f'<!-- report: {prefix}-criterion-recipes -->' in winwin_md
         size = 'x'.join(str(v) for v in res[0]['img_size'])
         for task in {r['task'] for r in res}:
             assert f'| {task} ({size}) |' in text, (task, size)
@@ -44,7 +50,9 @@ def test_the_suite_table_covers_every_task_of_every_batch():
                 n = sum(1 for r in res if r['task'] == task and
                         r['variant'].split('_b')[0] == recipe)
                 if n and any(r['task'] == task and r['variant'] == 'fullres' for r in res):
-                    assert f'| {task} ({size}) | {report._label(recipe)} |' in rows
+                    assert f'| {task} ({size}) | {report._label(recipe)} |' in rows or (
+                        own_in_docs and f'| {task} | {report._label(recipe)} |' in own), \
+                        (prefix, task, recipe)
     assert '<!-- report: winwin-suite-criterion -->' in open(report.repo_path('README.md')).read()
 
 
@@ -161,3 +169,46 @@ def test_the_detection_session_stores_are_one_invocation_each():
         assert len({frozenset(s) for s in seeds.values()}) == 1 and len(seeds['fullres']) >= 3
         assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1, parts
         assert all(metric in p for r in data for p in r['points'])
+
+
+@pytest.mark.parametrize('parts', [report.PROGRESSIVE_SESSION, report.PROGRESSIVE_LONG3_SESSION,
+                                   report.PROGRESSIVE_LARGE_SESSION])
+def test_the_progressive_window_stores_are_one_setting_each(parts):
+    """Each store of the windows that change size over training holds full resolution, (r),
+    (y) and (z) of one setting, the same >= 3 seeds for every task and variant, validated at
+    the same iterations (``winwin_curves`` run once per store, resumed with (z))."""
+    data = json.load(open(report.repo_path(*parts)))
+    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
+            'num_val', 'config', 'threads', 'jobs')
+    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    seeds = {}
+    for r in data:
+        seeds.setdefault((r['task'], r['variant'].split('_b')[0]), set()).add(r['seed'])
+    assert {v for _, v in seeds} == {'fullres', report.RECIPE, 'winwin_grow_r100_l3',
+                                     'winwin_shrink_r100_l3'}
+    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
+    assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
+
+
+def test_cue_rows_by_hand():
+    """When each run first reaches the midpoint of full resolution's rise: full resolution
+    20 -> 80 (midpoint 50) first at iteration 300; the recipe (phase from 400) at 50 by 600,
+    200 steps into its phase, earlier in CPU time; a recipe that stays below: never."""
+    from mmwinwin.experiments.comparison import cue_rows, cue_table
+
+    def run(variant, seed, values, cpu):
+        return dict(task='long', variant=variant, seed=seed, iters=600,
+                    points=[dict(iter=i, cpu_s=c, mIoU=v)
+                            for i, v, c in zip((200, 400, 600), values, cpu)])
+    results = [run('fullres', 0, (20, 40, 80), (30, 60, 90)),
+               run('fullres', 1, (20, 60, 80), (30, 60, 90)),
+               run('rec', 0, (10, 30, 55), (10, 20, 50)),
+               run('rec', 1, (10, 30, 45), (10, 20, 50))]
+    rows = cue_rows(results, 'long', 'rec', lambda iters: 400)
+    assert [(r['level'], r['base']['iter'], r['before'], r['recipe'] and r['recipe']['iter'])
+            for r in rows] == [(50, 600, 30, 600), (50, 400, 30, None)]
+    table = cue_table(results, ['long'], 'rec', lambda iters: 400).split('\n')
+    assert table[2] == ('| long | 0 | 20.0 -> 80.0 (50.0) | it 600, 90 s | 30.0 | '
+                        'it 600 (+200), 50 s | recipe |')
+    assert table[3] == ('| long | 1 | 20.0 -> 80.0 (50.0) | it 400, 60 s | 30.0 | '
+                        'never (end 45.0) | full resolution |')

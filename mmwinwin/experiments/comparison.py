@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ['runs_of', 'mean_curve', 'final_rows', 'equal_time_check', 'criterion_rows',
-           'final_table', 'criterion_table', 'peers_table', 'END_RATIO', 'TIME_RATIO']
+           'final_table', 'criterion_table', 'peers_table', 'first_reach', 'cue_rows',
+           'cue_table', 'END_RATIO', 'TIME_RATIO']
 
 END_RATIO = 0.9
 TIME_RATIO = 0.5
@@ -195,4 +196,59 @@ def peers_table(results: list[dict], task: str, peers: list[str], recipe: str = 
         lines.append(f'| {label_fn(peer)} | {"yes" if c["holds"] else "no"} '
                      f'({c["worst"]:+.1f} at {c["at"]:.0f} s) | {pc["mean"][-1]:.1f} '
                      f'({pc["time"][-1]:.0f}) | {rc["mean"][-1]:.1f} ({rc["time"][-1]:.0f}) |')
+    return '\n'.join(lines)
+
+
+def first_reach(points: list[dict], level: float, metric: str = 'mIoU',
+                after: int = 0) -> dict | None:
+    """The first validation point past iteration ``after`` whose metric is at least
+    ``level`` (``None``: never)."""
+    return next((p for p in points if p['iter'] > after and p[metric] >= level), None)
+
+
+def cue_rows(results: list[dict], task: str, recipe: str, phase_begin,
+             baseline: str = 'fullres', metric: str = 'mIoU') -> list[dict]:
+    """Per seed: when the baseline and the recipe (whose whole-image phase begins at
+    ``phase_begin(iters)``) first reach the midpoint of the baseline's rise, from its first
+    validation to its end (on the long-range tasks, the jump of learning the distant cue)."""
+    rows = []
+    recipe_runs = {r['seed']: r for r in runs_of(results, task, recipe)}
+    for base in runs_of(results, task, baseline):
+        run = recipe_runs.get(base['seed'])
+        if run is None:
+            continue
+        pts = base['points']
+        level = (pts[0][metric] + pts[-1][metric]) / 2
+        begin = phase_begin(run['iters'])
+        before = [p for p in run['points'] if p['iter'] <= begin]
+        rows.append(dict(seed=base['seed'], level=level, start=pts[0][metric],
+                         end=pts[-1][metric], base=first_reach(pts, level, metric),
+                         begin=begin, before=before[-1][metric] if before else float('nan'),
+                         recipe=first_reach(run['points'], level, metric),
+                         recipe_end=run['points'][-1][metric]))
+    return rows
+
+
+def cue_table(results: list[dict], tasks: list[str], recipe: str, phase_begin,
+              task_label=str, metric: str = 'mIoU') -> str:
+    """Markdown of :func:`cue_rows`: per task and seed, the level, where full resolution
+    reaches it (iteration, CPU s), the recipe before its phase, where the recipe reaches it
+    (iteration, whole-image steps into the phase, CPU s) and which is first in CPU time."""
+    lines = [f'| task | seed | full resolution {metric}: first validation -> end (midpoint) | '
+             'full resolution reaches it at | recipe before its phase | recipe reaches it at '
+             '(whole-image steps) | first in CPU time |',
+             '|---|---:|---|---|---:|---|---|']
+    for task in tasks:
+        for r in cue_rows(results, task, recipe, phase_begin, metric=metric):
+            b, w = r['base'], r['recipe']
+            base = f'it {b["iter"]}, {b["cpu_s"]:.0f} s' if b else 'never'
+            rec = (f'it {w["iter"]} ({w["iter"] - r["begin"]:+d}), {w["cpu_s"]:.0f} s'
+                   if w else f'never (end {r["recipe_end"]:.1f})')
+            first = '-' if not (b and w) else \
+                'recipe' if w['cpu_s'] < b['cpu_s'] else 'full resolution'
+            if b and not w:
+                first = 'full resolution'
+            lines.append(f'| {task_label(task)} | {r["seed"]} | {r["start"]:.1f} -> '
+                         f'{r["end"]:.1f} ({r["level"]:.1f}) | {base} | {r["before"]:.1f} | '
+                         f'{rec} | {first} |')
     return '\n'.join(lines)

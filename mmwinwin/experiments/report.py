@@ -38,13 +38,27 @@ LONGER_PHASE_BATCH = ('docs', 'curves', 'longer_phase_same_session', 'curves.jso
 PART_BATCH_SESSION = ('docs', 'curves', 'part_batch_same_session', 'curves.json')
 #: and the shipped recipe (r) against full resolution on the local task, in one session
 RECIPE_SESSION = ('docs', 'curves', 'recipe_same_session', 'curves.json')
+#: and the windows that grow (y) or shrink (z) over training against (r) and full resolution,
+#: on 192x384 (tasks long and long4; long3, a store of its own run beside them) and 256x512
+#: (task long), all in one session
+PROGRESSIVE_SESSION = ('docs', 'curves', 'progressive_windows_session', 'curves.json')
+PROGRESSIVE_LONG3_SESSION = ('docs', 'curves', 'progressive_windows_session_long3',
+                             'curves.json')
+PROGRESSIVE_LARGE_SESSION = ('docs', 'curves', 'progressive_windows_session_256x512',
+                             'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
            'winwin-longer-phase': (LONGER_PHASE_BATCH,
                                    ('docs', 'images', 'winwin_longer_phase')),
            'winwin-part-batch': (PART_BATCH_SESSION, ('docs', 'images', 'winwin_part_batch')),
            'winwin-recipe-session': (RECIPE_SESSION,
-                                     ('docs', 'images', 'winwin_recipe_session'))}
+                                     ('docs', 'images', 'winwin_recipe_session')),
+           'winwin-progressive': (PROGRESSIVE_SESSION,
+                                  ('docs', 'images', 'winwin_progressive_windows')),
+           'winwin-progressive-long3': (PROGRESSIVE_LONG3_SESSION,
+                                        ('docs', 'images', 'winwin_progressive_windows_long3')),
+           'winwin-progressive-large': (PROGRESSIVE_LARGE_SESSION,
+                                        ('docs', 'images', 'winwin_progressive_windows_256x512'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
@@ -116,10 +130,10 @@ PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the last sixth
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
 #: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks;
-#: the detection variants (v), (w) and (x)
+#: the detection variants (v), (w) and (x); the windows growing (y) and shrinking (z)
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
            'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH,
-           PHASE_TWIN_PART)
+           PHASE_TWIN_PART, 'winwin_grow_r100_l3', 'winwin_shrink_r100_l3')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
@@ -238,6 +252,28 @@ def _screen_block(data: list) -> str:
     return '\n'.join(lines)
 
 
+#: the stores where full resolution and the recipe (r) ran in one session on every long-range
+#: segmentation task, for the table of when each learns the distant cue (CPU seconds of one
+#: session only)
+CUE_STORES = (PROGRESSIVE_SESSION, PROGRESSIVE_LONG3_SESSION, PROGRESSIVE_LARGE_SESSION)
+
+
+def _cue_block(stores: list) -> str:
+    """Per store with full resolution and the recipe, per long-range task and seed: when each
+    first reaches the midpoint of full resolution's rise (``comparison.cue_table``)."""
+    from .comparison import cue_table
+    from .reproduction import phase_begin
+    present = [parts for parts in CUE_STORES if _exists(parts)]
+    tables = []
+    for i, (res, parts) in enumerate(zip(stores, present)):
+        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        table = cue_table(res, [t for t in _tasks(res) if t != 'local'], RECIPE,
+                          lambda iters: phase_begin(RECIPE, iters),
+                          task_label=lambda t, s=size: f'{t} ({s})')
+        tables.append(table if i == 0 else '\n'.join(table.split('\n')[2:]))
+    return '\n'.join(tables)
+
+
 def _pairs_block(stores: list) -> str:
     """Per local detection store: full resolution, (r) and (r) with the first window over
     a same-class pair (and Win-Win without a phase, with and without it, where measured), at
@@ -325,6 +361,9 @@ def blocks() -> dict:
         if present:
             out[name] = (tuple(entry[0] for entry in present),
                          _detection_blocks(present, variants, with_criterion))
+    cue = tuple(parts for parts in CUE_STORES if _exists(parts))
+    if cue:
+        out['winwin-cue-learning'] = (cue, _cue_block)
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):

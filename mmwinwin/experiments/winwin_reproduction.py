@@ -71,7 +71,7 @@ def main(argv=None) -> list:
                            num_val=args.num_val, img_size=(H, W), num_scenes=args.num_scenes,
                            seed=args.seed)
     total = (H // 16) * (W // 16)
-    tokens = {v: tokens_per_image(v, (H, W), args.window, args.crop) for v in VARIANTS}
+    tokens = {v: tokens_per_image(v, (H, W), args.window, args.crop) for v in args.variants}
     print(f'data: {args.num_train} train / {args.num_val} val images of {H}x{W} '
           f'({total} tokens) in {data}')
     rows = []
