@@ -161,6 +161,10 @@ def test_missing_windows_and_wrong_patch_size_are_clear_errors():
     bad = _sample([(10, 10, 40, 40)], [0], (S, S), windows=[(0, 0, 2, 2)], patch=14)
     with pytest.raises(ValueError, match='patch_size=16'):
         model.loss(img, [bad])
+    staged = _sample([(10, 10, 40, 40)], [0], (S, S), windows=[(0, 0, 2, 2)])
+    staged.set_metainfo(dict(winwin_window_stages=[[(0, 0, 2, 2)], [(0, 0, 3, 3)]]))
+    with pytest.raises(ValueError, match='WinWinTwoStageDetector trains on one window size'):
+        model.loss(img, [staged])  # WinWinWindows(progressive_sizes=...) is for segmentation
     from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(CFG, MRCNN)).model
     cfg['border_rule'] = dict(dropped='background')

@@ -244,10 +244,8 @@ def cue_table(results: list[dict], tasks: list[str], recipe: str, phase_begin,
             base = f'it {b["iter"]}, {b["cpu_s"]:.0f} s' if b else 'never'
             rec = (f'it {w["iter"]} ({w["iter"] - r["begin"]:+d}), {w["cpu_s"]:.0f} s'
                    if w else f'never (end {r["recipe_end"]:.1f})')
-            first = '-' if not (b and w) else \
-                'recipe' if w['cpu_s'] < b['cpu_s'] else 'full resolution'
-            if b and not w:
-                first = 'full resolution'
+            first = 'recipe' if w and (not b or w['cpu_s'] < b['cpu_s']) else \
+                'full resolution' if b else '-'
             lines.append(f'| {task_label(task)} | {r["seed"]} | {r["start"]:.1f} -> '
                          f'{r["end"]:.1f} ({r["level"]:.1f}) | {base} | {r["before"]:.1f} | '
                          f'{rec} | {first} |')
