@@ -114,6 +114,9 @@ def test_named_errors():
     for kwargs, match in ((dict(progressive_sizes=(4,)), 'at least two'),
                           (dict(progressive_sizes=(4, 5.0)), 'must be an int'),
                           (dict(progressive_sizes=(4, 6), window_size=6), 'drop window_size'),
+                          (dict(progressive_sizes=(4, 6), token_budget=72), 'token_budget=72'),
+                          (dict(progressive_sizes=(4, 6), same_class_pairs=0.5),
+                           'same_class_pairs=0.5'),
                           (dict(progressive_sizes=(4, 6), mode='random_tokens'), "mode='windows'")):
         with pytest.raises((ValueError, TypeError), match=match):
             WinWinWindows(patch_size=16, **kwargs)
