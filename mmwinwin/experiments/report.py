@@ -263,9 +263,8 @@ def _cue_block(stores: list) -> str:
     first reaches the midpoint of full resolution's rise (``comparison.cue_table``)."""
     from .comparison import cue_table
     from .reproduction import phase_begin
-    present = [parts for parts in CUE_STORES if _exists(parts)]
     tables = []
-    for i, (res, parts) in enumerate(zip(stores, present)):
+    for i, res in enumerate(stores):
         size = 'x'.join(str(v) for v in res[0]['img_size'])
         table = cue_table(res, [t for t in _tasks(res) if t != 'local'], RECIPE,
                           lambda iters: phase_begin(RECIPE, iters),
