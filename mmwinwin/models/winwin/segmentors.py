@@ -17,8 +17,10 @@ fixed size pads them back to the whole image) and cannot feed ``full_image_phase
 Inference is the host's: ``whole`` runs the full-resolution image in one pass,
 ``slide`` stays available.
 
-``context_tokens=dict(pool=P)`` adds pooled context tokens of the whole image beside the
-windows (``mmwinwin.layers.winwin.context``), in training and in whole-image inference alike.
+``context_tokens=dict(pool=P)`` (cells of about ``P x P`` tokens) or ``dict(grid=(h, w))`` (a
+fixed ``h x w`` cells), with ``reduce='mean'`` (default) or ``'max'``, adds pooled context
+tokens of the whole image beside the windows (``mmwinwin.layers.winwin.context``), in training
+and in whole-image inference alike.
 
 ``full_image_phase=dict(begin=N)`` (or ``begin_fraction``) trains on the whole image from
 iteration N on: the host's own ``loss`` (all tokens, pixel maps uncropped, the windows in the
@@ -38,14 +40,13 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import DepthEstimator, EncoderDecoder
 
-from ...layers.winwin.context import context_grid, pool_context_tokens
+from ...layers.winwin.context import ContextTokens
 from ...layers.winwin.windows import (check_patch_size, gather_tokens, rope_grid_size,
                                       scatter_tokens)
 from ...registry import register
 from .full_image_phase import (FullImagePhaseMixin, frozen_lower_blocks,
                                full_image_phase_batch, full_image_phase_frozen_blocks,
                                full_image_phase_scale)
-from ...layers.settings import check_settings_keys
 from ..segmentor_settings import check_segmentor_settings
 from .window_batches import (add_weighted, canvas_batch, is_canvas_batch, window_features,
                              windows_by_size)
@@ -80,37 +81,29 @@ class WinWinMixin(FullImagePhaseMixin):
                                  kwargs.get('decode_head'), kwargs.get('auxiliary_head'))
         super().__init__(*args, **kwargs)
 
-    context_pool: int | None = None
+    context: ContextTokens | None = None
 
     def _init_context_tokens(self, context_tokens: dict | None) -> None:
-        if context_tokens is None:
-            return
-        if not isinstance(context_tokens, dict):
-            raise TypeError(f'context_tokens must be a dict such as dict(pool=4) or None, got '
-                            f'{context_tokens!r}.')
-        check_settings_keys(context_tokens, ('pool',), 'context_tokens')
-        pool = context_tokens.get('pool', 4)
-        context_grid((1, 1), pool)  # validates pool
-        self.context_pool = pool
+        self.context = ContextTokens.build(context_tokens)
 
     def _append_context(self, images: torch.Tensor, tokens: torch.Tensor, pos: torch.Tensor,
                         grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``tokens``/``pos`` followed by the pooled context tokens of ``images``."""
         full, hw = self.backbone.patch_embed(images)
-        ctx, cpos = pool_context_tokens(full, hw, self.context_pool)
+        ctx, cpos = self.context(full, hw)
         if pos.dim() == 3:
             cpos = cpos[None].expand(pos.shape[0], -1, -1)
         return torch.cat([tokens, ctx], 1), torch.cat([pos, cpos.to(pos.dtype)], -2)
 
     def extract_feat(self, inputs: torch.Tensor, *args, **kwargs) -> list[torch.Tensor]:
         """Whole-image features; with context tokens, the backbone also sees them."""
-        if self.context_pool is None:
+        if self.context is None:
             return super().extract_feat(inputs, *args, **kwargs)
         self._check_backbone()
         tokens, pos, (h, w) = self.backbone.embed_image(inputs)
         n = tokens.shape[1]
         tokens, pos = self._append_context(inputs, tokens, pos, (h, w))
-        shapes = [(h, w), context_grid((h, w), self.context_pool)]
+        shapes = [(h, w), self.context.shape((h, w))]
         outs = self.backbone.forward_tokens(tokens, pos, (h, w), window_shapes=shapes)
         feats = [o[:, :n].transpose(1, 2).reshape(o.shape[0], -1, h, w) for o in outs]
         return self.neck(feats) if self.with_neck else feats
@@ -119,10 +112,10 @@ class WinWinMixin(FullImagePhaseMixin):
         return check_token_backbone(self.backbone)
 
     def _check_phase_settings(self) -> None:
-        if full_image_phase_scale(self.full_image_phase) != 1 and self.context_pool is not None:
+        if full_image_phase_scale(self.full_image_phase) != 1 and self.context is not None:
             raise ValueError(
                 f'full_image_phase={self.full_image_phase} resizes the whole images, and '
-                f'context_tokens=dict(pool={self.context_pool}) pools them at full size; the '
+                f'context_tokens={self.context} pools them at full size; the '
                 'two are not combined. Drop full_image_phase.scale or context_tokens.')
         frozen = full_image_phase_frozen_blocks(self.full_image_phase)
         blocks = getattr(self.backbone, 'blocks', None)
@@ -178,9 +171,9 @@ class WinWinMixin(FullImagePhaseMixin):
         any, are one more grid; ``batch_offsets`` / ``batch_grids`` for canvas inputs)."""
         def context(images, tok, pos, grid):
             tok, pos = self._append_context(images, tok, pos, grid)
-            return tok, pos, context_grid(grid, self.context_pool)
+            return tok, pos, self.context.shape(grid)
         return window_features(self.backbone, inputs, batch_windows, self._check_backbone(),
-                               context if self.context_pool is not None else None,
+                               context if self.context is not None else None,
                                batch_offsets, batch_grids)
 
     def train_step(self, data, optim_wrapper):
@@ -199,9 +192,9 @@ class WinWinMixin(FullImagePhaseMixin):
                 f'full_image_phase={self.full_image_phase} trains on whole images, but the '
                 f"training pipeline packs only the windows' pixels ({packer}). Pack whole "
                 "images (WinWinPackSegInputs(), pixels='image') or drop full_image_phase.")
-        if self.context_pool is not None:
+        if self.context is not None:
             raise ValueError(
-                f'context_tokens=dict(pool={self.context_pool}) pools the whole image, but the '
+                f'context_tokens={self.context} pools the whole image, but the '
                 f"training pipeline packs only the windows' pixels ({packer}). Pack whole "
                 "images (WinWinPackSegInputs(), pixels='image') or set context_tokens=None.")
         size = getattr(self.data_preprocessor, 'size', None)
@@ -247,7 +240,7 @@ class WinWinMixin(FullImagePhaseMixin):
     def _token_loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """Random-token ablation: scatter kept tokens to the full grid, mask labels."""
         p = self._check_backbone()
-        if self.context_pool is not None:
+        if self.context is not None:
             raise ValueError('context_tokens are for window training; the random-tokens '
                              'ablation does not use them: set context_tokens=None.')
         tokens, _, grid = self.backbone.embed_image(inputs)
@@ -332,8 +325,10 @@ class WinWinEncoderDecoder(WinWinMixin, EncoderDecoder):
     range is an error naming its file (instead of torch's "Target 39 is out of bounds").
 
     Args:
-        context_tokens: ``dict(pool=P)`` to add pooled context tokens of the whole image
-            (about one per ``P x P`` token cell) beside the windows, in training and inference.
+        context_tokens: ``dict(pool=P)`` (about one per ``P x P`` token cell) or
+            ``dict(grid=(h, w))`` (a fixed ``h x w`` cells), with ``reduce='mean'`` (default)
+            or ``'max'``, to add pooled context tokens of the whole image beside the windows,
+            in training and inference.
         full_image_phase: ``dict(begin=N)`` or ``dict(begin_fraction=f)`` to train on whole
             images from iteration N (or ``f * max_iters``) on, with ``FullImagePhaseHook``
             (``full_image_phase.py``); ``None`` (default): windows throughout.
