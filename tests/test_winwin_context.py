@@ -9,14 +9,14 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmwinwin  # noqa: F401
-from mmwinwin.layers.winwin import context_grid, pool_context_tokens
+from mmwinwin.layers.winwin import ContextTokens, context_grid, pool_context_tokens
 
 P = 8
 
 
-def _reference_pool(tokens, H, W, oh, ow):
-    """Adaptive average pooling written out: cell i spans rows floor(i*H/oh) ..
-    ceil((i+1)*H/oh) - 1 (the same for columns); token = mean of its members, position =
+def _reference_pool(tokens, H, W, oh, ow, reduce='mean'):
+    """Adaptive pooling written out: cell i spans rows floor(i*H/oh) .. ceil((i+1)*H/oh) - 1
+    (the same for columns); token = mean (or per-channel max) of its members, position =
     mean (y, x) of its members."""
     grid = tokens.reshape(tokens.shape[0], H, W, -1)
     toks, pos = [], []
@@ -24,7 +24,8 @@ def _reference_pool(tokens, H, W, oh, ow):
         y0, y1 = (i * H) // oh, math.ceil((i + 1) * H / oh)
         for j in range(ow):
             x0, x1 = (j * W) // ow, math.ceil((j + 1) * W / ow)
-            toks.append(grid[:, y0:y1, x0:x1].mean((1, 2)))
+            cell = grid[:, y0:y1, x0:x1].flatten(1, 2)
+            toks.append(cell.mean(1) if reduce == 'mean' else cell.max(1).values)
             ys = [y for y in range(y0, y1) for _ in range(x0, x1)]
             xs = [x for _ in range(y0, y1) for x in range(x0, x1)]
             pos.append((sum(ys) / len(ys), sum(xs) / len(xs)))
@@ -42,6 +43,55 @@ def test_context_tokens_pool_members_at_their_mean_positions(H, W, pool):
     ref_tok, ref_pos = _reference_pool(tokens, H, W, oh, ow)
     torch.testing.assert_close(ctx, ref_tok, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(pos, ref_pos.float(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('H, W, grid, reduce', [
+    (12, 24, (3, 6), 'max'), (12, 24, (3, 6), 'mean'), (16, 32, (3, 6), 'max'),
+    (7, 10, (3, 4), 'max'), (2, 9, (3, 6), 'mean'), (2, 9, (3, 6), 'max')])
+def test_context_tokens_on_a_fixed_grid(H, W, grid, reduce):
+    """grid=(rows, cols) gives that many cells at any image size (capped at the token grid: a
+    2-row image gets 2 rows), each the mean or the per-channel max of its members."""
+    torch.manual_seed(0)
+    tokens = torch.randn(2, H * W, 6)
+    spec = ContextTokens.build(dict(grid=grid, reduce=reduce))
+    oh, ow = min(grid[0], H), min(grid[1], W)
+    assert spec.shape((H, W)) == (oh, ow)
+    ctx, pos = spec(tokens, (H, W))
+    ref_tok, ref_pos = _reference_pool(tokens, H, W, oh, ow, reduce)
+    torch.testing.assert_close(ctx, ref_tok, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(pos, ref_pos.float(), rtol=1e-6, atol=1e-6)
+
+
+def test_max_pooled_context_keeps_a_one_token_cue():
+    """The point of reduce='max': one distinct token in a 4x4 cell of zeros comes out whole
+    (the mean divides it by 16)."""
+    tokens = torch.zeros(1, 12 * 24, 3)
+    tokens[0, 5 * 24 + 17] = torch.tensor([8.0, 0.0, 4.0])  # row 5, col 17: cell (1, 4)
+    for reduce, expect in (('max', [8.0, 0.0, 4.0]), ('mean', [0.5, 0.0, 0.25])):
+        ctx, _ = ContextTokens.build(dict(grid=(3, 6), reduce=reduce))(tokens, (12, 24))
+        torch.testing.assert_close(ctx[0, 1 * 6 + 4], torch.tensor(expect))
+        assert ctx.abs().sum() == sum(expect)
+
+
+@pytest.mark.parametrize('setting, error, match', [
+    (dict(pool=2, grid=(3, 6)), ValueError, 'exactly one of pool'),
+    (dict(grid=(3,)), ValueError, 'two positive ints'),
+    (dict(grid=(0, 6)), ValueError, 'two positive ints'),
+    (dict(grid=(3.0, 6)), ValueError, 'two positive ints'),
+    (dict(grid=(3, 6), reduce='median'), ValueError, "'mean'.*'max'"),
+    (dict(grid=(3, 6), reduse='max'), KeyError, "Did you mean 'reduce'"),
+    ([3, 6], TypeError, 'dict'),
+])
+def test_context_tokens_setting_errors_name_the_fix(setting, error, match):
+    with pytest.raises(error, match=match):
+        ContextTokens.build(setting)
+
+
+def test_context_tokens_default_and_list_grid():
+    """dict() keeps the historical pool=4; a grid read from a config file as a list works."""
+    assert ContextTokens.build(dict()) == ContextTokens(pool=4)
+    assert ContextTokens.build(dict(grid=[3, 6])).shape((45, 80)) == (3, 6)
+    assert ContextTokens.build(None) is None
 
 
 @pytest.mark.parametrize('pool', [0, -1, True, 2.5])
@@ -124,6 +174,22 @@ def test_whole_image_inference_with_and_without_context_tokens():
     torch.testing.assert_close(out, ref.transpose(1, 2).reshape(1, 32, 3, 5), rtol=1e-5,
                                atol=1e-5)
     assert not torch.allclose(out, plain.extract_feat(img)[-1])  # the context is seen
+
+
+def test_whole_image_inference_with_max_pooled_context_on_a_grid():
+    """context_tokens=dict(grid=(1, 2), reduce='max') on a 3x5 grid: two cells, columns
+    [0, 3) and [2, 5), each the per-channel max of its tokens, at its members' mean position."""
+    torch.manual_seed(0)
+    model = _model(dict(grid=(1, 2), reduce='max'))
+    img = torch.randn(1, 3, 24, 40)
+    full = _embed(model, img)[0]
+    ctx = torch.stack([full[:, :, :3].amax((1, 2)), full[:, :, 2:].amax((1, 2))])
+    toks = torch.cat([full.reshape(32, -1).T, ctx])[None]
+    pos = [(y, x) for y in range(3) for x in range(5)] + [(1.0, 1.0), (1.0, 3.0)]
+    ref = model.backbone.forward_tokens(toks, torch.tensor(pos, dtype=torch.float32)[None],
+                                        (3, 5))[-1][:, :15]
+    torch.testing.assert_close(model.extract_feat(img)[-1],
+                               ref.transpose(1, 2).reshape(1, 32, 3, 5), rtol=1e-5, atol=1e-5)
 
 
 def test_context_tokens_settings_are_checked():

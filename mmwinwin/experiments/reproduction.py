@@ -182,13 +182,14 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
               seed: int = 0, log_interval: int = 50,
               embed_dims: int = 64, num_layers: int = 4, bg_weight: float = 0.25,
               num_scenes: int = 3, context_pool: int = CONTEXT_POOL,
-              full_phase_begin: int | None = None):
+              full_phase_begin: int | None = None, patch_size: int | None = None):
     """The mmengine ``Config`` of one variant: :data:`CONFIG` with the variant's model and
     training pipeline, and the data, size, schedule and model size of the arguments.
 
     ``full_phase_begin``: first whole-image iteration of the ``*_ft`` variants (default
     ``round(FULL_PHASE_FRACTION * iters)``, at most ``iters - 1`` so a short run still ends
-    on whole images)."""
+    on whole images). ``patch_size``: the backbone's (default: the config's, 16); ``window``
+    counts tokens of this size."""
     from mmengine.config import Config
 
     from mmwinwin.datasets.synthetic import synthetic_ade20k_classes
@@ -211,6 +212,10 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         lowres_size(img_size, window) if variant == 'lowres' else tuple(img_size)
     backbone = model.backbone
     backbone.arch.update(embed_dims=embed_dims, num_layers=num_layers)
+    if patch_size is not None:
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f'patch_size must be a positive int (pixels), got {patch_size!r}.')
+        backbone.patch_size = patch_size
     backbone.update(img_size=tuple(img_size), out_indices=(num_layers - 1,),
                     use_rope=not abspos, use_abs_pos_embed=abspos)
     head = model.decode_head

@@ -101,7 +101,8 @@ def run_one(variant: str, task: str, seed: int, args, work: str) -> list[dict]:
     cfg = build_cfg(variant, data, osp.join(work, f'{task}_{variant}_seed{seed}'), (H, W),
                     args.window, args.crop, args.iters, args.batch_size, args.lr, seed,
                     log_interval=args.iters, num_scenes=TASKS[task]['num_scenes'],
-                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
+                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin,
+                    patch_size=args.patch_size)
     runner = Runner.from_cfg(with_validation(cfg, args.val_every))
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     rec = CurveRecorder()
@@ -158,6 +159,8 @@ def run_batch(args, results: list, store: str) -> list:
                     val_every=args.val_every, threads=args.threads, jobs=args.jobs,
                     num_train=args.num_train, num_val=args.num_val, crop=args.crop,
                     context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
+    if args.patch_size != 16:  # recorded when not the config's (older stores are patch 16)
+        settings['patch_size'] = args.patch_size
 
     # one batch: a resumed invocation must train as the stored runs did
     refuse_other_settings(store, results, dict(settings, iters=args.iters,
@@ -232,7 +235,7 @@ def step_costs(variants: list[str], task: str, args, work: str) -> dict:
         cfg = build_cfg(variant, data, osp.join(work, f'stepcost_{variant}'), (H, W),
                         args.window, args.crop, args.iters, args.batch_size, args.lr, 0,
                         num_scenes=TASKS[task]['num_scenes'], context_pool=args.context_pool,
-                        full_phase_begin=args.full_phase_begin)
+                        full_phase_begin=args.full_phase_begin, patch_size=args.patch_size)
         cfg.log_level = 'WARNING'
         runner = Runner.from_cfg(cfg)
         optim = runner.build_optim_wrapper(runner.cfg.optim_wrapper)
@@ -340,6 +343,11 @@ def main(argv=None) -> None:
     parser.add_argument('--img-size', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
     parser.add_argument('--window', type=int, default=6)
     parser.add_argument('--crop', type=int, default=144)
+    parser.add_argument('--patch-size', type=int, default=16,
+                        help="the backbone's patch size in pixels (--window counts tokens of "
+                             'this size); 8 gives 4x the tokens of the same image, so that '
+                             'attention, as at ViT-B on high-resolution images, is most of a '
+                             "whole-image step's cost")
     parser.add_argument('--context-pool', type=int, default=4,
                         help='pool side (tokens) of the context tokens of variants winwin_ctx*')
     parser.add_argument('--full-phase-begin', type=int, default=None,
@@ -376,7 +384,8 @@ def main(argv=None) -> None:
         settings = dict(task=args.tasks[0], img_size=list(args.img_size),
                         batch_size=args.batch_size, threads=args.threads, iters=args.iters,
                         step_cost_steps=args.step_cost_steps,
-                        full_phase_begin=args.full_phase_begin)
+                        full_phase_begin=args.full_phase_begin, patch_size=args.patch_size,
+                        window=args.window)
         with open(osp.join(args.out, 'step_costs.json'), 'w') as f:  # the table's inputs
             json.dump(dict(costs, _settings=settings), f, indent=1)
         text = step_cost_table(costs, args)
