@@ -46,6 +46,10 @@ PROGRESSIVE_LONG3_SESSION = ('docs', 'curves', 'progressive_windows_session_long
                              'curves.json')
 PROGRESSIVE_LARGE_SESSION = ('docs', 'curves', 'progressive_windows_session_256x512',
                              'curves.json')
+#: and the recipe (r) against full resolution on the same tasks (long, long4) with the
+#: backbone at patch 8: 4x the tokens of each image (24x48), so that a window step costs about
+#: what it costs against whole images at ViT-B/16 1280x720 (0.16), in one session
+PATCH8_SESSION = ('docs', 'curves', 'patch8_session', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
            'winwin-longer-phase': (LONGER_PHASE_BATCH,
@@ -58,7 +62,8 @@ BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_bat
            'winwin-progressive-long3': (PROGRESSIVE_LONG3_SESSION,
                                         ('docs', 'images', 'winwin_progressive_windows_long3')),
            'winwin-progressive-large': (PROGRESSIVE_LARGE_SESSION,
-                                        ('docs', 'images', 'winwin_progressive_windows_256x512'))}
+                                        ('docs', 'images', 'winwin_progressive_windows_256x512')),
+           'winwin-patch8': (PATCH8_SESSION, ('docs', 'images', 'winwin_patch8'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
@@ -145,11 +150,14 @@ LONGER_PHASE_STEP_COSTS = ('docs', 'curves', 'step_costs_longer_phase', 'step_co
 PART_BATCH_STEP_COSTS = ('docs', 'curves', 'step_costs_part_batch', 'step_costs.json')
 #: the same, for (r)'s phase training the last quarter of the blocks, (u), beside (r) and (t)
 FROZEN_BLOCKS_STEP_COSTS = ('docs', 'curves', 'step_costs_frozen_blocks', 'step_costs.json')
+#: the same, for full resolution and (r) at patch 8 (the store of ``winwin-patch8``)
+PATCH8_STEP_COSTS = ('docs', 'curves', 'step_costs_patch8', 'step_costs.json')
 #: block name -> step-cost store
 STEP_COSTS = {'winwin-same-batch-step-costs': SAME_BATCH_STEP_COSTS,
               'winwin-longer-phase-step-costs': LONGER_PHASE_STEP_COSTS,
               'winwin-part-batch-step-costs': PART_BATCH_STEP_COSTS,
-              'winwin-frozen-blocks-step-costs': FROZEN_BLOCKS_STEP_COSTS}
+              'winwin-frozen-blocks-step-costs': FROZEN_BLOCKS_STEP_COSTS,
+              'winwin-patch8-step-costs': PATCH8_STEP_COSTS}
 #: Expedite against token merging and pooling (``token_reduction``; docs/alternatives.md)
 TOKEN_REDUCTION = ('docs', 'data', 'token_reduction.json')
 
@@ -182,9 +190,18 @@ def _tasks(results):
     return [t for t in TASK_ORDER if t in seen]
 
 
+def _size(results) -> str:
+    """A store's image size, ``192x384``, with its patch when not the config's 16
+    (``192x384, patch 8``)."""
+    r = results[0]
+    size = 'x'.join(str(v) for v in r['img_size'])
+    return size + (f', patch {r["patch_size"]}' if r.get('patch_size', 16) != 16 else '')
+
+
 def _setting(results):
     r = results[0]
-    return (f'{r["img_size"][0]}x{r["img_size"][1]} images, windows of {r["window"]}x'
+    patch = f', patch {r["patch_size"]}' if r.get('patch_size', 16) != 16 else ''
+    return (f'{r["img_size"][0]}x{r["img_size"][1]} images{patch}, windows of {r["window"]}x'
             f'{r["window"]} tokens, {r["iters"]} iterations, batch {r["batch_size"]}, '
             f'validation every {r["val_every"]} iterations on the whole images, seeds '
             f'{", ".join(str(s) for s in sorted({x["seed"] for x in results}))}, '
@@ -222,7 +239,7 @@ def _suite_block(stores: list, candidates: bool = False) -> str:
     present = [entry for entry in SUITE if _exists(entry[0])]
     tables = []
     for i, (res, (_, metric, lower, prefix, shipped)) in enumerate(zip(stores, present)):
-        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        size = _size(res)
         recipes = _recipes(res) if candidates else [shipped]
         tables.append(criterion_table(
             res, _tasks(res), metric=metric, lower_is_better=lower, recipes=recipes,
@@ -255,7 +272,8 @@ def _screen_block(data: list) -> str:
 #: the stores where full resolution and the recipe (r) ran in one session on every long-range
 #: segmentation task, for the table of when each learns the distant cue (CPU seconds of one
 #: session only)
-CUE_STORES = (PROGRESSIVE_SESSION, PROGRESSIVE_LONG3_SESSION, PROGRESSIVE_LARGE_SESSION)
+CUE_STORES = (PROGRESSIVE_SESSION, PROGRESSIVE_LONG3_SESSION, PROGRESSIVE_LARGE_SESSION,
+              PATCH8_SESSION)
 
 
 def _cue_block(stores: list) -> str:
@@ -265,7 +283,7 @@ def _cue_block(stores: list) -> str:
     from .reproduction import phase_begin
     tables = []
     for i, res in enumerate(stores):
-        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        size = _size(res)
         table = cue_table(res, [t for t in _tasks(res) if t != 'local'], RECIPE,
                           lambda iters: phase_begin(RECIPE, iters),
                           task_label=lambda t, s=size: f'{t} ({s})')
@@ -327,7 +345,7 @@ def _detection_blocks(entries: list, variants: tuple, with_criterion: bool) -> s
         from .comparison import criterion_table, final_table
         parts = []
         for res, (_, metric, lower, prefix, *_) in zip(stores, entries):
-            size = 'x'.join(str(v) for v in res[0]['img_size'])
+            size = _size(res)
             seen = [v for v in variants if v in {r['variant'] for r in res}]
             for task in _tasks(res):
                 part = f'{prefix}`{task}` ({size}), {metric}:\n\n' + final_table(
