@@ -190,6 +190,28 @@ def test_the_progressive_window_stores_are_one_setting_each(parts):
     assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
 
 
+def test_the_patch8_store_is_one_setting_at_patch_8():
+    """The patch-8 store holds full resolution and (r) of one setting (patch 8, windows of
+    12x12 tokens: the same 96x96-pixel windows as the 6x6 ones at patch 16), the same >= 3
+    seeds for every task and variant, validated at the same iterations; its tables name the
+    patch, and its step costs were measured at the same patch and windows."""
+    data = json.load(open(report.repo_path(*report.PATCH8_SESSION)))
+    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
+            'num_val', 'config', 'threads', 'jobs', 'patch_size')
+    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    assert data[0]['patch_size'] == 8 and data[0]['window'] == 12
+    seeds = {}
+    for r in data:
+        seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
+    assert {v for _, v in seeds} == {'fullres', report.RECIPE}
+    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
+    assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
+    assert report._size(data) == '192x384, patch 8'
+    assert 'images, patch 8, windows of 12x12' in report.render('winwin-patch8-setting')
+    costs = json.load(open(report.repo_path(*report.PATCH8_STEP_COSTS)))['_settings']
+    assert (costs['patch_size'], costs['window'], costs['img_size']) == (8, 12, [192, 384])
+
+
 def test_cue_rows_by_hand():
     """When each run first reaches the midpoint of full resolution's rise: full resolution
     20 -> 80 (midpoint 50) first at iteration 300; the recipe (phase from 400) at 50 by 600,

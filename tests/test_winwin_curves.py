@@ -58,3 +58,23 @@ def test_side_by_side_batch_stores_every_run_with_its_settings_and_refuses_a_mix
         assert [p['iter'] for p in r['points']] == [2] and 0 <= r['points'][0]['mIoU'] <= 100
     with pytest.raises(ValueError, match='other settings.*Give another --out'):
         main(common + ['--variants', 'winwin', '--lr', '1e-3'])
+
+
+def test_patch_size_is_a_stored_setting_of_the_batch(tmp_path):
+    """``--patch-size 8``: the runs train a backbone of patch 8 (windows counted in its
+    tokens), the store records it, and a resume at the config's patch 16 is refused."""
+    import json
+
+    import pytest
+
+    from mmwinwin.experiments.winwin_curves import main
+    common = ['--tasks', 'local', '--seeds', '0', '--iters', '2', '--val-every', '2',
+              '--img-size', '64', '128', '--window', '4', '--crop', '32', '--num-train', '2',
+              '--num-val', '1', '--batch-size', '2', '--out', str(tmp_path / 'out'),
+              '--work-dir', str(tmp_path / 'work')]
+    main(common + ['--variants', 'winwin_gridctx_max_r100_l3', '--patch-size', '8'])
+    (run,) = json.loads((tmp_path / 'out' / 'curves.json').read_text())
+    assert run['patch_size'] == 8 and run['window'] == 4
+    assert [p['iter'] for p in run['points']] == [2]
+    with pytest.raises(ValueError, match='other settings.*patch_size'):
+        main(common + ['--variants', 'fullres'])

@@ -272,8 +272,7 @@ def _screen_block(data: list) -> str:
 #: the stores where full resolution and the recipe (r) ran in one session on every long-range
 #: segmentation task, for the table of when each learns the distant cue (CPU seconds of one
 #: session only)
-CUE_STORES = (PROGRESSIVE_SESSION, PROGRESSIVE_LONG3_SESSION, PROGRESSIVE_LARGE_SESSION,
-              PATCH8_SESSION)
+CUE_STORES = (PROGRESSIVE_SESSION, PROGRESSIVE_LONG3_SESSION, PROGRESSIVE_LARGE_SESSION)
 
 
 def _cue_block(stores: list) -> str:
@@ -381,6 +380,8 @@ def blocks() -> dict:
     cue = tuple(parts for parts in CUE_STORES if _exists(parts))
     if cue:
         out['winwin-cue-learning'] = (cue, _cue_block)
+    if _exists(PATCH8_SESSION):  # the same table at patch 8, a table of its own
+        out['winwin-patch8-cue-learning'] = ((PATCH8_SESSION,), _cue_block)
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):

@@ -158,9 +158,8 @@ def run_batch(args, results: list, store: str) -> list:
     settings = dict(config='/'.join(CONFIG), batch_size=args.batch_size, lr=args.lr,
                     val_every=args.val_every, threads=args.threads, jobs=args.jobs,
                     num_train=args.num_train, num_val=args.num_val, crop=args.crop,
-                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin)
-    if args.patch_size != 16:  # recorded when not the config's (older stores are patch 16)
-        settings['patch_size'] = args.patch_size
+                    context_pool=args.context_pool, full_phase_begin=args.full_phase_begin,
+                    patch_size=args.patch_size)  # (older stores, which lack it, are patch 16)
 
     # one batch: a resumed invocation must train as the stored runs did
     refuse_other_settings(store, results, dict(settings, iters=args.iters,
