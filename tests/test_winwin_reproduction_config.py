@@ -62,8 +62,7 @@ def test_tokens_per_image_of_every_variant():
                        winwin_grow_r100_l3='32 to 128 then 288',
                        winwin_shrink_r100_l3='128 to 32 then 288',
                        # a fixed 3x6 grid of context cells beside the windows
-                       winwin_gridctx_max_r100_l3='90 then 288',
-                       winwin_gridctx_mean_r100_l3='90 then 288')
+                       winwin_gridctx_max_r100_l3='90 then 288')
     # at patch 8 the same image has 24x48 tokens, the same pixel windows 12x12 tokens each
     assert tokens_per_image('winwin_ft_r100_l3', (192, 384), 12, 144, patch_size=8) == \
         '288 then 1152'
@@ -72,14 +71,12 @@ def test_tokens_per_image_of_every_variant():
 
 
 def test_grid_context_variants_and_the_patch_size():
-    """(A)/(B) are (r) with context_tokens on a fixed 3x6 grid, max- or mean-pooled;
-    patch_size sets the backbone's and the window transform's patch."""
-    for variant, reduce in (('winwin_gridctx_max_r100_l3', 'max'),
-                            ('winwin_gridctx_mean_r100_l3', 'mean')):
-        cfg = build_cfg(variant, 'D', 'W', (192, 384), 6, 144, 2400, 4)
-        assert cfg.model.context_tokens == dict(grid=(3, 6), reduce=reduce)
-        assert cfg.model.full_image_phase == dict(begin=1600)
-        assert [s['type'] for s in cfg.param_scheduler][-1] == 'CosineRestartLR'
+    """(A) is (r) with context_tokens max-pooled on a fixed 3x6 grid; patch_size sets the
+    backbone's and the window transform's patch."""
+    cfg = build_cfg('winwin_gridctx_max_r100_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.context_tokens == dict(grid=(3, 6), reduce='max')
+    assert cfg.model.full_image_phase == dict(begin=1600)
+    assert [s['type'] for s in cfg.param_scheduler][-1] == 'CosineRestartLR'
     cfg = build_cfg('winwin_ft_r100_l3', 'D', 'W', (192, 384), 12, 144, 2400, 4, patch_size=8)
     assert cfg.model.backbone.patch_size == 8
     windows = next(t for t in cfg.train_dataloader.dataset.pipeline

@@ -63,9 +63,6 @@ VARIANTS = {
     # with the image; max-pooled, a one-token cue stays as strong as it is in its cell
     'winwin_gridctx_max_r100_l3': '(A) Win-Win + max-pooled context tokens on a fixed grid, '
                                   'then whole images for the last 1/3, phase LR restarted at 1',
-    'winwin_gridctx_mean_r100_l3': '(B) Win-Win + mean-pooled context tokens on a fixed grid, '
-                                   'then whole images for the last 1/3, phase LR restarted '
-                                   'at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -76,8 +73,7 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0),
-                  'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0),
-                  'winwin_gridctx_mean_r100_l3': (2 / 3, 1.0)}
+                  'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
@@ -88,10 +84,9 @@ FROZEN_PHASES = {'winwin_ft_k75_r100_l3': 0.75}
 #: (growing) for ``d > 0``, the reverse (shrinking) for ``d < 0``
 PROGRESSIVE_WINDOWS = {'winwin_grow_r100_l3': 2, 'winwin_shrink_r100_l3': -2}
 #: the variants with context tokens on a fixed grid: their ``context_tokens`` setting (3 x 6
-#: cells: 4 x 4 tokens each at 192x384, about 5 x 5 at 256x512; ViT-B/16 at 1280x720, 45x80
-#: tokens, would get 18 context tokens beside 968 window tokens)
-GRID_CONTEXTS = {'winwin_gridctx_max_r100_l3': dict(grid=(3, 6), reduce='max'),
-                 'winwin_gridctx_mean_r100_l3': dict(grid=(3, 6), reduce='mean')}
+#: cells: 4 x 4 tokens each at 192x384 and patch 16, 8 x 8 at patch 8; ViT-B/16 at 1280x720,
+#: 45x80 tokens, would get 18 context tokens beside 968 window tokens)
+GRID_CONTEXTS = {'winwin_gridctx_max_r100_l3': dict(grid=(3, 6), reduce='max')}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
 RECIPE = 'winwin_ft_r100_l3'
