@@ -114,8 +114,10 @@ _DETECTION_ONLY = {PHASE_TWIN: '(v) Win-Win, then whole images for the last 1/3 
 #: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
 #: schedule (``winwin_ft``); detection: RECIPE sampling as full resolution in its whole-image
 #: steps (PHASE_TWIN, the Mask R-CNN configs'; panoptic: on half of each batch, PHASE_TWIN_PART),
-#: on stores of one session each; each the best measured on its family
+#: on stores of one session each; each the best measured on its family. The patch-8 store's
+#: rows are the segmentation tasks at ViT-B's step-cost ratio (named ``... , patch 8``)
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
+         (PATCH8_SESSION, 'mIoU', False, '', RECIPE),
          (PANOPTIC_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
          (PANOPTIC_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
          (PANOPTIC_CONTEXT_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
@@ -135,10 +137,12 @@ PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the recipe candidates of the criterion tables: the shipped recipe (first), the last sixth
 #: with its own learning rate and under the config's schedule (the earlier recipes), the
 #: resized phases, (r)'s phase on half of each batch and (r)'s phase training the last blocks;
-#: the detection variants (v), (w) and (x); the windows growing (y) and shrinking (z)
+#: the detection variants (v), (w) and (x); the windows growing (y) and shrinking (z); (r) with
+#: max-pooled context tokens on a fixed grid (A)
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
            'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH,
-           PHASE_TWIN_PART, 'winwin_grow_r100_l3', 'winwin_shrink_r100_l3')
+           PHASE_TWIN_PART, 'winwin_grow_r100_l3', 'winwin_shrink_r100_l3',
+           'winwin_gridctx_max_r100_l3')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')
