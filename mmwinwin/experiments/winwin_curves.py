@@ -347,9 +347,9 @@ def main(argv=None) -> None:
     parser.add_argument('--crop', type=int, default=144)
     parser.add_argument('--patch-size', type=int, default=16,
                         help="the backbone's patch size in pixels (--window counts tokens of "
-                             'this size); 8 gives 4x the tokens of the same image, so that '
-                             'attention, as at ViT-B on high-resolution images, is most of a '
-                             "whole-image step's cost")
+                             'this size); 8 gives 4x the tokens of the same image, and a '
+                             'window step at 0.16 of a whole-image step, as at ViT-B on '
+                             'high-resolution images')
     parser.add_argument('--context-pool', type=int, default=4,
                         help='pool side (tokens) of the context tokens of variants winwin_ctx*')
     parser.add_argument('--full-phase-begin', type=int, default=None,
