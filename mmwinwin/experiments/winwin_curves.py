@@ -276,9 +276,8 @@ def step_cost_table(costs: dict, args) -> str:
     """Markdown table of :func:`step_costs`, relative to full resolution, with the whole-run
     cost of each full-image-phase variant (its two phases mixed over ``--iters``)."""
     full = costs.get('fullres', {})
-    patch = getattr(args, 'patch_size', 16)
-    patch = f', patch {patch}, windows of {args.window}x{args.window} tokens' if patch != 16 \
-        else ''
+    p = getattr(args, 'patch_size', 16)  # (older stores: the config's 16)
+    patch = f', patch {p}, windows of {args.window}x{args.window} tokens' if p != 16 else ''
     lines = [f'Step cost side by side ({args.img_size[0]}x{args.img_size[1]}{patch}, batch '
              f'{args.batch_size}, {args.threads} thread(s), median of {args.step_cost_steps} '
              f'rounds after 5 warm-up; CPU ms = process CPU time of one train_step, of one '

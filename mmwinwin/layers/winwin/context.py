@@ -63,21 +63,8 @@ def pool_context_tokens(tokens: torch.Tensor, grid_size: Sequence[int],
         ``ctx (B, M, C)`` and their positions ``pos (M, 2)``: the mean (y, x) of the tokens
         each context token pools.
     """
-    H, W = int(grid_size[0]), int(grid_size[1])
-    if tokens.dim() != 3 or tokens.shape[1] != H * W:
-        raise ValueError(f'Expected (B, {H * W}, C) tokens for a {H}x{W} grid, got '
-                         f'{tuple(tokens.shape)}.')
-    spec = ContextTokens(pool=pool, grid=None if grid is None else tuple(grid), reduce=reduce)
-    out = spec.shape((H, W))
-    B, _, C = tokens.shape
-    cells = tokens.transpose(1, 2).reshape(B, C, H, W)
-    pooled = F.adaptive_max_pool2d if reduce == 'max' else F.adaptive_avg_pool2d
-    ctx = pooled(cells, out).flatten(2).transpose(1, 2)
-    ys = torch.arange(H, device=tokens.device, dtype=tokens.dtype)
-    xs = torch.arange(W, device=tokens.device, dtype=tokens.dtype)
-    coords = torch.stack(torch.meshgrid(ys, xs, indexing='ij'))[None]  # (1, 2, H, W)
-    pos = F.adaptive_avg_pool2d(coords, out).flatten(2)[0].transpose(0, 1)
-    return ctx, pos
+    return ContextTokens(pool=pool, grid=None if grid is None else tuple(grid),
+                         reduce=reduce)(tokens, grid_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +108,6 @@ class ContextTokens:
         kw = dict(setting)
         if 'pool' not in kw and 'grid' not in kw:
             kw['pool'] = 4
-        if isinstance(kw.get('grid'), list):
-            kw['grid'] = tuple(kw['grid'])
         return cls(**kw)
 
     def shape(self, grid_size: Sequence[int]) -> tuple[int, int]:
@@ -133,9 +118,22 @@ class ContextTokens:
 
     def __call__(self, tokens: torch.Tensor, grid_size: Sequence[int]
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`pool_context_tokens` with this setting."""
-        return pool_context_tokens(tokens, grid_size, self.pool, grid=self.grid,
-                                   reduce=self.reduce)
+        """The context tokens ``(B, M, C)`` of ``(B, H*W, C)`` patch tokens on a ``(H, W)``
+        grid, and their positions ``(M, 2)`` (:func:`pool_context_tokens`)."""
+        H, W = int(grid_size[0]), int(grid_size[1])
+        if tokens.dim() != 3 or tokens.shape[1] != H * W:
+            raise ValueError(f'Expected (B, {H * W}, C) tokens for a {H}x{W} grid, got '
+                             f'{tuple(tokens.shape)}.')
+        out = self.shape((H, W))
+        B, _, C = tokens.shape
+        cells = tokens.transpose(1, 2).reshape(B, C, H, W)
+        pooled = F.adaptive_max_pool2d if self.reduce == 'max' else F.adaptive_avg_pool2d
+        ctx = pooled(cells, out).flatten(2).transpose(1, 2)
+        ys = torch.arange(H, device=tokens.device, dtype=tokens.dtype)
+        xs = torch.arange(W, device=tokens.device, dtype=tokens.dtype)
+        coords = torch.stack(torch.meshgrid(ys, xs, indexing='ij'))[None]  # (1, 2, H, W)
+        pos = F.adaptive_avg_pool2d(coords, out).flatten(2)[0].transpose(0, 1)
+        return ctx, pos
 
     def __str__(self) -> str:
         parts = [f'pool={self.pool}' if self.pool is not None else f'grid={self.grid}']
