@@ -191,10 +191,11 @@ def test_the_progressive_window_stores_are_one_setting_each(parts):
 
 
 def test_the_patch8_store_is_one_setting_at_patch_8():
-    """The patch-8 store holds full resolution and (r) (and (A)) of one setting (patch 8, windows of
-    12x12 tokens: the same 96x96-pixel windows as the 6x6 ones at patch 16), the same >= 3
-    seeds for every task and variant, validated at the same iterations; its tables name the
-    patch, and its step costs were measured at the same patch and windows."""
+    """The patch-8 store holds full resolution and (r) (and (A)) of every task, all of one
+    setting (patch 8, windows of 12x12 tokens: the same 96x96-pixel windows as the 6x6 ones at
+    patch 16), the same >= 3 seeds for every task and variant, validated at the same
+    iterations; its tables name the patch, and its step costs were measured at the same patch
+    and windows."""
     data = json.load(open(report.repo_path(*report.PATCH8_SESSION)))
     keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
             'num_val', 'config', 'threads', 'jobs', 'patch_size')
@@ -205,6 +206,8 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
         seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
     assert {'fullres', report.RECIPE} <= {v for _, v in seeds} <= {
         'fullres', report.RECIPE, 'winwin_gridctx_max_r100_l3'}
+    for task in {t for t, _ in seeds}:  # every task compares the recipe with full resolution
+        assert {(task, 'fullres'), (task, report.RECIPE)} <= set(seeds)
     assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
     assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
     assert report._size(data) == '192x384, patch 8'
