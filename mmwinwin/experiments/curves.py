@@ -163,9 +163,11 @@ def plot(summaries: dict, out: str, label_fn=None, prefix: str = 'curves',
                 ax.set_ylabel(f'whole-image val {metric}')
                 ax.grid(alpha=0.3)
         handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=7)
+        # two columns fit labels of up to about 75 characters at this width; longer, one
+        ncol = 2 if max(map(len, labels), default=0) <= 75 else 1
+        fig.legend(handles, labels, loc='lower center', ncol=ncol, fontsize=7)
         fig.suptitle(f'Win-Win vs full resolution, task "{task}" (mean, band = min..max)')
-        legend_rows = (len(labels) + 1) // 2
+        legend_rows = -(-len(labels) // ncol)
         fig.tight_layout(rect=(0, (0.04 + 0.035 * legend_rows) / len(summaries), 1, 1))
         path = osp.join(out, f'{prefix}_{task}.png')
         fig.savefig(path, dpi=110)
