@@ -63,8 +63,7 @@ def pool_context_tokens(tokens: torch.Tensor, grid_size: Sequence[int],
         ``ctx (B, M, C)`` and their positions ``pos (M, 2)``: the mean (y, x) of the tokens
         each context token pools.
     """
-    return ContextTokens(pool=pool, grid=None if grid is None else tuple(grid),
-                         reduce=reduce)(tokens, grid_size)
+    return ContextTokens(pool=pool, grid=grid, reduce=reduce)(tokens, grid_size)
 
 
 @dataclasses.dataclass(frozen=True)
