@@ -62,7 +62,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_grow_r100_l3='32 to 128 then 288',
                        winwin_shrink_r100_l3='128 to 32 then 288',
                        # a fixed 3x6 grid of context cells beside the windows
-                       winwin_gridctx_max_r100_l3='90 then 288')
+                       winwin_gridctx_max_r100_l3='90 then 288',
+                       winwin_ft_h50_r100_l23='72 then 288', winwin_ft_r200_l3='72 then 288')
     # at patch 8 the same image has 24x48 tokens, the same pixel windows 12x12 tokens each
     assert tokens_per_image('winwin_ft_r100_l3', (192, 384), 12, 144, patch_size=8) == \
         '288 then 1152'
@@ -149,3 +150,19 @@ def test_the_progressive_windows_variants(variant, sides):
     assert pipe[-1]['meta_keys'][-1] == 'winwin_window_stages'
     with pytest.raises(ValueError, match='at least 3 tokens'):
         build_cfg(variant, 'D', 'W', (192, 384), 2, 144, 2400, 4)
+
+
+def test_the_half_batch_phase_over_two_thirds_and_the_doubled_restart():
+    # (B): whole images on half of each batch from 1/3 of the run on (800 of 2400), the windows
+    # part's schedule cut there and the learning rate restarted at the optimizer's own
+    cfg = build_cfg('winwin_ft_h50_r100_l23', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.full_image_phase == dict(begin=800, batch_fraction=0.5)
+    warm, poly, restart = cfg.param_scheduler
+    assert (warm.begin, warm.end, poly.begin, poly.end) == (0, 240, 240, 800)
+    assert (restart.begin, restart.end, restart.periods, restart.restart_weights) == \
+        (800, 2400, [1600], [1.0])
+    # (C): (r)'s phase (from 1600 of 2400) with its first learning rate twice the config's
+    cfg = build_cfg('winwin_ft_r200_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.full_image_phase == dict(begin=1600)
+    *_, restart = cfg.param_scheduler
+    assert (restart.begin, restart.periods, restart.restart_weights) == (1600, [800], [2.0])

@@ -63,6 +63,14 @@ VARIANTS = {
     # with the image; max-pooled, a one-token cue stays as strong as it is in its cell
     'winwin_gridctx_max_r100_l3': '(A) Win-Win + max-pooled context tokens on a fixed grid, '
                                   'then whole images for the last 1/3, phase LR restarted at 1',
+    # (t)'s half-batch phase over twice the stretch: (r)'s whole images (800 steps of 4 = 1600
+    # of 2) as twice the updates, for less than (r)'s cost where a whole-image step costs
+    # several window steps (patch 8: 0.16)
+    'winwin_ft_h50_r100_l23': '(B) Win-Win, then whole images for the last 2/3 on half of '
+                              'each batch, phase LR restarted at 1',
+    # (r) with the phase's learning rate restarted at twice the config's
+    'winwin_ft_r200_l3': '(C) Win-Win, then whole images for the last 1/3, phase LR '
+                         'restarted at 2',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -73,9 +81,10 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_r200': (5 / 6, 2.0), 'winwin_ft_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0),
-                  'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0)}
+                  'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0),
+                  'winwin_ft_h50_r100_l23': (1 / 3, 1.0), 'winwin_ft_r200_l3': (2 / 3, 2.0)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
-PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5}
+PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5, 'winwin_ft_h50_r100_l23': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
 #: the blocks frozen (``full_image_phase.frozen_blocks = round(share * num_layers)``)
 FROZEN_PHASES = {'winwin_ft_k75_r100_l3': 0.75}
