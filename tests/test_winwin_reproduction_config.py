@@ -63,7 +63,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_shrink_r100_l3='128 to 32 then 288',
                        # a fixed 3x6 grid of context cells beside the windows
                        winwin_gridctx_max_r100_l3='90 then 288',
-                       winwin_ft_h50_r100_l23='72 then 288', winwin_ft_r200_l3='72 then 288')
+                       winwin_ft_h50_r100_l23='72 then 288', winwin_ft_r200_l3='72 then 288',
+                       winwin_gridctx_max_r200_l3='90 then 288')
     # at patch 8 the same image has 24x48 tokens, the same pixel windows 12x12 tokens each
     assert tokens_per_image('winwin_ft_r100_l3', (192, 384), 12, 144, patch_size=8) == \
         '288 then 1152'
@@ -166,3 +167,8 @@ def test_the_half_batch_phase_over_two_thirds_and_the_doubled_restart():
     assert cfg.model.full_image_phase == dict(begin=1600)
     *_, restart = cfg.param_scheduler
     assert (restart.begin, restart.periods, restart.restart_weights) == (1600, [800], [2.0])
+    # (D): (A)'s context tokens with (C)'s schedule
+    cfg = build_cfg('winwin_gridctx_max_r200_l3', 'D', 'W', (192, 384), 6, 144, 2400, 4)
+    assert cfg.model.context_tokens == dict(grid=(3, 6), reduce='max')
+    assert cfg.param_scheduler == build_cfg('winwin_ft_r200_l3', 'D', 'W', (192, 384), 6, 144,
+                                            2400, 4).param_scheduler

@@ -71,6 +71,9 @@ VARIANTS = {
     # (r) with the phase's learning rate restarted at twice the config's
     'winwin_ft_r200_l3': '(C) Win-Win, then whole images for the last 1/3, phase LR '
                          'restarted at 2',
+    # (A) and (C) together: the cue beside the windows, and the phase's doubled learning rate
+    'winwin_gridctx_max_r200_l3': '(D) Win-Win + max-pooled context tokens on a fixed grid, '
+                                  'then whole images for the last 1/3, phase LR restarted at 2',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -82,7 +85,8 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_s75_r100_l3': (2 / 3, 1.0), 'winwin_ft_h50_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0),
                   'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0),
-                  'winwin_ft_h50_r100_l23': (1 / 3, 1.0), 'winwin_ft_r200_l3': (2 / 3, 2.0)}
+                  'winwin_ft_h50_r100_l23': (1 / 3, 1.0), 'winwin_ft_r200_l3': (2 / 3, 2.0),
+                  'winwin_gridctx_max_r200_l3': (2 / 3, 2.0)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5, 'winwin_ft_h50_r100_l23': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
@@ -95,7 +99,8 @@ PROGRESSIVE_WINDOWS = {'winwin_grow_r100_l3': 2, 'winwin_shrink_r100_l3': -2}
 #: the variants with context tokens on a fixed grid: their ``context_tokens`` setting (3 x 6
 #: cells: 4 x 4 tokens each at 192x384 and patch 16, 8 x 8 at patch 8; ViT-B/16 at 1280x720,
 #: 45x80 tokens, would get 18 context tokens beside 968 window tokens)
-GRID_CONTEXTS = {'winwin_gridctx_max_r100_l3': dict(grid=(3, 6), reduce='max')}
+GRID_CONTEXTS = {'winwin_gridctx_max_r100_l3': dict(grid=(3, 6), reduce='max'),
+                 'winwin_gridctx_max_r200_l3': dict(grid=(3, 6), reduce='max')}
 #: the recipe of the configs/winwin* segmentation configs: windows, then whole images for the
 #: last 1/3 with the phase's own learning rate (docs/winwin.md, "A longer phase")
 RECIPE = 'winwin_ft_r100_l3'
