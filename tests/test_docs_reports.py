@@ -191,7 +191,7 @@ def test_the_progressive_window_stores_are_one_setting_each(parts):
 
 
 def test_the_patch8_store_is_one_setting_at_patch_8():
-    """The patch-8 store holds full resolution and (r) (and (A)) of every task, all of one
+    """The patch-8 store holds full resolution and (r) (and (A)-(D)) of every task, all of one
     setting (patch 8, windows of 12x12 tokens: the same 96x96-pixel windows as the 6x6 ones at
     patch 16), the same >= 3 seeds for every task and variant, validated at the same
     iterations; its tables name the patch, and its step costs were measured at the same patch
@@ -205,7 +205,8 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
     for r in data:
         seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
     assert {'fullres', report.RECIPE} <= {v for _, v in seeds} <= {
-        'fullres', report.RECIPE, 'winwin_gridctx_max_r100_l3'}
+        'fullres', report.RECIPE, 'winwin_gridctx_max_r100_l3', 'winwin_ft_h50_r100_l23',
+        'winwin_ft_r200_l3', 'winwin_gridctx_max_r200_l3'}
     for task in {t for t, _ in seeds}:  # every task compares the recipe with full resolution
         assert {(task, 'fullres'), (task, report.RECIPE)} <= set(seeds)
     assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
