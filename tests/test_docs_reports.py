@@ -217,6 +217,29 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
     assert (costs['patch_size'], costs['window'], costs['img_size']) == (8, 12, [192, 384])
 
 
+def test_the_large_patch8_store_is_one_setting_of_the_larger_image():
+    """The 256x512 patch-8 store: full resolution and (r) on `long`, one setting (patch 8,
+    windows of 16x16 tokens: the 128x128-pixel windows of the 256x512 store at patch 16, 1600
+    iterations as there), the same >= 3 seeds, validated at the same iterations; its suite rows
+    name the size and the patch."""
+    data = json.load(open(report.repo_path(*report.PATCH8_LARGE_SESSION)))
+    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
+            'num_val', 'config', 'threads', 'jobs', 'patch_size')
+    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    r = data[0]
+    assert (r['patch_size'], r['window'], r['img_size'], r['iters']) == (8, 16, [256, 512], 1600)
+    large = json.load(open(report.repo_path(*report.LARGE_BATCH)))[0]
+    assert r['window'] * r['patch_size'] == large['window'] * 16 and r['iters'] == large['iters']
+    seeds = {}
+    for x in data:
+        seeds.setdefault((x['task'], x['variant']), set()).add(x['seed'])
+    assert set(seeds) == {('long', 'fullres'), ('long', report.RECIPE)}
+    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(seeds['long', 'fullres']) >= 3
+    assert len({tuple(p['iter'] for p in x['points']) for x in data}) == 1
+    assert report._size(data) == '256x512, patch 8'
+    assert 'long (256x512, patch 8)' in report.render('winwin-suite-criterion')
+
+
 def test_cue_rows_by_hand():
     """When each run first reaches the midpoint of full resolution's rise: full resolution
     20 -> 80 (midpoint 50) first at iteration 300; the recipe (phase from 400) at 50 by 600,

@@ -50,6 +50,9 @@ PROGRESSIVE_LARGE_SESSION = ('docs', 'curves', 'progressive_windows_session_256x
 #: backbone at patch 8: 4x the tokens of each image (24x48), so that a window step costs about
 #: what it costs against whole images at ViT-B/16 1280x720 (0.16), in one session
 PATCH8_SESSION = ('docs', 'curves', 'patch8_session', 'curves.json')
+#: and the same at the suite's larger image, 256x512 (32x64 tokens at patch 8, windows of
+#: 16x16 tokens: the 128x128-pixel windows of the 256x512 store at patch 16), in one session
+PATCH8_LARGE_SESSION = ('docs', 'curves', 'patch8_session_256x512', 'curves.json')
 BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_batch')),
            'winwin-large-batch': (LARGE_BATCH, ('docs', 'images', 'winwin_large_batch')),
            'winwin-longer-phase': (LONGER_PHASE_BATCH,
@@ -63,7 +66,9 @@ BATCHES = {'winwin-same-batch': (SAME_BATCH, ('docs', 'images', 'winwin_same_bat
                                         ('docs', 'images', 'winwin_progressive_windows_long3')),
            'winwin-progressive-large': (PROGRESSIVE_LARGE_SESSION,
                                         ('docs', 'images', 'winwin_progressive_windows_256x512')),
-           'winwin-patch8': (PATCH8_SESSION, ('docs', 'images', 'winwin_patch8'))}
+           'winwin-patch8': (PATCH8_SESSION, ('docs', 'images', 'winwin_patch8')),
+           'winwin-patch8-large': (PATCH8_LARGE_SESSION,
+                                   ('docs', 'images', 'winwin_patch8_256x512'))}
 #: the other tasks' same-batch stores (``winwin_flow_curves``: flow EPE, depth RMSE)
 FLOW_BATCH = ('docs', 'curves', 'flow_same_batch', 'curves.json')
 DEPTH_BATCH = ('docs', 'curves', 'depth_same_batch', 'curves.json')
@@ -114,10 +119,11 @@ _DETECTION_ONLY = {PHASE_TWIN: '(v) Win-Win, then whole images for the last 1/3 
 #: with its own learning rate (``winwin_ft_r100``); depth: the last sixth under the host's
 #: schedule (``winwin_ft``); detection: RECIPE sampling as full resolution in its whole-image
 #: steps (PHASE_TWIN, the Mask R-CNN configs'; panoptic: on half of each batch, PHASE_TWIN_PART),
-#: on stores of one session each; each the best measured on its family. The patch-8 store's
-#: rows are the segmentation tasks at ViT-B's step-cost ratio (named ``... , patch 8``)
+#: on stores of one session each; each the best measured on its family. The patch-8
+#: stores' rows are the segmentation tasks at ViT-B's step-cost ratio (named ``... , patch 8``)
 SUITE = ((SAME_BATCH, 'mIoU', False, '', RECIPE), (LARGE_BATCH, 'mIoU', False, '', RECIPE),
          (PATCH8_SESSION, 'mIoU', False, '', RECIPE),
+         (PATCH8_LARGE_SESSION, 'mIoU', False, '', RECIPE),
          (PANOPTIC_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
          (PANOPTIC_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
          (PANOPTIC_CONTEXT_256_SESSION, 'PQ things', False, 'panoptic ', PHASE_TWIN_PART),
@@ -386,8 +392,9 @@ def blocks() -> dict:
     cue = tuple(parts for parts in CUE_STORES if _exists(parts))
     if cue:
         out['winwin-cue-learning'] = (cue, _cue_block)
-    if _exists(PATCH8_SESSION):  # the same table at patch 8, a table of its own
-        out['winwin-patch8-cue-learning'] = ((PATCH8_SESSION,), _cue_block)
+    patch8 = tuple(parts for parts in (PATCH8_SESSION, PATCH8_LARGE_SESSION) if _exists(parts))
+    if patch8:  # the same table at patch 8, a table of its own
+        out['winwin-patch8-cue-learning'] = (patch8, _cue_block)
     if _exists(PHASE_LR_SCREEN) and _exists(SAME_BATCH):
         out['winwin-phase-lr-screen'] = ((PHASE_LR_SCREEN, SAME_BATCH), _screen_block)
     if all(_exists(entry[0]) for entry in PAIRS_STORES):
