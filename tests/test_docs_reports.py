@@ -114,19 +114,30 @@ def test_final_rows_and_the_end_criterion_by_hand():
     assert list(c['mean']) == [45.0, 62.0] and list(c['time']) == [20.0, 45.0]
 
 
+#: the settings every run of a ``winwin_curves`` store of one invocation shares
+STORE_KEYS = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
+              'num_val', 'config', 'threads', 'jobs', 'patch_size')
+
+
+def _one_setting(data: list, keys: tuple, variant=lambda v: v) -> dict:
+    """Assert that the runs of a ``winwin_curves`` store share the settings ``keys``, the same
+    >= 3 seeds for every task and variant and one validation schedule; return the seeds per
+    ``(task, variant(name))``."""
+    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    seeds = {}
+    for r in data:
+        seeds.setdefault((r['task'], variant(r['variant'])), set()).add(r['seed'])
+    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
+    assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
+    return seeds
+
+
 def test_the_same_batch_data_is_one_batch():
     """Every run of the committed same-batch data has the same settings, seeds per variant
     and validation schedule (one invocation, resumed at most)."""
     data = json.load(open(report.repo_path(*report.SAME_BATCH)))
-    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
-            'num_val', 'config', 'full_phase_begin')
-    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
-    seeds = {}
-    for r in data:
-        seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
-    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
-    iters = {tuple(p['iter'] for p in r['points']) for r in data}
-    assert len(iters) == 1
+    _one_setting(data, ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every',
+                        'num_train', 'num_val', 'config', 'full_phase_begin'))
 
 
 def test_report_regenerates_into_a_copy(tmp_path, monkeypatch):
@@ -178,16 +189,9 @@ def test_the_progressive_window_stores_are_one_setting_each(parts):
     (y) and (z) of one setting, the same >= 3 seeds for every task and variant, validated at
     the same iterations (``winwin_curves`` run once per store, resumed with (z))."""
     data = json.load(open(report.repo_path(*parts)))
-    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
-            'num_val', 'config', 'threads', 'jobs')
-    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
-    seeds = {}
-    for r in data:
-        seeds.setdefault((r['task'], r['variant'].split('_b')[0]), set()).add(r['seed'])
+    seeds = _one_setting(data, STORE_KEYS[:-1], variant=lambda v: v.split('_b')[0])
     assert {v for _, v in seeds} == {'fullres', report.RECIPE, 'winwin_grow_r100_l3',
                                      'winwin_shrink_r100_l3'}
-    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
-    assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
 
 
 def test_the_patch8_store_is_one_setting_at_patch_8():
@@ -197,20 +201,13 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
     iterations; its tables name the patch, and its step costs were measured at the same patch
     and windows."""
     data = json.load(open(report.repo_path(*report.PATCH8_SESSION)))
-    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
-            'num_val', 'config', 'threads', 'jobs', 'patch_size')
-    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    seeds = _one_setting(data, STORE_KEYS)
     assert data[0]['patch_size'] == 8 and data[0]['window'] == 12
-    seeds = {}
-    for r in data:
-        seeds.setdefault((r['task'], r['variant']), set()).add(r['seed'])
     assert {'fullres', report.RECIPE} <= {v for _, v in seeds} <= {
         'fullres', report.RECIPE, 'winwin_gridctx_max_r100_l3', 'winwin_ft_h50_r100_l23',
         'winwin_ft_r200_l3', 'winwin_gridctx_max_r200_l3'}
     for task in {t for t, _ in seeds}:  # every task compares the recipe with full resolution
         assert {(task, 'fullres'), (task, report.RECIPE)} <= set(seeds)
-    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(next(iter(seeds.values()))) >= 3
-    assert len({tuple(p['iter'] for p in r['points']) for r in data}) == 1
     assert report._size(data) == '192x384, patch 8'
     assert 'images, patch 8, windows of 12x12' in report.render('winwin-patch8-setting')
     costs = json.load(open(report.repo_path(*report.PATCH8_STEP_COSTS)))['_settings']
@@ -223,19 +220,12 @@ def test_the_large_patch8_store_is_one_setting_of_the_larger_image():
     iterations as there), the same >= 3 seeds, validated at the same iterations; its suite rows
     name the size and the patch."""
     data = json.load(open(report.repo_path(*report.PATCH8_LARGE_SESSION)))
-    keys = ('iters', 'img_size', 'window', 'batch_size', 'lr', 'val_every', 'num_train',
-            'num_val', 'config', 'threads', 'jobs', 'patch_size')
-    assert len({tuple(json.dumps(r[k]) for k in keys) for r in data}) == 1
+    seeds = _one_setting(data, STORE_KEYS)
     r = data[0]
     assert (r['patch_size'], r['window'], r['img_size'], r['iters']) == (8, 16, [256, 512], 1600)
     large = json.load(open(report.repo_path(*report.LARGE_BATCH)))[0]
     assert r['window'] * r['patch_size'] == large['window'] * 16 and r['iters'] == large['iters']
-    seeds = {}
-    for x in data:
-        seeds.setdefault((x['task'], x['variant']), set()).add(x['seed'])
     assert set(seeds) == {('long', 'fullres'), ('long', report.RECIPE)}
-    assert len({frozenset(s) for s in seeds.values()}) == 1 and len(seeds['long', 'fullres']) >= 3
-    assert len({tuple(p['iter'] for p in x['points']) for x in data}) == 1
     assert report._size(data) == '256x512, patch 8'
     assert 'long (256x512, patch 8)' in report.render('winwin-suite-criterion')
 
