@@ -18,6 +18,7 @@ import os
 import os.path as osp
 import runpy
 import sys
+import time
 import traceback
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -69,7 +70,13 @@ def make_data(work: str) -> None:
 
 
 def run_script(path: str, args: list[str]) -> dict:
-    """``python PATH ARGS`` in this process; the outcome and the error, if any."""
+    """``python PATH ARGS`` in this process; the outcome and the error, if any.
+
+    It starts in a new second of the clock: mmengine names a runner's logger after its config
+    and start second, and a second run of one config within that second in this process
+    (train.py, then test.py) would get the first run's logger and write to its log file. A
+    user's runs are separate processes, each with its own logger."""
+    time.sleep(1.01 - time.time() % 1)
     argv = sys.argv
     sys.argv = [path] + [str(a) for a in args]
     try:
