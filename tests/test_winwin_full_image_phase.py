@@ -202,6 +202,30 @@ def test_resized_phase_scale_1_is_the_host_loss_and_clashes_are_named():
                             full_image_phase=dict(begin=1, scale=0.5))
 
 
+def test_two_stage_phase_resized_then_full_size():
+    """full_size_fraction=0.5 over 8 iterations with begin=2: iterations 0-1 train on the
+    windows, 2-3 on whole images at half size (the resized stage's 2 x 3 token grid), 4-7 on
+    whole images at full size, where the loss is the host model's on the same weights."""
+    torch.manual_seed(0)
+    model = MODELS.build(_seg_cfg('WinWinEncoderDecoder', full_image_phase=dict(
+        begin=2, scale=0.5, full_size_fraction=0.5)))
+    host = MODELS.build(_seg_cfg('EncoderDecoder'))
+    host.load_state_dict(model.state_dict())
+    img, samples = _seg_batch()  # a 4 x 6 token grid; windows of 2 x 2 tokens
+    calls = _spy_forward_tokens(model.backbone)
+    for it in range(8):
+        model.set_train_progress(it, 8)
+        loss = model.loss(img, samples)['decode.loss_ce']
+        if it >= 4:
+            torch.testing.assert_close(loss, host.loss(img, samples)['decode.loss_ce'])
+    tokens = [n for n, *_ in calls]
+    # windows: 2 windows of 4 tokens; half size: 6 tokens; full size: all 24
+    assert tokens == [8, 8, 6, 6, 24, 24, 24, 24], tokens
+    # a stage that would be empty over the run is named when the run length is known
+    with pytest.raises(ValueError, match='one stage is empty'):
+        model.set_train_progress(0, 3)  # full size from round(0.5 * 3) = 2: begin 2, empty
+
+
 def _seg_batch_of(n, H=32, W=48, seed=0):
     """A batch of ``n`` images: the windows and shapes of :func:`_seg_batch`, cycled."""
     g = torch.Generator().manual_seed(seed)
@@ -361,6 +385,14 @@ def test_flow_windows_before_begin_whole_pair_from_begin():
     (dict(begin=3, batch_fraction=True), ValueError, r'batch_fraction must be'),
     (dict(begin=3, batch_fraction='1/2'), ValueError, r'batch_fraction must be'),
     (dict(batch_fraction=0.5), ValueError, 'exactly one'),
+    (dict(begin=3, full_size_fraction=0.5), ValueError, 'scale is None'),
+    (dict(begin=3, scale=1, full_size_fraction=0.5), ValueError, 'Set scale'),
+    (dict(begin=3, scale=0.5, full_size_fraction=1), ValueError,
+     r'full_size_fraction must be a number in \(0, 1\)'),
+    (dict(begin=3, scale=0.5, full_size_fraction=True), ValueError, 'in \\(0, 1\\)'),
+    (dict(begin_fraction=0.5, scale=0.5, full_size_fraction=0.5), ValueError,
+     'must come after begin_fraction'),
+    (dict(every=4, scale=0.5, full_size_fraction=0.5), ValueError, 'no meaning with every'),
 ])
 def test_bad_settings_are_named(setting, error, match):
     with pytest.raises(error, match=match):

@@ -64,7 +64,8 @@ def test_tokens_per_image_of_every_variant():
                        # a fixed 3x6 grid of context cells beside the windows
                        winwin_gridctx_max_r100_l3='90 then 288',
                        winwin_ft_h50_r100_l23='72 then 288', winwin_ft_r200_l3='72 then 288',
-                       winwin_gridctx_max_r200_l3='90 then 288')
+                       winwin_gridctx_max_r200_l3='90 then 288',
+                       winwin_ft_s50_s100_r100_l23='72 then 72 then 288')
     # at patch 8 the same image has 24x48 tokens, the same pixel windows 12x12 tokens each
     assert tokens_per_image('winwin_ft_r100_l3', (192, 384), 12, 144, patch_size=8) == \
         '288 then 1152'
@@ -172,3 +173,18 @@ def test_the_half_batch_phase_over_two_thirds_and_the_doubled_restart():
     assert cfg.model.context_tokens == dict(grid=(3, 6), reduce='max')
     assert cfg.param_scheduler == build_cfg('winwin_ft_r200_l3', 'D', 'W', (192, 384), 6, 144,
                                             2400, 4).param_scheduler
+
+
+def test_the_two_stage_phase_half_size_then_full_size():
+    # (E): windows to 1/3 of the run (800 of 2400), where the learning rate restarts at the
+    # optimizer's own; whole images at half size to 2/3 (1600), at full size from there
+    cfg = build_cfg('winwin_ft_s50_s100_r100_l23', 'D', 'W', (192, 384), 12, 144, 2400, 4,
+                    patch_size=8)
+    assert cfg.model.full_image_phase == dict(begin=800, scale=0.5, full_size_fraction=2 / 3)
+    warm, poly, restart = cfg.param_scheduler
+    assert (warm.begin, warm.end, poly.begin, poly.end) == (0, 240, 240, 800)
+    assert (restart.begin, restart.end, restart.periods, restart.restart_weights) == \
+        (800, 2400, [1600], [1.0])
+    # at patch 8 the half-size image has the windows' tokens: 12x24 = 2 windows of 12x12
+    assert tokens_per_image('winwin_ft_s50_s100_r100_l23', (192, 384), 12, 144,
+                            patch_size=8) == '288 then 288 then 1152'

@@ -74,6 +74,12 @@ VARIANTS = {
     # (A) and (C) together: the cue beside the windows, and the phase's doubled learning rate
     'winwin_gridctx_max_r200_l3': '(D) Win-Win + max-pooled context tokens on a fixed grid, '
                                   'then whole images for the last 1/3, phase LR restarted at 2',
+    # a two-stage phase: whole images at half size (a window step's tokens at patch 8, the cue
+    # still a token) over the middle third, where the learning rate restarts, then at full size
+    # for the last third: twice (r)'s whole-image steps for about the cost of (r)
+    'winwin_ft_s50_s100_r100_l23': '(E) Win-Win, then whole images at 1/2 size for the middle '
+                                   '1/3 and at full size for the last 1/3, phase LR restarted '
+                                   'at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -86,7 +92,11 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_ft_k75_r100_l3': (2 / 3, 1.0), 'winwin_grow_r100_l3': (2 / 3, 1.0),
                   'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_h50_r100_l23': (1 / 3, 1.0), 'winwin_ft_r200_l3': (2 / 3, 2.0),
-                  'winwin_gridctx_max_r200_l3': (2 / 3, 2.0)}
+                  'winwin_gridctx_max_r200_l3': (2 / 3, 2.0),
+                  'winwin_ft_s50_s100_r100_l23': (1 / 3, 1.0)}
+#: the two-stage phases: (scale of the first stage, fraction of the iterations from which the
+#: whole images are at full size: ``full_image_phase.full_size_fraction``)
+TWO_STAGE_PHASES = {'winwin_ft_s50_s100_r100_l23': (0.5, 2 / 3)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5, 'winwin_ft_h50_r100_l23': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
@@ -241,6 +251,9 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         model.full_image_phase = dict(begin=phase_begin(variant, iters), scale=scale)
     elif variant in RESTART_PHASES:
         model.full_image_phase = dict(begin=phase_begin(variant, iters))
+    if variant in TWO_STAGE_PHASES:
+        model.full_image_phase.update(scale=TWO_STAGE_PHASES[variant][0],
+                                      full_size_fraction=TWO_STAGE_PHASES[variant][1])
     if variant in PART_BATCH_PHASES:
         model.full_image_phase.batch_fraction = PART_BATCH_PHASES[variant]
     if variant in FROZEN_PHASES:
@@ -323,6 +336,9 @@ def tokens_per_image(variant: str, img_size: tuple[int, int], window: int, crop:
     if variant in RESIZED_PHASES:
         scale = RESIZED_PHASES[variant][1]
         return f'{tokens} then {math.ceil(gh * scale) * math.ceil(gw * scale)}'
+    if variant in TWO_STAGE_PHASES:
+        scale = TWO_STAGE_PHASES[variant][0]
+        return f'{tokens} then {math.ceil(gh * scale) * math.ceil(gw * scale)} then {whole}'
     ends_whole = variant.endswith('_ft') or variant in RESTART_PHASES
     return f'{tokens} then {whole}' if ends_whole else str(tokens)
 

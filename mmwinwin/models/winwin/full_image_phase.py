@@ -39,6 +39,14 @@ resized with the image (nearest pixel centre), as a resizing transform of the pi
 quarter of the tokens and of the pixels). A design option of this project (the paper trains on windows only); segmentor
 and depth estimator only.
 
+and, with ``scale`` below 1 and ``begin`` or ``begin_fraction``, ``full_size_fraction``: from
+``round(full_size_fraction * max_iters)`` on the phase's whole images are at full size, so the
+phase has two stages, resized whole images and then full-size ones.
+``dict(begin_fraction=1 / 3, scale=0.5, full_size_fraction=2 / 3)``: windows for the first
+third, whole images at half size (about a window step's cost at patch 8) for the second, at
+full size for the last. A design option of this project, measured against the phase
+(docs/winwin.md, variant (E)); segmentor and depth estimator only.
+
 and, with any of them, ``batch_fraction`` (default 1): a whole-image step trains on the first
 ``ceil(batch_fraction * B)`` images of its batch of ``B`` (the sampler's order is random, so a
 random subset) and leaves the others, so a phase step costs about ``batch_fraction`` of a
@@ -90,10 +98,10 @@ from ...layers.settings import check_settings_keys
 
 __all__ = ['FullImagePhaseMixin', 'check_full_image_phase', 'frozen_lower_blocks',
            'full_image_phase_batch', 'full_image_phase_begin', 'full_image_phase_frozen_blocks',
-           'full_image_phase_scale']
+           'full_image_phase_full_size_begin', 'full_image_phase_scale']
 
 _WHEN = ('begin', 'begin_fraction', 'every')
-_KEYS = _WHEN + ('scale', 'batch_fraction', 'frozen_blocks', 'train_cfg')
+_KEYS = _WHEN + ('scale', 'full_size_fraction', 'batch_fraction', 'frozen_blocks', 'train_cfg')
 _HOOK = ("add dict(type='FullImagePhaseHook') to custom_hooks (every mmwinwin config has it "
          "through configs/_base_/mmwinwin_runtime.py), or call "
          "model.set_train_progress(iteration, max_iters) before each step")
@@ -127,6 +135,29 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
     check_settings_keys(setting, _KEYS, 'full_image_phase')
     scale = _fraction(setting, 'scale', "the size of the phase's whole images relative to "
                       'the training images, e.g. 0.5')
+    full_size = setting.get('full_size_fraction')
+    if full_size is not None:
+        if isinstance(full_size, bool) or not isinstance(full_size, (int, float)) \
+                or not 0 < full_size < 1:
+            raise ValueError(f'full_image_phase.full_size_fraction must be a number in (0, 1) '
+                             f"(the fraction of max_iters from which the phase's whole images "
+                             f'are at full size, e.g. 2 / 3); got {full_size!r}.')
+        if scale in (None, 1):
+            raise ValueError(f'full_image_phase={dict(setting)}: full_size_fraction ends the '
+                             f'resized stage of a phase whose images are resized (scale < 1), '
+                             f'but scale is {scale!r}. Set scale (e.g. 0.5) or drop '
+                             f'full_size_fraction.')
+        if setting.get('every') is not None:
+            raise ValueError(f'full_image_phase={dict(setting)}: full_size_fraction splits a '
+                             f'final phase (begin or begin_fraction) into resized and full-size '
+                             f'stages; it has no meaning with every. Drop full_size_fraction.')
+        begins = setting.get('begin_fraction')
+        if isinstance(begins, (int, float)) and not isinstance(begins, bool) \
+                and full_size <= begins:
+            raise ValueError(f'full_image_phase.full_size_fraction={full_size} must come after '
+                             f'begin_fraction={begins}: the phase begins resized, then turns to '
+                             f'full size. For a phase at full size throughout drop scale and '
+                             f'full_size_fraction.')
     share = _fraction(setting, 'batch_fraction', "the share of each batch's images a "
                       'whole-image step trains on, e.g. 0.5')
     frozen = setting.get('frozen_blocks')
@@ -145,7 +176,8 @@ def check_full_image_phase(setting: dict | None, resized_for: str | None = None,
     if resized_for is not None and scale not in (None, 1):
         raise ValueError(f"full_image_phase={dict(setting)}: 'scale' (resized whole images) is "
                          f'for the Win-Win segmentors and depth estimators; this model trains '
-                         f'its phase on {resized_for} at full size. Drop full_image_phase.scale.')
+                         f'its phase on {resized_for} at full size. Drop full_image_phase.scale '
+                         f'(and full_size_fraction).')
     if resized_for is not None and frozen:
         raise ValueError(f"full_image_phase={dict(setting)}: 'frozen_blocks' (the backbone's "
                          f'first blocks left unchanged in the phase) is for the Win-Win '
@@ -194,6 +226,26 @@ def full_image_phase_scale(setting: dict | None) -> float:
     """The size factor of the phase's whole images (1.0: the training images as they are)."""
     scale = (setting or {}).get('scale')
     return 1.0 if scale is None else float(scale)
+
+
+def full_image_phase_full_size_begin(setting: dict | None, max_iters: int | None) -> int | None:
+    """The first iteration whose whole images are at full size in a two-stage phase
+    (``full_size_fraction``), ``None`` without one. It must come after the phase's begin and
+    before the end of training: a stage that never runs is an error, not a silent phase."""
+    frac = (setting or {}).get('full_size_fraction')
+    if frac is None:
+        return None
+    if max_iters is None:
+        raise ValueError('full_image_phase.full_size_fraction needs the run length '
+                         '(max_iters): ' + _HOOK + '.')
+    at = int(round(frac * max_iters))
+    begin = full_image_phase_begin(setting, max_iters)
+    if not begin < at < max_iters:
+        raise ValueError(f'full_image_phase={dict(setting)} over max_iters={max_iters}: the '
+                         f'resized stage runs from iteration {begin} and full size from {at}, '
+                         f'so one stage is empty. Choose full_size_fraction so that both '
+                         f'stages have iterations, or drop it.')
+    return at
 
 
 def full_image_phase_batch(setting: dict | None, batch_size: int) -> int:
@@ -275,6 +327,7 @@ class FullImagePhaseMixin:
         """Record the (0-based) iteration about to be trained and the run length."""
         if self.full_image_phase is not None:  # checks begin against max_iters
             full_image_phase_begin(self.full_image_phase, max_iters)
+            full_image_phase_full_size_begin(self.full_image_phase, max_iters)
         self.train_iteration = int(iteration)
         self.train_max_iters = None if max_iters is None else int(max_iters)
 
@@ -291,3 +344,11 @@ class FullImagePhaseMixin:
             return self.train_iteration % every == every - 1
         return self.train_iteration >= full_image_phase_begin(self.full_image_phase,
                                                               self.train_max_iters)
+
+    def full_image_phase_scale_now(self) -> float:
+        """The size factor of this step's whole images: the setting's ``scale``, or 1 from
+        ``full_size_fraction`` on (a two-stage phase)."""
+        full_size = full_image_phase_full_size_begin(self.full_image_phase, self.train_max_iters)
+        if full_size is not None and self.train_iteration >= full_size:
+            return 1.0
+        return full_image_phase_scale(self.full_image_phase)

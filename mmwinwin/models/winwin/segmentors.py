@@ -296,7 +296,7 @@ class WinWinMixin(FullImagePhaseMixin):
         if self.in_full_image_phase():
             keep = full_image_phase_batch(self.full_image_phase, len(data_samples))
             inputs, data_samples = inputs[:keep], data_samples[:keep]
-            scale = full_image_phase_scale(self.full_image_phase)
+            scale = self.full_image_phase_scale_now()
             with frozen_lower_blocks(self.backbone,
                                      full_image_phase_frozen_blocks(self.full_image_phase)):
                 if scale == 1:
