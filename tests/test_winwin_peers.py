@@ -53,6 +53,12 @@ def test_same_budget_of_every_peer():
     assert lowres_size((192, 384), 6) == (96, 192)
     assert lowres_size((256, 512), 8) == (128, 256)
     assert set(PEERS) <= set(VARIANTS)
+    # at patch 8 the same 96x96-pixel windows are 12x12 tokens: the budget (288 of 24x48
+    # tokens) is again the half-size image, in the pipeline and the data preprocessor alike
+    cfg = build_cfg('lowres', 'D', 'W', (192, 384), 12, 144, 2400, 4, patch_size=8)
+    resize = next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'Resize')
+    assert tuple(resize['scale']) == (192, 96)
+    assert tuple(cfg.model.data_preprocessor.size) == (96, 192)
 
 
 @pytest.fixture(scope='module')

@@ -227,8 +227,6 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
 
     model = cfg.model
     model.type = 'WinWinEncoderDecoder' if windows else 'EncoderDecoder'
-    model.data_preprocessor.size = (crop, crop) if variant == 'crop' else \
-        lowres_size(img_size, window) if variant == 'lowres' else tuple(img_size)
     backbone = model.backbone
     backbone.arch.update(embed_dims=embed_dims, num_layers=num_layers)
     if patch_size is not None:
@@ -237,6 +235,9 @@ def build_cfg(variant: str, data_root: str, work_dir: str, img_size: tuple[int, 
         backbone.patch_size = patch_size
     backbone.update(img_size=tuple(img_size), out_indices=(num_layers - 1,),
                     use_rope=not abspos, use_abs_pos_embed=abspos)
+    model.data_preprocessor.size = (crop, crop) if variant == 'crop' else \
+        lowres_size(img_size, window, backbone.patch_size) if variant == 'lowres' else \
+        tuple(img_size)  # the low resolution counts tokens of the backbone's patch size
     head = model.decode_head
     head.update(in_channels=embed_dims, channels=embed_dims, num_classes=len(classes))
     head.loss_decode.class_weight = [bg_weight] + [1.0] * (len(classes) - 1)
