@@ -43,7 +43,7 @@ def test_the_suite_table_covers_every_task_of_every_batch():
     for prefix, res in batches:
         own = report.render(f'{prefix}-criterion-recipes')
         own_in_docs = f'<!-- report: {prefix}-criterion-recipes -->' in winwin_md
-        size = 'x'.join(str(v) for v in res[0]['img_size'])
+        size = report._size(res)  # '192x384', or '256x512, patch 8' for a store at patch 8
         for task in {r['task'] for r in res}:
             assert f'| {task} ({size}) |' in text, (task, size)
             for recipe in report._recipes(res):
@@ -215,7 +215,7 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
 
 
 def test_the_large_patch8_store_is_one_setting_of_the_larger_image():
-    """The 256x512 patch-8 store: full resolution and (r) on `long`, one setting (patch 8,
+    """The 256x512 patch-8 store: full resolution, (r) and (E) on `long`, one setting (patch 8,
     windows of 16x16 tokens: the 128x128-pixel windows of the 256x512 store at patch 16, 1600
     iterations as there), the same >= 3 seeds, validated at the same iterations; its suite rows
     name the size and the patch."""
@@ -225,7 +225,8 @@ def test_the_large_patch8_store_is_one_setting_of_the_larger_image():
     assert (r['patch_size'], r['window'], r['img_size'], r['iters']) == (8, 16, [256, 512], 1600)
     large = json.load(open(report.repo_path(*report.LARGE_BATCH)))[0]
     assert r['window'] * r['patch_size'] == large['window'] * 16 and r['iters'] == large['iters']
-    assert set(seeds) == {('long', 'fullres'), ('long', report.RECIPE)}
+    assert set(seeds) == {('long', 'fullres'), ('long', report.RECIPE),
+                          ('long', 'winwin_ft_s50_s100_r100_l23')}
     assert report._size(data) == '256x512, patch 8'
     assert 'long (256x512, patch 8)' in report.render('winwin-suite-criterion')
 
