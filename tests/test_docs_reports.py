@@ -205,7 +205,8 @@ def test_the_patch8_store_is_one_setting_at_patch_8():
     assert data[0]['patch_size'] == 8 and data[0]['window'] == 12
     assert {'fullres', report.RECIPE} <= {v for _, v in seeds} <= {
         'fullres', report.RECIPE, 'winwin_gridctx_max_r100_l3', 'winwin_ft_h50_r100_l23',
-        'winwin_ft_r200_l3', 'winwin_gridctx_max_r200_l3', 'winwin_ft_s50_s100_r100_l23'}
+        'winwin_ft_r200_l3', 'winwin_gridctx_max_r200_l3', 'winwin_ft_s50_s100_r100_l23',
+        'winwin_ft_s50_s100_r100_l56'}
     for task in {t for t, _ in seeds}:  # every task compares the recipe with full resolution
         assert {(task, 'fullres'), (task, report.RECIPE)} <= set(seeds)
     assert report._size(data) == '192x384, patch 8'

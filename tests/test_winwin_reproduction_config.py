@@ -65,7 +65,8 @@ def test_tokens_per_image_of_every_variant():
                        winwin_gridctx_max_r100_l3='90 then 288',
                        winwin_ft_h50_r100_l23='72 then 288', winwin_ft_r200_l3='72 then 288',
                        winwin_gridctx_max_r200_l3='90 then 288',
-                       winwin_ft_s50_s100_r100_l23='72 then 72 then 288')
+                       winwin_ft_s50_s100_r100_l23='72 then 72 then 288',
+                       winwin_ft_s50_s100_r100_l56='72 then 72 then 288')
     # at patch 8 the same image has 24x48 tokens, the same pixel windows 12x12 tokens each
     assert tokens_per_image('winwin_ft_r100_l3', (192, 384), 12, 144, patch_size=8) == \
         '288 then 1152'
@@ -188,3 +189,9 @@ def test_the_two_stage_phase_half_size_then_full_size():
     # at patch 8 the half-size image has the windows' tokens: 12x24 = 2 windows of 12x12
     assert tokens_per_image('winwin_ft_s50_s100_r100_l23', (192, 384), 12, 144,
                             patch_size=8) == '288 then 288 then 1152'
+    # (F): the same stages with the half-size one (and the restart) from 1/6 (400 of 2400)
+    cfg = build_cfg('winwin_ft_s50_s100_r100_l56', 'D', 'W', (192, 384), 12, 144, 2400, 4,
+                    patch_size=8)
+    assert cfg.model.full_image_phase == dict(begin=400, scale=0.5, full_size_fraction=2 / 3)
+    warm, poly, restart = cfg.param_scheduler
+    assert (warm.end, poly.end, restart.begin, restart.periods) == (240, 400, 400, [2000])

@@ -146,12 +146,13 @@ PEERS = ('winwin', 'random_tokens', 'window1', 'windows4', 'lowres')
 #: the detection variants (v), (w) and (x); the windows growing (y) and shrinking (z); (r) with
 #: max-pooled context tokens on a fixed grid (A); (t)'s phase over the last 2/3 (B); (r) with
 #: the phase's learning rate restarted at 2 (C); (A) with (C)'s restart (D); a two-stage phase,
-#: half size, then full size (E)
+#: half size, then full size (E), its half-size stage from 1/6 (F)
 RECIPES = (RECIPE, PHASE_R100, 'winwin_ft', 'winwin_ft_s50', 'winwin_ft_s75',
            'winwin_ft_h50_r100_l3', 'winwin_ft_k75_r100_l3', PHASE_TWIN, PHASE_TWIN_SIXTH,
            PHASE_TWIN_PART, 'winwin_grow_r100_l3', 'winwin_shrink_r100_l3',
            'winwin_gridctx_max_r100_l3', 'winwin_ft_h50_r100_l23', 'winwin_ft_r200_l3',
-           'winwin_gridctx_max_r200_l3', 'winwin_ft_s50_s100_r100_l23')
+           'winwin_gridctx_max_r200_l3', 'winwin_ft_s50_s100_r100_l23',
+           'winwin_ft_s50_s100_r100_l56')
 #: a screening of the phase's learning rate and length (a few seeds of the harder tasks,
 #: ``winwin_curves --out docs/curves/phase_lr_screen``), read beside the same-batch runs
 PHASE_LR_SCREEN = ('docs', 'curves', 'phase_lr_screen', 'curves.json')

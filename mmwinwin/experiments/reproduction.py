@@ -80,6 +80,9 @@ VARIANTS = {
     'winwin_ft_s50_s100_r100_l23': '(E) Win-Win, then whole images at 1/2 size for the middle '
                                    '1/3 and at full size for the last 1/3, phase LR restarted '
                                    'at 1',
+    # (E) with the half-size stage from 1/6 of the run: 1200 half-size steps to learn the cue
+    'winwin_ft_s50_s100_r100_l56': '(F) Win-Win, then whole images at 1/2 size from 1/6 and '
+                                   'at full size for the last 1/3, phase LR restarted at 1',
 }
 #: the resized whole-image phases of the winwin_ft_s* variants: (begin fraction, scale)
 RESIZED_PHASES = {'winwin_ft_s50': (2 / 3, 0.5), 'winwin_ft_s75': (5 / 6, 0.75),
@@ -93,10 +96,12 @@ RESTART_PHASES = {'winwin_ft_r50': (5 / 6, 0.5), 'winwin_ft_r100': (5 / 6, 1.0),
                   'winwin_shrink_r100_l3': (2 / 3, 1.0), 'winwin_gridctx_max_r100_l3': (2 / 3, 1.0),
                   'winwin_ft_h50_r100_l23': (1 / 3, 1.0), 'winwin_ft_r200_l3': (2 / 3, 2.0),
                   'winwin_gridctx_max_r200_l3': (2 / 3, 2.0),
-                  'winwin_ft_s50_s100_r100_l23': (1 / 3, 1.0)}
+                  'winwin_ft_s50_s100_r100_l23': (1 / 3, 1.0),
+                  'winwin_ft_s50_s100_r100_l56': (1 / 6, 1.0)}
 #: the two-stage phases: (scale of the first stage, fraction of the iterations from which the
 #: whole images are at full size: ``full_image_phase.full_size_fraction``)
-TWO_STAGE_PHASES = {'winwin_ft_s50_s100_r100_l23': (0.5, 2 / 3)}
+TWO_STAGE_PHASES = {'winwin_ft_s50_s100_r100_l23': (0.5, 2 / 3),
+                    'winwin_ft_s50_s100_r100_l56': (0.5, 2 / 3)}
 #: the phases that train each whole-image step on part of its batch: batch_fraction
 PART_BATCH_PHASES = {'winwin_ft_h50_r100_l3': 0.5, 'winwin_ft_h50_r100_l23': 0.5}
 #: the phases that leave the backbone's lower blocks as the windows trained them: the share of
