@@ -227,7 +227,8 @@ def test_the_large_patch8_store_is_one_setting_of_the_larger_image():
     large = json.load(open(report.repo_path(*report.LARGE_BATCH)))[0]
     assert r['window'] * r['patch_size'] == large['window'] * 16 and r['iters'] == large['iters']
     assert set(seeds) == {('long', 'fullres'), ('long', report.RECIPE),
-                          ('long', 'winwin_ft_s50_s100_r100_l23')}
+                          ('long', 'winwin_ft_s50_s100_r100_l23'),
+                          ('long', 'winwin_ft_s50_s100_r100_l56')}
     assert report._size(data) == '256x512, patch 8'
     assert 'long (256x512, patch 8)' in report.render('winwin-suite-criterion')
 
